@@ -1,0 +1,45 @@
+# Two commands do everything: `make run` (the whole platform on localhost) and `make test`.
+# Both create the virtual environment and install what they need on their own.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+PORT ?= 3000
+
+.PHONY: run test lint format validate bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet ".[local,dev]"
+	touch $@
+
+run: $(VENV)/.installed
+	PORT=$(PORT) $(PY) -m local
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/cfn-lint template.yaml
+	$(PY) -m pytest
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# SAM CLI pins its own boto3/pydantic, so it lives in a virtual environment of its own.
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet "aws-sam-cli>=1.120,<2"
+	touch $@
+
+validate: $(SAM_VENV)/.installed
+	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint
+
+bench: $(VENV)/.installed
+	$(PY) -m bench.cold_start
+	$(PY) -m bench.aws_calls
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local-data

@@ -1,0 +1,21 @@
+"""API keys: random secrets shown once, stored only as SHA-256 hashes (they carry 256 bits of entropy,
+so a fast hash is enough: there is nothing to brute-force)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+PREFIX = "kallo_"
+
+
+def generate() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def looks_valid(key: str) -> bool:
+    return key.startswith(PREFIX) and 16 <= len(key) <= 128

@@ -1,0 +1,1 @@
+"""The permission model: the role → permission table (`policy`) and its evaluation (`access`)."""

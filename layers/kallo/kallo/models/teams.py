@@ -1,0 +1,33 @@
+"""Teams and team users."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from kallo.models.common import ApiModel, Id, Name, ResponseModel
+
+
+class TeamCreate(ApiModel):
+    id: Id | None = None
+    name: Name
+    # Accepted for compatibility with the seed's request sample; the server sets both.
+    created_by: Id | None = Field(default=None, alias="createdBy")
+    created_at: str | None = Field(default=None, alias="createdAt", max_length=64)
+
+
+class TeamUpdate(ApiModel):
+    name: Name
+
+
+class Team(ResponseModel):
+    id: str
+    name: str
+    created_by: str = Field(alias="createdBy")
+    created_at: str = Field(alias="createdAt")
+
+
+class TeamUser(ResponseModel):
+    team_id: str = Field(alias="teamId")
+    user_id: str = Field(alias="userId")
+    is_owner: bool = Field(alias="isOwner")
+    created_at: str = Field(alias="createdAt")

@@ -1,0 +1,38 @@
+"""Configuration, read once per container from the environment (names are `KALLO_<FIELD>`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OidcIssuer(BaseModel):
+    """An OpenID Connect issuer whose ID tokens are accepted as FirebaseAuth (Firebase, Cognito, ...)."""
+
+    issuer: str
+    audience: str
+    jwks_uri: str = Field(alias="jwksUri")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KALLO_", frozen=True)
+
+    table_name: str = "kallo"
+    bucket_name: str = ""
+    # Secrets Manager secret holding the HMAC key that signs our access tokens.
+    jwt_secret_arn: str = ""
+    jwt_issuer: str = "https://api.kallo.local"
+    jwt_audience: str = "kallo-api"
+    max_token_lifetime_days: int = 30
+    # How long a verified credential may be trusted without re-reading it (revocation delay).
+    credential_cache_seconds: int = 60
+    oidc_issuers: list[OidcIssuer] = []
+    invitation_ttl_days: int = 30
+    version: str = "4.9.1"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

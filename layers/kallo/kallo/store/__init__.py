@@ -1,0 +1,1 @@
+"""The single-table data access layer. Keys are built only in `keys`; see its docstring for the chart."""

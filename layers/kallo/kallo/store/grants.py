@@ -1,0 +1,81 @@
+"""Grant items: who holds which role on which object (access patterns 3 to 6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kallo.store import keys
+from kallo.store.keys import Ref
+from kallo.store.table import Page, table
+
+
+def item(obj: Ref, grantee: Ref, role: str, *, created_by: str, created_at: str) -> dict[str, Any]:
+    return {
+        **keys.grant_key(obj, grantee),
+        **keys.grant_index_keys(obj, grantee),
+        "entity": "grant",
+        "objectType": obj.type,
+        "objectId": obj.id,
+        "granteeType": grantee.type,
+        "granteeId": grantee.id,
+        "role": role,
+        "createdBy": created_by,
+        "createdAt": created_at,
+    }
+
+
+def get(obj: Ref, grantee: Ref) -> dict[str, Any] | None:
+    return table().get(keys.grant_key(obj, grantee))
+
+
+def batch_get(pairs: list[tuple[Ref, Ref]]) -> dict[tuple[Ref, Ref], dict[str, Any]]:
+    """The grants that exist among (object, grantee) pairs."""
+    found = table().batch_get(keys.grant_key(o, g) for o, g in pairs)
+    return {(object_ref(g), grantee_ref(g)): g for g in found}
+
+
+def structural(obj: Ref) -> list[dict[str, Any]]:
+    """Grants whose grantee is a convo, team or topic: ownership by them, and dependent links."""
+    return table().query_all(keys.object_pk(obj), between=keys.structural_grant_range())
+
+
+def of_object(
+    obj: Ref, *, grantee_type: str | None = None, limit: int | None = None, next_token: str | None = None
+) -> Page:
+    prefix = f"GRANT#{grantee_type}#" if grantee_type else "GRANT#"
+    return table().query(keys.object_pk(obj), prefix=prefix, limit=limit, next_token=next_token)
+
+
+def all_of_object(obj: Ref, *, grantee_type: str | None = None) -> list[dict[str, Any]]:
+    prefix = f"GRANT#{grantee_type}#" if grantee_type else "GRANT#"
+    return table().query_all(keys.object_pk(obj), prefix=prefix)
+
+
+def of_grantee(
+    grantee: Ref, *, object_type: str | None = None, limit: int | None = None, next_token: str | None = None
+) -> Page:
+    prefix = f"{object_type}#" if object_type else None
+    return table().query(
+        keys.grantee_pk(grantee), index="GSI1", prefix=prefix, limit=limit, next_token=next_token
+    )
+
+
+def all_of_grantee(grantee: Ref, *, object_type: str | None = None) -> list[dict[str, Any]]:
+    prefix = f"{object_type}#" if object_type else None
+    return table().query_all(keys.grantee_pk(grantee), index="GSI1", prefix=prefix)
+
+
+def count_of_grantee(grantee: Ref, object_type: str) -> int:
+    return table().count(keys.grantee_pk(grantee), index="GSI1", prefix=f"{object_type}#")
+
+
+def object_ref(grant: dict[str, Any]) -> Ref:
+    return Ref(grant["objectType"], grant["objectId"])
+
+
+def grantee_ref(grant: dict[str, Any]) -> Ref:
+    return Ref(grant["granteeType"], grant["granteeId"])
+
+
+def owner_of(grants: list[dict[str, Any]]) -> Ref | None:
+    return next((grantee_ref(g) for g in grants if g["role"] == "owner"), None)

@@ -1,0 +1,130 @@
+"""Key builders for the single DynamoDB table, and the entity chart they implement.
+
+Every item has `PK` and `SK`; some also fill the overloaded global secondary index GSI1
+(`GSI1PK`/`GSI1SK`) and carry `ttl` (epoch seconds) for DynamoDB's time-to-live.
+
+Entity chart
+| entity          | PK                      | SK                              | GSI1PK                          | GSI1SK                     | ttl |
+|-----------------|-------------------------|---------------------------------|---------------------------------|----------------------------|-----|
+| object (user, team, topic, convo, prompt, data_source) | `OBJ#<type>#<id>` | `#META` | -            | -                          |     |
+| grant           | `OBJ#<type>#<id>`       | `GRANT#<granteeType>#<granteeId>` | `GRANTEE#<granteeType>#<granteeId>` | `<type>#<id>`     |     |
+| invitation      | `OBJ#<type>#<id>`       | `INVITE#<email>`                | `INVITEE#<email>`               | `<type>#<id>`              | yes |
+| unique firebase id | `FIREBASE#<firebaseId>` | `#UNIQUE`                    | -                               | -                          |     |
+| unique email    | `EMAIL#<email>`         | `#UNIQUE`                       | -                               | -                          |     |
+| API key         | `APIKEY#<sha256 of key>`| `#META`                         | `APIKEYS#<userId>`              | `<createdAt>`              |     |
+| access token    | `TOKEN#<jti>`           | `#META`                         | `TOKENS#<creator userId>`       | `<createdAt>`              | yes |
+| step            | `OBJ#convo#<convoId>`   | `STEP#<createdAt>#<stepId>`     | `STEP#<stepId>`                 | `#META`                    |     |
+
+A grant says "grantee G holds role R on object O"; there is at most one per (object, grantee). Grants
+whose grantee is a team, topic or convo ("structural" grants: ownership and dependent links) sort
+before user grants (`GRANT#convo#`, `GRANT#team#`, `GRANT#topic#` < `GRANT#user#`), so one query reads
+an object's structural grants without touching its (possibly many) user grants.
+
+Access patterns
+| #  | pattern                                      | key condition                                              | method |
+|----|----------------------------------------------|------------------------------------------------------------|--------|
+| 1  | get an object                                | PK=`OBJ#t#id`, SK=`#META`                                  | `objects.get` |
+| 2  | get many objects                             | BatchGetItem of (1)                                        | `objects.batch_get` |
+| 3  | a grantee's grant on an object               | PK=`OBJ#t#id`, SK=`GRANT#gt#gid`                           | `grants.get` |
+| 4  | an object's structural grants                | PK=`OBJ#t#id`, SK between `GRANT#` and `GRANT#topic#~`     | `grants.structural` |
+| 5  | an object's user grants (e.g. team members)  | PK=`OBJ#t#id`, SK begins_with `GRANT#user#`                | `grants.of_object` |
+| 6  | the objects a grantee holds grants on        | GSI1PK=`GRANTEE#gt#gid`, GSI1SK begins_with `<type>#`      | `grants.of_grantee` |
+| 7  | a user by Firebase id / email                | PK=`FIREBASE#fid` / `EMAIL#email`, SK=`#UNIQUE`, then (1)  | `users.find_by_*` |
+| 8  | an object's invitations                      | PK=`OBJ#t#id`, SK begins_with `INVITE#`                    | `invitations.of_object` |
+| 9  | invitations sent to an email                 | GSI1PK=`INVITEE#email`                                     | `invitations.for_email` |
+| 10 | an API key by its hash                       | PK=`APIKEY#hash`, SK=`#META`                               | `credentials.get_api_key` |
+| 11 | an access token by id                        | PK=`TOKEN#jti`, SK=`#META`                                 | `credentials.get_access_token` |
+| 12 | a convo's steps, oldest first                | PK=`OBJ#convo#id`, SK begins_with `STEP#` (> `STEP#<after>`) | `steps.of_convo` |
+| 13 | a step by id                                 | GSI1PK=`STEP#<stepId>`                                     | `steps.get` |
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+META = "#META"
+UNIQUE = "#UNIQUE"
+# The highest structural grantee type, plus a character above every id character.
+_STRUCTURAL_END = "GRANT#topic#~"
+
+
+class Ref(NamedTuple):
+    """A typed reference to an object: an objectType (or granteeType) and its id."""
+
+    type: str
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.type}#{self.id}"
+
+
+def object_pk(ref: Ref) -> str:
+    return f"OBJ#{ref.type}#{ref.id}"
+
+
+def object_key(ref: Ref) -> dict[str, str]:
+    return {"PK": object_pk(ref), "SK": META}
+
+
+def grant_sk(grantee: Ref) -> str:
+    return f"GRANT#{grantee.type}#{grantee.id}"
+
+
+def grant_key(obj: Ref, grantee: Ref) -> dict[str, str]:
+    return {"PK": object_pk(obj), "SK": grant_sk(grantee)}
+
+
+def grant_index_keys(obj: Ref, grantee: Ref) -> dict[str, str]:
+    return {"GSI1PK": grantee_pk(grantee), "GSI1SK": str(obj)}
+
+
+def grantee_pk(grantee: Ref) -> str:
+    return f"GRANTEE#{grantee.type}#{grantee.id}"
+
+
+def structural_grant_range() -> tuple[str, str]:
+    return "GRANT#", _STRUCTURAL_END
+
+
+def user_grant_prefix() -> str:
+    return "GRANT#user#"
+
+
+def invitation_key(obj: Ref, email: str) -> dict[str, str]:
+    return {"PK": object_pk(obj), "SK": f"INVITE#{email}"}
+
+
+def invitee_pk(email: str) -> str:
+    return f"INVITEE#{email}"
+
+
+def firebase_key(firebase_id: str) -> dict[str, str]:
+    return {"PK": f"FIREBASE#{firebase_id}", "SK": UNIQUE}
+
+
+def email_key(email: str) -> dict[str, str]:
+    return {"PK": f"EMAIL#{email}", "SK": UNIQUE}
+
+
+def api_key_key(key_hash: str) -> dict[str, str]:
+    return {"PK": f"APIKEY#{key_hash}", "SK": META}
+
+
+def api_keys_of_user_pk(user_id: str) -> str:
+    return f"APIKEYS#{user_id}"
+
+
+def access_token_key(token_id: str) -> dict[str, str]:
+    return {"PK": f"TOKEN#{token_id}", "SK": META}
+
+
+def access_tokens_of_creator_pk(user_id: str) -> str:
+    return f"TOKENS#{user_id}"
+
+
+def step_sk(created_at: str, step_id: str) -> str:
+    return f"STEP#{created_at}#{step_id}"
+
+
+def step_index_pk(step_id: str) -> str:
+    return f"STEP#{step_id}"

@@ -1,0 +1,295 @@
+"""Generic operations on the single table over the low-level DynamoDB client.
+
+Items go in and come out as plain Python dicts (floats are stored as Numbers and read back as int or
+float). Conditional failures surface as `Conflict`; nothing here knows about entities.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from kallo import aws
+from kallo.errors import BadRequest, Conflict
+from kallo.settings import get_settings
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+BATCH_GET_LIMIT = 100
+BATCH_WRITE_LIMIT = 25
+TRANSACT_LIMIT = 100
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def serialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(_to_dynamo(v)) for k, v in item.items() if v is not None}
+
+
+def deserialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    next_token: str | None
+
+
+def _encode_token(last_key: dict[str, Any] | None) -> str | None:
+    if not last_key:
+        return None
+    raw = json.dumps(deserialize(last_key), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str, partition_attr: str, partition_value: str) -> dict[str, Any]:
+    """Decode a cursor, refusing any that does not belong to the query it is used with."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
+        raise BadRequest("nextToken is not a cursor this API issued", code="invalid_next_token") from error
+    if (
+        not isinstance(key, dict)
+        or key.get(partition_attr) != partition_value
+        or not all(isinstance(v, str) for v in key.values())
+    ):
+        raise BadRequest("nextToken is not a cursor this API issued", code="invalid_next_token")
+    return serialize(key)
+
+
+class Table:
+    """The single table. One instance per container, created by `table()`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def _client(self) -> Any:
+        return aws.client("dynamodb")
+
+    def get(self, key: dict[str, str], *, consistent: bool = False) -> dict[str, Any] | None:
+        response = self._client.get_item(TableName=self.name, Key=serialize(key), ConsistentRead=consistent)
+        item = response.get("Item")
+        return deserialize(item) if item else None
+
+    def batch_get(self, keys: Iterable[dict[str, str]]) -> list[dict[str, Any]]:
+        """Read many items; missing ones are simply absent from the result (order is not kept)."""
+        unique = list({(k["PK"], k["SK"]): k for k in keys}.values())
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(unique), BATCH_GET_LIMIT):
+            request = {self.name: {"Keys": [serialize(k) for k in unique[start : start + BATCH_GET_LIMIT]]}}
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                found.extend(deserialize(i) for i in response.get("Responses", {}).get(self.name, []))
+                request = response.get("UnprocessedKeys") or None
+        return found
+
+    def query(
+        self,
+        partition: str,
+        *,
+        index: str | None = None,
+        prefix: str | None = None,
+        between: tuple[str, str] | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        next_token: str | None = None,
+        newest_first: bool = False,
+    ) -> Page:
+        """One page of a key-condition query on the table or GSI1 (`index="GSI1"`)."""
+        pk_attr, sk_attr = ("GSI1PK", "GSI1SK") if index else ("PK", "SK")
+        names = {"#pk": pk_attr}
+        values: dict[str, Any] = {":pk": partition}
+        condition = "#pk = :pk"
+        if prefix is not None:
+            condition += " AND begins_with(#sk, :prefix)"
+            names["#sk"], values[":prefix"] = sk_attr, prefix
+        elif between is not None:
+            condition += " AND #sk BETWEEN :low AND :high"
+            names["#sk"], values[":low"], values[":high"] = sk_attr, between[0], between[1]
+        elif after is not None:
+            condition += " AND #sk > :after"
+            names["#sk"], values[":after"] = sk_attr, after
+        params: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": serialize(values),
+            "ScanIndexForward": not newest_first,
+        }
+        if index:
+            params["IndexName"] = index
+        if limit:
+            params["Limit"] = limit
+        if next_token:
+            params["ExclusiveStartKey"] = _decode_token(next_token, pk_attr, partition)
+        response = self._client.query(**params)
+        items = [deserialize(i) for i in response.get("Items", [])]
+        return Page(items, _encode_token(response.get("LastEvaluatedKey")))
+
+    def query_all(self, partition: str, **conditions: Any) -> list[dict[str, Any]]:
+        """Every item a query matches, following the pages."""
+        items: list[dict[str, Any]] = []
+        token = None
+        while True:
+            page = self.query(partition, next_token=token, **conditions)
+            items.extend(page.items)
+            token = page.next_token
+            if not token:
+                return items
+
+    def count(self, partition: str, *, index: str | None = None, prefix: str | None = None) -> int:
+        pk_attr, sk_attr = ("GSI1PK", "GSI1SK") if index else ("PK", "SK")
+        params: dict[str, Any] = {
+            "TableName": self.name,
+            "Select": "COUNT",
+            "KeyConditionExpression": "#pk = :pk" + (" AND begins_with(#sk, :prefix)" if prefix else ""),
+            "ExpressionAttributeNames": {"#pk": pk_attr, **({"#sk": sk_attr} if prefix else {})},
+            "ExpressionAttributeValues": serialize({":pk": partition, **({":prefix": prefix} if prefix else {})}),
+        }
+        if index:
+            params["IndexName"] = index
+        total = 0
+        while True:
+            response = self._client.query(**params)
+            total += response["Count"]
+            if "LastEvaluatedKey" not in response:
+                return total
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def put(self, item: dict[str, Any], *, must_not_exist: bool = False) -> None:
+        params: dict[str, Any] = {"TableName": self.name, "Item": serialize(item)}
+        if must_not_exist:
+            params["ConditionExpression"] = "attribute_not_exists(PK)"
+        try:
+            self._client.put_item(**params)
+        except self._client.exceptions.ConditionalCheckFailedException as error:
+            raise Conflict("an object with this id already exists", code="already_exists") from error
+
+    def update(
+        self, key: dict[str, str], changes: dict[str, Any], *, remove: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """Set (and remove) attributes of an existing item; returns the whole item after the update.
+
+        Raises `Conflict` with code `not_found` when the item does not exist (it was deleted meanwhile).
+        """
+        sets = [f"#{i} = :{i}" for i in range(len(changes))]
+        names = {f"#{i}": name for i, name in enumerate(changes)}
+        removed = list(remove)
+        names.update({f"#r{i}": name for i, name in enumerate(removed)})
+        expression = ("SET " + ", ".join(sets)) if sets else ""
+        if removed:
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removed)))
+        params: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": serialize(key),
+            "UpdateExpression": expression.strip(),
+            "ConditionExpression": "attribute_exists(PK)",
+            "ExpressionAttributeNames": names,
+            "ReturnValues": "ALL_NEW",
+        }
+        if changes:
+            params["ExpressionAttributeValues"] = serialize({f":{i}": v for i, v in enumerate(changes.values())})
+        try:
+            response = self._client.update_item(**params)
+        except self._client.exceptions.ConditionalCheckFailedException as error:
+            raise Conflict("the object changed while it was being updated", code="not_found") from error
+        return deserialize(response["Attributes"])
+
+    def delete(self, key: dict[str, str]) -> None:
+        self._client.delete_item(TableName=self.name, Key=serialize(key))
+
+    def transact(self, operations: list[dict[str, Any]]) -> None:
+        """Apply write operations atomically. Each operation is one of:
+        `{"put": item, "new": bool}`, `{"delete": key, "exists": bool}`,
+        `{"update": key, "set": {...}}`, `{"check": key, "exists": bool}`.
+        """
+        if len(operations) > TRANSACT_LIMIT:
+            raise ValueError(f"a transaction holds at most {TRANSACT_LIMIT} operations")
+        try:
+            self._client.transact_write_items(TransactItems=[self._transact_item(op) for op in operations])
+        except self._client.exceptions.TransactionCanceledException as error:
+            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in reasons:
+                raise Conflict(
+                    "the request conflicts with the current state of the objects", code="conflict"
+                ) from error
+            raise
+
+    def _transact_item(self, operation: dict[str, Any]) -> dict[str, Any]:
+        if "put" in operation:
+            put: dict[str, Any] = {"TableName": self.name, "Item": serialize(operation["put"])}
+            if operation.get("new"):
+                put["ConditionExpression"] = "attribute_not_exists(PK)"
+            return {"Put": put}
+        if "delete" in operation:
+            delete: dict[str, Any] = {"TableName": self.name, "Key": serialize(operation["delete"])}
+            if operation.get("exists"):
+                delete["ConditionExpression"] = "attribute_exists(PK)"
+            return {"Delete": delete}
+        if "update" in operation:
+            changes = operation["set"]
+            return {
+                "Update": {
+                    "TableName": self.name,
+                    "Key": serialize(operation["update"]),
+                    "UpdateExpression": "SET " + ", ".join(f"#{i} = :{i}" for i in range(len(changes))),
+                    "ConditionExpression": "attribute_exists(PK)",
+                    "ExpressionAttributeNames": {f"#{i}": name for i, name in enumerate(changes)},
+                    "ExpressionAttributeValues": serialize({f":{i}": v for i, v in enumerate(changes.values())}),
+                }
+            }
+        check = operation["check"]
+        condition = "attribute_exists(PK)" if operation.get("exists", True) else "attribute_not_exists(PK)"
+        return {"ConditionCheck": {"TableName": self.name, "Key": serialize(check), "ConditionExpression": condition}}
+
+    def batch_delete(self, keys: Iterable[dict[str, str]]) -> int:
+        """Delete many items (not atomically), 25 per request; returns how many were asked for."""
+        pending = [{"DeleteRequest": {"Key": serialize(k)}} for k in keys]
+        for start in range(0, len(pending), BATCH_WRITE_LIMIT):
+            request = {self.name: pending[start : start + BATCH_WRITE_LIMIT]}
+            while request:
+                response = self._client.batch_write_item(RequestItems=request)
+                request = response.get("UnprocessedItems") or None
+        return len(pending)
+
+    def iter_keys(self, partition: str, **conditions: Any) -> Iterator[dict[str, str]]:
+        for item in self.query_all(partition, **conditions):
+            yield {"PK": item["PK"], "SK": item["SK"]}
+
+
+_table: Table | None = None
+
+
+def table() -> Table:
+    global _table
+    if _table is None or _table.name != get_settings().table_name:
+        _table = Table(get_settings().table_name)
+    return _table

@@ -1,0 +1,118 @@
+"""The glue every REST handler shares: the resolver factory, the caller, error mapping and CORS.
+
+A handler module is a few lines:
+
+    app = create_app()
+
+    @app.post("/teams")
+    def create_team(body: TeamCreate) -> Response:
+        return created(teams.create_team(caller(app), body))
+
+    lambda_handler = lambda_handler_for(app)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from kallo.auth.principal import Principal
+from kallo.authz.access import Access
+from kallo.errors import DomainError, Forbidden, Unauthorized
+
+logger = Logger()
+JSON = "application/json"
+
+
+def error_response(status: int, code: str, message: str, details: list | None = None) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    return Response(status, JSON, json.dumps(body, default=str))
+
+
+def _validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"loc": [str(p) for p in e.get("loc", ())], "type": e.get("type"), "msg": e.get("msg")} for e in errors]
+
+
+def create_app() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    @app.exception_handler(DomainError)
+    def _domain_error(error: DomainError) -> Response:
+        return error_response(error.status, error.code, error.message, error.details)
+
+    @app.exception_handler(RequestValidationError)
+    def _validation_error(error: RequestValidationError) -> Response:
+        errors = error.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(400, "malformed_json", "the request body is not valid JSON")
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        message = f"{where}: {first.get('msg', 'invalid')}" if where else "the request is invalid"
+        return error_response(422, "validation_error", message, _validation_details(errors))
+
+    return app
+
+
+def principal_of(app: APIGatewayRestResolver) -> Principal:
+    context = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
+    if "scheme" not in context:
+        raise Unauthorized("no credentials")
+    return Principal.from_context(context)
+
+
+def caller(app: APIGatewayRestResolver, *, allow_unregistered: bool = False) -> Access:
+    """The access evaluator for this request's principal.
+
+    An OIDC identity that has no user yet may only register (Get/Create a User); everywhere else it
+    gets 403 `user_not_registered`.
+    """
+    principal = principal_of(app)
+    if principal.user_id is None and not allow_unregistered:
+        raise Forbidden(
+            "this identity has no Kallo user yet: create it with GET /users?firebaseId=<your id>",
+            code="user_not_registered",
+        )
+    return Access(principal)
+
+
+def ok(body: Any, *, next_token: str | None = None, status: int = 200) -> Response:
+    """A JSON response (the resolver validates `body` against the route's declared `Response[...]`
+    type and serialises it); `next_token` becomes the `x-next-token` header of a paged list."""
+    headers = {"x-next-token": next_token} if next_token else None
+    return Response(status, JSON, body, headers=headers)
+
+
+def created(body: Any) -> Response:
+    return ok(body, status=201)
+
+
+def accepted(body: Any) -> Response:
+    return ok(body, status=202)
+
+
+def no_content() -> Response:
+    return Response(204, None, "")
+
+
+def lambda_handler_for(app: APIGatewayRestResolver) -> Callable[[dict, Any], dict]:
+    """The Lambda entry point: structured logs with the request's context, then CORS for tokens that
+    name an allowed origin (seed, Create Access Token: without one the header is omitted)."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    def lambda_handler(event: dict, context: Any) -> dict:
+        response = app.resolve(event, context)
+        origin = (event.get("requestContext", {}).get("authorizer") or {}).get("allowOrigin")
+        if origin:
+            headers = response.setdefault("multiValueHeaders", {})
+            headers["access-control-allow-origin"] = [origin]
+            headers.setdefault("access-control-expose-headers", ["x-next-token"])
+        return response
+
+    return lambda_handler

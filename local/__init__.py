@@ -1,0 +1,1 @@
+"""The local stack: embedded AWS services, and gateways that run the functions as API Gateway would."""

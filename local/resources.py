@@ -1,0 +1,75 @@
+"""Create the template's storage and messaging resources in the embedded AWS services (moto), the way
+CloudFormation would, and return their physical ids for `template.Resolver`."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+import boto3
+
+from local.template import ACCOUNT, REGION, STACK_NAME, Resolver
+
+_TABLE_ARGUMENTS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
+_EMULATED = frozenset(
+    {"AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SQS::Queue", "AWS::SecretsManager::Secret"}
+)
+
+
+def provision(template: dict[str, Any], *, endpoint_url: str | None = None) -> dict[str, dict[str, str]]:
+    session = boto3.session.Session(region_name=REGION)
+
+    def client(service: str) -> Any:
+        return session.client(service, endpoint_url=endpoint_url)
+
+    physical: dict[str, dict[str, str]] = {}
+    resolver = Resolver(template, physical)
+    resources = {k: v for k, v in template["Resources"].items() if v["Type"] in _EMULATED}
+    # Dead-letter queues first: the queues that redrive to them need their ARNs.
+    ordered = sorted(resources.items(), key=lambda kv: "RedrivePolicy" in (kv[1].get("Properties") or {}))
+    for logical_id, resource in ordered:
+        properties = resolver.resolve(resource.get("Properties") or {})
+        kind = resource["Type"]
+        name = f"{STACK_NAME}-{logical_id}"
+        if kind == "AWS::DynamoDB::Table":
+            arguments = {k: properties[k] for k in _TABLE_ARGUMENTS if k in properties}
+            client("dynamodb").create_table(TableName=name, **arguments)
+            arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+            physical[logical_id] = {"Ref": name, "Arn": arn}
+        elif kind == "AWS::S3::Bucket":
+            bucket = name.lower()
+            s3 = client("s3")
+            s3.create_bucket(Bucket=bucket)
+            if "CorsConfiguration" in properties:
+                rules = [_cors_rule(r) for r in properties["CorsConfiguration"]["CorsRules"]]
+                s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": rules})
+            physical[logical_id] = {"Ref": bucket, "Arn": f"arn:aws:s3:::{bucket}"}
+        elif kind == "AWS::SQS::Queue":
+            physical[logical_id] = _create_queue(client("sqs"), name, properties)
+        elif kind == "AWS::SecretsManager::Secret":
+            secret = client("secretsmanager").create_secret(Name=name, SecretString=secrets.token_urlsafe(48))
+            physical[logical_id] = {"Ref": secret["ARN"], "Arn": secret["ARN"]}
+    return physical
+
+
+def _create_queue(sqs: Any, name: str, properties: dict[str, Any]) -> dict[str, str]:
+    fifo = bool(properties.get("FifoQueue"))
+    queue_name = f"{name}.fifo" if fifo else name
+    attributes = {"VisibilityTimeout": str(properties.get("VisibilityTimeout", 30))}
+    if fifo:
+        attributes["FifoQueue"] = "true"
+        attributes["ContentBasedDeduplication"] = str(bool(properties.get("ContentBasedDeduplication"))).lower()
+    if "RedrivePolicy" in properties:
+        attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
+    url = sqs.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
+    arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_name}"
+    return {"Ref": url, "Arn": arn, "QueueName": queue_name, "QueueUrl": url}
+
+
+def _cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    # CloudFormation spells MaxAgeSeconds as MaxAge.
+    converted = {k: v for k, v in rule.items() if k != "MaxAge"}
+    if "MaxAge" in rule:
+        converted["MaxAgeSeconds"] = int(rule["MaxAge"])
+    return converted

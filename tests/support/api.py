@@ -1,0 +1,75 @@
+"""Invoke a function's handler with an API Gateway proxy event built from its sample in `events/`."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kallo.auth.principal import Principal
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
+
+
+@dataclass
+class Result:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+def sample_event(handler: str) -> dict[str, Any]:
+    """The sample event of a handler module, e.g. `teams.create_team` → events/teams/create_team.json."""
+    area, operation = handler.split(".")
+    return json.loads((EVENTS / area / f"{operation}.json").read_text())
+
+
+def invoke(
+    handler: str,
+    principal: Principal | None,
+    *,
+    path: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    body: Any = None,
+    raw_body: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Result:
+    event = sample_event(handler)
+    if path is not None:
+        event["pathParameters"] = path
+    event["path"] = re.sub(r"\{(\w+)\}", lambda m: (event.get("pathParameters") or {})[m.group(1)], event["resource"])
+    if query is not None:
+        event["queryStringParameters"] = query or None
+        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
+    if raw_body is not None:
+        event["body"] = raw_body
+    elif body is not None:
+        event["body"] = json.dumps(body)
+    if headers:
+        event["headers"] = {**(event.get("headers") or {}), **headers}
+        event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
+    context = event["requestContext"]
+    if principal is None:
+        context.pop("authorizer", None)
+    else:
+        context["authorizer"] = {"principalId": principal.user_id, **principal.to_context()}
+    module = importlib.import_module(handler)
+    response = module.lambda_handler(event, LambdaContext())
+    merged = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    merged.update({k.lower(): v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()})
+    return Result(response["statusCode"], merged, response.get("body") or "")

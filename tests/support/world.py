@@ -1,0 +1,53 @@
+"""Builders for test data, written through the same store the functions use."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import uuid4
+
+from kallo.auth.principal import Principal
+from kallo.clock import now_iso
+from kallo.services import credentials
+from kallo.store import grants, objects, users
+from kallo.store.keys import Ref
+from kallo.store.table import table
+
+
+def make_user(
+    *, email: str | None = None, firebase_id: str | None = None, admin: Principal | None = None, name: str = "Pat"
+) -> Principal:
+    """A registered user; `admin` (a service account) gets authority over it. Returns its principal."""
+    user = {"id": str(uuid4()), "isServiceAccount": False, "displayName": name, "createdAt": now_iso()}
+    if email:
+        user["emailAddress"] = email.lower()
+    if firebase_id:
+        user["firebaseId"] = firebase_id
+    users.create(user, admin_id=admin.user_id if admin else None)
+    return Principal(user_id=user["id"], scheme="oidc", firebase_id=firebase_id, email=email)
+
+
+def make_service_account(name: str = "svc") -> tuple[Principal, str]:
+    """A service account and one of its API keys."""
+    account = credentials.create_service_account(name)
+    key, _ = credentials.issue_api_key(account["id"])
+    return Principal(user_id=account["id"], scheme="api_key", is_service_account=True), key
+
+
+def make_object(kind: str, owner: Ref, **fields: Any) -> Ref:
+    """Any object with its owner grant (for tests of areas that have no service yet)."""
+    ref = Ref(kind, str(uuid4()))
+    created_by = owner.id if owner.type == "user" else fields.get("createdBy", str(uuid4()))
+    body = {"name": f"{kind} {ref.id[:8]}", "createdBy": created_by, "createdAt": now_iso(), **fields}
+    grant = grants.item(ref, owner, "owner", created_by=created_by, created_at=body["createdAt"])
+    table().transact([{"put": objects.item(ref, body), "new": True}, {"put": grant}])
+    return ref
+
+
+def grant(obj: Ref, grantee: Ref | Principal, role: str) -> None:
+    if isinstance(grantee, Principal):
+        grantee = Ref("user", grantee.user_id or "")
+    table().put(grants.item(obj, grantee, role, created_by=grantee.id, created_at=now_iso()))
+
+
+def ref_of(principal: Principal) -> Ref:
+    return Ref("user", principal.user_id or "")
