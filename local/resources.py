@@ -59,7 +59,9 @@ def _create_queue(sqs: Any, name: str, properties: dict[str, Any]) -> dict[str, 
     attributes = {"VisibilityTimeout": str(properties.get("VisibilityTimeout", 30))}
     if fifo:
         attributes["FifoQueue"] = "true"
-        attributes["ContentBasedDeduplication"] = str(bool(properties.get("ContentBasedDeduplication"))).lower()
+        attributes["ContentBasedDeduplication"] = str(
+            bool(properties.get("ContentBasedDeduplication"))
+        ).lower()
     if "RedrivePolicy" in properties:
         attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
     url = sqs.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]

@@ -36,12 +36,25 @@ def _intrinsic(name: str):
     return construct
 
 
-for _tag in ("Ref", "GetAtt", "Sub", "If", "Join", "Select", "Split", "Equals", "Not", "And", "Or", "FindInMap"):
+for _tag in (
+    "Ref",
+    "GetAtt",
+    "Sub",
+    "If",
+    "Join",
+    "Select",
+    "Split",
+    "Equals",
+    "Not",
+    "And",
+    "Or",
+    "FindInMap",
+):
     _CfnLoader.add_constructor(f"!{_tag}", _intrinsic("Ref" if _tag == "Ref" else f"Fn::{_tag}"))
 
 
 def load(path: Path = TEMPLATE) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return yaml.load(path.read_text(), Loader=_CfnLoader)
 
 
 @dataclass
@@ -84,7 +97,9 @@ class Resolver:
     """Resolves Ref / GetAtt / Sub against the physical ids the local stack created."""
 
     def __init__(self, template: dict[str, Any], physical: dict[str, dict[str, str]]) -> None:
-        self.parameters = {k: str(v.get("Default", "")) for k, v in (template.get("Parameters") or {}).items()}
+        self.parameters = {
+            k: str(v.get("Default", "")) for k, v in (template.get("Parameters") or {}).items()
+        }
         self.physical = physical
         self.pseudo = {"AWS::StackName": STACK_NAME, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
 
@@ -100,7 +115,7 @@ class Resolver:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:
-            (key, argument), = value.items()
+            ((key, argument),) = value.items()
             if key == "Ref":
                 return self.ref(argument)
             if key == "Fn::GetAtt":
@@ -119,7 +134,9 @@ class Resolver:
         return self.ref(expression)
 
 
-def function_environment(template: dict[str, Any], resolver: Resolver, logical_id: str | None = None) -> dict[str, str]:
+def function_environment(
+    template: dict[str, Any], resolver: Resolver, logical_id: str | None = None
+) -> dict[str, str]:
     """The environment variables a function gets: Globals merged with the function's own."""
     variables = dict(template["Globals"]["Function"].get("Environment", {}).get("Variables", {}))
     if logical_id:

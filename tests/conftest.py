@@ -21,12 +21,12 @@ os.environ.update(
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
-from moto import mock_aws  # noqa: E402
+from moto import mock_aws
 
-from kallo import aws as kallo_aws  # noqa: E402
-from kallo.auth import authenticate, tokens  # noqa: E402
-from kallo.settings import get_settings  # noqa: E402
-from local import resources, template  # noqa: E402
+from kallo import aws as kallo_aws
+from kallo.auth import authenticate, tokens
+from kallo.settings import get_settings
+from local import resources, template
 
 TEMPLATE = template.load()
 

@@ -30,6 +30,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         principal = authenticate(event.get("headers") or {}, event.get("queryStringParameters") or {})
     except Unauthorized as error:
         logger.info("refused credentials", extra={"reason": error.message})
-        raise Exception("Unauthorized") from None  # noqa: TRY002 - the string API Gateway expects
+        raise Exception("Unauthorized") from None
     principal_id = principal.user_id or f"oidc:{principal.firebase_id}"
     return policy(principal_id, event["methodArn"], principal.to_context())

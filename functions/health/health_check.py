@@ -12,7 +12,7 @@ app = create_app()
 
 
 @app.get("/health/<apiName>")
-def health_check(apiName: Annotated[health.ApiName, Path()]) -> Response[dict]:  # noqa: N803 - the API's name
+def health_check(apiName: Annotated[health.ApiName, Path()]) -> Response[dict]:
     return ok(health.check(apiName))
 
 

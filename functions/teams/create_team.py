@@ -4,7 +4,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from kallo.models.teams import Team, TeamCreate
 from kallo.services import teams
-from kallo.web import caller, created, create_app, lambda_handler_for
+from kallo.web import caller, create_app, created, lambda_handler_for
 
 app = create_app()
 

@@ -23,7 +23,14 @@ def test_create_team_with_existing_id_conflicts(aws):
 
 def test_create_team_bad_input(aws):
     alice = make_user()
-    for raw in ("{bad", "[]", '{"name": 1}', '{"name": ""}', '{"name": "' + "x" * 300 + '"}', '{"name":"a","x":1}'):
+    for raw in (
+        "{bad",
+        "[]",
+        '{"name": 1}',
+        '{"name": ""}',
+        '{"name": "' + "x" * 300 + '"}',
+        '{"name":"a","x":1}',
+    ):
         result = invoke("teams.create_team", alice, raw_body=raw)
         assert 400 <= result.status < 500, (raw, result.status)
         assert {"code", "message"} <= set(result.json), result.body

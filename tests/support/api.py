@@ -52,7 +52,9 @@ def invoke(
     event = sample_event(handler)
     if path is not None:
         event["pathParameters"] = path
-    event["path"] = re.sub(r"\{(\w+)\}", lambda m: (event.get("pathParameters") or {})[m.group(1)], event["resource"])
+    event["path"] = re.sub(
+        r"\{(\w+)\}", lambda m: (event.get("pathParameters") or {})[m.group(1)], event["resource"]
+    )
     if query is not None:
         event["queryStringParameters"] = query or None
         event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None

@@ -14,7 +14,11 @@ from kallo.store.table import table
 
 
 def make_user(
-    *, email: str | None = None, firebase_id: str | None = None, admin: Principal | None = None, name: str = "Pat"
+    *,
+    email: str | None = None,
+    firebase_id: str | None = None,
+    admin: Principal | None = None,
+    name: str = "Pat",
 ) -> Principal:
     """A registered user; `admin` (a service account) gets authority over it. Returns its principal."""
     user = {"id": str(uuid4()), "isServiceAccount": False, "displayName": name, "createdAt": now_iso()}

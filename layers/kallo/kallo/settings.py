@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     credential_cache_seconds: int = 60
     oidc_issuers: list[OidcIssuer] = []
     invitation_ttl_days: int = 30
+    # Queue of the purge worker, which deletes what hangs off deleted objects (steps, grants, links).
+    purge_queue_url: str = ""
     version: str = "4.9.1"
 
 

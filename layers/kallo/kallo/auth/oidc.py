@@ -17,7 +17,9 @@ _jwks_clients: dict[str, jwt.PyJWKClient] = {}
 def _jwks_client(issuer: OidcIssuer) -> jwt.PyJWKClient:
     # PyJWKClient caches the key set and refetches it when it meets an unknown `kid`.
     if issuer.jwks_uri not in _jwks_clients:
-        _jwks_clients[issuer.jwks_uri] = jwt.PyJWKClient(issuer.jwks_uri, cache_keys=True, lifespan=3600, timeout=5)
+        _jwks_clients[issuer.jwks_uri] = jwt.PyJWKClient(
+            issuer.jwks_uri, cache_keys=True, lifespan=3600, timeout=5
+        )
     return _jwks_clients[issuer.jwks_uri]
 
 

@@ -30,7 +30,10 @@ class Principal:
 
     def to_context(self) -> dict[str, str | bool | int]:
         """The authorizer's `context`: API Gateway allows only flat string/number/boolean values."""
-        context: dict[str, str | bool | int] = {"scheme": self.scheme, "isServiceAccount": self.is_service_account}
+        context: dict[str, str | bool | int] = {
+            "scheme": self.scheme,
+            "isServiceAccount": self.is_service_account,
+        }
         for name, value in (
             ("userId", self.user_id),
             ("allowOrigin", self.allow_origin),
@@ -63,7 +66,9 @@ class Principal:
 
     def acting_as(self, user_id: str) -> Principal:
         """The same caller acting for another user it has authority over (no scope widening)."""
-        return Principal(user_id=user_id, scheme=self.scheme, scope=self.scope, allow_origin=self.allow_origin)
+        return Principal(
+            user_id=user_id, scheme=self.scheme, scope=self.scope, allow_origin=self.allow_origin
+        )
 
 
 def _truthy(value: Any) -> bool:

@@ -26,7 +26,9 @@ def signing_key() -> bytes:
     return secret["SecretString"].encode()
 
 
-def mint(*, token_id: str, user_id: str, scope: list[dict[str, str]], issued_at: datetime, expires_at: datetime) -> str:
+def mint(
+    *, token_id: str, user_id: str, scope: list[dict[str, str]], issued_at: datetime, expires_at: datetime
+) -> str:
     settings = get_settings()
     claims: dict[str, Any] = {
         "iss": settings.jwt_issuer,

@@ -126,5 +126,7 @@ class Access:
         if Permission.can_view not in held:
             raise NotFound(f"{obj.type} {obj.id} not found")
         if permission not in held:
-            raise Forbidden(f"{permission.value} is required on {obj.type} {obj.id}", code="permission_denied")
+            raise Forbidden(
+                f"{permission.value} is required on {obj.type} {obj.id}", code="permission_denied"
+            )
         return held

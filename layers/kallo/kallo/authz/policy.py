@@ -104,7 +104,9 @@ PERMISSIONS: dict[ObjectType, dict[Role, frozenset[Permission]]] = {
             "can_edit",
             "can_delete",
             "can_delete_steps",
-            *_manage("owner", "admin", "member", "participant", "viewer", "data_source", "prompt", "dependent"),
+            *_manage(
+                "owner", "admin", "member", "participant", "viewer", "data_source", "prompt", "dependent"
+            ),
         ),
         Role.admin: _perms(
             *_CHAT,
@@ -135,14 +137,18 @@ PERMISSIONS: dict[ObjectType, dict[Role, frozenset[Permission]]] = {
         Role.viewer: _perms(*_VIEW),
     },
     ObjectType.data_source: {
-        Role.owner: _perms(*_VIEW, "can_edit", "can_delete", *_manage("owner", "admin", "viewer", "dependent")),
+        Role.owner: _perms(
+            *_VIEW, "can_edit", "can_delete", *_manage("owner", "admin", "viewer", "dependent")
+        ),
         Role.admin: _perms(*_VIEW, "can_edit", *_manage("admin", "viewer", "dependent")),
         Role.member: _perms(*_VIEW, "can_add_dependent"),
         Role.viewer: _perms(*_VIEW),
         Role.dependent: _perms(*_VIEW),
     },
     ObjectType.prompt: {
-        Role.owner: _perms(*_VIEW, "can_edit", "can_delete", *_manage("owner", "admin", "viewer", "dependent")),
+        Role.owner: _perms(
+            *_VIEW, "can_edit", "can_delete", *_manage("owner", "admin", "viewer", "dependent")
+        ),
         Role.admin: _perms(*_VIEW, "can_edit", *_manage("admin", "viewer", "dependent")),
         Role.member: _perms(*_VIEW, "can_add_dependent"),
         Role.viewer: _perms(*_VIEW),

@@ -17,7 +17,9 @@ def has_authority(access: Access, user_id: str) -> bool:
     principal = access.principal
     if user_id == principal.user_id:
         return True
-    if access.role(Ref("user", user_id)) in (Role.owner, Role.admin) and access.in_scope(Ref("user", user_id)):
+    if access.role(Ref("user", user_id)) in (Role.owner, Role.admin) and access.in_scope(
+        Ref("user", user_id)
+    ):
         return True
     if not principal.is_service_account or not principal.user_id:
         return False

@@ -22,7 +22,9 @@ def create_service_account(display_name: str, *, user_id: str | None = None) -> 
     return user
 
 
-def issue_api_key(user_id: str, *, key: str | None = None, name: str = "default") -> tuple[str, dict[str, Any]]:
+def issue_api_key(
+    user_id: str, *, key: str | None = None, name: str = "default"
+) -> tuple[str, dict[str, Any]]:
     """Store a new key (or the given one) for a service account; returns the key and its record.
     The key itself is never stored: only its hash."""
     user = users.get(user_id)
@@ -30,13 +32,22 @@ def issue_api_key(user_id: str, *, key: str | None = None, name: str = "default"
         raise NotFound(f"service account {user_id} not found")
     key = key or api_keys.generate()
     key_hash = api_keys.hash_key(key)
-    record = {"id": str(uuid4()), "userId": user_id, "name": name, "createdAt": now_iso(), "keyHash": key_hash}
+    record = {
+        "id": str(uuid4()),
+        "userId": user_id,
+        "name": name,
+        "createdAt": now_iso(),
+        "keyHash": key_hash,
+    }
     credentials.put_api_key(key_hash, record)
     return key, record
 
 
 def list_api_keys(user_id: str) -> list[dict[str, Any]]:
-    return [{k: r[k] for k in ("id", "userId", "name", "createdAt")} for r in credentials.api_keys_of_user(user_id)]
+    return [
+        {k: r[k] for k in ("id", "userId", "name", "createdAt")}
+        for r in credentials.api_keys_of_user(user_id)
+    ]
 
 
 def revoke_api_key(key: str) -> None:

@@ -19,6 +19,8 @@ def create_team(access: Access, data: TeamCreate) -> dict[str, Any]:
     access.require_scope_for_owner(Ref("user", user_id))
     team = {"id": data.id or str(uuid4()), "name": data.name, "createdBy": user_id, "createdAt": now_iso()}
     ref = Ref("team", team["id"])
-    owner_grant = grants.item(ref, Ref("user", user_id), "owner", created_by=user_id, created_at=team["createdAt"])
+    owner_grant = grants.item(
+        ref, Ref("user", user_id), "owner", created_by=user_id, created_at=team["createdAt"]
+    )
     table().transact([{"put": objects.item(ref, team), "new": True}, {"put": owner_grant}])
     return team

@@ -172,7 +172,9 @@ class Table:
             "Select": "COUNT",
             "KeyConditionExpression": "#pk = :pk" + (" AND begins_with(#sk, :prefix)" if prefix else ""),
             "ExpressionAttributeNames": {"#pk": pk_attr, **({"#sk": sk_attr} if prefix else {})},
-            "ExpressionAttributeValues": serialize({":pk": partition, **({":prefix": prefix} if prefix else {})}),
+            "ExpressionAttributeValues": serialize(
+                {":pk": partition, **({":prefix": prefix} if prefix else {})}
+            ),
         }
         if index:
             params["IndexName"] = index
@@ -216,7 +218,9 @@ class Table:
             "ReturnValues": "ALL_NEW",
         }
         if changes:
-            params["ExpressionAttributeValues"] = serialize({f":{i}": v for i, v in enumerate(changes.values())})
+            params["ExpressionAttributeValues"] = serialize(
+                {f":{i}": v for i, v in enumerate(changes.values())}
+            )
         try:
             response = self._client.update_item(**params)
         except self._client.exceptions.ConditionalCheckFailedException as error:
@@ -263,12 +267,20 @@ class Table:
                     "UpdateExpression": "SET " + ", ".join(f"#{i} = :{i}" for i in range(len(changes))),
                     "ConditionExpression": "attribute_exists(PK)",
                     "ExpressionAttributeNames": {f"#{i}": name for i, name in enumerate(changes)},
-                    "ExpressionAttributeValues": serialize({f":{i}": v for i, v in enumerate(changes.values())}),
+                    "ExpressionAttributeValues": serialize(
+                        {f":{i}": v for i, v in enumerate(changes.values())}
+                    ),
                 }
             }
         check = operation["check"]
         condition = "attribute_exists(PK)" if operation.get("exists", True) else "attribute_not_exists(PK)"
-        return {"ConditionCheck": {"TableName": self.name, "Key": serialize(check), "ConditionExpression": condition}}
+        return {
+            "ConditionCheck": {
+                "TableName": self.name,
+                "Key": serialize(check),
+                "ConditionExpression": condition,
+            }
+        }
 
     def batch_delete(self, keys: Iterable[dict[str, str]]) -> int:
         """Delete many items (not atomically), 25 per request; returns how many were asked for."""

@@ -15,11 +15,17 @@ def create(user: dict[str, Any], *, admin_id: str | None = None) -> None:
     ref = Ref("user", user["id"])
     operations: list[dict[str, Any]] = [{"put": objects.item(ref, user), "new": True}]
     if user.get("firebaseId"):
-        operations.append({"put": {**keys.firebase_key(user["firebaseId"]), "userId": user["id"]}, "new": True})
+        operations.append(
+            {"put": {**keys.firebase_key(user["firebaseId"]), "userId": user["id"]}, "new": True}
+        )
     if user.get("emailAddress"):
-        operations.append({"put": {**keys.email_key(user["emailAddress"]), "userId": user["id"]}, "new": True})
+        operations.append(
+            {"put": {**keys.email_key(user["emailAddress"]), "userId": user["id"]}, "new": True}
+        )
     if admin_id:
-        grant = grants.item(ref, Ref("user", admin_id), "admin", created_by=admin_id, created_at=user["createdAt"])
+        grant = grants.item(
+            ref, Ref("user", admin_id), "admin", created_by=admin_id, created_at=user["createdAt"]
+        )
         operations.append({"put": grant})
     table().transact(operations)
 

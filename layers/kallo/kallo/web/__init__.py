@@ -37,7 +37,10 @@ def error_response(status: int, code: str, message: str, details: list | None = 
 
 
 def _validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"loc": [str(p) for p in e.get("loc", ())], "type": e.get("type"), "msg": e.get("msg")} for e in errors]
+    return [
+        {"loc": [str(p) for p in e.get("loc", ())], "type": e.get("type"), "msg": e.get("msg")}
+        for e in errors
+    ]
 
 
 def create_app() -> APIGatewayRestResolver:

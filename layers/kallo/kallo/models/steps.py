@@ -1,0 +1,57 @@
+"""Steps of a convo and the configuration that asks an LLM to answer them (API.md, Schemas)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from kallo.models.common import ApiModel, Id, ResponseModel
+
+ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# A step's text is capped at 64 KB so a whole step always fits in one 128 KB WebSocket frame.
+STEP_TEXT_LIMIT = 65536
+
+
+class StepConfig(ApiModel):
+    model: ModelName | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=32768, alias="maxTokens")] | None = None
+    reply: bool | None = None
+    data_source_ids: Annotated[list[Id], Field(max_length=50, alias="dataSourceIds")] | None = None
+
+
+class StepContent(ApiModel):
+    text: Annotated[str, StringConstraints(max_length=STEP_TEXT_LIMIT)] = ""
+
+
+class ConvoAnnotation(ResponseModel):
+    type: Literal["citation"] = "citation"
+    data_source_id: str = Field(alias="dataSourceId")
+    text: str
+    start: int | None = None
+    end: int | None = None
+
+
+class ConvoFile(ResponseModel):
+    data_source_id: str = Field(alias="dataSourceId")
+    name: str
+    mime_type: str = Field(alias="mimeType")
+
+
+class Step(ResponseModel):
+    id: str
+    convo_id: str = Field(alias="convoId")
+    group_id: str | None = Field(default=None, alias="groupId")
+    is_alternate: bool = Field(default=False, alias="isAlternate")
+    author_type: Literal["user", "llm"] = Field(alias="authorType")
+    author_id: str | None = Field(default=None, alias="authorId")
+    content: dict = Field(default_factory=lambda: {"text": ""})
+    config: dict | None = None
+    status: Literal["completed", "running", "failed"] = "completed"
+    error: dict | None = None
+    annotations: list[dict] = Field(default_factory=list)
+    files: list[dict] = Field(default_factory=list)
+    seq: int | None = None
+    created_at: str = Field(alias="createdAt")
+    updated_at: str = Field(alias="updatedAt")
