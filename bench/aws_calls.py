@@ -1,0 +1,201 @@
+"""AWS calls per operation: runs one representative request through every REST function against a
+fresh moto account and prints the AWS API calls it made (the budgets the tests assert).
+
+    python -m bench.aws_calls
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "layers" / "kallo")]
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+
+from kallo.auth.principal import Principal  # noqa: E402
+from kallo.store.keys import Ref  # noqa: E402
+from tests.support import world  # noqa: E402
+from tests.support.api import invoke  # noqa: E402
+from tests.support.aws import CallCounter, fresh_account  # noqa: E402
+
+
+@dataclass
+class Scene:
+    """What a scenario sets up: the service account, a member of its team, and their objects."""
+
+    service: Principal
+    alice: Principal
+    bob: Principal
+    team: Ref
+    topic: Ref
+    convo: Ref
+    prompt: Ref
+
+
+def build_scene() -> Scene:
+    service, _ = world.make_service_account()
+    alice = world.make_user(email="alice@example.com", admin=service)
+    bob = world.make_user(email="bob@example.com", admin=service)
+    team = world.make_object("team", world.ref_of(alice))
+    world.grant(team, bob, "member")
+    topic = world.make_object("topic", team, description="", config={"defaults": {}}, dataSourceIds=[])
+    convo = world.make_object("convo", topic, topicId=topic.id)
+    prompt = world.make_object("prompt", world.ref_of(alice), text="Be brief.")
+    return Scene(service, alice, bob, team, topic, convo, prompt)
+
+
+Request = tuple[str, Principal, dict[str, Any]]
+SCENARIOS: dict[str, Callable[[Scene], Request]] = {
+    "Create Access Token": lambda s: (
+        "auth.create_access_token",
+        s.service,
+        {
+            "body": {
+                "userId": s.alice.user_id,
+                "scopeObjects": [{"type": "team", "id": s.team.id}],
+                "expiresAt": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+            }
+        },
+    ),
+    "Query Grantees": lambda s: (
+        "auth.query_grantees",
+        s.alice,
+        {"query": {"objectType": "team", "objectId": s.team.id}},
+    ),
+    "Add Grantee": lambda s: (
+        "auth.add_grantee",
+        s.alice,
+        {
+            "query": {"objectType": "topic", "objectId": s.topic.id},
+            "body": {"id": s.bob.user_id, "type": "user", "role": "viewer"},
+        },
+    ),
+    "Query Permissions": lambda s: (
+        "auth.query_permissions",
+        s.bob,
+        {"body": {"objectType": "convo", "objectId": s.convo.id, "permissions": ["can_view", "can_edit"]}},
+    ),
+    "Get/Create a User": lambda s: (
+        "users.get_or_create_user",
+        s.service,
+        {"query": {"userId": s.alice.user_id}},
+    ),
+    "Update a User": lambda s: (
+        "users.update_user",
+        s.alice,
+        {"path": {"userId": s.alice.user_id}, "body": {"displayName": "Alice"}},
+    ),
+    "Get Related Users": lambda s: (
+        "users.get_related_users",
+        s.alice,
+        {"path": {"userId": s.alice.user_id}},
+    ),
+    "Get Dashboard User Stats": lambda s: ("users.get_user_stats", s.alice, {"query": {}}),
+    "Get Invitations": lambda s: (
+        "users.get_invitations",
+        s.alice,
+        {"query": {"objectType": "team", "objectId": s.team.id}},
+    ),
+    "Query Teams": lambda s: ("teams.query_teams", s.bob, {"query": {}}),
+    "Create a Team": lambda s: ("teams.create_team", s.alice, {"body": {"name": "Another team"}}),
+    "Update a Team": lambda s: (
+        "teams.update_team",
+        s.alice,
+        {"path": {"teamId": s.team.id}, "body": {"name": "T"}},
+    ),
+    "Get a Team's Users": lambda s: ("teams.get_team_users", s.bob, {"path": {"teamId": s.team.id}}),
+    "Add a Team User": lambda s: (
+        "teams.add_team_user",
+        s.alice,
+        {"path": {"teamId": s.team.id, "userId": s.bob.user_id}},
+    ),
+    "Health Check": lambda s: ("health.health_check", None, {"path": {"apiName": "core-api"}}),
+    "Query Convos": lambda s: (
+        "convos.query_convos",
+        s.bob,
+        {"query": {"topicId": s.topic.id, "includeLatestStep": "1"}},
+    ),
+    "Create a Convo": lambda s: (
+        "convos.create_convo",
+        s.bob,
+        {"query": {"topicId": s.topic.id}, "body": {}},
+    ),
+    "Get a Convo": lambda s: ("convos.get_convo", s.bob, {"path": {"convoId": s.convo.id}}),
+    "Patch a Convo": lambda s: (
+        "convos.patch_convo",
+        s.alice,
+        {"path": {"convoId": s.convo.id}, "body": {"name": "Renamed"}},
+    ),
+    "Get Topic Config": lambda s: ("convos.get_topic_config", s.bob, {"path": {"convoId": s.convo.id}}),
+    "Query Convo Steps": lambda s: ("convos.query_convo_steps", s.bob, {"path": {"convoId": s.convo.id}}),
+    "Query Convo Users": lambda s: (
+        "convos.query_convo_users",
+        s.bob,
+        {"path": {"convoId": s.convo.id}, "query": {"all": "1"}},
+    ),
+    "Query Topics": lambda s: ("topics.query_topics", s.bob, {"query": {}}),
+    "Create New Topic": lambda s: (
+        "topics.create_topic",
+        s.alice,
+        {"query": {"teamId": s.team.id}, "body": {"name": "Trees", "description": "About trees"}},
+    ),
+    "Update Topic": lambda s: (
+        "topics.update_topic",
+        s.alice,
+        {"path": {"topicId": s.topic.id}, "body": {"description": "Updated"}},
+    ),
+    "Set Topic Prompt": lambda s: (
+        "topics.set_topic_prompt",
+        s.alice,
+        {"path": {"topicId": s.topic.id, "promptId": s.prompt.id}},
+    ),
+    "Remove Topic Prompt": lambda s: (
+        "topics.remove_topic_prompt",
+        s.alice,
+        {"path": {"topicId": s.topic.id}},
+    ),
+    "Query Prompts": lambda s: ("prompts.query_prompts", s.alice, {"query": {}}),
+    "Create Prompt": lambda s: ("prompts.create_prompt", s.alice, {"body": {"text": "Answer in French."}}),
+    "Update Prompt": lambda s: (
+        "prompts.update_prompt",
+        s.alice,
+        {"path": {"promptId": s.prompt.id}, "body": {"text": "Answer in German."}},
+    ),
+    "Delete Prompt": lambda s: ("prompts.delete_prompt", s.alice, {"path": {"promptId": s.prompt.id}}),
+    "Delete a Convo": lambda s: ("convos.delete_convo", s.alice, {"path": {"convoId": s.convo.id}}),
+    "Delete Topic": lambda s: ("topics.delete_topic", s.alice, {"path": {"topicId": s.topic.id}}),
+    "Remove a Team User": lambda s: (
+        "teams.remove_team_user",
+        s.bob,
+        {"path": {"teamId": s.team.id, "userId": s.bob.user_id}},
+    ),
+}
+
+
+def measure(name: str) -> tuple[int, int, str]:
+    with fresh_account():
+        scene = build_scene()
+        handler, principal, request = SCENARIOS[name](scene)
+        counter = CallCounter()
+        with counter.installed():
+            result = invoke(handler, principal, **request)
+        detail = ", ".join(f"{op.split(':')[1]} x{n}" for op, n in sorted(counter.calls.items()))
+        return result.status, counter.total, detail
+
+
+def main() -> None:
+    width = max(map(len, SCENARIOS))
+    print(f"{'operation'.ljust(width)}  status  calls  detail")
+    for name in SCENARIOS:
+        status, total, detail = measure(name)
+        print(f"{name.ljust(width)}  {status:6d}  {total:5d}  {detail}")
+
+
+if __name__ == "__main__":
+    main()
