@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     invitation_ttl_days: int = 30
     # Queue of the purge worker, which deletes what hangs off deleted objects (steps, grants, links).
     purge_queue_url: str = ""
+    # The WebSocket API's management endpoint (https://<api>.execute-api.<region>.amazonaws.com/<stage>),
+    # where messages to connections are posted.
+    ws_management_endpoint: str = ""
+    # API Gateway closes WebSocket connections after 2 hours; connection items expire then too.
+    ws_connection_ttl_seconds: int = 7200
     version: str = "4.9.1"
 
 

@@ -14,6 +14,8 @@ Entity chart
 | API key         | `APIKEY#<sha256 of key>`| `#META`                         | `APIKEYS#<userId>`              | `<createdAt>`              |     |
 | access token    | `TOKEN#<jti>`           | `#META`                         | `TOKENS#<creator userId>`       | `<createdAt>`              | yes |
 | step            | `OBJ#convo#<convoId>`   | `STEP#<createdAt>#<stepId>`     | `STEP#<stepId>`                 | `#META`                    |     |
+| connection      | `CONN#<connectionId>`   | `#META`                         | -                               | -                          | yes |
+| convo connection | `OBJ#convo#<convoId>`  | `CONN#<connectionId>`           | -                               | -                          | yes |
 
 A grant says "grantee G holds role R on object O"; there is at most one per (object, grantee). Grants
 whose grantee is a team, topic or convo ("structural" grants: ownership and dependent links) sort
@@ -36,6 +38,8 @@ Access patterns
 | 11 | an access token by id                        | PK=`TOKEN#jti`, SK=`#META`                                 | `credentials.get_access_token` |
 | 12 | a convo's steps, oldest first                | PK=`OBJ#convo#id`, SK begins_with `STEP#` (> `STEP#<after>`) | `steps.of_convo` |
 | 13 | a step by id                                 | GSI1PK=`STEP#<stepId>`                                     | `steps.get` |
+| 14 | a connection by id                           | PK=`CONN#<connectionId>`, SK=`#META`                       | `connections.get` |
+| 15 | a convo's connections                        | PK=`OBJ#convo#id`, SK begins_with `CONN#`                  | `connections.of_convo` |
 """
 
 from __future__ import annotations
@@ -128,3 +132,14 @@ def step_sk(created_at: str, step_id: str) -> str:
 
 def step_index_pk(step_id: str) -> str:
     return f"STEP#{step_id}"
+
+
+CONNECTION_PREFIX = "CONN#"
+
+
+def connection_key(connection_id: str) -> dict[str, str]:
+    return {"PK": f"{CONNECTION_PREFIX}{connection_id}", "SK": META}
+
+
+def convo_connection_key(convo: Ref, connection_id: str) -> dict[str, str]:
+    return {"PK": object_pk(convo), "SK": f"{CONNECTION_PREFIX}{connection_id}"}

@@ -1,0 +1,107 @@
+"""WebSocket fan-out through the API Gateway management API (`@connections`).
+
+Every message uses the envelope of API.md, `{"type", "payload", "requestId"?}`. A broadcast posts to
+every connection of a convo in parallel; a connection API Gateway reports gone (410 GoneException) is
+deleted: the *target* connection, never the sender.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from kallo.settings import get_settings
+from kallo.store import connections
+
+# Posting is network-bound: threads give the parallelism, the cap keeps a huge convo from opening
+# hundreds of sockets at once.
+MAX_PARALLEL_POSTS = 32
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Delivery:
+    delivered: int
+    gone: int
+    failed: int
+
+
+@cache
+def _management_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 2},
+        connect_timeout=2,
+        read_timeout=5,
+        max_pool_connections=MAX_PARALLEL_POSTS,
+    )
+    return boto3.session.Session().client(
+        "apigatewaymanagementapi", endpoint_url=get_settings().ws_management_endpoint, config=config
+    )
+
+
+@cache
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=MAX_PARALLEL_POSTS, thread_name_prefix="fanout")
+
+
+def reset() -> None:
+    """Forget the cached client (tests and the local stack point it elsewhere)."""
+    _management_client.cache_clear()
+
+
+def envelope(message_type: str, payload: Any, request_id: str | None = None) -> bytes:
+    message: dict[str, Any] = {"type": message_type, "payload": payload}
+    if request_id:
+        message["requestId"] = request_id
+    return json.dumps(message, separators=(",", ":"), default=str).encode()
+
+
+def post(connection_id: str, data: bytes) -> bool:
+    """Send one frame; False when the connection is gone."""
+    client = _management_client()
+    try:
+        client.post_to_connection(ConnectionId=connection_id, Data=data)
+    except client.exceptions.GoneException:
+        return False
+    return True
+
+
+def send(connection_id: str, message_type: str, payload: Any, request_id: str | None = None) -> bool:
+    return post(connection_id, envelope(message_type, payload, request_id))
+
+
+def send_error(connection_id: str, code: str, message: str, request_id: str | None = None) -> bool:
+    """Errors go to the sender only (API.md), echoing its requestId."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if request_id:
+        body["requestId"] = request_id
+    return send(connection_id, "error", body, request_id)
+
+
+def broadcast(convo_id: str, message_type: str, payload: Any, request_id: str | None = None) -> Delivery:
+    """Send a message to every connection on the convo, in parallel."""
+    targets = connections.of_convo(convo_id)
+    if not targets:
+        return Delivery(0, 0, 0)
+    data = envelope(message_type, payload, request_id)
+    outcomes = list(_executor().map(lambda c: _deliver(c["connectionId"], data), targets))
+    gone = [t for t, outcome in zip(targets, outcomes, strict=True) if outcome == "gone"]
+    for target in gone:
+        connections.delete(target["connectionId"], convo_id)
+    return Delivery(outcomes.count("delivered"), len(gone), outcomes.count("failed"))
+
+
+def _deliver(connection_id: str, data: bytes) -> str:
+    try:
+        return "delivered" if post(connection_id, data) else "gone"
+    except Exception:
+        # One unreachable connection must not stop the others; it is retried by nobody, so say so.
+        logger.warning("post to connection failed", extra={"connectionId": connection_id}, exc_info=True)
+        return "failed"
