@@ -23,6 +23,11 @@ test: $(VENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
 	$(PY) -m pytest
 
+# Only the end-to-end tests: the local stack started as `make run` would, called over real HTTP.
+.PHONY: e2e
+e2e: $(VENV)/.installed
+	$(PY) -m pytest -m e2e tests/e2e
+
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
@@ -36,10 +41,11 @@ $(SAM_VENV)/.installed:
 
 validate: $(SAM_VENV)/.installed
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint
+	AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/python tools/translate_template.py
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.cold_start
 	$(PY) -m bench.aws_calls
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local-data
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam

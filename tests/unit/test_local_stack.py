@@ -1,0 +1,126 @@
+"""The local stack's configuration: the functions' shared environment, stack parameter overrides, the
+bootstrap key, and the merged OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from local import bootstrap, openapi, runtime, stack, template
+
+TEMPLATE = template.load()
+PHYSICAL = {
+    "Table": {"Ref": "kallo-local-Table"},
+    "UploadsBucket": {"Ref": "kallo-local-uploadsbucket"},
+    "JwtSigningSecret": {"Ref": "arn:secret"},
+    "PurgeQueue": {"Ref": "http://sqs/purge"},
+}
+
+
+def environment(environ: dict[str, str]) -> dict[str, str]:
+    resolver = template.Resolver(TEMPLATE, PHYSICAL)
+    resolver.parameters.update(stack.parameter_overrides(TEMPLATE, environ))
+    return stack.shared_environment(TEMPLATE, resolver, environ)
+
+
+def test_the_functions_get_the_templates_environment() -> None:
+    variables = environment({})
+    assert variables["KALLO_TABLE_NAME"] == "kallo-local-Table"
+    assert variables["KALLO_PURGE_QUEUE_URL"] == "http://sqs/purge"
+    assert variables["KALLO_OIDC_ISSUERS"] == "[]"
+    assert variables["KALLO_JWT_ISSUER"] == "https://kallo-local.kallo.api"
+
+
+def test_a_developer_sets_stack_parameters_through_their_variables() -> None:
+    issuers = json.dumps([{"issuer": "https://i", "audience": "a", "jwksUri": "http://127.0.0.1/jwks"}])
+    variables = environment({"KALLO_OIDC_ISSUERS": issuers, "POWERTOOLS_LOG_LEVEL": "DEBUG"})
+    assert variables["KALLO_OIDC_ISSUERS"] == issuers
+    assert variables["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
+
+
+def test_resources_always_come_from_the_local_stack() -> None:
+    assert environment({"KALLO_TABLE_NAME": "prod-table"})["KALLO_TABLE_NAME"] == "kallo-local-Table"
+
+
+def test_local_defaults_yield_to_the_developer() -> None:
+    assert environment({})["KALLO_DEFAULT_MODEL"] == stack.LOCAL_DEFAULTS["KALLO_DEFAULT_MODEL"]
+    assert (
+        environment({"KALLO_DEFAULT_MODEL": "openai:gpt-4o-mini"})["KALLO_DEFAULT_MODEL"]
+        == "openai:gpt-4o-mini"
+    )
+
+
+@pytest.fixture
+def saved_environment() -> Iterator[None]:
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.mark.usefixtures("saved_environment")
+def test_embedded_aws_replaces_any_real_aws_configuration() -> None:
+    os.environ["AWS_PROFILE"] = "production"
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = "https://dynamodb.eu-west-1.amazonaws.com"
+    stack.use_embedded_aws("http://127.0.0.1:5555")
+    assert os.environ["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5555"
+    assert "AWS_PROFILE" not in os.environ and "AWS_ENDPOINT_URL_DYNAMODB" not in os.environ
+    assert os.environ["AWS_DEFAULT_REGION"] == "us-east-1"
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_no_requested_key_means_a_generated_one(value: str) -> None:
+    assert bootstrap.requested_key({"KALLO_API_KEY": value}) is None
+    assert bootstrap.requested_key({}) is None
+
+
+@pytest.mark.parametrize("value", ["secret_key_of_some_length", "kallo_short", "kallo_" + "x" * 123])
+def test_a_key_the_api_would_refuse_is_refused_at_start(value: str) -> None:
+    with pytest.raises(bootstrap.InvalidApiKey, match="must start with `kallo_` and be 16 to 128"):
+        bootstrap.requested_key({"KALLO_API_KEY": value})
+
+
+def test_the_bootstrap_account_gets_the_requested_key(aws: Any) -> None:
+    from kallo.auth.authenticate import authenticate
+
+    created = bootstrap.create("kallo_my_local_key_1")
+    assert created.api_key == "kallo_my_local_key_1" and not created.generated
+    principal = authenticate({"x-api-key": "kallo_my_local_key_1"})
+    assert principal.user_id == created.user_id and principal.is_service_account
+    generated = bootstrap.create(None)
+    assert generated.generated and generated.api_key.startswith("kallo_")
+
+
+def test_the_banner_has_a_curl_to_paste() -> None:
+    text = bootstrap.banner(
+        "http://127.0.0.1:3000", bootstrap.Bootstrap("u-1", "kallo_abc_0123456789", False), 1.23
+    )
+    assert "http://127.0.0.1:3000  (started in 1.2 s)" in text
+    assert "curl -s -X POST http://127.0.0.1:3000/teams -H 'x-api-key: kallo_abc_0123456789'" in text
+    assert "in memory" in text
+
+
+def test_the_openapi_document_merges_the_handlers_and_skips_missing_ones() -> None:
+    routes = [
+        r
+        for r in template.rest_routes(TEMPLATE)
+        if r.function in ("CreateTeamFunction", "HealthCheckFunction")
+    ]
+    missing = template.Route("GhostFunction", "ghosts.get_ghost.lambda_handler", "GET", "/ghosts", True)
+    functions = runtime.load_functions(TEMPLATE)
+    functions["GhostFunction"] = runtime.LocalFunction(
+        "GhostFunction", missing.handler, timeout=3, memory=128
+    )
+
+    document, left_out = openapi.build_document([*routes, missing], functions, "4.9.1")
+    assert left_out == ["ghosts.get_ghost.lambda_handler"]
+    assert (document["info"]["title"], document["info"]["version"]) == ("Kallo API", "4.9.1")
+    assert set(document["paths"]) == {"/teams", "/health/{apiName}"}
+    assert document["paths"]["/health/{apiName}"]["get"]["security"] == []
+    assert "security" not in document["paths"]["/teams"]["post"]
+    assert {"Team", "TeamCreate", "Error"} <= set(document["components"]["schemas"])
+    assert "<code>/teams</code>" in openapi.docs_page(document)
