@@ -16,9 +16,11 @@ STEP_TEXT_LIMIT = 65536
 class StepConfig(ApiModel):
     model: ModelName | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
-    max_tokens: Annotated[int, Field(ge=1, le=32768, alias="maxTokens")] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=32768)] | None = Field(default=None, alias="maxTokens")
     reply: bool | None = None
-    data_source_ids: Annotated[list[Id], Field(max_length=50, alias="dataSourceIds")] | None = None
+    data_source_ids: Annotated[list[Id], Field(max_length=50)] | None = Field(
+        default=None, alias="dataSourceIds"
+    )
 
 
 class StepContent(ApiModel):

@@ -14,6 +14,7 @@ Entity chart
 | API key         | `APIKEY#<sha256 of key>`| `#META`                         | `APIKEYS#<userId>`              | `<createdAt>`              |     |
 | access token    | `TOKEN#<jti>`           | `#META`                         | `TOKENS#<creator userId>`       | `<createdAt>`              | yes |
 | step            | `OBJ#convo#<convoId>`   | `STEP#<createdAt>#<stepId>`     | `STEP#<stepId>`                 | `#META`                    |     |
+| contributor marker | `OBJ#convo#<convoId>` | `CONTRIB#<userId>`            | -                               | -                          |     |
 | connection      | `CONN#<connectionId>`   | `#META`                         | -                               | -                          | yes |
 | convo connection | `OBJ#convo#<convoId>`  | `CONN#<connectionId>`           | -                               | -                          | yes |
 
@@ -40,6 +41,7 @@ Access patterns
 | 13 | a step by id                                 | GSI1PK=`STEP#<stepId>`                                     | `steps.get` |
 | 14 | a connection by id                           | PK=`CONN#<connectionId>`, SK=`#META`                       | `connections.get` |
 | 15 | a convo's connections                        | PK=`OBJ#convo#id`, SK begins_with `CONN#`                  | `connections.of_convo` |
+| 16 | a convo's contributors                       | PK=`OBJ#convo#id`, SK begins_with `CONTRIB#`               | `steps.contributors` |
 """
 
 from __future__ import annotations
@@ -143,3 +145,11 @@ def connection_key(connection_id: str) -> dict[str, str]:
 
 def convo_connection_key(convo: Ref, connection_id: str) -> dict[str, str]:
     return {"PK": object_pk(convo), "SK": f"{CONNECTION_PREFIX}{connection_id}"}
+
+
+CONTRIBUTOR_PREFIX = "CONTRIB#"
+
+
+def contributor_key(convo_id: str, user_id: str) -> dict[str, str]:
+    """The marker a user's first step leaves on a convo (Query Convo Users `contributors`)."""
+    return {"PK": object_pk(Ref("convo", convo_id)), "SK": f"{CONTRIBUTOR_PREFIX}{user_id}"}

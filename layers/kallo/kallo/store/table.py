@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
 from kallo import aws
 from kallo.errors import BadRequest, Conflict
@@ -25,6 +26,8 @@ _deserializer = TypeDeserializer()
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
 TRANSACT_LIMIT = 100
+_TABLE_KEY = frozenset({"PK", "SK"})
+_INDEX_KEY = frozenset({"GSI1PK", "GSI1SK"})
 
 
 def _to_dynamo(value: Any) -> Any:
@@ -68,7 +71,9 @@ def _encode_token(last_key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_token(token: str, partition_attr: str, partition_value: str) -> dict[str, Any]:
+def _decode_token(
+    token: str, partition_attr: str, partition_value: str, key_attrs: frozenset[str]
+) -> dict[str, Any]:
     """Decode a cursor, refusing any that does not belong to the query it is used with."""
     try:
         padded = token + "=" * (-len(token) % 4)
@@ -77,6 +82,8 @@ def _decode_token(token: str, partition_attr: str, partition_value: str) -> dict
         raise BadRequest("nextToken is not a cursor this API issued", code="invalid_next_token") from error
     if (
         not isinstance(key, dict)
+        # A start key with missing or extra attributes is a DynamoDB ValidationException (a 5xx).
+        or set(key) != key_attrs
         or key.get(partition_attr) != partition_value
         or not all(isinstance(v, str) for v in key.values())
     ):
@@ -149,8 +156,17 @@ class Table:
         if limit:
             params["Limit"] = limit
         if next_token:
-            params["ExclusiveStartKey"] = _decode_token(next_token, pk_attr, partition)
-        response = self._client.query(**params)
+            key_attrs = _TABLE_KEY | (_INDEX_KEY if index else frozenset())
+            params["ExclusiveStartKey"] = _decode_token(next_token, pk_attr, partition, key_attrs)
+        try:
+            response = self._client.query(**params)
+        except ClientError as error:
+            # DynamoDB refuses a start key outside the key condition (a cursor of another query).
+            if next_token and error.response.get("Error", {}).get("Code") == "ValidationException":
+                raise BadRequest(
+                    "nextToken is not a cursor of this query", code="invalid_next_token"
+                ) from error
+            raise
         items = [deserialize(i) for i in response.get("Items", [])]
         return Page(items, _encode_token(response.get("LastEvaluatedKey")))
 
@@ -233,7 +249,7 @@ class Table:
     def transact(self, operations: list[dict[str, Any]]) -> None:
         """Apply write operations atomically. Each operation is one of:
         `{"put": item, "new": bool}`, `{"delete": key, "exists": bool}`,
-        `{"update": key, "set": {...}}`, `{"check": key, "exists": bool}`.
+        `{"update": key, "set": {...}, "remove": [names]?}`, `{"check": key, "exists": bool}`.
         """
         if len(operations) > TRANSACT_LIMIT:
             raise ValueError(f"a transaction holds at most {TRANSACT_LIMIT} operations")
@@ -260,13 +276,19 @@ class Table:
             return {"Delete": delete}
         if "update" in operation:
             changes = operation["set"]
+            removed = list(operation.get("remove", ()))
+            names = {f"#{i}": name for i, name in enumerate(changes)}
+            names.update({f"#r{i}": name for i, name in enumerate(removed)})
+            expression = "SET " + ", ".join(f"#{i} = :{i}" for i in range(len(changes)))
+            if removed:
+                expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removed)))
             return {
                 "Update": {
                     "TableName": self.name,
                     "Key": serialize(operation["update"]),
-                    "UpdateExpression": "SET " + ", ".join(f"#{i} = :{i}" for i in range(len(changes))),
+                    "UpdateExpression": expression,
                     "ConditionExpression": "attribute_exists(PK)",
-                    "ExpressionAttributeNames": {f"#{i}": name for i, name in enumerate(changes)},
+                    "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": serialize(
                         {f":{i}": v for i, v in enumerate(changes.values())}
                     ),

@@ -1,0 +1,76 @@
+"""Convos (API.md, Schemas: convo) and the parameters of the Convos operations."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, StringConstraints
+
+from kallo.models.common import ApiModel, Name, ResponseModel
+from kallo.models.steps import Step
+from kallo.models.topics import NewObject, OwnedObject
+
+# Query Convo Steps pages are larger than other lists: a client usually loads a whole convo.
+STEP_PAGE_LIMIT = 100
+STEP_PAGE_MAX = 500
+StepPageLimit = Annotated[int, Field(ge=1, le=STEP_PAGE_MAX)]
+
+# A convo may start without a name (one is generated later from its first steps).
+ConvoName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)]
+
+# Seed flags such as `includeLatestStep=1`: any non-empty value turns them on.
+Flag = Annotated[str, StringConstraints(max_length=64)]
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+_RFC3339_HINT = "must be an RFC 3339 date-time, e.g. 2026-11-22T10:00:00.000Z"
+
+
+def _rfc3339(value: Any) -> datetime:
+    # pydantic's own datetime parsing also takes Unix timestamps and dates without a time or offset;
+    # `after` is documented as an RFC 3339 date-time, so only that is accepted.
+    if not isinstance(value, str) or len(value) > 64 or not _RFC3339.match(value):
+        raise ValueError(_RFC3339_HINT)
+    try:
+        return datetime.fromisoformat(value.upper().replace(" ", "T")).astimezone(UTC)
+    except ValueError as error:  # e.g. month 13
+        raise ValueError(_RFC3339_HINT) from error
+
+
+DateTime = Annotated[datetime, BeforeValidator(_rfc3339)]
+
+
+class ConvoCreate(NewObject):
+    name: ConvoName | None = Field(
+        default=None, description="Optional: without one the convo starts with an empty name"
+    )
+    latest_step: dict[str, Any] | None = Field(
+        default=None,
+        alias="latestStep",
+        description="Accepted for compatibility with the seed's request sample and ignored: steps are "
+        "added over the WebSocket API, and latestStep always reflects them",
+    )
+
+
+class ConvoPatch(ApiModel):
+    # The seed types `name` as a uuid: a slip, it is the convo's free-text name.
+    name: Name
+
+
+class Convo(OwnedObject):
+    name: str
+    topic_id: str | None = Field(default=None, alias="topicId", description="The topic that owns it, if any")
+    latest_step: Step | None = Field(
+        default=None,
+        alias="latestStep",
+        description="The newest primary step (Get a Convo; Query Convos with includeLatestStep)",
+    )
+
+
+class ConvoTopicConfig(ResponseModel):
+    defaults: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The stepConfig the convo's steps start from: its topic's config.defaults, "
+        "or {} when no topic owns the convo",
+    )

@@ -1,0 +1,162 @@
+"""Topics (API.md, Schemas: topic, topicConfig), and the parts every owned object's models share."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    model_serializer,
+    model_validator,
+)
+
+from kallo.models.common import ApiModel, Description, Id, Name, ResponseModel
+from kallo.models.steps import StepConfig
+
+# dataSourceIds only orders a topic's data sources (seed: "Careful!"); 500 keeps the item small.
+MAX_DATA_SOURCE_IDS = 500
+# At most this many ids per Query Topics request: one BatchGetItem reads them all.
+MAX_QUERY_IDS = 100
+# Paged lists (docs/DEVELOPING.md): `limit` 1..100 and the opaque `nextToken` of the previous page.
+PAGE_LIMIT = 100
+PageLimit = Annotated[int, Field(ge=1, le=PAGE_LIMIT)]
+PageToken = Annotated[str, StringConstraints(max_length=1024)]
+
+
+def _unique(ids: list[str]) -> list[str]:
+    if len(set(ids)) != len(ids):
+        raise ValueError("must not repeat an id")
+    return ids
+
+
+def _split_ids(value: Any) -> Any:
+    """`topicIds=a,b` and `topicIds=a&topicIds=b` both arrive as a list of strings; empty entries
+    (`topicIds=` or a trailing comma) are ignored."""
+    parts = value if isinstance(value, list) else [value]
+    if not all(isinstance(p, str) for p in parts):
+        return value
+    return [s for p in parts for s in (x.strip() for x in p.split(",")) if s]
+
+
+def _dedupe(ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def _ids_of_objects(value: Any) -> Any:
+    """The seed types Create's dataSourceIds as dataSource objects and Update's as ids: take both."""
+    if isinstance(value, list):
+        return [v["id"] if isinstance(v, dict) and "id" in v else v for v in value]
+    return value
+
+
+DataSourceIds = Annotated[
+    list[Id],
+    BeforeValidator(_ids_of_objects),
+    Field(
+        max_length=MAX_DATA_SOURCE_IDS,
+        description="The order of the topic's data sources (not their links: see GET /data-sources). "
+        "Ids are not checked and grant nothing; dataSource objects are accepted for their id.",
+    ),
+    AfterValidator(_unique),
+]
+TopicIds = Annotated[
+    list[Id],
+    BeforeValidator(_split_ids),
+    Field(max_length=MAX_QUERY_IDS),
+    AfterValidator(_dedupe),
+]
+
+
+class TopicConfig(ApiModel):
+    """A topic's configuration. `defaults` is the stepConfig the steps of the topic's convos start from.
+    It is the only key: any other is refused (422), so a misspelt key never passes silently; new keys
+    will be added as the platform interprets them."""
+
+    defaults: StepConfig = Field(default_factory=StepConfig)
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class NewObject(ApiModel):
+    """Fields a create request may carry besides its own: the id (server-generated when omitted) and,
+    for compatibility with the seed's request samples, createdBy/createdAt, which the server sets."""
+
+    id: Id | None = None
+    created_by: Id | None = Field(default=None, alias="createdBy")
+    created_at: str | None = Field(default=None, alias="createdAt", max_length=64)
+
+
+class Patch(ApiModel):
+    """A PATCH body: at least one field, and none of them null (a field is changed, never unset)."""
+
+    @model_validator(mode="after")
+    def _some_change(self) -> Patch:
+        if not self.model_fields_set:
+            names = ", ".join(f.alias or n for n, f in type(self).model_fields.items())
+            raise ValueError(f"give at least one of {names}")
+        nulls = [n for n in self.model_fields_set if getattr(self, n) is None]
+        if nulls:
+            raise ValueError(f"{', '.join(sorted(nulls))} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields to set, by their API (stored) names."""
+        return self.model_dump(by_alias=True, exclude_unset=True)
+
+
+class TopicCreate(NewObject):
+    name: Name
+    description: Description
+    config: TopicConfig = Field(default_factory=TopicConfig)
+    data_source_ids: DataSourceIds = Field(default_factory=list, alias="dataSourceIds")
+
+
+class TopicUpdate(Patch):
+    # The seed types `name` as a uuid: a slip, it is the topic's free-text name.
+    name: Name | None = None
+    description: Description | None = None
+    config: TopicConfig | None = None
+    data_source_ids: DataSourceIds | None = Field(default=None, alias="dataSourceIds")
+
+    def changes(self) -> dict[str, Any]:
+        changes = super().changes()
+        if self.config is not None:
+            # The config is replaced as a whole, stored without its unset keys.
+            changes["config"] = self.config.stored()
+        return changes
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+class OwnedObject(ResponseModel):
+    """What every topic and prompt returns; optional fields are left out rather than null."""
+
+    id: str
+    created_by: str = Field(alias="createdBy")
+    created_at: str = Field(alias="createdAt")
+    updated_at: str | None = Field(default=None, alias="updatedAt")
+    team_id: str | None = Field(default=None, alias="teamId", description="The team that owns it, if any")
+
+    # No return annotation: with one, pydantic would publish that type instead of the model's schema.
+    @model_serializer(mode="wrap")
+    def _omit_nulls(self, handler: SerializerFunctionWrapHandler):
+        return _without_nulls(handler(self))
+
+
+class Topic(OwnedObject):
+    name: str
+    description: str
+    config: TopicConfig
+    data_source_ids: list[str] = Field(default_factory=list, alias="dataSourceIds")
+    prompt_id: str | None = Field(default=None, alias="promptId", description="The topic's prompt, if set")

@@ -1,0 +1,313 @@
+"""Convos: creation under a user, team or topic owner, reads, renames, deletion (the rest follows through
+the purge worker), the owning topic's config, a convo's steps and its users.
+
+Costs in AWS calls (`n` convos on a page; a permission check on a convo is one Query per object of its
+ownership chain that can inherit (the convo, its topic) plus one BatchGetItem, see `kallo.authz.access`):
+- Query Convos `userId`: 1 Query (the user's grants) + 1 BatchGetItem (the page's convos), whatever `n`
+  and whether or not `includeLatestStep` is set (the latest step is kept on the convo); another user's
+  convos add the authority check. A token scoped to topics or teams adds one BatchGetItem.
+- Query Convos `topicId`: the topic check (Query + BatchGetItem) + 1 Query + 1 BatchGetItem.
+- Create: 1 TransactWriteItems, after the owner's check when a topic or team owns it.
+- Get / Patch: the check + 1 GetItem / UpdateItem. Delete: the check + 1 Query (the user grants)
+  + 1 TransactWriteItems + 1 SQS SendMessage.
+- Topic config: the check (+ 1 GetItem of the topic when one owns the convo). Steps: the check + 1
+  Query. Users: the check + 1 Query (`all`: up to 3 Queries, the owners' grants being already read).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from kallo.authz.access import Access
+from kallo.authz.policy import ObjectType, Permission, Role, permissions_of
+from kallo.clock import now_iso
+from kallo.errors import BadRequest, Conflict, NotFound
+from kallo.models.convos import STEP_PAGE_LIMIT, ConvoCreate, ConvoPatch
+from kallo.models.topics import PAGE_LIMIT
+from kallo.services import authority, purge, topics
+from kallo.store import grants, keys, objects, steps
+from kallo.store.keys import Ref
+from kallo.store.table import TRANSACT_LIMIT, table
+
+_CONVO_INDEX_PREFIX = f"{ObjectType.convo.value}#"
+
+
+def _convo(convo_id: str) -> Ref:
+    return Ref(ObjectType.convo.value, convo_id)
+
+
+_last_id = 0
+
+
+def new_convo_id() -> str:
+    """A UUIDv7 (RFC 9562): a millisecond timestamp then random bits. A grantee's grants are indexed
+    by object id, so time-ordered ids make "a user's convos, newest first" a plain descending query."""
+    global _last_id
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC variant
+    # Within a millisecond the random bits would order ids at random: count up instead (RFC 9562,
+    # method 2), so a container's ids always increase.
+    value = max(value, _last_id + 1)
+    _last_id = value
+    return str(UUID(int=value))
+
+
+# -- Query Convos -------------------------------------------------------------------------------------
+
+
+def query_convos(
+    access: Access,
+    *,
+    topic_id: str | None = None,
+    user_id: str | None = None,
+    include_latest_step: bool = False,
+    limit: int = PAGE_LIMIT,
+    next_token: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of convos, newest first, and the cursor of the next page: the convos a topic owns
+    (`topic_id`, for whoever can view the topic), or those a user (the caller by default) holds a grant
+    on, having created or joined them. A page may hold fewer than `limit` convos (even none, with a
+    cursor) when grants outlive deleted convos or fall outside an access token's scope."""
+    if topic_id and user_id:
+        raise BadRequest("give topicId or userId, not both", code="ambiguous_filter")
+    if topic_id:
+        topic = Ref(ObjectType.topic.value, topic_id)
+        access.require(topic)
+        found, token = _page_of_grantee(topic, limit, next_token)
+        # Whatever a topic owns is within an access token's scope when the topic is (checked above).
+        convos = _load(g for g in found if g["role"] == Role.owner)
+    else:
+        acting = authority.acting_for(access, user_id)
+        found, token = _page_of_grantee(
+            Ref(ObjectType.user.value, acting.principal.user_id or ""), limit, next_token
+        )
+        viewable = (
+            g for g in found if Permission.can_view in permissions_of(ObjectType.convo, Role(g["role"]))
+        )
+        convos = _within_scope(acting, _load(viewable))
+    if not include_latest_step:
+        convos = [{k: v for k, v in c.items() if k != "latestStep"} for c in convos]
+    return convos, token
+
+
+def _page_of_grantee(
+    grantee: Ref, limit: int, next_token: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the grantee's grants on convos, by descending convo id (newest first for the
+    server's time-ordered ids)."""
+    page = table().query(
+        keys.grantee_pk(grantee),
+        index="GSI1",
+        prefix=_CONVO_INDEX_PREFIX,
+        limit=limit,
+        next_token=next_token,
+        newest_first=True,
+    )
+    return page.items, page.next_token
+
+
+def _load(listed: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The convos the grants point at, in one BatchGetItem, newest first (a client-chosen id does not
+    follow time, so the page is also sorted by its creation time)."""
+    refs = [grants.object_ref(g) for g in listed]
+    if not refs:
+        return []
+    found = objects.batch_get(refs)
+    convos = [found[r] for r in refs if r in found]
+    return sorted(convos, key=lambda c: (c.get("createdAt", ""), c["id"]), reverse=True)
+
+
+def _within_scope(access: Access, convos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The convos an access token's scope covers: `Access.in_scope` evaluated for a whole page at once.
+
+    A convo is in scope when it, the topic that owns it, a team it is granted to, or a team its topic is
+    granted to is a scope object (its inheritance chain, see `kallo.authz.access`). The owning topic is
+    the one the convo item names; every link is confirmed by its grant, all read in one BatchGetItem.
+    """
+    scope = access.principal.scope
+    if scope is None or Ref(ObjectType.user.value, access.principal.user_id or "") in scope:
+        return convos
+    scoped = set(scope)
+    teams = [r for r in scope if r.type == ObjectType.team]
+    topic_of = {
+        c["id"]: Ref(ObjectType.topic.value, c["topicId"])
+        for c in convos
+        if c.get("topicId") and (teams or Ref(ObjectType.topic.value, c["topicId"]) in scoped)
+    }
+    pairs = [(_convo(c), t) for c, t in topic_of.items()]
+    pairs += [(_convo(c["id"]), team) for c in convos for team in teams]
+    pairs += [(t, team) for t in set(topic_of.values()) for team in teams]
+    linked = set(grants.batch_get(pairs)) if pairs else set()
+
+    def covered(convo: dict[str, Any]) -> bool:
+        ref, topic = _convo(convo["id"]), topic_of.get(convo["id"])
+        if ref in scoped or any((ref, team) in linked for team in teams):
+            return True
+        return (
+            topic is not None
+            and (ref, topic) in linked
+            and (topic in scoped or any((topic, team) in linked for team in teams))
+        )
+
+    return [c for c in convos if covered(c)]
+
+
+# -- Create, Get, Patch, Delete -----------------------------------------------------------------------
+
+
+def _owner_for(
+    access: Access, *, topic_id: str | None, team_id: str | None, user_id: str | None
+) -> tuple[Ref, str]:
+    """The owner named by the query parameters (at most one; none: the caller) and the user recorded
+    as the convo's creator. Chatting in a topic or team is what it takes to start a convo there."""
+    if sum(1 for given in (topic_id, team_id, user_id) if given) > 1:
+        raise BadRequest("give at most one of topicId, teamId and userId", code="ambiguous_owner")
+    if topic_id or team_id:
+        owner = (
+            Ref(ObjectType.topic.value, topic_id) if topic_id else Ref(ObjectType.team.value, team_id or "")
+        )
+        access.require(owner, Permission.can_chat)
+        return owner, access.principal.user_id or ""
+    acting = authority.acting_for(access, user_id).principal.user_id or ""
+    return Ref(ObjectType.user.value, acting), acting
+
+
+def create_convo(
+    access: Access,
+    data: ConvoCreate,
+    *,
+    topic_id: str | None = None,
+    team_id: str | None = None,
+    user_id: str | None = None,
+) -> dict[str, Any]:
+    """A new convo, its owner grant and, when a topic or team owns it, an `admin` grant for its creator
+    (so it is among the creator's convos), all in one transaction. The server sets createdAt and
+    createdBy; a latestStep in the body is ignored."""
+    owner, creator = _owner_for(access, topic_id=topic_id, team_id=team_id, user_id=user_id)
+    access.require_scope_for_owner(owner)
+    ref = _convo(data.id or new_convo_id())
+    now = now_iso()
+    fields: dict[str, Any] = {
+        "name": data.name or "",
+        "createdAt": now,
+        "createdBy": creator,
+        "updatedAt": now,
+    }
+    owned_by_group = owner.type != ObjectType.user
+    if owned_by_group:
+        fields[f"{owner.type}Id"] = owner.id
+    item = objects.item(ref, fields)
+    # Grants of a deleted convo wait for the purge worker: `new` refuses to reuse its id until then.
+    operations: list[dict[str, Any]] = [
+        {"put": item, "new": True},
+        {"put": grants.item(ref, owner, Role.owner.value, created_by=creator, created_at=now), "new": True},
+    ]
+    if owned_by_group:
+        creator_grant = grants.item(
+            ref, Ref(ObjectType.user.value, creator), Role.admin.value, created_by=creator, created_at=now
+        )
+        # The check passed on the owner's grants, which can outlive a deleted topic for a while.
+        operations += [{"put": creator_grant, "new": True}, {"check": keys.object_key(owner), "exists": True}]
+    try:
+        table().transact(operations)
+    except Conflict as error:
+        if owned_by_group and objects.get(owner) is None:
+            raise NotFound(f"{owner.type} {owner.id} not found") from error
+        raise Conflict(f"convo {ref.id} already exists", code="already_exists") from error
+    return objects.public(item)
+
+
+def get_convo(access: Access, convo_id: str) -> dict[str, Any]:
+    ref = _convo(convo_id)
+    access.require(ref)
+    return topics.require_existing(ref)
+
+
+def patch_convo(access: Access, convo_id: str, data: ConvoPatch) -> dict[str, Any]:
+    return topics.update_owned(access, _convo(convo_id), {"name": data.name})
+
+
+def delete_convo(access: Access, convo_id: str) -> None:
+    """Delete the convo with every grant on it in one transaction, so it is gone for everyone at once;
+    its steps, contributor markers, invitations and links go through the purge worker, which has no
+    request timeout to fit in. (Should a convo have more grants than a transaction holds, the owner's
+    goes first and the rest wait for the purge.)"""
+    ref = _convo(convo_id)
+    access.require(ref, Permission.can_delete)
+    on_convo = access.structural_grants(ref) + grants.all_of_object(ref, grantee_type=ObjectType.user.value)
+    on_convo.sort(key=lambda g: g["role"] != Role.owner)
+    operations: list[dict[str, Any]] = [{"delete": keys.object_key(ref), "exists": True}]
+    operations += [
+        {"delete": keys.grant_key(ref, grants.grantee_ref(g))} for g in on_convo[: TRANSACT_LIMIT - 1]
+    ]
+    with topics.absent_as_not_found(ref):
+        table().transact(operations)
+    purge.schedule(ref)
+
+
+# -- Topic config, steps, users -----------------------------------------------------------------------
+
+
+def _owner(access: Access, obj: Ref) -> Ref | None:
+    """The team or topic that owns an object (None for a user's): its structural grants were read by
+    the permission check, so this costs nothing."""
+    return grants.owner_of(access.structural_grants(obj))
+
+
+def get_topic_config(access: Access, convo_id: str) -> dict[str, Any]:
+    """The config the owning topic gives its convos (`{defaults: {}}` when no topic owns it)."""
+    ref = _convo(convo_id)
+    access.require(ref)
+    owner = _owner(access, ref)
+    topic = objects.get(owner) if owner and owner.type == ObjectType.topic else None
+    config = (topic or {}).get("config") or {}
+    return {"defaults": config.get("defaults") or {}}
+
+
+def query_convo_steps(
+    access: Access,
+    convo_id: str,
+    *,
+    after: datetime | None = None,
+    limit: int = STEP_PAGE_LIMIT,
+    next_token: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the convo's steps, oldest first (only those created after `after`, a datetime)."""
+    ref = _convo(convo_id)
+    access.require(ref)
+    page = steps.of_convo(convo_id, after=after, limit=limit, next_token=next_token)
+    return page.items, page.next_token
+
+
+def _user_grantees(obj: Ref) -> list[str]:
+    return [g["granteeId"] for g in grants.all_of_object(obj, grantee_type=ObjectType.user.value)]
+
+
+def query_convo_users(
+    access: Access, convo_id: str, *, contributors: bool = False, everyone: bool = False
+) -> list[str]:
+    """User ids, sorted: by default the convo's direct user grantees; `contributors`, those who wrote at
+    least one step; `everyone` (the seed's `all`), the direct grantees plus the members of the team that
+    owns the convo, or the direct grantees of the topic that owns it and the members of that topic's
+    owning team."""
+    if contributors and everyone:
+        raise BadRequest("give contributors or all, not both", code="ambiguous_filter")
+    ref = _convo(convo_id)
+    access.require(ref)
+    if contributors:
+        return sorted(set(steps.contributors(convo_id)))
+    users = set(_user_grantees(ref))
+    if everyone:
+        owner = _owner(access, ref)
+        if owner is not None:
+            users.update(_user_grantees(owner))
+            topic_owner = _owner(access, owner) if owner.type == ObjectType.topic else None
+            if topic_owner is not None and topic_owner.type == ObjectType.team:
+                users.update(_user_grantees(topic_owner))
+    return sorted(users)

@@ -1,0 +1,118 @@
+"""Purging what hangs off a deleted object, off the request path.
+
+Deleting a convo or a topic removes its item (and its owner grant) at once, then `schedule` sends a job
+`{"type": "<objectType>", "id": "<id>"}` to the purge queue; the purge worker runs `purge`, which deletes:
+- everything left in the object's partition: steps and contributor markers, grants, invitations,
+  connection entries;
+- the grants that name the object as grantee (GSI1): data-source and prompt links, team grants...;
+- the objects it owned (a topic's convos, a team's topics), each purged the same way, recursively.
+
+A job may be delivered more than once, and a worker may time out half-way: every step is a delete of
+what is still there, and an owned object's owner grant (the only way to find it again) is deleted last,
+so running a job again finishes the work and a finished job does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ConfigDict
+
+from kallo import aws
+from kallo.authz.policy import ObjectType, Role
+from kallo.models.common import Id
+from kallo.settings import get_settings
+from kallo.store import grants, keys, steps
+from kallo.store.keys import Ref
+from kallo.store.table import table
+
+logger = Logger(child=True)
+
+
+class PurgeJob(BaseModel):
+    """The message body of a purge job."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: ObjectType
+    id: Id
+
+    @property
+    def ref(self) -> Ref:
+        return Ref(self.type.value, self.id)
+
+
+def schedule(ref: Ref) -> None:
+    """Queue the purge of a deleted object."""
+    body = json.dumps({"type": ref.type, "id": ref.id}, separators=(",", ":"))
+    aws.client("sqs").send_message(QueueUrl=get_settings().purge_queue_url, MessageBody=body)
+
+
+def parse_job(body: str) -> Ref:
+    """The object a job names; raises `pydantic.ValidationError` for anything else."""
+    return PurgeJob.model_validate_json(body).ref
+
+
+def purge(ref: Ref) -> int:
+    """Delete what is left of a deleted object; returns the number of items deleted (0 when nothing was
+    left, or when the object exists: a job for a live object, such as one re-created under the same id
+    before its purge ran, must not destroy it)."""
+    if table().get(keys.object_key(ref), consistent=True) is not None:
+        logger.warning("purge skipped: the object exists", extra={"objectType": ref.type, "objectId": ref.id})
+        return 0
+    return _purge(ref, link=None, seen=set())
+
+
+def _key(item: dict[str, Any]) -> dict[str, str]:
+    return {"PK": item["PK"], "SK": item["SK"]}
+
+
+def _purge(ref: Ref, *, link: dict[str, str] | None, seen: set[Ref]) -> int:
+    """Purge an object; `link` is the key of its owner grant when it is purged because its owner was,
+    kept until the end so that an interrupted purge finds it again."""
+    if ref in seen:  # ownership is a tree; this only guards against corrupt data
+        return 0
+    seen.add(ref)
+    deleted = 0
+    if link is not None:
+        # An owned object disappears first, so no one reads it while the rest goes.
+        table().delete(keys.object_key(ref))
+        deleted += 1
+    deleted += _purge_dependents(ref, seen)
+    if ref.type == ObjectType.convo:
+        deleted += steps.delete_all_of_convo(ref.id)
+    deleted += _delete_partition(ref, keep=link)
+    if link is not None:
+        table().delete(link)
+        deleted += 1
+    return deleted
+
+
+def _purge_dependents(ref: Ref, seen: set[Ref]) -> int:
+    """The grants naming `ref` as grantee: owned objects are purged, other links simply deleted."""
+    deleted, token = 0, None
+    while True:
+        page = table().query(keys.grantee_pk(ref), index="GSI1", next_token=token)
+        links = []
+        for grant in page.items:
+            if grant.get("entity") == "grant" and grant.get("role") == Role.owner:
+                deleted += _purge(grants.object_ref(grant), link=_key(grant), seen=seen)
+            else:
+                links.append(_key(grant))
+        deleted += table().batch_delete(links)
+        token = page.next_token
+        if not token:
+            return deleted
+
+
+def _delete_partition(ref: Ref, *, keep: dict[str, str] | None) -> int:
+    """Every item of the object's partition but `keep`, a page (at most 1 MB) at a time."""
+    deleted, token = 0, None
+    while True:
+        page = table().query(keys.object_pk(ref), next_token=token)
+        deleted += table().batch_delete(k for k in map(_key, page.items) if k != keep)
+        token = page.next_token
+        if not token:
+            return deleted

@@ -1,0 +1,99 @@
+"""Update Topic: PATCH /topics/{topicId}."""
+
+from uuid import uuid4
+
+from kallo.authz.access import Access
+from kallo.models.topics import TopicCreate
+from kallo.services import topics
+from kallo.store import keys
+from kallo.store.keys import Ref
+from kallo.store.table import table
+from tests.support.api import invoke
+from tests.support.world import grant, make_object, make_user, ref_of
+
+
+def test_update_topic_changes_only_the_given_fields(aws, aws_calls):
+    alice = make_user()
+    created = topics.create_topic(
+        Access(alice),
+        TopicCreate.model_validate(
+            {"name": "Trees", "description": "Antarctic", "config": {"defaults": {"temperature": 1}}}
+        ),
+    )
+    aws_calls.reset()
+    result = invoke(
+        "topics.update_topic",
+        alice,
+        path={"topicId": created["id"]},
+        # The seed's sample puts a uuid in `name`: any text is a name.
+        body={"name": "9ffa9185-7453-4fb2-aa6a-3105a6ae83a8", "dataSourceIds": [str(uuid4())]},
+    )
+    assert result.status == 200, result.body
+    topic = result.json
+    assert topic["name"] == "9ffa9185-7453-4fb2-aa6a-3105a6ae83a8"
+    assert topic["description"] == "Antarctic" and topic["config"] == {"defaults": {"temperature": 1.0}}
+    assert len(topic["dataSourceIds"]) == 1 and topic["updatedAt"] >= topic["createdAt"]
+    # The permission check (Query + BatchGetItem), then one UpdateItem returning the new topic.
+    assert aws_calls.total == 3 and aws_calls["dynamodb:UpdateItem"] == 1
+
+    # The config is replaced as a whole.
+    replaced = invoke(
+        "topics.update_topic",
+        alice,
+        path={"topicId": created["id"]},
+        body={"config": {"defaults": {"model": "openai:gpt-4o-mini", "reply": True}}},
+    )
+    assert replaced.json["config"] == {"defaults": {"model": "openai:gpt-4o-mini", "reply": True}}
+
+
+def test_team_admins_edit_team_topics_members_do_not(aws):
+    owner, admin, member, outsider = make_user(), make_user(), make_user(), make_user()
+    team = make_object("team", ref_of(owner))
+    grant(team, admin, "admin")
+    grant(team, member, "member")
+    topic_id = topics.create_topic(Access(owner), TopicCreate(name="T", description=""), team_id=team.id)[
+        "id"
+    ]
+    path = {"topicId": topic_id}
+    assert invoke("topics.update_topic", admin, path=path, body={"description": "by admin"}).status == 200
+    denied = invoke("topics.update_topic", member, path=path, body={"description": "by member"})
+    assert denied.status == 403 and denied.json["code"] == "permission_denied"
+    hidden = invoke("topics.update_topic", outsider, path=path, body={"description": "by outsider"})
+    assert hidden.status == 404 and hidden.json["code"] == "not_found"
+    unknown = invoke("topics.update_topic", owner, path={"topicId": str(uuid4())}, body={"name": "x"})
+    assert unknown.status == 404
+
+
+def test_update_of_a_deleted_topic_is_not_found(aws):
+    alice = make_user()
+    topic_id = topics.create_topic(Access(alice), TopicCreate(name="T", description=""))["id"]
+    # Its owner grant is still there (as while the purge worker has not run for a member's grant).
+    table().delete(keys.object_key(Ref("topic", topic_id)))
+    result = invoke("topics.update_topic", alice, path={"topicId": topic_id}, body={"name": "x"})
+    assert result.status == 404 and result.json["code"] == "not_found"
+
+
+def test_update_topic_bad_input(aws):
+    alice = make_user()
+    topic_id = topics.create_topic(Access(alice), TopicCreate(name="T", description=""))["id"]
+    path = {"topicId": topic_id}
+    for raw in (
+        "{bad",
+        "{}",
+        "[]",
+        '{"name": null}',
+        '{"name": ""}',
+        '{"name": "' + "x" * 257 + '"}',
+        '{"description": 5}',
+        '{"config": {"defaults": {"temperature": -0.1}}}',
+        '{"config": {"defaults": {}, "extra": true}}',
+        '{"config": null}',
+        '{"dataSourceIds": ["x"]}',
+        '{"promptId": "' + str(uuid4()) + '"}',
+        '{"createdBy": "' + str(uuid4()) + '"}',
+    ):
+        result = invoke("topics.update_topic", alice, path=path, raw_body=raw)
+        assert 400 <= result.status < 500, (raw[:60], result.status)
+        assert {"code", "message"} <= set(result.json), result.body
+    bad_id = invoke("topics.update_topic", alice, path={"topicId": "nope"}, body={"name": "x"})
+    assert bad_id.status == 422
