@@ -147,3 +147,31 @@ def test_delete_all_of_convo_leaves_the_rest_of_the_partition(convo):
     assert left == {"", "GRANT"}  # the convo item (#META) and its owner grant
     assert steps.of_convo(convo.id).items == [] and steps.contributors(convo.id) == []
     assert steps.delete_all_of_convo(convo.id) == 0
+
+
+def test_update_keeps_the_latest_step_in_sync(convo):
+    first = steps.add(new_step(convo, "2026-11-22T10:00:00.000Z"))
+    second = steps.add(new_step(convo, "2026-11-22T10:00:01.000Z"))
+    steps.update(first, {"content": {"text": "edited first"}})
+    assert objects.get(convo)["latestStep"]["id"] == second["id"]  # an older step leaves it alone
+    updated = steps.update(second, {"content": {"text": "edited second"}, "status": "completed"})
+    assert updated["content"] == {"text": "edited second"} and updated["updatedAt"] >= second["updatedAt"]
+    assert objects.get(convo)["latestStep"]["content"] == {"text": "edited second"}
+
+
+def test_delete_falls_back_to_the_newest_remaining_primary_step(convo):
+    first = steps.add(new_step(convo, "2026-11-22T10:00:00.000Z"))
+    steps.add(new_step(convo, "2026-11-22T10:00:01.000Z", alternate=True))
+    last = steps.add(new_step(convo, "2026-11-22T10:00:02.000Z"))
+    steps.delete(last)
+    assert objects.get(convo)["latestStep"]["id"] == first["id"]
+    steps.delete(first)
+    assert "latestStep" not in objects.get(convo)
+    assert steps.get(first["id"]) is None
+
+
+def test_update_of_a_deleted_step_conflicts(convo):
+    gone = steps.add(new_step(convo, "2026-11-22T10:00:00.000Z"))
+    steps.delete(gone)
+    with pytest.raises(Conflict):
+        steps.update(gone, {"content": {"text": "late"}})

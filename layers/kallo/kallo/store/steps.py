@@ -9,10 +9,12 @@ number of steps), so "who wrote in this convo" is one small query instead of a r
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
-from kallo.clock import iso
+from kallo.clock import iso, now_iso
+from kallo.errors import Conflict
 from kallo.models.steps import Step
 from kallo.store import keys, objects
 from kallo.store.keys import Ref
@@ -122,3 +124,54 @@ def delete_all_of_convo(convo_id: str) -> int:
             if not token:
                 break
     return deleted
+
+
+def key(step: dict[str, Any]) -> dict[str, str]:
+    """The table key of a stored step (as `get` or `of_convo` return it)."""
+    return {
+        "PK": keys.object_pk(Ref("convo", step["convoId"])),
+        "SK": keys.step_sk(step["createdAt"], step["id"]),
+    }
+
+
+def update(step: dict[str, Any], changes: dict[str, Any], *, remove: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Change a stored step (`updatedAt` is set here) and keep the convo's `latestStep` in step when it
+    is this step. Raises `Conflict` (code `not_found`) when the step was deleted meanwhile."""
+    updated = objects.public(table().update(key(step), {**changes, "updatedAt": now_iso()}, remove=remove))
+    if not updated.get("isAlternate"):
+        _replace_latest(step["convoId"], step["id"], updated)
+    return updated
+
+
+def delete(step: dict[str, Any]) -> None:
+    """Delete one step; when it was the convo's `latestStep`, the newest remaining primary step takes
+    its place (or none)."""
+    table().delete(key(step))
+    _replace_latest(step["convoId"], step["id"], _newest_primary(step["convoId"]))
+
+
+def _newest_primary(convo_id: str) -> dict[str, Any] | None:
+    token = None
+    while True:
+        page = table().query(
+            keys.object_pk(Ref("convo", convo_id)),
+            between=(STEP_PREFIX, f"{STEP_PREFIX}{_HIGH}"),
+            newest_first=True,
+            limit=20,
+            next_token=token,
+        )
+        for found in page.items:
+            if not found.get("isAlternate"):
+                return objects.public(found)
+        token = page.next_token
+        if not token:
+            return None
+
+
+def _replace_latest(convo_id: str, step_id: str, replacement: dict[str, Any] | None) -> None:
+    """Point the convo's `latestStep` at `replacement`, but only while it still names `step_id`: a
+    newer step written meanwhile wins."""
+    convo_key = keys.object_key(Ref("convo", convo_id))
+    changes, remove = ({"latestStep": replacement}, ()) if replacement else ({}, ("latestStep",))
+    with contextlib.suppress(Conflict):
+        table().update(convo_key, changes, remove=remove, expect=(("latestStep", "id"), step_id))

@@ -212,11 +212,18 @@ class Table:
             raise Conflict("an object with this id already exists", code="already_exists") from error
 
     def update(
-        self, key: dict[str, str], changes: dict[str, Any], *, remove: Iterable[str] = ()
+        self,
+        key: dict[str, str],
+        changes: dict[str, Any],
+        *,
+        remove: Iterable[str] = (),
+        expect: tuple[tuple[str, ...], Any] | None = None,
     ) -> dict[str, Any]:
         """Set (and remove) attributes of an existing item; returns the whole item after the update.
 
-        Raises `Conflict` with code `not_found` when the item does not exist (it was deleted meanwhile).
+        `expect=(("latestStep", "id"), value)` also requires an attribute (path) to hold a value.
+        Raises `Conflict` with code `not_found` when the item does not exist (it was deleted meanwhile)
+        or the expectation does not hold.
         """
         sets = [f"#{i} = :{i}" for i in range(len(changes))]
         names = {f"#{i}": name for i, name in enumerate(changes)}
@@ -233,10 +240,16 @@ class Table:
             "ExpressionAttributeNames": names,
             "ReturnValues": "ALL_NEW",
         }
-        if changes:
-            params["ExpressionAttributeValues"] = serialize(
-                {f":{i}": v for i, v in enumerate(changes.values())}
+        values = {f":{i}": v for i, v in enumerate(changes.values())}
+        if expect:
+            path, expected = expect
+            names.update({f"#e{i}": part for i, part in enumerate(path)})
+            params["ConditionExpression"] += (
+                " AND " + ".".join(f"#e{i}" for i in range(len(path))) + " = :expected"
             )
+            values[":expected"] = expected
+        if values:
+            params["ExpressionAttributeValues"] = serialize(values)
         try:
             response = self._client.update_item(**params)
         except self._client.exceptions.ConditionalCheckFailedException as error:
