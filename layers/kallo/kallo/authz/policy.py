@@ -138,18 +138,20 @@ PERMISSIONS: dict[ObjectType, dict[Role, frozenset[Permission]]] = {
     },
     ObjectType.data_source: {
         Role.owner: _perms(
-            *_VIEW, "can_edit", "can_delete", *_manage("owner", "admin", "viewer", "dependent")
+            *_VIEW, "can_edit", "can_delete", *_manage("owner", "admin", "member", "viewer", "dependent")
         ),
-        Role.admin: _perms(*_VIEW, "can_edit", *_manage("admin", "viewer", "dependent")),
+        # `member` is for teams (ALLOWED_GRANTS): their users may view and link the object.
+        Role.admin: _perms(*_VIEW, "can_edit", *_manage("admin", "member", "viewer", "dependent")),
         Role.member: _perms(*_VIEW, "can_add_dependent"),
         Role.viewer: _perms(*_VIEW),
         Role.dependent: _perms(*_VIEW),
     },
     ObjectType.prompt: {
         Role.owner: _perms(
-            *_VIEW, "can_edit", "can_delete", *_manage("owner", "admin", "viewer", "dependent")
+            *_VIEW, "can_edit", "can_delete", *_manage("owner", "admin", "member", "viewer", "dependent")
         ),
-        Role.admin: _perms(*_VIEW, "can_edit", *_manage("admin", "viewer", "dependent")),
+        # `member` is for teams (ALLOWED_GRANTS): their users may view and link the object.
+        Role.admin: _perms(*_VIEW, "can_edit", *_manage("admin", "member", "viewer", "dependent")),
         Role.member: _perms(*_VIEW, "can_add_dependent"),
         Role.viewer: _perms(*_VIEW),
         Role.dependent: _perms(*_VIEW),

@@ -1,0 +1,50 @@
+"""Add Grantee to Object: POST /auth/grantees?objectType=&objectId=[&inviteEmail=] body grantee → 201.
+
+Grants the body's `{id, type, role}` on the object and answers 201 with the grantee.
+- Which grantee type may hold which role on which object type is the policy's table (else 400
+  `grant_not_supported`). Owners change only through PUT /auth/grantees (400 `use_put_for_owner`);
+  `dependent` grants, and convos or topics on data sources and prompts, are links made by Add Convo /
+  Topic Data Source and Set Topic Prompt (400 `use_link_endpoint`).
+- The caller needs `can_add_<role>` on the object (404 when it cannot view it, 403 when it can). The
+  grantee must exist: any user, or a team, topic or convo the caller can view (else 404).
+- A grantee that already holds another role gets the new one, which also needs `can_remove_<old role>`
+  (an owner's role is changed only by PUT); the role it already holds changes nothing.
+
+Invitations (`inviteEmail`, teams and convos only; the body is a user grantee without `id`, e.g.
+`{"type": "user", "role": "member"}`): when a user has that email address, it is granted the role as
+above and the answer is the grantee. Otherwise an invitation is stored (a new one for the same email and
+object replaces it) and the answer is the invitation `{objectType, objectId, inviteEmail, role,
+createdBy, createdAt}`. It expires after the configured days (30 by default), is listed by Get
+Invitations, withdrawn by Delete Invitation, and becomes the grant when the invitee registers with that
+email address.
+"""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from kallo.authz.policy import ObjectType
+from kallo.models.auth import GranteeView
+from kallo.models.common import Email, Grantee, Id
+from kallo.models.users import Invitation
+from kallo.services import grantees
+from kallo.web import caller, create_app, created, lambda_handler_for
+
+app = create_app()
+
+
+@app.post(
+    "/auth/grantees", summary="Add Grantee to Object", tags=["Auth"], status_code=201, description=__doc__
+)
+def add_grantee(
+    body: Grantee,
+    objectType: Annotated[ObjectType, Query()],
+    objectId: Annotated[Id, Query()],
+    inviteEmail: Annotated[Email | None, Query(description="Invite this address (see above)")] = None,
+) -> Response[GranteeView | Invitation]:
+    obj = grantees.object_ref(objectType, objectId)
+    return created(grantees.add_grantee(caller(app), obj, body, invite_email=inviteEmail))
+
+
+lambda_handler = lambda_handler_for(app)
