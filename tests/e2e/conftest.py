@@ -1,32 +1,29 @@
 """End-to-end harness: the real local stack (`python -m local`) in a subprocess, called over real HTTP.
 
 The `stack` fixture starts one stack for the session with a known bootstrap API key and a test OpenID
-Connect issuer (an RSA key pair whose JWKS is served on 127.0.0.1: PyJWKClient fetches only http(s)),
-and mints that issuer's ID tokens. `start_stack` starts more, for tests that stop one.
+Connect issuer (`tests.support.oidc`: an RSA key pair whose JWKS is served on 127.0.0.1), and mints that
+issuer's ID tokens. `start_stack` starts more, for tests that stop one.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.support.oidc import OidcIssuer
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "kallo_e2e_bootstrap_key_0123456789"
@@ -35,53 +32,6 @@ AUDIENCE = "kallo-e2e"
 KEY_ID = "e2e-key-1"
 READY_TIMEOUT_SECONDS = 90
 STOP_TIMEOUT_SECONDS = 10
-
-
-class OidcIssuer:
-    """A test OpenID Connect issuer: signs ID tokens and serves its JWKS over HTTP on loopback."""
-
-    def __init__(self) -> None:
-        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key()))
-        jwks = json.dumps({"keys": [{**public, "kid": KEY_ID, "alg": "RS256", "use": "sig"}]}).encode()
-
-        class Jwks(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(jwks)))
-                self.end_headers()
-                self.wfile.write(jwks)
-
-            def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-        self.jwks_uri = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def configuration(self) -> str:
-        """The KALLO_OIDC_ISSUERS value that trusts this issuer."""
-        return json.dumps([{"issuer": ISSUER, "audience": AUDIENCE, "jwksUri": self.jwks_uri}])
-
-    def mint(self, sub: str, *, email: str | None = None, email_verified: bool = True, **claims: Any) -> str:
-        """An ID token for `sub`; `claims` override or add any claim (e.g. exp, aud, iss)."""
-        now = int(time.time())
-        payload: dict[str, Any] = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": sub,
-            "iat": now,
-            "exp": now + 600,
-            "email": email or f"{sub}@example.com",
-            "email_verified": email_verified,
-        }
-        payload.update(claims)
-        return jwt.encode(payload, self.private_key, algorithm="RS256", headers={"kid": KEY_ID})
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @dataclass
@@ -162,7 +112,7 @@ def start_stack(issuer: OidcIssuer, **environment: str) -> Iterator[RunningStack
 
 @pytest.fixture(scope="session")
 def oidc_issuer() -> Iterator[OidcIssuer]:
-    issuer = OidcIssuer()
+    issuer = OidcIssuer(ISSUER, AUDIENCE, KEY_ID)
     yield issuer
     issuer.close()
 

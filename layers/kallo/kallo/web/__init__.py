@@ -19,7 +19,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
@@ -59,6 +62,12 @@ def create_app() -> APIGatewayRestResolver:
         where = ".".join(str(p) for p in first.get("loc", ()))
         message = f"{where}: {first.get('msg', 'invalid')}" if where else "the request is invalid"
         return error_response(422, "validation_error", message, _validation_details(errors))
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported_content_type(error: RequestUnsupportedContentType) -> Response:
+        # Powertools' own answer is `{statusCode, detail}`, not the API's error shape.
+        found = next((e.get("msg") for e in error.errors() if e.get("msg")), None)
+        return error_response(415, "unsupported_media_type", found or "unsupported content type")
 
     return app
 
