@@ -72,6 +72,12 @@ class Access:
             grant = found.get((node, me))
             self._direct[node] = Role(grant["role"]) if grant else None
 
+    def preload(self, objs: list[Ref]) -> None:
+        """Read what checks on many objects need up front: their chains' structural grants, then the
+        principal's grants on all of those objects in one BatchGetItem (instead of one per object)."""
+        nodes = [node for obj in objs for node in self._chain(obj)]
+        self._load_direct_roles(list(dict.fromkeys(nodes)))
+
     # -- evaluation --------------------------------------------------------------------------------
 
     def role(self, obj: Ref) -> Role | None:
