@@ -1,4 +1,4 @@
-"""Teams and team users."""
+"""Teams and team users (API.md, Schemas: team, teamUser)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ class TeamCreate(ApiModel):
 
 
 class TeamUpdate(ApiModel):
+    """Update a Team: `name` is the one patchable property, so it is required (an empty patch is 422)."""
+
     name: Name
 
 
@@ -27,6 +29,8 @@ class Team(ResponseModel):
 
 
 class TeamUser(ResponseModel):
+    """A user's membership of a team: `isOwner` tells the owner apart (roles: GET /auth/grantees)."""
+
     team_id: str = Field(alias="teamId")
     user_id: str = Field(alias="userId")
     is_owner: bool = Field(alias="isOwner")
