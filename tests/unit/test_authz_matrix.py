@@ -301,12 +301,6 @@ def test_a_team_scope_covers_the_team_its_topics_and_their_convos(scoped):
             token.require(outside)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="API.md: a token covers its scope objects 'and what they own'; Access.in_scope follows every "
-    "structural grant, so a topic merely shared with the team is covered, with all of its owner's rights "
-    "(services.convos._within_scope mirrors that rule; see the Teams report)",
-)
 def test_a_team_scope_does_not_cover_what_is_only_shared_with_the_team(scoped):
     assert not _token(scoped.alice, scoped.team).in_scope(scoped.shared_topic)
 

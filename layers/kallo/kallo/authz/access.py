@@ -27,6 +27,8 @@ from kallo.store.keys import Ref
 
 # Teams and users are never granted to other objects structurally, so they inherit nothing.
 _NON_INHERITING = frozenset({ObjectType.team, ObjectType.user})
+# The grants along which an access token's scope extends: ownership and dependent links.
+_SCOPE_ROLES = frozenset({Role.owner, Role.dependent})
 
 
 class Access:
@@ -106,7 +108,25 @@ class Access:
             return True
         if obj == Ref("user", self.principal.user_id or ""):
             return True
-        return any(node in scope for node in self._chain(obj))
+        return any(node in scope for node in self._scope_chain(obj))
+
+    def _scope_chain(self, obj: Ref) -> list[Ref]:
+        """`obj` and what owns it or links it, transitively: a scope covers what its objects own and
+        link (API.md), not what is merely shared with them (a topic shared with a team is not the
+        team's, so a team-scoped token must not act on it)."""
+        seen, level = [obj], [obj]
+        for _ in range(MAX_INHERITANCE_DEPTH):
+            level = [
+                grants.grantee_ref(g)
+                for node in level
+                for g in self.structural_grants(node)
+                if g["role"] in _SCOPE_ROLES and g["granteeType"] in STRUCTURAL_GRANTEE_TYPES
+            ]
+            level = [n for n in level if n not in seen]
+            seen.extend(level)
+            if not level:
+                break
+        return seen
 
     def require_scope_for_owner(self, owner: Ref) -> None:
         """Creating an object owned by `owner` needs a token whose scope covers that owner; owning

@@ -126,9 +126,10 @@ def _load(listed: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def _within_scope(access: Access, convos: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The convos an access token's scope covers: `Access.in_scope` evaluated for a whole page at once.
 
-    A convo is in scope when it, the topic that owns it, a team it is granted to, or a team its topic is
-    granted to is a scope object (its inheritance chain, see `kallo.authz.access`). The owning topic is
-    the one the convo item names; every link is confirmed by its grant, all read in one BatchGetItem.
+    A convo is in scope when it, the topic that owns it, the team that owns it, or the team that owns
+    its topic is a scope object (ownership only: what is merely shared with a team is not covered by a
+    team scope, see `Access.in_scope`). The owning topic is the one the convo item names; every link is
+    confirmed by its owner grant, all read in one BatchGetItem.
     """
     scope = access.principal.scope
     if scope is None or Ref(ObjectType.user.value, access.principal.user_id or "") in scope:
@@ -143,7 +144,8 @@ def _within_scope(access: Access, convos: list[dict[str, Any]]) -> list[dict[str
     pairs = [(_convo(c), t) for c, t in topic_of.items()]
     pairs += [(_convo(c["id"]), team) for c in convos for team in teams]
     pairs += [(t, team) for t in set(topic_of.values()) for team in teams]
-    linked = set(grants.batch_get(pairs)) if pairs else set()
+    found = grants.batch_get(pairs) if pairs else {}
+    linked = {pair for pair, grant in found.items() if grant["role"] == Role.owner}
 
     def covered(convo: dict[str, Any]) -> bool:
         ref, topic = _convo(convo["id"]), topic_of.get(convo["id"])
