@@ -181,7 +181,8 @@ def test_invitations_become_grants_when_the_user_is_created(aws):
     me = Ref("user", user["id"])
     held = {grants.object_ref(g): g for g in grants.all_of_grantee(me)}
     assert set(held) == {team, convo}
-    assert held[team]["role"] == "admin" and held[team]["createdBy"] == inviter.user_id
+    assert held[team]["role"] == "admin" and held[team]["invitedBy"] == inviter.user_id
+    assert held[team]["createdBy"] == user["id"]  # the acceptance made the grant
     assert held[convo]["role"] == "participant"
     assert (
         invitations.get(team, "pat@example.com") is None and invitations.get(convo, "pat@example.com") is None

@@ -1,7 +1,8 @@
 """Acting for other users: a caller acts for itself, or for a user it has authority over.
 
 A service account has authority over the users it created (it holds `admin` on their user object)
-and over members of teams it owns (API.md, Authentication).
+and over members of teams it owns (API.md, Authentication) whom someone else made members (a team
+admin, or the user accepting an invitation).
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ def has_authority(access: Access, user_id: str) -> bool:
         return True
     if not principal.is_service_account or not principal.user_id:
         return False
-    teams = [grants.object_ref(g) for g in grants.all_of_grantee(Ref("user", user_id), object_type="team")]
+    # A membership the service account granted itself confers nothing: otherwise it could add anyone
+    # whose id it knows to a team it owns and act for them from then on.
+    teams = [
+        grants.object_ref(g)
+        for g in grants.all_of_grantee(Ref("user", user_id), object_type="team")
+        if g.get("createdBy") != principal.user_id
+    ]
     if not teams:
         return False
     me = Ref("user", principal.user_id)

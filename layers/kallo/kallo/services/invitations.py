@@ -70,9 +70,10 @@ def accept_invitations(user_id: str, email: str) -> int:
     pairs: list[list[dict[str, Any]]] = []
     for invitation in pending:
         obj = Ref(invitation["objectType"], invitation["objectId"])
-        grant = grants.item(
-            obj, grantee, invitation["role"], created_by=invitation["createdBy"], created_at=iso(moment)
-        )
+        # The invitee's acceptance makes the grant (so it counts as consent, e.g. for a service
+        # account's authority over members of its teams); who invited stays on record.
+        grant = grants.item(obj, grantee, invitation["role"], created_by=user_id, created_at=iso(moment))
+        grant["invitedBy"] = invitation["createdBy"]
         pairs.append([{"put": grant}, {"delete": keys.invitation_key(obj, email)}])
     per_transaction = TRANSACT_LIMIT // 2
     for start in range(0, len(pairs), per_transaction):
