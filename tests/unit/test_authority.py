@@ -31,3 +31,12 @@ def test_members_who_accepted_an_invitation_give_authority(aws):
     grant = grants.get(team, Ref("user", newcomer.user_id))
     assert grant["createdBy"] == newcomer.user_id and grant["invitedBy"] == service.user_id
     assert authority.has_authority(Access(service), newcomer.user_id) is True
+
+
+def test_members_added_by_a_user_the_service_account_controls_give_no_authority(aws):
+    service, _ = make_service_account()
+    proxy, victim = make_user(admin=service), make_user()
+    team = make_object("team", ref_of(service))
+    table().put(grants.item(team, ref_of(proxy), "admin", created_by=service.user_id, created_at=now_iso()))
+    table().put(grants.item(team, ref_of(victim), "member", created_by=proxy.user_id, created_at=now_iso()))
+    assert authority.has_authority(Access(service), victim.user_id) is False

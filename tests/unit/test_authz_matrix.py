@@ -3,9 +3,10 @@ checked against the table of `kallo.authz.policy` (the one source of who may do 
 
 Size: every (object type, role) pair `policy.PERMISSIONS` lists (26) x every permission (21) = 546
 direct cases, each its own test (`test_direct_grant[topic-admin-can_edit]`), plus a set-equality test
-per pair, the inheritance cases (user x object of one ownership graph), access-token scopes, authority
-and the AWS-call budget of a check. `MATRIX_SIZE` computes the number; a test pins it so this
-docstring stays true.
+per pair, 120 inheritance cases (12 users x 10 objects of one ownership graph,
+`test_inherited_role[team_member->convo]`), access-token scopes, authority and the AWS-call budget of
+a check: 745 tests in all. `MATRIX_SIZE` computes the first number; `test_matrix_size` pins both
+so this docstring stays true.
 
 Every test here reads one world built once per module (one moto account), so the whole file runs in
 seconds.
@@ -146,6 +147,7 @@ def world() -> Iterator[World]:
 
 def test_matrix_size():
     assert len(DIRECT) == 26 and len(Permission) == 21 and MATRIX_SIZE == 546
+    assert len(INHERITED) == 120
 
 
 def test_every_permission_is_granted_by_some_role():

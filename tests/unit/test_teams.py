@@ -260,6 +260,18 @@ def test_add_team_user_refusals(aws):
     assert grants.get(team, ref_of(someone)) is None
 
 
+def test_adding_a_user_to_a_service_accounts_team_gives_it_no_authority(aws):
+    """Otherwise a service account could add anyone whose id it knows to a team it owns, then act for
+    them (services.authority counts only memberships someone else granted)."""
+    service, _ = make_service_account()
+    victim = make_user()
+    team = new_team(service)
+    teams.add_team_user(Access(service), team.id, victim.user_id)
+    assert grants.get(team, ref_of(victim))["createdBy"] == service.user_id
+    with pytest.raises(NotFound):
+        teams.query_teams(Access(service), victim.user_id)
+
+
 def test_add_team_user_concurrent_grant_wins(aws, monkeypatch):
     """A role granted between the read and the write is kept: the write only creates a new grant."""
     owner, user = make_user(), make_user()

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from kallo.models.common import ApiModel, Id, Name, ResponseModel
+from kallo.models.common import ApiModel, Name, ResponseModel
+from kallo.models.topics import NewObject
 
 
-class TeamCreate(ApiModel):
-    id: Id | None = None
+class TeamCreate(NewObject):
+    """Create a Team: `name`, and optionally the id (createdBy/createdAt are accepted, set by the server)."""
+
     name: Name
-    # Accepted for compatibility with the seed's request sample; the server sets both.
-    created_by: Id | None = Field(default=None, alias="createdBy")
-    created_at: str | None = Field(default=None, alias="createdAt", max_length=64)
 
 
 class TeamUpdate(ApiModel):

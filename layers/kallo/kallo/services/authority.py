@@ -1,8 +1,8 @@
 """Acting for other users: a caller acts for itself, or for a user it has authority over.
 
 A service account has authority over the users it created (it holds `admin` on their user object)
-and over members of teams it owns (API.md, Authentication) whom someone else made members (a team
-admin, or the user accepting an invitation).
+and over members of teams it owns (API.md, Authentication) who joined by accepting an invitation:
+a membership someone else granted does not give authority over a user who never consented.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ def has_authority(access: Access, user_id: str) -> bool:
         return True
     if not principal.is_service_account or not principal.user_id:
         return False
-    # A membership the service account granted itself confers nothing: otherwise it could add anyone
-    # whose id it knows to a team it owns and act for them from then on.
+    # Only memberships the user made (by accepting an invitation) count: otherwise the service account,
+    # or any user it controls as a team admin, could add anyone whose id it knows to a team it owns and
+    # act for them from then on.
     teams = [
         grants.object_ref(g)
         for g in grants.all_of_grantee(Ref("user", user_id), object_type="team")
-        if g.get("createdBy") != principal.user_id
+        if g.get("createdBy") == user_id
     ]
     if not teams:
         return False
