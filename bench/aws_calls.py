@@ -161,7 +161,11 @@ SCENARIOS: dict[str, Callable[[Scene], Request]] = {
         {"path": {"topicId": s.topic.id}},
     ),
     "Query Prompts": lambda s: ("prompts.query_prompts", s.alice, {"query": {}}),
-    "Create Prompt": lambda s: ("prompts.create_prompt", s.alice, {"body": {"text": "Answer in French."}}),
+    "Create Prompt": lambda s: (
+        "prompts.create_prompt",
+        s.alice,
+        {"query": {}, "body": {"text": "Answer in French."}},
+    ),
     "Update Prompt": lambda s: (
         "prompts.update_prompt",
         s.alice,
