@@ -65,6 +65,16 @@ _UNAUTHORIZED = {
 }
 
 
+# Powertools documents its own validation error body; `kallo.web` answers `{code, message, details}`.
+_POWERTOOLS_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError")
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+
+def _use_error_schema(responses: dict[str, Any]) -> None:
+    if "422" in responses:
+        responses["422"] = {"description": "The request does not match the schema", "content": _ERROR_CONTENT}
+
+
 def build_document(
     routes: list[template.Route], functions: dict[str, LocalFunction], version: str
 ) -> tuple[dict[str, Any], list[str]]:
@@ -85,12 +95,15 @@ def build_document(
             for method, operation in operations.items():
                 if method not in _METHODS:
                     continue
+                _use_error_schema(operation.setdefault("responses", {}))
                 if route.authorized:
-                    operation.setdefault("responses", {}).setdefault("401", _UNAUTHORIZED)
+                    operation["responses"].setdefault("401", _UNAUTHORIZED)
                 else:
                     operation["security"] = []  # overrides the document's default: no credentials
                 paths.setdefault(path, {})[method] = operation
         schemas.update(document.get("components", {}).get("schemas", {}))
+    for replaced in _POWERTOOLS_ERROR_SCHEMAS:
+        schemas.pop(replaced, None)
     document = {
         "openapi": "3.1.0",
         "info": {

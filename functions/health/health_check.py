@@ -11,7 +11,7 @@ from kallo.web import create_app, lambda_handler_for, ok
 app = create_app()
 
 
-@app.get("/health/<apiName>")
+@app.get("/health/<apiName>", summary="Health Check", tags=["Health"])
 def health_check(apiName: Annotated[health.ApiName, Path()]) -> Response[dict]:
     return ok(health.check(apiName))
 

@@ -9,7 +9,7 @@ from kallo.web import caller, create_app, created, lambda_handler_for
 app = create_app()
 
 
-@app.post("/teams")
+@app.post("/teams", summary="Create a Team", tags=["Teams"], status_code=201)
 def create_team(body: TeamCreate) -> Response[Team]:
     return created(Team.model_validate(teams.create_team(caller(app), body)))
 
