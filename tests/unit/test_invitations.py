@@ -6,7 +6,7 @@ import pytest
 
 from kallo.authz.access import Access
 from kallo.clock import epoch_seconds, now, now_iso
-from kallo.errors import Forbidden, NotFound
+from kallo.errors import BadRequest, Forbidden, NotFound
 from kallo.models.users import Invitation
 from kallo.services import invitations as service
 from kallo.store import grants, invitations
@@ -76,8 +76,9 @@ def test_who_may_manage_invitations(aws):
         assert invitations.get(obj, "x@example.com") is not None
     with pytest.raises(NotFound):
         service.get_invitations(Access(owner), "team", str(uuid4()))
-    with pytest.raises(ValueError):
+    with pytest.raises(BadRequest) as refused:
         service.get_invitations(Access(owner), "topic", team.id)
+    assert refused.value.code == "not_invitable"
 
 
 def test_a_team_member_of_the_convos_team_may_not_see_its_invitations(aws):

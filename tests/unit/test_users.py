@@ -15,6 +15,7 @@ from kallo.services import invitations as invitation_service
 from kallo.services import users as service
 from kallo.store import grants, invitations, users
 from kallo.store.keys import Ref
+from kallo.store.table import table
 from tests.support.world import grant, make_object, make_service_account, make_user, ref_of
 from tests.unit.test_invitations import invite
 
@@ -289,6 +290,18 @@ def test_related_users_read_a_bounded_number_of_objects(aws, monkeypatch):
     monkeypatch.setattr(service, "MAX_RELATED_OBJECTS", 1)
     # Teams come first when the bound cuts.
     assert related_ids(Access(pat), pat.user_id)[0] == [team_peer.user_id]
+
+
+def test_related_users_keep_the_most_recent_objects_of_a_type(aws, monkeypatch):
+    pat, old_peer, new_peer = make_user(), make_user(), make_user()
+    old_convo, new_convo = make_object("convo", ref_of(old_peer)), make_object("convo", ref_of(new_peer))
+    for convo, created_at in (
+        (old_convo, "2026-01-01T00:00:00.000Z"),
+        (new_convo, "2026-06-01T00:00:00.000Z"),
+    ):
+        table().put(grants.item(convo, ref_of(pat), "viewer", created_by=pat.user_id, created_at=created_at))
+    monkeypatch.setattr(service, "MAX_RELATED_OBJECTS", 1)
+    assert related_ids(Access(pat), pat.user_id)[0] == [new_peer.user_id]
 
 
 def test_related_users_of_others_need_authority(aws):

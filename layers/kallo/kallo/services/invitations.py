@@ -18,7 +18,7 @@ from typing import Any
 from kallo.authz.access import Access
 from kallo.authz.policy import Permission
 from kallo.clock import epoch_seconds, iso, now
-from kallo.errors import NotFound
+from kallo.errors import BadRequest, NotFound
 from kallo.models.users import InvitableType
 from kallo.store import grants, invitations, keys, objects
 from kallo.store.keys import Ref
@@ -35,7 +35,14 @@ MANAGE_PERMISSION: dict[InvitableType, Permission] = {
 def _managed(access: Access, object_type: str, object_id: str) -> Ref:
     """The object, once the caller is known to hold the permission to invite to it (404 when it cannot
     view the object, 403 when it can but may not invite)."""
-    kind = InvitableType(object_type)
+    try:
+        kind = InvitableType(object_type)
+    except ValueError as error:
+        # The handlers' enum refuses it first (422); other callers get a domain error, not a 500.
+        raise BadRequest(
+            f"invitations are for objects of type {', '.join(t.value for t in InvitableType)}",
+            code="not_invitable",
+        ) from error
     ref = Ref(kind.value, object_id)
     access.require(ref, MANAGE_PERMISSION[kind])
     return ref

@@ -41,7 +41,8 @@ from kallo.store import grants, objects, users
 from kallo.store.keys import Ref
 
 # Get Related Users reads the user grants of at most this many of the user's teams, topics and convos
-# (one Query each), teams first, then topics, then convos: a bound on the fan-out of one request.
+# (one Query each): teams first, then topics, then convos, each type's most recent grants first. It
+# bounds the fan-out of one request; older shared objects of a very busy user are left out.
 MAX_RELATED_OBJECTS = 200
 # The per-object Queries run side by side on this many threads at most.
 MAX_RELATED_THREADS = 8
@@ -208,10 +209,11 @@ def related_users(
     authority.acting_for(access, user_id)
     me = Ref("user", user_id)
     rank = {kind: i for i, kind in enumerate(_SHARED_TYPES)}
-    shared = sorted(
-        (grants.object_ref(g) for g in grants.all_of_grantee(me) if g["objectType"] in rank),
-        key=lambda ref: (rank[ref.type], ref.id),
-    )[:MAX_RELATED_OBJECTS]
+    held = [g for g in grants.all_of_grantee(me) if g["objectType"] in rank]
+    # Newest grants first, then (a stable sort) teams before topics before convos.
+    held.sort(key=lambda g: g["createdAt"], reverse=True)
+    held.sort(key=lambda g: rank[g["objectType"]])
+    shared = [grants.object_ref(g) for g in held[:MAX_RELATED_OBJECTS]]
     per_object = _concurrently(lambda obj: grants.all_of_object(obj, grantee_type="user"), shared)
     related = sorted({g["granteeId"] for found in per_object for g in found} - {user_id})
     remaining = [i for i in related if i > after]
