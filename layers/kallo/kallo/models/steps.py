@@ -55,5 +55,8 @@ class Step(ResponseModel):
     annotations: list[dict] = Field(default_factory=list)
     files: list[dict] = Field(default_factory=list)
     seq: int | None = None
+    reply_to_step_id: str | None = Field(
+        default=None, alias="replyToStepId", description="The user step an LLM step answers"
+    )
     created_at: str = Field(alias="createdAt")
     updated_at: str = Field(alias="updatedAt")

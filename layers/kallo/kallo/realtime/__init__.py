@@ -60,7 +60,8 @@ def envelope(message_type: str, payload: Any, request_id: str | None = None) -> 
     message: dict[str, Any] = {"type": message_type, "payload": payload}
     if request_id:
         message["requestId"] = request_id
-    return json.dumps(message, separators=(",", ":"), default=str).encode()
+    # ensure_ascii=False: escaping non-ASCII text as \uXXXX would triple a CJK step past the 128 KB frame cap.
+    return json.dumps(message, separators=(",", ":"), default=str, ensure_ascii=False).encode()
 
 
 def post(connection_id: str, data: bytes) -> bool:

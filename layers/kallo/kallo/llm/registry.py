@@ -1,0 +1,113 @@
+"""Which provider serves a model name `<provider>:<model id>`, and how much text it can read.
+
+`provider_for("bedrock:amazon.nova-lite-v1:0")` splits at the first colon (model ids contain colons
+themselves), creates the Bedrock provider on first use and keeps it for the life of the container, so
+its client and connections are reused by every answer. Providers are imported only when first asked
+for: a worker that answers with Bedrock never imports llama.cpp, and the other way round.
+
+Tests (and the benchmarks) plug in their own provider with `register("scripted", provider)`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kallo.llm import Generation, Provider, ProviderError
+from kallo.llm.embedded import CONTEXT_TOKENS as EMBEDDED_CONTEXT_TOKENS
+
+# What we assume a hosted model reads at most (prompt and answer together). Bedrock and OpenAI chat
+# models read far more today; 32k tokens bounds the cost and latency of a long convo all the same.
+DEFAULT_CONTEXT_TOKENS = 32768
+
+
+def _bedrock() -> Provider:
+    from kallo.llm.bedrock import BedrockProvider
+
+    return BedrockProvider()
+
+
+def _openai() -> Provider:
+    from kallo.llm.openai_compatible import OpenAICompatibleProvider
+    from kallo.settings import get_settings
+
+    settings = get_settings()
+    return OpenAICompatibleProvider(settings.openai_base_url, settings.openai_api_key)
+
+
+def _embedded() -> Provider:
+    from kallo.llm.embedded import EmbeddedProvider
+
+    return EmbeddedProvider()
+
+
+@dataclass(frozen=True)
+class _Kind:
+    create: Callable[[], Provider]
+    context_tokens: int
+
+
+_BUILT_IN: dict[str, _Kind] = {
+    "bedrock": _Kind(_bedrock, DEFAULT_CONTEXT_TOKENS),
+    "openai": _Kind(_openai, DEFAULT_CONTEXT_TOKENS),
+    "embedded": _Kind(_embedded, EMBEDDED_CONTEXT_TOKENS),
+}
+_registered: dict[str, _Kind] = {}
+_created: dict[str, Provider] = {}
+_lock = threading.Lock()
+
+
+def parse(model: str) -> tuple[str, str]:
+    """`<provider>:<model id>` → (provider, model id); ProviderError for anything else."""
+    provider, colon, model_id = model.strip().partition(":")
+    if not colon or not provider or not model_id:
+        raise ProviderError(
+            f"model {model!r} is not of the form <provider>:<model id>, "
+            "e.g. bedrock:amazon.nova-lite-v1:0, openai:gpt-4o-mini or embedded:smollm2"
+        )
+    return provider, model_id
+
+
+def _kind(provider: str) -> _Kind:
+    kind = _registered.get(provider) or _BUILT_IN.get(provider)
+    if kind is None:
+        known = ", ".join(sorted({*_BUILT_IN, *_registered}))
+        raise ProviderError(f"unknown model provider {provider!r}; the known providers are {known}")
+    return kind
+
+
+def provider_for(model: str) -> tuple[Provider, Generation]:
+    """The provider of a model name and the `Generation` naming its model id (sampling settings are
+    the caller's to add)."""
+    name, model_id = parse(model)
+    kind = _kind(name)
+    with _lock:  # one provider per container even when answers start on several threads
+        provider = _created.get(name)
+        if provider is None:
+            provider = _created[name] = kind.create()
+    return provider, Generation(model=model_id)
+
+
+def context_tokens(model: str) -> int:
+    """How many tokens the model reads at most, its answer included."""
+    return _kind(parse(model)[0]).context_tokens
+
+
+def register(name: str, provider: Provider, *, context_tokens: int = DEFAULT_CONTEXT_TOKENS) -> None:
+    """Serve `<name>:<anything>` with `provider` (it takes precedence over a built-in of that name)."""
+    with _lock:
+        _registered[name] = _Kind(lambda: provider, context_tokens)
+        _created.pop(name, None)
+
+
+def unregister(name: str) -> None:
+    with _lock:
+        _registered.pop(name, None)
+        _created.pop(name, None)
+
+
+def reset() -> None:
+    """Forget the providers created so far (they are created again, with the current settings)."""
+    with _lock:
+        _created.clear()

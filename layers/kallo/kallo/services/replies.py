@@ -1,0 +1,568 @@
+"""LLM answers to user steps: what the LLM step worker (`workers.llm_step`) does with each `ReplyJob`.
+
+The flow of one answer, every message sent with `kallo.realtime.broadcast` (API.md, "WebSocket"):
+1. `convoStatus` `{convoId, status: "running", stepId}`;
+2. the LLM step is stored (`authorType: "llm"`, `status: "running"`, empty text, `seq: 0`,
+   `replyToStepId`) and sent as `convoNewStep`;
+3. `convoStepUpdate` `{id, delta, seq}` as the text arrives, `seq` 1, 2, 3...: the first delta goes out
+   as soon as there is text, later ones are coalesced (one message per 250 ms at most, or as soon as 200
+   characters wait). The text so far and its `seq` are saved at the first flush that comes a second or
+   more after the last save, so a client that reconnects reads the step over REST and applies only the
+   deltas with a higher `seq`;
+4. `convoStepUpdate` `{id, content, status: "completed", seq}` (the next `seq`), or on any failure
+   `{id, content (the text so far), status: "failed", error: {code: "llm_failed", message}, seq}`;
+5. `convoStatus` `{convoId, status: "idle"}`;
+6. the completed answer is indexed for Query Steps (`kallo.store.search.index`);
+7. a convo that has no name yet gets one: a title of at most 8 words asked of the same model (the
+   first words of the question when that fails), then `convoUpdate` `{id, name, updatedAt}`. This comes
+   after `idle`, so naming never delays the answer; it never fails it either.
+
+What the model reads: a system prompt (a short default instruction, followed by the prompt of the topic
+that owns the convo, if it has one), then the convo's primary steps, oldest first, up to and including
+the step being answered; failed, unfinished and empty steps are left out, user steps are `user` turns,
+LLM steps `assistant` turns (consecutive turns of one role are merged, and leading assistant turns
+dropped, as Bedrock requires). The history is trimmed from the oldest turn to a token budget, estimated
+at 4 characters per token: the model's context (`registry.context_tokens`: 2048 for the embedded model,
+32k otherwise) less the answer's `maxTokens` (at most half the context) and the system prompt. The step
+being answered is always kept; if it alone exceeds the budget, its middle is cut out.
+
+The step config is the owning topic's `config.defaults` overlaid by the job's; its model (else
+`KALLO_DEFAULT_MODEL`) is stored on the LLM step. Without `maxTokens`, an answer may take 2048 tokens
+(1024 on the embedded model). An answer's text is cut at 64 KB (UTF-8), where generation stops and the
+step completes: a whole step must fit in one WebSocket frame (128 KB).
+
+Idempotency: the answer is the step `job.llm_step_id`. When it exists and is completed or failed, the
+job was done already (a duplicate delivery) and nothing happens. When it exists and is running, an
+earlier attempt crashed: it starts over, text reset, from `seq` 0 again. Errors while reading or
+storing the step propagate, so the job is retried; once the step exists, every error ends it as
+failed (a provider error is a final answer, not retried), unless even that cannot be stored.
+
+AWS calls for a short answer (one delta message, a convo with a name, not owned by a topic, `c`
+connections): 1 GetItem (the convo) + 2 Query (the step by id, the convo's steps) + 1
+TransactWriteItems (the step) + 2 UpdateItem (the final step, the convo's latestStep) + one Query per
+broadcast (5) and `c` PostToConnection each; a topic adds 1 GetItem (2 with a prompt); every further
+save adds 2 UpdateItem; indexing the answer for search adds 1 BatchWriteItem per 25 distinct words
+(at most 4); naming adds 1 UpdateItem and a broadcast.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from pydantic import ValidationError
+
+from kallo import realtime
+from kallo.clock import iso, now, now_iso
+from kallo.errors import Conflict
+from kallo.llm import ChatMessage, ProviderError, registry
+from kallo.llm.jobs import ReplyJob
+from kallo.models.steps import STEP_TEXT_LIMIT, Step, StepConfig
+from kallo.settings import get_settings
+from kallo.store import keys, objects, search, steps
+from kallo.store.keys import Ref
+from kallo.store.table import table
+
+logger = Logger(child=True)
+
+DEFAULT_INSTRUCTION = (
+    "You are Kallo, a helpful assistant. Answer the user's latest message accurately and concisely, "
+    "in the language it is written in."
+)
+NAMING_INSTRUCTION = (
+    "Write a title for the conversation below: at most 8 words, no quotes. Answer with the title only."
+)
+FAILED_CODE = "llm_failed"
+CHARS_PER_TOKEN = 4
+# What a chat template adds around each turn (role markers, separators), in tokens.
+TURN_TOKENS = 4
+DEFAULT_MAX_TOKENS = 2048
+# The step being answered keeps at least this much of its text, whatever the budget says.
+MIN_QUESTION_TOKENS = 256
+HISTORY_PAGE = 200
+TEXT_LIMIT_BYTES = STEP_TEXT_LIMIT
+MAX_NAME_WORDS = 8
+NAME_LIMIT = 256
+FALLBACK_NAME = "New convo"
+NAMING_SECONDS = 20.0
+NAMING_TOKENS = 24
+# What the naming request shows of the exchange: enough for a title, little for a small context.
+NAMING_EXCERPT = 600
+TOO_LONG = "the answer was cut short: it took longer than the worker may run"
+INTERNAL = "the answer could not be generated because of an internal error"
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How deltas are coalesced and how often progress is saved (seconds, characters)."""
+
+    flush_interval: float = 0.25
+    flush_chars: int = 200
+    save_interval: float = 1.0
+
+
+pacing = Pacing()
+
+
+class _StepGone(Exception):
+    """The LLM step was deleted while it was being written (Delete Step, a deleted convo)."""
+
+
+# -- what the model reads --------------------------------------------------------------------------------
+
+
+def tokens(text: str) -> int:
+    """The estimated token count of one turn."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN) + TURN_TOKENS
+
+
+def _cut_middle(text: str, budget_tokens: int) -> str:
+    """The start and the end of a text too long for the budget (a question often follows what it is
+    about, or comes before it)."""
+    keep = max(0, budget_tokens - TURN_TOKENS) * CHARS_PER_TOKEN
+    if len(text) <= keep:
+        return text
+    marker = "\n[...]\n"
+    half = max(0, keep - len(marker)) // 2
+    return text[:half] + marker + text[len(text) - half :]
+
+
+def _text(step: dict[str, Any]) -> str:
+    return (step.get("content") or {}).get("text", "")
+
+
+def history(conversation: list[dict[str, Any]], budget_tokens: int) -> list[ChatMessage]:
+    """The turns of a conversation (oldest first, the step being answered last) that fit the budget."""
+    *earlier, question = conversation
+    if not _text(question).strip():
+        raise ProviderError("there is nothing to answer: the step has no text")
+    budget = max(budget_tokens, MIN_QUESTION_TOKENS)
+    kept = [ChatMessage("user", _cut_middle(_text(question), budget))]
+    used = tokens(kept[0].content)
+    for step in reversed(earlier):
+        if step.get("status", "completed") != "completed" or not _text(step).strip():
+            continue  # a failed or unfinished answer, a step with only files
+        used += tokens(_text(step))
+        if used > budget_tokens:
+            break
+        kept.append(ChatMessage("user" if step.get("authorType") == "user" else "assistant", _text(step)))
+    # Oldest first; consecutive turns of one role merged, and the first turn a user's, as Bedrock
+    # requires (and as chat templates expect).
+    merged: list[ChatMessage] = []
+    for turn in reversed(kept):
+        if merged and merged[-1].role == turn.role:
+            merged[-1] = replace(turn, content=f"{merged[-1].content}\n\n{turn.content}")
+        elif merged or turn.role == "user":
+            merged.append(turn)
+    return merged
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything an answer is generated from, read before the step is written."""
+
+    model: str
+    config: dict[str, Any]
+    system: str
+    conversation: list[dict[str, Any]]
+
+    def messages(self, max_tokens: int) -> list[ChatMessage]:
+        context = registry.context_tokens(self.model)
+        budget = context - min(max_tokens, context // 2) - tokens(self.system)
+        return [ChatMessage("system", self.system), *history(self.conversation, budget)]
+
+    def open(self) -> Iterator[str]:
+        """Start generating (everything that can fail here fails the step, not the job)."""
+        try:
+            config = StepConfig.model_validate(self.config)
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            raise ProviderError(f"the step config is not valid: {problems}") from error
+        provider, generation = registry.provider_for(self.model)
+        context = registry.context_tokens(self.model)
+        max_tokens = config.max_tokens or min(DEFAULT_MAX_TOKENS, context // 2)
+        generation = replace(generation, temperature=config.temperature, max_tokens=max_tokens)
+        return provider.stream(self.messages(max_tokens), generation)
+
+
+def _system_prompt(topic: dict[str, Any] | None) -> str:
+    prompt_id = (topic or {}).get("promptId")
+    prompt = objects.get(Ref("prompt", prompt_id)) if prompt_id else None
+    text = (prompt or {}).get("text", "").strip()
+    return f"{DEFAULT_INSTRUCTION}\n\n{text}" if text else DEFAULT_INSTRUCTION
+
+
+def _conversation(job: ReplyJob) -> list[dict[str, Any]] | None:
+    """The convo's primary steps, oldest first, up to and including the step being answered (whether
+    or not it is primary); None when that step no longer exists."""
+    found: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = steps.of_convo(job.convo_id, limit=HISTORY_PAGE, next_token=token)
+        for step in page.items:
+            if step["id"] == job.reply_to_step_id:
+                found.append(step)
+                return found
+            if not step.get("isAlternate") and step["id"] != job.llm_step_id:
+                found.append(step)
+        token = page.next_token
+        if not token:
+            return None
+
+
+def _plan(job: ReplyJob, convo: dict[str, Any]) -> Plan | None:
+    topic = objects.get(Ref("topic", convo["topicId"])) if convo.get("topicId") else None
+    defaults = ((topic or {}).get("config") or {}).get("defaults") or {}
+    # The answer's config says how it was made; `reply` asked for it and means nothing on the answer.
+    config = {k: v for k, v in {**defaults, **job.config}.items() if k != "reply" and v is not None}
+    config["model"] = config.get("model") or get_settings().default_model
+    conversation = _conversation(job)
+    if conversation is None:
+        return None
+    return Plan(config["model"], config, _system_prompt(topic), conversation)
+
+
+# -- generating -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: BaseException
+
+
+_END = object()
+
+
+class _Producer:
+    """Runs a provider's stream on its own thread, so that pending text is flushed on time whatever
+    the provider's pace (a slow token does not hold back the ones before it), and so that a deadline
+    can end an answer whose provider has gone quiet."""
+
+    def __init__(self, open_stream: Callable[[], Iterator[str]]) -> None:
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._stopped = threading.Event()
+        threading.Thread(target=self._run, args=(open_stream,), name="llm-stream", daemon=True).start()
+
+    def _run(self, open_stream: Callable[[], Iterator[str]]) -> None:
+        chunks: Iterator[str] | None = None
+        try:
+            chunks = open_stream()
+            for chunk in chunks:
+                if self._stopped.is_set():
+                    break
+                if chunk:
+                    self._queue.put(chunk)
+        except BaseException as error:  # the consumer decides what it means
+            self._queue.put(_Failure(error))
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:  # lets a provider release its connection or lock at once
+                try:
+                    close()
+                except Exception:
+                    logger.warning("closing an LLM stream failed", exc_info=True)
+            self._queue.put(_END)
+
+    def take(self, timeout: float | None) -> tuple[list[str], object | None]:
+        """The chunks that arrive within `timeout` seconds (None: wait for one), with all those already
+        waiting behind the first; and `_END` or a `_Failure` when the stream ended after them."""
+        chunks: list[str] = []
+        try:
+            item = self._queue.get(timeout=None if timeout is None else max(0.0, timeout))
+            while isinstance(item, str):
+                chunks.append(item)
+                item = self._queue.get_nowait()
+        except queue.Empty:
+            return chunks, None
+        return chunks, item
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+def collect(open_stream: Callable[[], Iterator[str]], *, seconds: float, limit: int) -> str:
+    """A whole (short) generation, at most `limit` characters, within `seconds`."""
+    producer, text, deadline = _Producer(open_stream), "", time.monotonic() + seconds
+    try:
+        while len(text) < limit:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no complete answer within {seconds:g} s")
+            chunks, end = producer.take(remaining)
+            text += "".join(chunks)
+            if isinstance(end, _Failure):
+                raise end.error
+            if end is _END:
+                break
+    finally:
+        producer.stop()
+    return text[:limit]
+
+
+def _announce(convo_id: str, message_type: str, payload: dict[str, Any]) -> None:
+    """Broadcast without ever failing the answer: a lost message shows as a `seq` gap or a stale
+    status, which a client repairs by reading the convo over REST, while raising would throw the answer
+    away (the post to each connection is already best-effort in `realtime`)."""
+    try:
+        realtime.broadcast(convo_id, message_type, payload)
+    except Exception:
+        logger.warning("broadcast failed", extra={"convoId": convo_id, "type": message_type}, exc_info=True)
+
+
+def _readable(error: BaseException) -> str:
+    """What a failed step says: a provider's explanation, never internals (those are logged)."""
+    if isinstance(error, ProviderError):
+        return str(error)
+    logger.exception("the answer failed", exc_info=error)
+    return INTERNAL
+
+
+class _Run:
+    """The LLM step while it is written: text, coalesced deltas, saved progress, and its end."""
+
+    def __init__(self, step: dict[str, Any], convo_id: str) -> None:
+        self.step = step
+        self.convo_id = convo_id
+        self.text = ""
+        self.size = 0  # of the text in UTF-8 bytes
+        self.full = False
+        self.pending: list[str] = []
+        self.pending_chars = 0
+        self.seq = 0
+        self.last_flush = -math.inf  # the first delta goes out at once
+        self.last_save = time.monotonic()
+
+    def _save(self, changes: dict[str, Any], *, remove: tuple[str, ...] = ()) -> dict[str, Any]:
+        try:
+            return steps.update(self.step, changes, remove=remove)
+        except Conflict as error:  # the step is gone
+            raise _StepGone from error
+
+    def _add(self, chunk: str) -> None:
+        encoded = chunk.encode()
+        if self.size + len(encoded) > TEXT_LIMIT_BYTES:
+            # Cut at a character boundary, then stop: nothing more would be kept.
+            chunk = encoded[: TEXT_LIMIT_BYTES - self.size].decode(errors="ignore")
+            encoded = chunk.encode()
+            self.full = True
+            logger.warning("answer cut at the step text limit", extra={"stepId": self.step["id"]})
+        self.text += chunk
+        self.size += len(encoded)
+        self.pending.append(chunk)
+        self.pending_chars += len(chunk)
+
+    def _wait(self, moment: float) -> float | None:
+        if not self.pending:
+            return None
+        return max(0.0, self.last_flush + pacing.flush_interval - moment)
+
+    def _flush(self, moment: float) -> None:
+        self.seq += 1
+        delta = "".join(self.pending)
+        self.pending, self.pending_chars, self.last_flush = [], 0, moment
+        _announce(self.convo_id, "convoStepUpdate", {"id": self.step["id"], "delta": delta, "seq": self.seq})
+        if moment - self.last_save >= pacing.save_interval:
+            # `text` is exactly deltas 1..seq here: a client resumes from this seq without a gap.
+            self._save({"content": {"text": self.text}, "seq": self.seq})
+            self.last_save = moment
+
+    def generate(self, producer: _Producer, deadline: float | None) -> None:
+        """Consume the stream until it ends (the last pending text goes with the final update)."""
+        try:
+            while not self.full:
+                moment = time.monotonic()
+                wait = self._wait(moment)
+                if deadline is not None:
+                    if moment >= deadline:
+                        raise ProviderError(TOO_LONG)
+                    wait = deadline - moment if wait is None else min(wait, deadline - moment)
+                chunks, end = producer.take(wait)
+                for chunk in chunks:
+                    if not self.full:
+                        self._add(chunk)
+                if isinstance(end, _Failure):
+                    raise end.error
+                if end is _END:
+                    return
+                moment = time.monotonic()
+                if self.pending and (
+                    self.pending_chars >= pacing.flush_chars
+                    or moment - self.last_flush >= pacing.flush_interval
+                ):
+                    self._flush(moment)
+        finally:
+            producer.stop()
+
+    def execute(self, producer: _Producer, deadline: float | None) -> bool:
+        """Generate, then complete the step (True) or fail it (False). Raises `_StepGone`, and whatever
+        prevents storing the failure (the job is then retried, and starts the step over)."""
+        try:
+            self.generate(producer, deadline)
+        except _StepGone:
+            raise
+        except Exception as error:
+            self.fail(_readable(error))
+            return False
+        self.complete()
+        return True
+
+    def complete(self) -> None:
+        self.seq += 1
+        content = {"text": self.text}
+        self.step = self._save({"status": "completed", "content": content, "seq": self.seq})
+        _announce(
+            self.convo_id,
+            "convoStepUpdate",
+            {"id": self.step["id"], "content": content, "status": "completed", "seq": self.seq},
+        )
+
+    def fail(self, message: str) -> None:
+        self.seq += 1
+        content, error = {"text": self.text}, {"code": FAILED_CODE, "message": message}
+        self._save({"status": "failed", "content": content, "error": error, "seq": self.seq})
+        _announce(
+            self.convo_id,
+            "convoStepUpdate",
+            {"id": self.step["id"], "content": content, "status": "failed", "error": error, "seq": self.seq},
+        )
+
+
+# -- the answer -------------------------------------------------------------------------------------------
+
+
+def _created_at(job: ReplyJob, replied_to: dict[str, Any]) -> str:
+    """The job's time (a regen keeps its place), else now, but always after the step it answers, so
+    the answer sorts after its question even within one millisecond."""
+    if job.created_at:
+        return job.created_at
+    after = datetime.fromisoformat(replied_to["createdAt"]) + timedelta(milliseconds=1)
+    return iso(max(now(), after))
+
+
+def _start(job: ReplyJob, existing: dict[str, Any] | None, plan: Plan) -> dict[str, Any]:
+    """Store the running LLM step, or reset the one a crashed attempt left running."""
+    if existing is not None:
+        return steps.update(
+            existing,
+            {"status": "running", "content": {"text": ""}, "seq": 0, "config": plan.config},
+            remove=("error",),
+        )
+    step = Step(
+        id=job.llm_step_id,
+        convoId=job.convo_id,
+        authorType="llm",
+        status="running",
+        content={"text": ""},
+        config=plan.config,
+        seq=0,
+        replyToStepId=job.reply_to_step_id,
+        createdAt=_created_at(job, plan.conversation[-1]),
+        updatedAt=now_iso(),
+    )
+    return steps.add(step)
+
+
+def answer(job: ReplyJob, *, deadline: float | None = None) -> None:
+    """Answer the job's step (see the module docstring). `deadline` (a `time.monotonic()` value) ends a
+    generation still running then as failed, keeping the text so far."""
+    context = {"convoId": job.convo_id, "stepId": job.llm_step_id, "jobId": job.job_id}
+    existing = steps.get(job.llm_step_id)
+    if existing is not None and existing.get("status") != "running":
+        logger.info("answer exists already: duplicate job ignored", extra=context)
+        return
+    convo = objects.get(Ref("convo", job.convo_id))
+    plan = _plan(job, convo) if convo is not None else None
+    if plan is None:  # nobody is waiting for this answer any more; retrying cannot change that
+        logger.info("convo or step to answer is gone: job dropped", extra=context)
+        return
+
+    _announce(
+        job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "running", "stepId": job.llm_step_id}
+    )
+    try:
+        step = _start(job, existing, plan)
+    except Conflict:
+        # The convo was deleted meanwhile, or another attempt stored the step first (it reports the
+        # status from now on).
+        logger.info("the answer step could not be stored: job dropped", extra=context)
+        return
+    except Exception:
+        _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"})
+        raise
+
+    producer = _Producer(plan.open)  # the model starts while the new step is announced
+    _announce(job.convo_id, "convoNewStep", step)
+    run = _Run(step, job.convo_id)
+    try:
+        completed = run.execute(producer, deadline)
+    except _StepGone:
+        logger.info("the answer step was deleted while it was written", extra=context)
+        completed = False
+    _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"})
+    if not completed:
+        return
+    try:
+        search.index(run.step)
+    except Exception:
+        # The answer stands (a retry would find it completed and skip it): say so loudly instead.
+        logger.exception("indexing the answer for search failed", extra=context)
+    if not convo.get("name"):
+        name_convo(convo, plan, run.text)
+
+
+# -- naming -----------------------------------------------------------------------------------------------
+
+
+# Double quotes and markdown emphasis go wherever they are; single quotes only around the name, as
+# they are apostrophes inside it.
+_NOISE = re.compile(r"[\"“”„«»`*#]")
+_LABEL = re.compile(r"^(title|name)\s*:\s*", re.IGNORECASE)
+
+
+def clean_name(raw: str) -> str:
+    """A convo name from a model's (or a person's) words: the first line, without quotes, a `Title:`
+    label or markdown, at most 8 words."""
+    line = next((line for line in raw.splitlines() if line.strip()), "")
+    line = _LABEL.sub("", _NOISE.sub("", line).strip())
+    words = line.split()[:MAX_NAME_WORDS]
+    return " ".join(words).strip(" .,;:-_'\u2018\u2019")[:NAME_LIMIT]
+
+
+def _question(plan: Plan) -> str:
+    return " ".join((plan.conversation[-1].get("content") or {}).get("text", "").split())
+
+
+def name_convo(convo: dict[str, Any], plan: Plan, answer_text: str) -> None:
+    """Give a nameless convo a name from its first exchange (only while it is still nameless)."""
+    question = _question(plan)
+    exchange = f"Question: {question[:NAMING_EXCERPT]}\n\nAnswer: {answer_text[:NAMING_EXCERPT]}"
+    messages = [ChatMessage("system", NAMING_INSTRUCTION), ChatMessage("user", exchange)]
+    name = ""
+    try:
+        provider, generation = registry.provider_for(plan.model)
+        generation = replace(generation, temperature=0.2, max_tokens=NAMING_TOKENS)
+        name = clean_name(
+            collect(lambda: provider.stream(messages, generation), seconds=NAMING_SECONDS, limit=400)
+        )
+    except Exception:
+        logger.warning(
+            "naming the convo failed: its first words name it", extra={"convoId": convo["id"]}, exc_info=True
+        )
+    name = name or clean_name(question) or FALLBACK_NAME
+    changes = {"name": name, "updatedAt": now_iso()}
+    try:
+        table().update(keys.object_key(Ref("convo", convo["id"])), changes, expect=(("name",), ""))
+    except Conflict:  # named (or deleted) meanwhile: a person's choice wins
+        return
+    except Exception:
+        logger.warning("storing the convo's name failed", extra={"convoId": convo["id"]}, exc_info=True)
+        return
+    _announce(convo["id"], "convoUpdate", {"id": convo["id"], **changes})

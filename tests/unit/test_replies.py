@@ -1,0 +1,622 @@
+"""LLM answers (kallo.services.replies.answer) against moto, with a scripted provider and the broadcasts
+captured: the message sequence, coalescing, saved progress, failures, idempotency, the context the model
+reads, naming, and the AWS calls of an answer."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from kallo import realtime
+from kallo.clock import now_iso
+from kallo.errors import Conflict
+from kallo.llm import ChatMessage, registry
+from kallo.llm.jobs import ReplyJob
+from kallo.models.steps import Step
+from kallo.services import replies
+from kallo.store import connections, objects, search, steps
+from kallo.store.keys import Ref
+from tests.support.scripted_llm import Script, ScriptedLLM, installed
+from tests.support.world import make_object, make_user, ref_of
+
+
+@dataclass
+class Sent:
+    """The messages broadcast, in order, with the moment each was sent."""
+
+    messages: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def types(self) -> list[str]:
+        return [t for _, t, _ in self.messages]
+
+    def of(self, message_type: str) -> list[dict[str, Any]]:
+        return [p for _, t, p in self.messages if t == message_type]
+
+    def deltas(self) -> list[dict[str, Any]]:
+        return [p for p in self.of("convoStepUpdate") if "delta" in p]
+
+    def final(self) -> dict[str, Any]:
+        [final] = [p for p in self.of("convoStepUpdate") if "delta" not in p]
+        return final
+
+
+@pytest.fixture
+def sent(monkeypatch) -> Sent:
+    record = Sent()
+
+    def broadcast(convo_id: str, message_type: str, payload: Any, request_id: str | None = None) -> None:
+        with record.lock:
+            record.messages.append((time.monotonic(), message_type, payload))
+
+    monkeypatch.setattr(realtime, "broadcast", broadcast)
+    return record
+
+
+@dataclass
+class Scene:
+    user: str
+    convo: Ref
+
+    def step(self, text: str, *, author: str = "user", **fields: Any) -> dict[str, Any]:
+        at = now_iso()
+        time.sleep(0.002)  # distinct milliseconds keep the order of steps written in a row
+        return steps.add(
+            Step(
+                id=str(uuid4()),
+                convoId=self.convo.id,
+                authorType=author,
+                authorId=self.user if author == "user" else None,
+                content={"text": text},
+                createdAt=at,
+                updatedAt=at,
+                **fields,
+            )
+        )
+
+    def job(self, question: dict[str, Any], model: str, **config: Any) -> ReplyJob:
+        return ReplyJob(
+            jobId=str(uuid4()),
+            convoId=self.convo.id,
+            replyToStepId=question["id"],
+            llmStepId=str(uuid4()),
+            config={"model": model, "reply": True, **config},
+            requestedBy=self.user,
+        )
+
+    def answer_of(self, job: ReplyJob) -> dict[str, Any]:
+        found = steps.get(job.llm_step_id)
+        assert found is not None
+        return found
+
+
+@pytest.fixture
+def scene(aws) -> Scene:
+    user = make_user()
+    return Scene(user.user_id or "", make_object("convo", ref_of(user), name="Named already"))
+
+
+def raising(error: Exception) -> Callable[..., Any]:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    return fail
+
+
+@contextmanager
+def play(
+    *scripts: Script, context_tokens: int = registry.DEFAULT_CONTEXT_TOKENS
+) -> Iterator[tuple[ScriptedLLM, str]]:
+    """A scripted provider installed for one test: `with play(...) as (llm, model)`."""
+    scripted = ScriptedLLM(*scripts)
+    with installed(scripted, context_tokens=context_tokens) as model:
+        yield scripted, model
+
+
+@pytest.fixture
+def llm() -> Iterator[tuple[ScriptedLLM, str]]:
+    # "Hello" goes out as the first delta; the rest comes while it waits for the next beat, so it
+    # goes with the final update.
+    with play(Script(["Hello", " world", "!"], delay=[0.0, 0.03, 0.03])) as installed_llm:
+        yield installed_llm
+
+
+# -- the message sequence ---------------------------------------------------------------------------------
+
+
+def test_an_answer_is_announced_streamed_completed_and_saved(scene, sent, llm):
+    _, model = llm
+    question = scene.step("Hi there")
+    job = scene.job(question, model)
+    replies.answer(job)
+
+    assert sent.types()[:2] == ["convoStatus", "convoNewStep"]
+    assert sent.types()[-2:] == ["convoStepUpdate", "convoStatus"]
+    assert set(sent.types()[2:-2]) <= {"convoStepUpdate"}
+    running, idle = sent.of("convoStatus")
+    assert running == {"convoId": scene.convo.id, "status": "running", "stepId": job.llm_step_id}
+    assert idle == {"convoId": scene.convo.id, "status": "idle"}
+    [new] = sent.of("convoNewStep")
+    assert new["id"] == job.llm_step_id
+    assert {k: new[k] for k in ("convoId", "authorType", "status", "content", "seq", "replyToStepId")} == {
+        "convoId": scene.convo.id,
+        "authorType": "llm",
+        "status": "running",
+        "content": {"text": ""},
+        "seq": 0,
+        "replyToStepId": question["id"],
+    }
+    assert new["config"] == {"model": model}  # `reply` asked for the answer; it is not the answer's
+    assert new["createdAt"] > question["createdAt"]
+
+    deltas = sent.deltas()
+    assert [d["seq"] for d in deltas] == list(range(1, len(deltas) + 1))
+    assert all(d["id"] == job.llm_step_id for d in deltas)
+    assert "Hello world!".startswith("".join(d["delta"] for d in deltas))
+    assert sent.final() == {
+        "id": job.llm_step_id,
+        "content": {"text": "Hello world!"},
+        "status": "completed",
+        "seq": len(deltas) + 1,
+    }
+    stored = scene.answer_of(job)
+    assert (stored["status"], stored["content"], stored["seq"]) == (
+        "completed",
+        {"text": "Hello world!"},
+        len(deltas) + 1,
+    )
+    assert "error" not in stored
+    # The convo's latestStep follows the answer, and Query Steps finds it.
+    assert objects.get(scene.convo)["latestStep"]["content"] == {"text": "Hello world!"}
+    assert [p["stepId"] for p in search.postings("world", limit=10).items] == [job.llm_step_id]
+
+
+def test_a_hundred_tiny_chunks_make_a_few_delta_messages(scene, sent):
+    with play(Script.saying("x" * 100, delay=0.005)) as (_, model):
+        job = scene.job(scene.step("Count"), model)
+        replies.answer(job)
+    deltas = sent.deltas()
+    # ~0.5 s of text at most 4 times a second: the first at once, then every 250 ms.
+    assert 2 <= len(deltas) <= 4
+    assert len(deltas[0]["delta"]) == 1  # the first text goes out as soon as it exists
+    moments = [m for m, t, p in sent.messages if t == "convoStepUpdate" and "delta" in p]
+    assert all(later - earlier >= 0.24 for earlier, later in itertools.pairwise(moments))
+    streamed = "".join(d["delta"] for d in deltas)
+    assert sent.final()["content"]["text"] == "x" * 100
+    assert streamed == "x" * len(streamed)
+
+
+def test_a_fast_stream_is_flushed_every_200_characters(scene, sent):
+    with play(Script.saying("y" * 1000, size=10, delay=0.001)) as (_, model):
+        replies.answer(scene.job(scene.step("Go"), model))
+    deltas = [d["delta"] for d in sent.deltas()]
+    assert len(deltas) >= 4
+    assert all(len(d) >= replies.pacing.flush_chars for d in deltas[1:])
+    assert sent.final()["content"]["text"] == "y" * 1000
+
+
+def _saves(monkeypatch) -> list[tuple[float, dict[str, Any]]]:
+    """Record every store.steps.update of a running step's progress (text and seq only)."""
+    saved: list[tuple[float, dict[str, Any]]] = []
+    original = steps.update
+
+    def update(step: dict[str, Any], changes: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if set(changes) == {"content", "seq"}:
+            saved.append((time.monotonic(), changes))
+        return original(step, changes, **kwargs)
+
+    monkeypatch.setattr(steps, "update", update)
+    return saved
+
+
+def _check_progress(
+    sent: Sent, saved: list[tuple[float, dict[str, Any]]], started: float, every: float
+) -> None:
+    deltas = sent.deltas()
+    for _, changes in saved:
+        # The saved text is exactly deltas 1..seq: a client resumes from it with no gap or repeat.
+        assert changes["content"]["text"] == "".join(d["delta"] for d in deltas[: changes["seq"]])
+    moments = [started] + [m for m, _ in saved] + [sent.messages[-1][0]]
+    # A save at the first flush past `every`: never more than `every` plus one flush interval apart.
+    assert max(b - a for a, b in itertools.pairwise(moments)) <= every + replies.pacing.flush_interval + 0.15
+
+
+def test_progress_is_saved_at_least_once_a_second(scene, sent, monkeypatch):
+    saved = _saves(monkeypatch)
+    with play(Script.saying("z" * 32, delay=0.05)) as (_, model):  # 1.6 s of text
+        job = scene.job(scene.step("Slowly"), model)
+        started = time.monotonic()
+        replies.answer(job)
+    assert len(saved) >= 1
+    _check_progress(sent, saved, started, replies.pacing.save_interval)
+
+
+def test_progress_saving_follows_the_pacing(scene, sent, monkeypatch):
+    monkeypatch.setattr(
+        replies, "pacing", replies.Pacing(flush_interval=0.03, flush_chars=1000, save_interval=0.1)
+    )
+    saved = _saves(monkeypatch)
+    with play(Script.saying("w" * 40, delay=0.01)) as (_, model):
+        job = scene.job(scene.step("Paced"), model)
+        started = time.monotonic()
+        replies.answer(job)
+    assert len(saved) >= 3
+    assert [c["seq"] for _, c in saved] == sorted({c["seq"] for _, c in saved})
+    _check_progress(sent, saved, started, 0.1)
+
+
+def test_pending_text_is_flushed_on_time_while_the_model_is_silent(scene, sent):
+    # "b" arrives 50 ms after the first delta went out, then the model thinks for 0.6 s.
+    with play(Script(["a", "b", "c"], delay=[0.0, 0.05, 0.6])) as (_, model):
+        replies.answer(scene.job(scene.step("Wait"), model))
+    moments = [m for m, t, p in sent.messages if "delta" in p]
+    assert [d["delta"] for d in sent.deltas()][:2] == ["a", "b"]
+    assert 0.2 < moments[1] - moments[0] < 0.45  # on the 250 ms beat, not when "c" comes
+
+
+# -- failures ---------------------------------------------------------------------------------------------
+
+
+def test_a_provider_failure_ends_the_step_as_failed_with_the_text_so_far(scene, sent):
+    with play(Script(["Once ", "upon ", "a ", "time"], fail_after=2)) as (llm, model):
+        job = scene.job(scene.step("Tell a story"), model)
+        replies.answer(job)  # not raised: a provider error is the final answer
+    assert sent.types()[:2] == ["convoStatus", "convoNewStep"]
+    assert sent.types()[-1] == "convoStatus"
+    final = sent.final()
+    assert final == {
+        "id": job.llm_step_id,
+        "content": {"text": "Once upon "},
+        "status": "failed",
+        "error": {"code": "llm_failed", "message": "the scripted model broke down"},
+        "seq": len(sent.deltas()) + 1,
+    }
+    stored = scene.answer_of(job)
+    assert (stored["status"], stored["error"], stored["content"]) == (
+        "failed",
+        final["error"],
+        final["content"],
+    )
+    assert len(llm.calls) == 1
+
+
+def test_an_unknown_provider_fails_the_step_with_a_readable_message(scene, sent):
+    job = scene.job(scene.step("Hello?"), "nowhere:model")
+    replies.answer(job)
+    error = scene.answer_of(job)["error"]
+    assert error["code"] == "llm_failed"
+    assert error["message"].startswith("unknown model provider 'nowhere'")
+
+
+def test_an_invalid_config_fails_the_step(scene, sent, llm):
+    _, model = llm
+    job = scene.job(scene.step("Hot"), model, temperature=7)
+    replies.answer(job)
+    assert scene.answer_of(job)["error"]["message"].startswith("the step config is not valid: temperature:")
+
+
+def test_an_unexpected_error_fails_the_step_without_internals(scene, sent):
+    with play(Script(["a"], fail_after=0, error=KeyError("secret internals"))) as (_, model):
+        job = scene.job(scene.step("Boom"), model)
+        replies.answer(job)
+    assert scene.answer_of(job)["error"] == {"code": "llm_failed", "message": replies.INTERNAL}
+
+
+def test_an_answer_running_past_the_deadline_fails_keeping_its_text(scene, sent):
+    with play(Script.saying("slow text", delay=0.05)) as (_, model):
+        job = scene.job(scene.step("Hurry"), model)
+        replies.answer(job, deadline=time.monotonic() + 0.2)
+    stored = scene.answer_of(job)
+    assert stored["status"] == "failed"
+    assert stored["error"]["message"] == replies.TOO_LONG
+    assert 0 < len(stored["content"]["text"]) < len("slow text")
+
+
+def test_a_broken_broadcast_does_not_fail_the_answer(scene, monkeypatch, llm):
+    _, model = llm
+    monkeypatch.setattr(realtime, "broadcast", raising(RuntimeError("API Gateway is down")))
+    job = scene.job(scene.step("Anyone?"), model)
+    replies.answer(job)
+    assert scene.answer_of(job)["status"] == "completed"
+
+
+def test_an_infrastructure_error_before_the_step_exists_is_raised_for_a_retry(scene, sent, monkeypatch, llm):
+    _, model = llm
+    job = scene.job(scene.step("Retry me"), model)
+    monkeypatch.setattr(steps, "add", raising(RuntimeError("DynamoDB is down")))
+    with pytest.raises(RuntimeError, match="DynamoDB is down"):
+        replies.answer(job)
+    assert sent.of("convoStatus") == [
+        {"convoId": scene.convo.id, "status": "running", "stepId": job.llm_step_id},
+        {"convoId": scene.convo.id, "status": "idle"},
+    ]
+
+
+def test_a_step_deleted_while_it_is_written_ends_the_answer_quietly(scene, sent, monkeypatch):
+    original = steps.update
+
+    def update(step, changes, **kwargs):
+        if changes.get("status") == "completed":
+            steps.delete(step)
+            raise Conflict("the object changed while it was being updated", code="not_found")
+        return original(step, changes, **kwargs)
+
+    monkeypatch.setattr(steps, "update", update)
+    with play(Script(["Gone"])) as (_, model):
+        job = scene.job(scene.step("Delete me"), model)
+        replies.answer(job)
+    assert sent.types()[-1] == "convoStatus"
+    assert not [p for p in sent.of("convoStepUpdate") if "delta" not in p]
+    assert steps.get(job.llm_step_id) is None
+
+
+def test_a_text_beyond_64_kb_is_cut_there(scene, sent):
+    chunk = "é" * 1000  # 2 bytes each in UTF-8
+    with play(Script([chunk] * 40)) as (_, model):
+        job = scene.job(scene.step("Write a lot"), model)
+        replies.answer(job)
+    text = scene.answer_of(job)["content"]["text"]
+    assert len(text.encode()) == replies.TEXT_LIMIT_BYTES == 65536
+    assert text == "é" * 32768
+    assert sent.final()["status"] == "completed"
+
+
+# -- idempotency ------------------------------------------------------------------------------------------
+
+
+def test_a_job_answered_already_does_nothing(scene, sent, llm):
+    scripted, model = llm
+    job = scene.job(scene.step("Once only"), model)
+    replies.answer(job)
+    count = len(sent.messages)
+    replies.answer(job)
+    replies.answer(job.model_copy(update={"job_id": str(uuid4())}))  # another job for the same step
+    assert len(sent.messages) == count
+    assert len(scripted.calls) == 1
+    answers = [s for s in steps.of_convo(scene.convo.id).items if s["authorType"] == "llm"]
+    assert [a["id"] for a in answers] == [job.llm_step_id]
+
+
+def test_a_failed_answer_is_not_answered_again(scene, sent):
+    with play(Script([], fail_after=0)) as (llm, model):
+        job = scene.job(scene.step("Fail once"), model)
+        replies.answer(job)
+        replies.answer(job)
+    assert len(llm.calls) == 1
+
+
+def test_a_step_left_running_by_a_crashed_attempt_starts_over(scene, sent, llm):
+    _, model = llm
+    question = scene.step("Again")
+    job = scene.job(question, model)
+    at = now_iso()
+    steps.add(
+        Step(
+            id=job.llm_step_id,
+            convoId=scene.convo.id,
+            authorType="llm",
+            status="running",
+            content={"text": "half an ans"},
+            seq=3,
+            replyToStepId=question["id"],
+            createdAt=at,
+            updatedAt=at,
+        )
+    )
+    replies.answer(job)
+    [new] = sent.of("convoNewStep")
+    assert (new["id"], new["content"], new["seq"], new["createdAt"]) == (job.llm_step_id, {"text": ""}, 0, at)
+    assert sent.deltas()[0]["seq"] == 1
+    stored = scene.answer_of(job)
+    assert (stored["status"], stored["content"]["text"]) == ("completed", "Hello world!")
+    assert len([s for s in steps.of_convo(scene.convo.id).items if s["authorType"] == "llm"]) == 1
+
+
+def test_a_job_whose_convo_or_question_is_gone_is_dropped(scene, sent, llm):
+    _, model = llm
+    question = scene.step("Deleted soon")
+    job = scene.job(question, model)
+    steps.delete(question)
+    replies.answer(job)
+    orphan = job.model_copy(update={"convo_id": str(uuid4())})
+    replies.answer(orphan)
+    assert sent.messages == []
+    assert steps.get(job.llm_step_id) is None
+
+
+def test_the_answer_keeps_the_place_a_regen_gives_it(scene, sent, llm):
+    _, model = llm
+    question = scene.step("Regen")
+    place = "2030-01-01T00:00:00.000Z"
+    job = scene.job(question, model).model_copy(update={"created_at": place})
+    replies.answer(job)
+    assert scene.answer_of(job)["createdAt"] == place
+
+
+# -- what the model reads ---------------------------------------------------------------------------------
+
+
+def test_the_model_reads_the_topic_prompt_the_history_and_the_merged_config(aws, sent):
+    user = make_user()
+    prompt = make_object("prompt", ref_of(user), text="Talk like a pirate.")
+    topic = make_object(
+        "topic",
+        ref_of(user),
+        description="",
+        config={"defaults": {"temperature": 0.3, "maxTokens": 300}},
+        promptId=prompt.id,
+    )
+    scene = Scene(user.user_id or "", make_object("convo", topic, topicId=topic.id, name="Ahoy"))
+    scene.step("First question")
+    scene.step("First answer", author="llm")
+    scene.step("Second question")
+    scene.step("An answer that failed", author="llm", status="failed")
+    scene.step("   ")  # empty: left out
+    scene.step("An alternate", isAlternate=True)
+    question = scene.step("Third question")
+    scene.step("Written after the question", author="llm")
+    with play(Script(["Arr"])) as (llm, model):
+        job = scene.job(question, model, maxTokens=50)
+        replies.answer(job)
+    [(messages, generation)] = llm.calls
+    assert messages == [
+        ChatMessage("system", f"{replies.DEFAULT_INSTRUCTION}\n\nTalk like a pirate."),
+        ChatMessage("user", "First question"),
+        ChatMessage("assistant", "First answer"),
+        ChatMessage("user", "Second question\n\nThird question"),
+    ]
+    assert (generation.model, generation.temperature, generation.max_tokens) == ("test", 0.3, 50)
+    assert scene.answer_of(job)["config"] == {"model": model, "temperature": 0.3, "maxTokens": 50}
+
+
+def test_without_a_model_the_default_model_answers(scene, sent, monkeypatch):
+    with play(Script(["ok"])) as (llm, model):
+        monkeypatch.setenv("KALLO_DEFAULT_MODEL", model)
+        from kallo.settings import get_settings
+
+        get_settings.cache_clear()
+        question = scene.step("Default?")
+        job = scene.job(question, model).model_copy(update={"config": {"reply": True}})
+        replies.answer(job)
+    assert scene.answer_of(job)["config"] == {"model": model}
+    assert llm.calls[0][1].max_tokens == replies.DEFAULT_MAX_TOKENS
+
+
+def test_a_long_history_is_trimmed_from_the_oldest_to_the_context(scene, sent):
+    for n in range(30):
+        scene.step(f"question {n} " + "q" * 400)
+        scene.step(f"answer {n} " + "a" * 400, author="llm")
+    question = scene.step("last question")
+    with play(Script(["ok"]), context_tokens=2048) as (llm, model):
+        replies.answer(scene.job(question, model))
+    [(messages, generation)] = llm.calls
+    assert generation.max_tokens == 1024  # half the context when the config names none
+    used = sum(replies.tokens(m.content) for m in messages)
+    assert used <= 2048 - 1024
+    assert messages[-1] == ChatMessage("user", "last question")
+    assert messages[1].role == "user"
+    assert "question 29" in messages[-3].content and "question 0 " not in " ".join(
+        m.content for m in messages
+    )
+
+
+def test_history_merges_turns_drops_leading_answers_and_cuts_a_huge_question():
+    def step(text: str, author: str = "user") -> dict[str, Any]:
+        return {"authorType": author, "content": {"text": text}, "status": "completed"}
+
+    turns = replies.history([step("hello", "llm"), step("a"), step("b"), step("c", "llm"), step("d")], 1000)
+    assert [(t.role, t.content) for t in turns] == [("user", "a\n\nb"), ("assistant", "c"), ("user", "d")]
+    huge = "start " + "x" * 10_000 + " end"
+    [turn] = replies.history([step(huge)], 100)
+    assert turn.content.startswith("start ") and turn.content.endswith(" end") and "[...]" in turn.content
+    assert replies.tokens(turn.content) <= replies.MIN_QUESTION_TOKENS
+
+
+# -- naming -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def nameless(aws) -> Scene:
+    user = make_user()
+    return Scene(user.user_id or "", make_object("convo", ref_of(user), name=""))
+
+
+def test_a_nameless_convo_is_named_after_its_first_answer(nameless, sent):
+    with play(Script(["Answer"]), Script(['Title: "Why the Sky Is Blue"', "\nAnd more"])) as (llm, model):
+        replies.answer(nameless.job(nameless.step("Why is the sky blue?"), model))
+    assert sent.types()[-2:] == ["convoStatus", "convoUpdate"]
+    [update] = sent.of("convoUpdate")
+    assert (update["id"], update["name"]) == (nameless.convo.id, "Why the Sky Is Blue")
+    assert objects.get(nameless.convo)["name"] == "Why the Sky Is Blue"
+    messages, generation = llm.calls[1]
+    assert messages[0] == ChatMessage("system", replies.NAMING_INSTRUCTION)
+    assert "Why is the sky blue?" in messages[1].content and "Answer" in messages[1].content
+    assert generation.max_tokens == replies.NAMING_TOKENS
+
+
+def test_when_naming_fails_the_question_names_the_convo(nameless, sent):
+    with play(Script(["Answer"]), Script([], fail_after=0)) as (_, model):
+        replies.answer(
+            nameless.job(nameless.step('"Please"  explain\nthe rules of chess to a beginner, slowly'), model)
+        )
+    assert objects.get(nameless.convo)["name"] == "Please explain the rules of chess to a"
+
+
+def test_a_named_convo_is_not_renamed(scene, sent, llm):
+    scripted, model = llm
+    replies.answer(scene.job(scene.step("Hi"), model))
+    assert len(scripted.calls) == 1
+    assert sent.of("convoUpdate") == []
+
+
+def test_a_name_given_meanwhile_wins(nameless, sent, llm):
+    _, model = llm
+    question = nameless.step("Hi")
+    objects.update(nameless.convo, {"name": "Mine"})
+    plan = replies.Plan(model, {"model": model}, "", [question])
+    replies.name_convo({"id": nameless.convo.id, "name": ""}, plan, "Hello")
+    assert objects.get(nameless.convo)["name"] == "Mine"
+    assert sent.of("convoUpdate") == []
+
+
+def test_no_name_when_the_answer_failed(nameless, sent):
+    with play(Script([], fail_after=0)) as (llm, model):
+        replies.answer(nameless.job(nameless.step("Hi"), model))
+    assert objects.get(nameless.convo)["name"] == ""
+    assert len(llm.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        ('"Sky Colors Explained"', "Sky Colors Explained"),
+        ("Title: **Chess for beginners.**\nThe convo is about chess.", "Chess for beginners"),
+        ("“Quoted”  with   spaces", "Quoted with spaces"),
+        ("one two three four five six seven eight nine ten", "one two three four five six seven eight"),
+        ("What's new", "What's new"),
+        ("\n\n", ""),
+    ],
+)
+def test_clean_name(raw, name):
+    assert replies.clean_name(raw) == name
+
+
+# -- AWS calls --------------------------------------------------------------------------------------------
+
+
+def test_aws_calls_of_a_short_answer(scene, aws_calls, monkeypatch, llm):
+    _, model = llm
+    connections.put(
+        {"connectionId": "conn-1", "convoId": scene.convo.id, "userId": scene.user}, ttl=2**31 - 1
+    )
+    frames: list[bytes] = []
+    monkeypatch.setattr(realtime, "post", lambda connection_id, data: frames.append(data) or True)
+    job = scene.job(scene.step("Hi"), model)
+    aws_calls.reset()
+    replies.answer(job)
+    # running, new step, one delta, final, idle: one Query each for the convo's connections
+    assert len(frames) == 5
+    assert aws_calls.calls == {
+        "dynamodb:Query": 2 + 5,  # the step by id, the convo's steps, the broadcasts
+        "dynamodb:GetItem": 1,  # the convo
+        "dynamodb:TransactWriteItems": 1,  # the step (and the convo's latestStep)
+        "dynamodb:UpdateItem": 2,  # the completed step, the convo's latestStep
+        "dynamodb:BatchWriteItem": 1,  # its words, for search
+    }
+
+
+def test_a_failed_search_index_leaves_the_answer_standing(nameless, sent, monkeypatch):
+    monkeypatch.setattr(search, "index", raising(RuntimeError("DynamoDB is down")))
+    with play(Script(["Answer"]), Script(["A name"])) as (_, model):
+        job = nameless.job(nameless.step("Index me"), model)
+        replies.answer(job)
+    assert nameless.answer_of(job)["status"] == "completed"
+    assert objects.get(nameless.convo)["name"] == "A name"
