@@ -13,7 +13,13 @@ from local.template import ACCOUNT, REGION, STACK_NAME, Resolver
 
 _TABLE_ARGUMENTS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
 _EMULATED = frozenset(
-    {"AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SQS::Queue", "AWS::SecretsManager::Secret"}
+    {
+        "AWS::DynamoDB::Table",
+        "AWS::S3::Bucket",
+        "AWS::SQS::Queue",
+        "AWS::SecretsManager::Secret",
+        "AWS::ApiGatewayV2::Api",
+    }
 )
 
 
@@ -47,6 +53,9 @@ def provision(template: dict[str, Any], *, endpoint_url: str | None = None) -> d
             physical[logical_id] = {"Ref": bucket, "Arn": f"arn:aws:s3:::{bucket}"}
         elif kind == "AWS::SQS::Queue":
             physical[logical_id] = _create_queue(client("sqs"), name, properties)
+        elif kind == "AWS::ApiGatewayV2::Api":
+            # Served by the local stack's own WebSocket gateway, which also answers `@connections`.
+            physical[logical_id] = {"Ref": f"{name}-local".lower()}
         elif kind == "AWS::SecretsManager::Secret":
             secret = client("secretsmanager").create_secret(Name=name, SecretString=secrets.token_urlsafe(48))
             physical[logical_id] = {"Ref": secret["ARN"], "Arn": secret["ARN"]}

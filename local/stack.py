@@ -33,7 +33,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from local import bootstrap, http_gateway, openapi, resources, runtime, template
+from local import bootstrap, http_gateway, openapi, resources, runtime, template, ws_gateway
 from local.pollers import Pollers
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ RouteFactory = Callable[[Stack], list[BaseRoute]]
 # function has read its settings, so one may also export variables the functions need into os.environ.
 # The REST gateway stays last: it ends with the catch-all that answers API Gateway's 404. The WebSocket
 # gateway (`/ws`, `/ws/convos/{convoId}`) and the `@connections` management endpoint go before it.
-ROUTE_FACTORIES: list[RouteFactory] = [openapi.routes, http_gateway.routes]
+ROUTE_FACTORIES: list[RouteFactory] = [ws_gateway.routes, openapi.routes, http_gateway.routes]
 
 
 def build_app(stack: Stack, factories: list[RouteFactory] = ROUTE_FACTORIES) -> Starlette:

@@ -1,113 +1,49 @@
-"""End-to-end harness: the real local stack (`python -m local`) in a subprocess, called over real HTTP.
+"""End-to-end harness: the real local stack (`python -m local`) in a subprocess, called over real HTTP
+and real WebSockets.
 
 The `stack` fixture starts one stack for the session with a known bootstrap API key and a test OpenID
 Connect issuer (`tests.support.oidc`: an RSA key pair whose JWKS is served on 127.0.0.1), and mints that
-issuer's ID tokens. `start_stack` starts more, for tests that stop one.
+issuer's ID tokens. `start_stack` starts more, for tests that stop one. `ws_connect` opens WebSocket
+connections to the session's stack (`WsClient`: the API's message envelope both ways). Starting and
+stopping live in `tests.support.local_stack`, which the benchmarks share.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import IO
+from typing import Any
+from urllib.parse import urlencode
 
-import httpx
 import pytest
+from websockets.sync.client import ClientConnection, connect
 
+from tests.support import local_stack
+from tests.support.local_stack import API_KEY, ROOT, RunningStack, StackFailed, free_port
 from tests.support.oidc import OidcIssuer
 
-ROOT = Path(__file__).resolve().parents[2]
-API_KEY = "kallo_e2e_bootstrap_key_0123456789"
+__all__ = ["API_KEY", "ROOT", "OidcIssuer", "RunningStack", "WsClient", "free_port", "start_stack"]
+
 ISSUER = "https://issuer.e2e.kallo.test"
 AUDIENCE = "kallo-e2e"
 KEY_ID = "e2e-key-1"
-READY_TIMEOUT_SECONDS = 90
-STOP_TIMEOUT_SECONDS = 10
-
-
-@dataclass
-class RunningStack:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    api_key: str
-    client: httpx.Client
-    mint_id_token: Callable[..., str]
-    log: IO[bytes]
-
-    def output(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
-        """Send `sig` and return the exit code (fails the test if the stack does not stop in time)."""
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            return self.process.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            pytest.fail(
-                f"the stack did not stop within {STOP_TIMEOUT_SECONDS} s of {sig.name}:\n{self.output()}"
-            )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_until_ready(stack: RunningStack) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if stack.process.poll() is not None:
-            pytest.fail(f"the stack exited with {stack.process.returncode}:\n{stack.output()}")
-        try:
-            if stack.client.get("/health/core-api", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    stack.process.kill()
-    pytest.fail(f"the stack was not ready within {READY_TIMEOUT_SECONDS} s:\n{stack.output()}")
+# Long enough for a reply of the embedded model on a busy machine; a message that is due arrives in
+# milliseconds otherwise.
+WS_TIMEOUT_SECONDS = 60
 
 
 @contextmanager
 def start_stack(issuer: OidcIssuer, **environment: str) -> Iterator[RunningStack]:
-    """A stack on a free port, ready; killed at the end if the test did not stop it."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "KALLO_API_KEY": API_KEY,
-        "KALLO_OIDC_ISSUERS": issuer.configuration(),
-        "PYTHONUNBUFFERED": "1",
-        **environment,
-    }
-    with tempfile.NamedTemporaryFile(prefix="kallo-stack-", suffix=".log") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "local"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base_url, timeout=30) as client:
-            stack = RunningStack(process, base_url, env["KALLO_API_KEY"], client, issuer.mint, log)
-            try:
-                _wait_until_ready(stack)
-                yield stack
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
+    """A stack on a free port, ready; killed at the end if the test did not stop it. A stack that
+    fails to start or to stop fails the test with its output."""
+    try:
+        with local_stack.start_stack(issuer, **environment) as running:
+            yield running
+    except StackFailed as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +60,89 @@ def stack(oidc_issuer: OidcIssuer) -> Iterator[RunningStack]:
         yield running
         code = running.stop(signal.SIGTERM)
         assert code == 0, f"the stack exited with {code} on SIGTERM:\n{running.output()}"
+
+
+class WsClient:
+    """One WebSocket connection to the stack, speaking API.md's envelope
+    `{"type", "payload", "requestId"?}`. Messages are read in order; `expect` skips the ones before
+    the message it waits for and keeps them in `seen`."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.seen: list[dict[str, Any]] = []
+
+    def send(self, message_type: str, payload: Any, request_id: str | None = None) -> None:
+        message: dict[str, Any] = {"type": message_type, "payload": payload}
+        if request_id is not None:
+            message["requestId"] = request_id
+        self.connection.send(json.dumps(message))
+
+    def send_raw(self, text: str) -> None:
+        self.connection.send(text)
+
+    def receive(self, timeout: float = WS_TIMEOUT_SECONDS) -> dict[str, Any]:
+        message = json.loads(self.connection.recv(timeout=timeout))
+        self.seen.append(message)
+        return message
+
+    def expect(
+        self, message_type: str, timeout: float = WS_TIMEOUT_SECONDS, **payload: Any
+    ) -> dict[str, Any]:
+        """The next message of `message_type` whose payload has the given fields; fails the test with
+        what arrived instead when none comes within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        skipped: list[dict[str, Any]] = []
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                message = self.receive(timeout=max(remaining, 0.001))
+            except TimeoutError:
+                pytest.fail(f"no {message_type} {payload} within {timeout} s; received instead: {skipped}")
+            body = message.get("payload")
+            if message.get("type") == message_type and all(
+                isinstance(body, dict) and body.get(k) == v for k, v in payload.items()
+            ):
+                return message
+            skipped.append(message)
+
+    def nothing_within(self, seconds: float) -> None:
+        """Fails the test if a message arrives within `seconds`."""
+        try:
+            message = self.receive(timeout=seconds)
+        except TimeoutError:
+            return
+        pytest.fail(f"expected no message, got {message}")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@pytest.fixture
+def ws_connect(stack: RunningStack) -> Iterator[Callable[..., WsClient]]:
+    """`ws_connect(convo_id, headers={...}, query={...}, path_form=False)` opens a connection to the
+    session's stack (`/ws?convoId=` or, with `path_form`, `/ws/convos/{convoId}`); a refused one
+    raises `websockets.exceptions.InvalidStatus`. Every connection is closed at the end of the test."""
+    opened: list[WsClient] = []
+
+    def open_(
+        convo_id: str,
+        *,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+        path_form: bool = False,
+    ) -> WsClient:
+        if path_form:
+            url = f"{stack.ws_url}/ws/convos/{convo_id}"
+            parameters = dict(query or {})
+        else:
+            url = f"{stack.ws_url}/ws"
+            parameters = {"convoId": convo_id, **(query or {})}
+        if parameters:
+            url = f"{url}?{urlencode(parameters)}"
+        client = WsClient(connect(url, additional_headers=headers or {}, open_timeout=30, max_size=None))
+        opened.append(client)
+        return client
+
+    yield open_
+    for client in opened:
+        client.close()

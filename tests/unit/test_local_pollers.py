@@ -55,8 +55,7 @@ def sqs(aws: dict[str, dict[str, str]]) -> Any:
 
 @pytest.fixture
 def source(aws: dict[str, dict[str, str]]) -> SqsSource:
-    (purge,) = sqs_sources(TEMPLATE, aws)
-    return purge
+    return next(s for s in sqs_sources(TEMPLATE, aws) if s.function == "PurgeWorkerFunction")
 
 
 def poller_for(source: SqsSource, sqs: Any, worker: Any, **overrides: Any) -> SqsPoller:
@@ -89,12 +88,13 @@ def counts(sqs: Any, source: SqsSource) -> tuple[int, int]:
 def test_sources_come_from_the_template(aws: dict[str, dict[str, str]]) -> None:
     assert sqs_sources(TEMPLATE, aws) == [
         SqsSource(
-            function="PurgeWorkerFunction",
-            queue_url=aws["PurgeQueue"]["QueueUrl"],
-            queue_arn=aws["PurgeQueue"]["Arn"],
+            function=function,
+            queue_url=aws[queue]["QueueUrl"],
+            queue_arn=aws[queue]["Arn"],
             batch_size=5,
             report_item_failures=True,
         )
+        for function, queue in (("StepWorkerFunction", "StepQueue"), ("PurgeWorkerFunction", "PurgeQueue"))
     ]
 
 

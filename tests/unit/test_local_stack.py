@@ -18,6 +18,8 @@ PHYSICAL = {
     "UploadsBucket": {"Ref": "kallo-local-uploadsbucket"},
     "JwtSigningSecret": {"Ref": "arn:secret"},
     "PurgeQueue": {"Ref": "http://sqs/purge"},
+    "StepQueue": {"Ref": "http://sqs/steps.fifo"},
+    "WebSocketApi": {"Ref": "kallo-local-websocketapi-local"},
 }
 
 

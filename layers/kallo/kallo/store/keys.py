@@ -17,11 +17,18 @@ Entity chart
 | contributor marker | `OBJ#convo#<convoId>` | `CONTRIB#<userId>`            | -                               | -                          |     |
 | connection      | `CONN#<connectionId>`   | `#META`                         | -                               | -                          | yes |
 | convo connection | `OBJ#convo#<convoId>`  | `CONN#<connectionId>`           | -                               | -                          | yes |
+| group member    | `OBJ#convo#<convoId>`   | `GROUP#<groupId>#<createdAt>#<stepId>` | -                        | -                          |     |
+| search posting  | `OBJ#convo#<convoId>`   | `TERM#<stepId>#<term>`          | `TERM#<term>`                   | `<createdAt>#<stepId>`     |     |
 
 A grant says "grantee G holds role R on object O"; there is at most one per (object, grantee). Grants
 whose grantee is a team, topic or convo ("structural" grants: ownership and dependent links) sort
 before user grants (`GRANT#convo#`, `GRANT#team#`, `GRANT#topic#` < `GRANT#user#`), so one query reads
 an object's structural grants without touching its (possibly many) user grants.
+
+A step group (a primary step and its alternates) has one member item per step, so a group is read
+without reading the whole convo; a step's search postings (one per distinct word of its text) are
+found by word through GSI1, newest first. Both live in the convo's partition, so deleting a convo
+(the purge worker empties the partition) removes them too.
 
 Access patterns
 | #  | pattern                                      | key condition                                              | method |
@@ -42,6 +49,9 @@ Access patterns
 | 14 | a connection by id                           | PK=`CONN#<connectionId>`, SK=`#META`                       | `connections.get` |
 | 15 | a convo's connections                        | PK=`OBJ#convo#id`, SK begins_with `CONN#`                  | `connections.of_convo` |
 | 16 | a convo's contributors                       | PK=`OBJ#convo#id`, SK begins_with `CONTRIB#`               | `steps.contributors` |
+| 17 | the steps of a group, oldest first           | PK=`OBJ#convo#id`, SK begins_with `GROUP#<groupId>#`, then BatchGetItem of the steps | `steps.group` |
+| 18 | many steps by key                            | BatchGetItem of PK=`OBJ#convo#id`, SK=`STEP#<createdAt>#<stepId>` | `steps.batch_get` |
+| 19 | the steps containing a word, newest first    | GSI1PK=`TERM#<term>` (descending GSI1SK)                   | `search.postings` |
 """
 
 from __future__ import annotations
@@ -153,3 +163,34 @@ CONTRIBUTOR_PREFIX = "CONTRIB#"
 def contributor_key(convo_id: str, user_id: str) -> dict[str, str]:
     """The marker a user's first step leaves on a convo (Query Convo Users `contributors`)."""
     return {"PK": object_pk(Ref("convo", convo_id)), "SK": f"{CONTRIBUTOR_PREFIX}{user_id}"}
+
+
+GROUP_PREFIX = "GROUP#"
+
+
+def group_prefix(group_id: str) -> str:
+    return f"{GROUP_PREFIX}{group_id}#"
+
+
+def group_member_key(convo_id: str, group_id: str, created_at: str, step_id: str) -> dict[str, str]:
+    """The item saying "this step belongs to this group" (sorted by the step's creation time)."""
+    return {
+        "PK": object_pk(Ref("convo", convo_id)),
+        "SK": f"{group_prefix(group_id)}{created_at}#{step_id}",
+    }
+
+
+TERM_PREFIX = "TERM#"
+
+
+def posting_key(convo_id: str, step_id: str, term: str) -> dict[str, str]:
+    """A search posting: "step S of convo C contains word T"."""
+    return {"PK": object_pk(Ref("convo", convo_id)), "SK": f"{TERM_PREFIX}{step_id}#{term}"}
+
+
+def posting_index_keys(term: str, created_at: str, step_id: str) -> dict[str, str]:
+    return {"GSI1PK": term_pk(term), "GSI1SK": f"{created_at}#{step_id}"}
+
+
+def term_pk(term: str) -> str:
+    return f"{TERM_PREFIX}{term}"

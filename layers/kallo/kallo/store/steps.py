@@ -1,10 +1,12 @@
-"""Steps of a convo (access patterns 12 and 13), the convo's contributor markers, and its denormalized
-`latestStep`.
+"""Steps of a convo (access patterns 12, 13, 17 and 18), the convo's contributor markers, step groups,
+and the convo's denormalized `latestStep`.
 
 A step lives in its convo's partition, sorted by creation time (`STEP#<createdAt>#<stepId>`), so a
 convo's steps are one range query, oldest first; GSI1 (`STEP#<stepId>`) finds a step by id alone. A
 user-authored step also leaves a contributor marker (`CONTRIB#<userId>`, one per user whatever the
-number of steps), so "who wrote in this convo" is one small query instead of a read of every step.
+number of steps), so "who wrote in this convo" is one small query instead of a read of every step. A
+step of a group (`groupId`) has a group member item (`GROUP#<groupId>#<createdAt>#<stepId>`), so a
+group's steps are one small query and one BatchGetItem.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def item(step: Step) -> dict[str, Any]:
 def add(step: Step) -> dict[str, Any]:
     """Store a new step of an existing convo, in one transaction with what depends on it:
     - the contributor marker of its author, when a user wrote it;
+    - its group member item, when it belongs to a group;
     - the convo's `latestStep`, when it is a primary step (not an alternate); otherwise a check that
       the convo exists, so no step is ever written into a deleted convo.
 
@@ -60,24 +63,54 @@ def add(step: Step) -> dict[str, Any]:
     as stored (API fields only). Raises `kallo.errors.Conflict` when the convo does not exist (or was
     deleted) or this exact step is already stored; `ValueError` for a timestamp that is not RFC 3339.
     """
-    stored = item(step)
-    public = objects.public(stored)
-    convo_key = keys.object_key(Ref("convo", step.convo_id))
-    operations: list[dict[str, Any]] = [{"put": stored, "new": True}]
-    if step.author_type == "user" and step.author_id:
-        marker = {
-            **contributor_key(step.convo_id, step.author_id),
-            "entity": "contributor",
-            "convoId": step.convo_id,
-            "userId": step.author_id,
+    return add_many([step])[0]
+
+
+def add_many(new_steps: list[Step]) -> list[dict[str, Any]]:
+    """Store several new steps of one convo (a step group) in one transaction, as `add` does for one:
+    all of them or none. The newest primary step among them becomes the convo's `latestStep`."""
+    if not new_steps or len({s.convo_id for s in new_steps}) != 1:
+        raise ValueError("add_many stores one or more steps of a single convo")
+    convo_id = new_steps[0].convo_id
+    stored = [item(s) for s in new_steps]
+    operations: list[dict[str, Any]] = [{"put": i, "new": True} for i in stored]
+    operations += [{"put": _member_item(i)} for i in stored if i.get("groupId")]
+    # One marker per author: a transaction may not touch an item twice.
+    authors = dict.fromkeys(s.author_id for s in new_steps if s.author_type == "user" and s.author_id)
+    operations += [
+        {
+            "put": {
+                **contributor_key(convo_id, author),
+                "entity": "contributor",
+                "convoId": convo_id,
+                "userId": author,
+            }
         }
-        operations.append({"put": marker})
-    if step.is_alternate:
-        operations.append({"check": convo_key, "exists": True})
+        for author in authors
+    ]
+    public = [objects.public(i) for i in stored]
+    primaries = sorted(
+        (p for p in public if not p.get("isAlternate")), key=lambda p: (p["createdAt"], p["id"])
+    )
+    convo_key = keys.object_key(Ref("convo", convo_id))
+    if primaries:
+        operations.append({"update": convo_key, "set": {"latestStep": primaries[-1]}})
     else:
-        operations.append({"update": convo_key, "set": {"latestStep": public}})
+        operations.append({"check": convo_key, "exists": True})
     table().transact(operations)
     return public
+
+
+def _member_item(stored: dict[str, Any]) -> dict[str, Any]:
+    """The group member item of a stored step that has a `groupId`."""
+    return {
+        **keys.group_member_key(stored["convoId"], stored["groupId"], stored["createdAt"], stored["id"]),
+        "entity": "group_member",
+        "convoId": stored["convoId"],
+        "groupId": stored["groupId"],
+        "stepId": stored["id"],
+        "createdAt": stored["createdAt"],
+    }
 
 
 def of_convo(
@@ -143,11 +176,87 @@ def update(step: dict[str, Any], changes: dict[str, Any], *, remove: tuple[str, 
     return updated
 
 
-def delete(step: dict[str, Any]) -> None:
+def delete(step: dict[str, Any], *, promote: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Delete one step; when it was the convo's `latestStep`, the newest remaining primary step takes
-    its place (or none)."""
-    table().delete(key(step))
+    its place (or none).
+
+    A step of a group leaves the group too; `promote` (another step of the group) becomes a primary
+    step in the same transaction, so a group never loses its primary. Returns `promote` as updated.
+    """
+    if not step.get("groupId") and promote is None:
+        table().delete(key(step))
+        promoted = None
+    else:
+        operations: list[dict[str, Any]] = [{"delete": key(step)}]
+        if step.get("groupId"):
+            operations.append({"delete": _member_key(step)})
+        promoted = None
+        if promote is not None:
+            promoted = {**promote, "isAlternate": False, "updatedAt": now_iso()}
+            operations.append(
+                {"update": key(promote), "set": {"isAlternate": False, "updatedAt": promoted["updatedAt"]}}
+            )
+        table().transact(operations)
     _replace_latest(step["convoId"], step["id"], _newest_primary(step["convoId"]))
+    return promoted
+
+
+def _member_key(step: dict[str, Any]) -> dict[str, str]:
+    return keys.group_member_key(step["convoId"], step["groupId"], step["createdAt"], step["id"])
+
+
+def batch_get(wanted: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Many steps at once (access pattern 18), by id; each entry of `wanted` names a step by its
+    `convoId`, `createdAt` and `id`. Steps that no longer exist are absent."""
+    found = table().batch_get(key(w) for w in wanted) if wanted else []
+    return {f["id"]: objects.public(f) for f in found}
+
+
+def group(convo_id: str, group_id: str) -> list[dict[str, Any]]:
+    """The steps of a group (access pattern 17), oldest first."""
+    members = table().query_all(keys.object_pk(Ref("convo", convo_id)), prefix=keys.group_prefix(group_id))
+    found = batch_get(
+        [{"convoId": convo_id, "createdAt": m["createdAt"], "id": m["stepId"]} for m in members]
+    )
+    return sorted(found.values(), key=lambda s: (s["createdAt"], s["id"]))
+
+
+def join_group(step: dict[str, Any], group_id: str) -> dict[str, Any]:
+    """Put a step that has no group into group `group_id` (as its primary when it is not an
+    alternate): the step and its member item in one transaction. Returns the step as updated. Raises
+    `Conflict` when the step was deleted meanwhile."""
+    joined = {**step, "groupId": group_id, "updatedAt": now_iso()}
+    table().transact(
+        [
+            {"update": key(step), "set": {"groupId": group_id, "updatedAt": joined["updatedAt"]}},
+            {"put": _member_item(joined)},
+        ]
+    )
+    if not joined.get("isAlternate"):
+        _replace_latest(step["convoId"], step["id"], joined)
+    return joined
+
+
+def set_primary(members: list[dict[str, Any]], primary_id: str) -> list[dict[str, Any]]:
+    """Make one step of a group its primary and every other step an alternate, in one transaction;
+    the convo's `latestStep` follows when it named the group's former primary. Returns the steps that
+    changed, as updated (none when the group already was that way)."""
+    stamp = now_iso()
+    changed = [
+        {**m, "isAlternate": m["id"] != primary_id, "updatedAt": stamp}
+        for m in members
+        if bool(m.get("isAlternate")) != (m["id"] != primary_id)
+    ]
+    if not changed:
+        return []
+    table().transact(
+        [{"update": key(c), "set": {"isAlternate": c["isAlternate"], "updatedAt": stamp}} for c in changed]
+    )
+    primary = next((s for s in [*changed, *members] if s["id"] == primary_id), None)
+    if primary is not None:
+        for former in (c for c in changed if c["isAlternate"]):
+            _replace_latest(primary["convoId"], former["id"], primary)
+    return changed
 
 
 def _newest_primary(convo_id: str) -> dict[str, Any] | None:

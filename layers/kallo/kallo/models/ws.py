@@ -1,0 +1,187 @@
+"""Payloads of the WebSocket API's client messages (API.md, WebSocket and Schemas: step, stepGroup,
+stepGroupAddition, stepDeletion, stepRegen, stepUpdate), the envelope they travel in, and the body of
+the Update Step REST operation.
+
+A client may send a whole `step` object, as the seed's examples do: the fields the server sets
+(`convoId`, `authorType`, `status`, `createdAt`, ...) are accepted and ignored, except that a `convoId`
+must name the connection's convo and `groupId` is refused (the server assigns groups).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from kallo.models.common import ApiModel, Id, Name
+from kallo.models.steps import STEP_TEXT_LIMIT, StepConfig
+
+MAX_GROUP_STEPS = 10
+MAX_FILES = 20
+MAX_ANNOTATIONS = 100
+# The error type a too long step text gets; the WebSocket glue answers it with `payload_too_large`.
+PAYLOAD_TOO_LARGE = "payload_too_large"
+
+
+def _fits_a_frame(text: str) -> str:
+    # The limit is in bytes, not characters: a whole step must fit in one 128 KB WebSocket frame.
+    if len(text.encode()) > STEP_TEXT_LIMIT:
+        raise PydanticCustomError(
+            PAYLOAD_TOO_LARGE,
+            "a step's text is limited to {limit} bytes (UTF-8)",
+            {"limit": STEP_TEXT_LIMIT},
+        )
+    return text
+
+
+StepText = Annotated[str, AfterValidator(_fits_a_frame)]
+
+
+class StepContent(ApiModel):
+    # The byte limit of StepText replaces the generic character limit of request strings, so that a
+    # long text is reported as too large rather than as a generic validation error.
+    model_config = ConfigDict(str_max_length=None)
+
+    text: StepText = ""
+
+
+class Annotation(ApiModel):
+    """A convoAnnotation: a citation of a data source."""
+
+    type: Literal["citation"] = "citation"
+    data_source_id: Id = Field(alias="dataSourceId")
+    text: Annotated[str, StringConstraints(max_length=4096)]
+    start: NonNegativeInt | None = None
+    end: NonNegativeInt | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Annotation:
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError("end must not be before start")
+        return self
+
+
+class File(ApiModel):
+    """A convoFile: a data source attached to a step."""
+
+    data_source_id: Id = Field(alias="dataSourceId")
+    name: Name
+    mime_type: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)] = Field(
+        alias="mimeType"
+    )
+
+
+# Fields of the step schema that only the server sets: accepted so a client can send a whole step
+# object, never read.
+_IGNORED = "Set by the server; ignored"
+
+
+class NewStep(ApiModel):
+    """A step a user writes (convoNewStep, and each step of convoNewStepGroup / convoStepGroupAddition)."""
+
+    id: Id | None = Field(default=None, description="Optional: the server generates one when omitted")
+    content: StepContent
+    config: StepConfig | None = Field(
+        default=None, description="With `reply: true`, an LLM answers the step (a convoNewStep follows)"
+    )
+    files: Annotated[list[File], Field(max_length=MAX_FILES)] | None = None
+    annotations: Annotated[list[Annotation], Field(max_length=MAX_ANNOTATIONS)] | None = None
+    convo_id: Id | None = Field(
+        default=None, alias="convoId", description="Set by the server; when given, the connection's convo"
+    )
+    group_id: Any = Field(default=None, alias="groupId", exclude=True, description="Refused")
+    author_type: Any = Field(default=None, alias="authorType", exclude=True, description=_IGNORED)
+    author_id: Any = Field(default=None, alias="authorId", exclude=True, description=_IGNORED)
+    is_alternate: Any = Field(default=None, alias="isAlternate", exclude=True, description=_IGNORED)
+    status: Any = Field(default=None, exclude=True, description=_IGNORED)
+    error: Any = Field(default=None, exclude=True, description=_IGNORED)
+    seq: Any = Field(default=None, exclude=True, description=_IGNORED)
+    reply_to_step_id: Any = Field(default=None, alias="replyToStepId", exclude=True, description=_IGNORED)
+    created_at: Any = Field(default=None, alias="createdAt", exclude=True, description=_IGNORED)
+    updated_at: Any = Field(default=None, alias="updatedAt", exclude=True, description=_IGNORED)
+
+    @field_validator("group_id")
+    @classmethod
+    def _no_group(cls, value: Any) -> Any:
+        if value is not None:
+            raise PydanticCustomError(
+                "group_not_allowed",
+                "groupId is assigned by the server: send convoNewStepGroup or convoStepGroupAddition",
+            )
+        return value
+
+    @property
+    def wants_reply(self) -> bool:
+        return bool(self.config and self.config.reply)
+
+
+class NewStepGroup(ApiModel):
+    """stepGroup: the first step is the group's primary, the others its alternates."""
+
+    steps: Annotated[list[NewStep], Field(min_length=1, max_length=MAX_GROUP_STEPS)]
+
+
+class StepGroupAddition(ApiModel):
+    primary_step_id: Id = Field(alias="primaryStepId")
+    step: NewStep
+
+
+class StepDeletion(ApiModel):
+    id: Id
+
+
+class StepRegen(ApiModel):
+    id: Id
+    config: StepConfig | None = Field(default=None, description="Merged over the regenerated step's config")
+
+
+class StepUpdate(ApiModel):
+    """stepUpdate from a client: the step's id and at least one patchable property (`delta` is sent by
+    the server only)."""
+
+    id: Id
+    content: StepContent | None = None
+    is_alternate: bool | None = Field(
+        default=None, alias="isAlternate", description="Only false: the step becomes its group's primary"
+    )
+    annotations: Annotated[list[Annotation], Field(max_length=MAX_ANNOTATIONS)] | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> StepUpdate:
+        if self.content is None and self.is_alternate is None and self.annotations is None:
+            raise ValueError("give at least one of content, isAlternate and annotations")
+        return self
+
+
+# Query Steps `searchTerm`: words separated by anything that is not a letter or digit.
+SearchTerm = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class StepPatch(ApiModel):
+    """Update Step (REST) body."""
+
+    is_alternate: bool = Field(
+        alias="isAlternate", description="Only false: the step becomes its group's primary"
+    )
+
+
+class Envelope(BaseModel):
+    """`{type, payload, requestId?}`, both ways. Unknown envelope fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    payload: Any = None
+    request_id: Annotated[str, StringConstraints(max_length=256)] | None = Field(
+        default=None, alias="requestId"
+    )

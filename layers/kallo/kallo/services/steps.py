@@ -1,0 +1,427 @@
+"""Steps of a convo: what the WebSocket messages (convoNewStep, convoNewStepGroup, convoStepGroupAddition,
+convoStepDeletion, convoStepRegen, convoStepUpdate) and the Step REST operations (Query Steps, Update
+Step, Delete Step) do.
+
+Every change is broadcast to the convo's connections (`Actor.broadcast`, `kallo.realtime.broadcast` by
+default) with the requester's `requestId`; a step asking for a reply (or a regen) becomes a `ReplyJob`
+on the FIFO step queue, answered by the LLM step worker.
+
+Who may do what (checked on every message, never cached across messages):
+- writing anything needs `can_chat` on the convo (a viewer watches and cannot write);
+- deleting or updating a user step someone else wrote needs `can_delete_steps` (one's own: `can_chat`);
+  LLM steps belong to the conversation: `can_chat` regenerates or deletes them, and their content
+  is the model's (never edited);
+- a step that cannot be seen (its convo is hidden, or it belongs to another convo than the
+  connection's) is `not_found`;
+- data sources named by a step (`config.dataSourceIds`, `files`) must be visible to the writer, so a
+  reply is never grounded on someone else's data.
+
+Costs in AWS calls, for a convo its owner (a user) holds directly; a topic-owned convo adds one Query
+to every check (see `kallo.authz.access`); `c` connections on the convo:
+- new step: the check (Query + BatchGetItem) + TransactWriteItems + BatchWriteItem (its words, 25 per
+  request) + GetItem (the writer's grant; + PutItem the first time, the participant grant) + the
+  broadcast (Query + c PostToConnection) + SendMessage when it asks for a reply. A client-chosen id
+  adds a Query (is it taken?); data sources named by the step add their checks.
+- step group of n: as one new step (one transaction, the words of all steps batched together), n
+  broadcasts, one SendMessage per step asking for a reply.
+- group addition: the check + Query (the primary) + TransactWriteItems and a conditional UpdateItem
+  of the convo's latestStep (a primary without a group gets one; + its broadcast) + the new step as
+  above.
+- deletion: the check + Query (the step) + DeleteItem (TransactWriteItems for a grouped step, + Query
+  and BatchGetItem for a group's primary) + Query and UpdateItem (the convo's latestStep) +
+  BatchWriteItem (its words) + the broadcast(s).
+- regen: the deletion's cost, with a convoStepRegen broadcast, + SendMessage.
+- update: the check + Query (the step) + UpdateItem (+ a conditional UpdateItem of the convo's
+  latestStep for a primary step, + BatchWriteItem when the text changed) + the broadcast; a primary
+  swap: Query + BatchGetItem (the group) + TransactWriteItems + a conditional UpdateItem (latestStep)
+  + one broadcast per step that changed.
+- Query Steps: Query (the rarest word's postings) + one Query per distinct convo among the hits (+ its
+  topic) + BatchGetItem (the caller's grants) + BatchGetItem (the steps).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import uuid4
+
+from kallo import realtime
+from kallo.authz.access import Access
+from kallo.authz.policy import ObjectType, Permission, Role
+from kallo.clock import iso, now, now_iso
+from kallo.errors import BadRequest, Conflict, NotFound, Unprocessable
+from kallo.llm.jobs import ReplyJob, enqueue
+from kallo.models.steps import Step, StepConfig
+from kallo.models.ws import Annotation, NewStep, NewStepGroup, StepContent, StepGroupAddition, StepRegen
+from kallo.store import grants, search
+from kallo.store import steps as store
+from kallo.store.keys import Ref
+from kallo.store.table import table
+
+# Server → client message types (API.md, WebSocket).
+NEW_STEP = "convoNewStep"
+STEP_UPDATE = "convoStepUpdate"
+STEP_DELETION = "convoStepDeletion"
+STEP_REGEN = "convoStepRegen"
+# Only an LLM step that has finished, one way or the other, can be generated again.
+REGENERABLE = frozenset({"completed", "failed"})
+
+Broadcast = Callable[[str, str, Any, str | None], Any]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts on a convo's steps, the request to echo in the broadcasts, and how the convo's
+    connections hear about it (`kallo.realtime.broadcast` unless a test gives its own)."""
+
+    access: Access
+    request_id: str | None = None
+    broadcast: Broadcast | None = None
+
+    @property
+    def user_id(self) -> str:
+        return self.access.principal.user_id or ""
+
+    def publish(self, convo_id: str, message_type: str, payload: dict[str, Any]) -> None:
+        # Looked up at call time, so patching kallo.realtime reaches every caller.
+        send = self.broadcast or realtime.broadcast
+        send(convo_id, message_type, payload, self.request_id)
+
+
+def _convo(convo_id: str) -> Ref:
+    return Ref(ObjectType.convo.value, convo_id)
+
+
+# -- checks -------------------------------------------------------------------------------------------
+
+
+def _target(actor: Actor, step_id: str, convo_id: str | None) -> dict[str, Any]:
+    """The step a request acts on, once the caller may chat in its convo. On a connection
+    (`convo_id`), the convo is checked first and a step of another convo is not found; over REST the
+    step's own convo is checked, and a hidden one makes the step not found."""
+    if convo_id is not None:
+        actor.access.require(_convo(convo_id), Permission.can_chat)
+    step = store.get(step_id)
+    if step is None or (convo_id is not None and step["convoId"] != convo_id):
+        raise NotFound(f"step {step_id} not found")
+    if convo_id is None:
+        actor.access.require(_convo(step["convoId"]), Permission.can_chat)
+    return step
+
+
+def _require_authority_over(actor: Actor, step: dict[str, Any]) -> None:
+    """Someone else's user step takes `can_delete_steps` (already read by the chat check: free)."""
+    if step.get("authorType") == "user" and step.get("authorId") != actor.user_id:
+        actor.access.require(_convo(step["convoId"]), Permission.can_delete_steps)
+
+
+def _require_data_sources(access: Access, new: Iterable[NewStep | StepConfig | None]) -> None:
+    """The data sources the steps name (to ground a reply on, or attached) must be visible to the
+    writer; their permissions are read together."""
+    ids: dict[str, None] = {}
+    for item in new:
+        config = item.config if isinstance(item, NewStep) else item
+        ids.update(dict.fromkeys((config.data_source_ids or []) if config else []))
+        if isinstance(item, NewStep):
+            ids.update(dict.fromkeys(f.data_source_id for f in item.files or []))
+    refs = [Ref(ObjectType.data_source.value, i) for i in ids]
+    if refs:
+        access.preload(refs)
+    for ref in refs:
+        access.require(ref)
+
+
+def _require_new_ids(new: Sequence[NewStep]) -> None:
+    """Client-chosen ids must be unused (the sort key holds the creation time too, so the store's
+    create guard alone would not see a step with the same id created at another time)."""
+    chosen = [n.id for n in new if n.id]
+    if len(set(chosen)) != len(chosen):
+        raise Unprocessable("two steps of the request have the same id", code="validation_error")
+    for step_id in chosen:
+        if store.get(step_id) is not None:
+            raise Conflict(f"step {step_id} already exists", code="already_exists")
+
+
+# -- new steps ----------------------------------------------------------------------------------------
+
+
+def _step(
+    actor: Actor,
+    convo_id: str,
+    data: NewStep,
+    created_at: str,
+    *,
+    group_id: str | None = None,
+    alternate: bool = False,
+) -> Step:
+    if data.convo_id is not None and data.convo_id != convo_id:
+        raise Unprocessable(
+            "convoId must be the convo of the connection (or be left out)", code="validation_error"
+        )
+    return Step(
+        id=data.id or str(uuid4()),
+        convoId=convo_id,
+        groupId=group_id,
+        isAlternate=alternate,
+        authorType="user",
+        authorId=actor.user_id,
+        content={"text": data.content.text},
+        config=data.config.model_dump(by_alias=True, exclude_none=True) if data.config else None,
+        status="completed",
+        annotations=[a.model_dump(by_alias=True, exclude_none=True) for a in data.annotations or []],
+        files=[f.model_dump(by_alias=True) for f in data.files or []],
+        createdAt=created_at,
+        updatedAt=created_at,
+    )
+
+
+def _join_convo(actor: Actor, convo_id: str) -> None:
+    """A writer who holds no grant of their own on the convo (they chat through a team or topic)
+    becomes a participant, so the convo is among theirs (Query Convos `userId`)."""
+    convo, me = _convo(convo_id), Ref(ObjectType.user.value, actor.user_id)
+    if grants.get(convo, me) is not None:
+        return
+    grant = grants.item(convo, me, Role.participant.value, created_by=actor.user_id, created_at=now_iso())
+    # Two first steps at once both find no grant: the second write finds the first one's.
+    with contextlib.suppress(Conflict):
+        table().put(grant, must_not_exist=True)
+
+
+def _store_new(actor: Actor, convo_id: str, new: list[tuple[Step, bool]]) -> list[dict[str, Any]]:
+    """Store new user steps (one transaction), index their words, make the writer a participant,
+    broadcast them in order, then queue the replies they ask for (after the broadcast, so clients see
+    the question before the answer starts)."""
+    stored = store.add_many([step for step, _ in new])
+    search.index_many(stored)
+    _join_convo(actor, convo_id)
+    for step in stored:
+        actor.publish(convo_id, NEW_STEP, step)
+    for step, (_, reply) in zip(stored, new, strict=True):
+        if reply:
+            enqueue(
+                ReplyJob(
+                    jobId=step["id"],
+                    convoId=convo_id,
+                    replyToStepId=step["id"],
+                    llmStepId=str(uuid4()),
+                    config=step.get("config") or {},
+                    requestedBy=actor.user_id,
+                )
+            )
+    return stored
+
+
+def add_step(actor: Actor, convo_id: str, data: NewStep) -> dict[str, Any]:
+    """convoNewStep: a user step (the server sets everything but id, content, config, files and
+    annotations); a reply is queued when its config asks for one."""
+    actor.access.require(_convo(convo_id), Permission.can_chat)
+    _require_data_sources(actor.access, [data])
+    _require_new_ids([data])
+    step = _step(actor, convo_id, data, now_iso())
+    return _store_new(actor, convo_id, [(step, data.wants_reply)])[0]
+
+
+def add_step_group(actor: Actor, convo_id: str, data: NewStepGroup) -> list[dict[str, Any]]:
+    """convoNewStepGroup: the steps share one server-made groupId; the first is the primary, the rest
+    its alternates. They are one millisecond apart, so the group reads back in the order it was sent."""
+    actor.access.require(_convo(convo_id), Permission.can_chat)
+    _require_data_sources(actor.access, data.steps)
+    _require_new_ids(data.steps)
+    group_id, start = str(uuid4()), now()
+    new = [
+        (
+            _step(
+                actor,
+                convo_id,
+                item,
+                iso(start + timedelta(milliseconds=position)),
+                group_id=group_id,
+                alternate=position > 0,
+            ),
+            item.wants_reply,
+        )
+        for position, item in enumerate(data.steps)
+    ]
+    return _store_new(actor, convo_id, new)
+
+
+def add_to_group(actor: Actor, convo_id: str, data: StepGroupAddition) -> dict[str, Any]:
+    """convoStepGroupAddition: the step joins the group of `primaryStepId` as an alternate; a primary
+    without a group gets one first (broadcast as a convoStepUpdate with its new groupId)."""
+    primary = _target(actor, data.primary_step_id, convo_id)
+    _require_data_sources(actor.access, [data.step])
+    _require_new_ids([data.step])
+    group_id = primary.get("groupId")
+    if not group_id:
+        group_id = str(uuid4())
+        try:
+            store.join_group(primary, group_id)
+        except Conflict as error:  # deleted meanwhile
+            raise NotFound(f"step {primary['id']} not found") from error
+        actor.publish(convo_id, STEP_UPDATE, {"id": primary["id"], "groupId": group_id})
+    step = _step(actor, convo_id, data.step, now_iso(), group_id=group_id, alternate=True)
+    return _store_new(actor, convo_id, [(step, data.step.wants_reply)])[0]
+
+
+# -- deletion and regen -------------------------------------------------------------------------------
+
+
+def _remove(step: dict[str, Any]) -> dict[str, Any] | None:
+    """Delete a step and its words. A group's primary hands over to the group's oldest alternate,
+    in the same transaction; returns that alternate as promoted (the caller broadcasts it)."""
+    promote = None
+    if step.get("groupId") and not step.get("isAlternate"):
+        others = [s for s in store.group(step["convoId"], step["groupId"]) if s["id"] != step["id"]]
+        promote = next((s for s in others if s.get("isAlternate")), None)
+    try:
+        promoted = store.delete(step, promote=promote)
+    except Conflict as error:  # the alternate went meanwhile
+        raise Conflict("the step's group changed meanwhile: try again", code="conflict") from error
+    search.unindex(step)
+    return promoted
+
+
+def delete_step(actor: Actor, step_id: str, *, convo_id: str | None = None) -> None:
+    """convoStepDeletion and Delete Step: broadcast convoStepDeletion {id} (and the promotion of an
+    alternate when a group's primary goes)."""
+    step = _target(actor, step_id, convo_id)
+    _require_authority_over(actor, step)
+    promoted = _remove(step)
+    actor.publish(step["convoId"], STEP_DELETION, {"id": step["id"]})
+    if promoted is not None:
+        actor.publish(step["convoId"], STEP_UPDATE, {"id": promoted["id"], "isAlternate": False})
+
+
+def regen_step(actor: Actor, convo_id: str, data: StepRegen) -> ReplyJob:
+    """convoStepRegen: an LLM step that completed or failed is deleted and answered again: same
+    question (`replyToStepId`), same place (`createdAt`), its config with `config` merged over it.
+    Broadcasts convoStepRegen {id, config} and queues the job."""
+    step = _target(actor, data.id, convo_id)
+    if step.get("authorType") != "llm" or step.get("status") not in REGENERABLE:
+        raise Conflict(
+            "only an LLM step that has completed or failed can be regenerated", code="not_regenerable"
+        )
+    if not step.get("replyToStepId"):
+        raise Conflict("this step does not say which step it answers", code="not_regenerable")
+    _require_data_sources(actor.access, [data.config])
+    config = {
+        **(step.get("config") or {}),
+        **(data.config.model_dump(by_alias=True, exclude_none=True) if data.config else {}),
+    }
+    promoted = _remove(step)
+    actor.publish(convo_id, STEP_REGEN, {"id": step["id"], "config": config})
+    if promoted is not None:
+        actor.publish(convo_id, STEP_UPDATE, {"id": promoted["id"], "isAlternate": False})
+    job = ReplyJob(
+        jobId=str(uuid4()),
+        convoId=convo_id,
+        replyToStepId=step["replyToStepId"],
+        llmStepId=str(uuid4()),
+        createdAt=step["createdAt"],
+        config=config,
+        requestedBy=actor.user_id,
+    )
+    enqueue(job)
+    return job
+
+
+# -- updates ------------------------------------------------------------------------------------------
+
+
+def update_step(
+    actor: Actor,
+    step_id: str,
+    *,
+    content: StepContent | None = None,
+    is_alternate: bool | None = None,
+    annotations: list[Annotation] | None = None,
+    convo_id: str | None = None,
+) -> dict[str, Any]:
+    """convoStepUpdate and Update Step. `content` (user steps only) and `annotations` change the step
+    (one convoStepUpdate with what changed); `isAlternate: false` makes it its group's primary and every
+    other step of the group an alternate (one convoStepUpdate per step that changed). Setting
+    `isAlternate: true` is refused: a step stops being primary only when another one takes its place.
+    Returns the step as updated."""
+    if is_alternate:
+        raise BadRequest(
+            "isAlternate can only be set to false: make another step of the group its primary",
+            code="cannot_set_alternate",
+        )
+    step = _target(actor, step_id, convo_id)
+    _require_authority_over(actor, step)
+    if content is not None and step.get("authorType") != "user":
+        raise BadRequest("an LLM step's content is the model's: regenerate it instead", code="not_editable")
+    changes: dict[str, Any] = {}
+    if content is not None:
+        changes["content"] = {"text": content.text}
+    if annotations is not None:
+        changes["annotations"] = [a.model_dump(by_alias=True, exclude_none=True) for a in annotations]
+    result = step
+    if changes:
+        try:
+            result = store.update(step, changes)
+        except Conflict as error:  # deleted meanwhile
+            raise NotFound(f"step {step_id} not found") from error
+        if content is not None:
+            search.reindex(step, result)
+        actor.publish(step["convoId"], STEP_UPDATE, {"id": step["id"], **changes})
+    if is_alternate is False and result.get("isAlternate"):
+        result = _make_primary(actor, result)
+    return result
+
+
+def _make_primary(actor: Actor, step: dict[str, Any]) -> dict[str, Any]:
+    members = store.group(step["convoId"], step["groupId"]) if step.get("groupId") else [step]
+    if all(m["id"] != step["id"] for m in members):
+        raise NotFound(f"step {step['id']} not found")  # deleted meanwhile
+    try:
+        changed = store.set_primary(members, step["id"])
+    except Conflict as error:
+        raise Conflict("the step's group changed meanwhile: try again", code="conflict") from error
+    # The new primary first: a client that applies updates one by one never shows a group without one.
+    for member in sorted(changed, key=lambda m: m["isAlternate"]):
+        actor.publish(
+            step["convoId"], STEP_UPDATE, {"id": member["id"], "isAlternate": member["isAlternate"]}
+        )
+    return next((m for m in changed if m["id"] == step["id"]), step)
+
+
+# -- Query Steps --------------------------------------------------------------------------------------
+
+
+def query_steps(
+    access: Access, search_term: str, *, limit: int, next_token: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the steps whose text holds every word of `search_term`, newest first, among those
+    the caller may view, and the cursor of the next page. The rarest-looking (longest) word is looked
+    up in the index; the other words are checked against the steps' text. A page may hold fewer than
+    `limit` steps (even none, with a cursor) when hits are hidden or lack another word."""
+    words = search.terms(search_term, limit=None)
+    if not words:
+        raise BadRequest(
+            "searchTerm must hold a word of 2 to 40 letters or digits", code="search_term_has_no_words"
+        )
+    anchor = max(words, key=len)
+    page = search.postings(anchor, limit=limit, next_token=next_token)
+    convo_ids = list(dict.fromkeys(p["convoId"] for p in page.items))
+    refs = [_convo(c) for c in convo_ids]
+    if refs:
+        access.preload(refs)
+    visible = {r.id for r in refs if access.can(r, Permission.can_view)}
+    wanted = [
+        {"convoId": p["convoId"], "createdAt": p["createdAt"], "id": p["stepId"]}
+        for p in page.items
+        if p["convoId"] in visible
+    ]
+    found = store.batch_get(wanted)
+    needed = set(words)
+    hits = []
+    for want in wanted:
+        step = found.get(want["id"])
+        # The index may lag a change of text (or a deletion): the step itself decides.
+        if step is not None and needed <= set(search.terms(search.text_of(step), limit=None)):
+            hits.append(step)
+    return hits, page.next_token

@@ -1,0 +1,343 @@
+"""The glue every WebSocket handler shares (as `kallo.web` is for REST): `$connect`, `$disconnect`,
+`$default`, and the frame around each client message.
+
+A message handler module is a few lines:
+
+    def convo_new_step(session: Session, payload: NewStep) -> None:
+        steps.add_step(session.actor, session.convo_id, payload)
+
+    lambda_handler = message_handler(NewStep, convo_new_step)
+
+Events are API Gateway's WebSocket proxy events (`requestContext.routeKey`, `eventType`,
+`connectionId`, ...; `headers` and `queryStringParameters` on `$connect`, `body` on messages).
+
+- `$connect` authenticates the caller (Authorization bearer, `token` query parameter, x-api-key),
+  needs `can_view` on the convo named by `convoId`, and stores the connection with the principal's
+  context, so each message is evaluated with the same scheme and token scope. Refusals: 400 (no or bad
+  convoId), 401 (no or bad credentials), 403 (an identity with no user), 404 (unknown or hidden convo).
+- A message is parsed (`{type, payload, requestId?}`), its connection read, its payload validated with
+  the handler's model, and the handler run with permissions evaluated afresh. Any failure becomes an
+  `error` message `{code, message, details?, requestId?}` to the sender only; the function still
+  answers 200, so the socket lives on (API Gateway would otherwise tell the client "Internal server
+  error" without its requestId).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ValidationError
+
+from kallo import realtime
+from kallo.auth.principal import Principal
+from kallo.authz.access import Access
+from kallo.authz.policy import ObjectType, Permission
+from kallo.clock import epoch_seconds, iso, now, now_iso
+from kallo.errors import DomainError, PayloadTooLarge, Unauthorized, Unprocessable
+from kallo.models.ws import PAYLOAD_TOO_LARGE, Envelope
+from kallo.services import steps
+from kallo.settings import get_settings
+from kallo.store import connections, credentials
+from kallo.store.keys import Ref
+
+logger = Logger()
+Payload = TypeVar("Payload", bound=BaseModel)
+Event = dict[str, Any]
+Response = dict[str, Any]
+OK: Response = {"statusCode": 200}
+# The client messages (API.md, WebSocket: PUB); anything else reaches `$default`.
+CLIENT_MESSAGES = (
+    "convoNewStep",
+    "convoNewStepGroup",
+    "convoStepDeletion",
+    "convoStepGroupAddition",
+    "convoStepRegen",
+    "convoStepUpdate",
+)
+MAX_REQUEST_ID = 256
+
+
+class MalformedMessage(DomainError):
+    status, code = 400, "malformed_message"
+
+
+class UnknownMessageType(DomainError):
+    status, code = 400, "unknown_message_type"
+
+
+class ConnectionUnknown(DomainError):
+    """The connection is not (or no longer) stored: it was dropped, its convo deleted, or its
+    credentials revoked. The client should reconnect."""
+
+    status, code = 410, "connection_unknown"
+
+
+@dataclass(frozen=True)
+class Session:
+    """One message on one connection: who sends it, on which convo, and the requestId to echo."""
+
+    connection_id: str
+    convo_id: str
+    access: Access
+    request_id: str | None = None
+
+    @property
+    def actor(self) -> steps.Actor:
+        return steps.Actor(self.access, self.request_id)
+
+
+# -- event helpers ------------------------------------------------------------------------------------
+
+
+def _context(event: Event) -> dict[str, Any]:
+    return event.get("requestContext") or {}
+
+
+def connection_id_of(event: Event) -> str:
+    return str(_context(event).get("connectionId") or "")
+
+
+def _body(event: Event) -> str:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body).decode()
+        except (binascii.Error, UnicodeDecodeError) as error:
+            raise MalformedMessage("the message is not UTF-8 text") from error
+    return body
+
+
+def _frame(event: Event) -> dict[str, Any]:
+    """The JSON object a message carries."""
+    try:
+        frame = json.loads(_body(event))
+    except (ValueError, RecursionError) as error:  # RecursionError: absurdly deep nesting
+        raise MalformedMessage("the message is not JSON: send {type, payload, requestId?}") from error
+    if not isinstance(frame, dict):
+        raise MalformedMessage("the message must be a JSON object: {type, payload, requestId?}")
+    return frame
+
+
+def _request_id(frame: dict[str, Any]) -> str | None:
+    """The requestId to echo, read before anything else is validated so even errors carry it."""
+    value = frame.get("requestId")
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID else None
+
+
+def validation_error(error: ValidationError, where: str = "payload") -> DomainError:
+    """A payload's validation errors as one domain error: `payload_too_large` when a step's text is
+    over the limit, `validation_error` with pydantic's details otherwise."""
+    errors = error.errors(include_url=False)
+    details = [
+        {"loc": [where, *(str(p) for p in e.get("loc", ()))], "type": e.get("type"), "msg": e.get("msg")}
+        for e in errors
+    ]
+    too_large = next((e for e in errors if e.get("type") == PAYLOAD_TOO_LARGE), None)
+    if too_large is not None:
+        return PayloadTooLarge(str(too_large.get("msg")), details=details)
+    first = details[0] if details else {"loc": [where], "msg": "invalid"}
+    return Unprocessable(f"{'.'.join(first['loc'])}: {first['msg']}", details=details)
+
+
+def _send_error(connection_id: str, error: DomainError, request_id: str | None) -> None:
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.details:
+        body["details"] = error.details
+    if request_id:
+        body["requestId"] = request_id
+    try:
+        realtime.send(connection_id, "error", body, request_id)
+    except Exception:
+        # The sender may be unreachable for a moment; there is no one else to tell.
+        logger.warning("could not send an error to the sender", exc_info=True)
+
+
+def lambda_handler_for(handle: Callable[[Event], Response]) -> Callable[[Event, Any], Response]:
+    """The Lambda entry point: structured logs carrying the route and the connection."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    def lambda_handler(event: Event, context: Any) -> Response:
+        logger.append_keys(routeKey=_context(event).get("routeKey"), connectionId=connection_id_of(event))
+        return handle(event)
+
+    return lambda_handler
+
+
+# -- $connect, $disconnect, $default ------------------------------------------------------------------
+
+
+def _refuse(status: int, code: str, message: str) -> Response:
+    """A refused handshake: the status, and a body saying why for clients that can read it."""
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps({"code": code, "message": message}),
+    }
+
+
+def _convo_id(value: Any) -> str | None:
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        return str(UUID(value))
+    except ValueError:
+        return None
+
+
+def _connected_at(event: Event) -> str:
+    epoch_ms = _context(event).get("connectedAt")
+    if isinstance(epoch_ms, int | float) and epoch_ms > 0:
+        return iso(datetime.fromtimestamp(epoch_ms / 1000, UTC))
+    return now_iso()
+
+
+def connect(event: Event) -> Response:
+    """`$connect`: 200 stores the connection; anything else refuses the handshake."""
+    # Only $connect verifies credentials: the message routes need not pay for importing pyjwt.
+    from kallo.auth.authenticate import authenticate
+
+    query = event.get("queryStringParameters") or {}
+    try:
+        principal = authenticate(event.get("headers") or {}, query)
+    except DomainError as error:
+        return _refuse(error.status, error.code, error.message)
+    if principal.user_id is None:
+        return _refuse(
+            403,
+            "user_not_registered",
+            "this identity has no Kallo user yet: create it with GET /users?firebaseId=<your id>",
+        )
+    convo_id = _convo_id(query.get("convoId"))
+    if convo_id is None:
+        return _refuse(400, "invalid_convo_id", "connect with ?convoId=<the convo's UUID>")
+    try:
+        Access(principal).require(Ref(ObjectType.convo.value, convo_id), Permission.can_view)
+    except DomainError as error:
+        return _refuse(error.status, error.code, error.message)
+    connection_id = connection_id_of(event)
+    connections.put(
+        {
+            "connectionId": connection_id,
+            "convoId": convo_id,
+            "userId": principal.user_id,
+            "principal": principal.to_context(),
+            "connectedAt": _connected_at(event),
+        },
+        ttl=epoch_seconds(now()) + get_settings().ws_connection_ttl_seconds,
+    )
+    return OK
+
+
+def disconnect(event: Event) -> Response:
+    """`$disconnect`: forget the connection (both of its items). API Gateway ignores the answer."""
+    connection_id = connection_id_of(event)
+    found = connections.get(connection_id)
+    if found is not None:
+        connections.delete(connection_id, found["convoId"])
+    return OK
+
+
+def default(event: Event) -> Response:
+    """`$default`: frames that are not JSON, and messages of no known type, get an `error`."""
+    connection_id, request_id = connection_id_of(event), None
+    try:
+        frame = _frame(event)
+        request_id = _request_id(frame)
+        kind = frame.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise UnknownMessageType(f"a message needs a type, one of: {', '.join(CLIENT_MESSAGES)}")
+        raise UnknownMessageType(
+            f"unknown message type {kind[:64]!r}: the types are {', '.join(CLIENT_MESSAGES)}"
+        )
+    except DomainError as error:
+        _send_error(connection_id, error, request_id)
+    except Exception:
+        _fault(connection_id, request_id)
+    return OK
+
+
+def _fault(connection_id: str, request_id: str | None) -> None:
+    """A fault of ours (or of AWS): logged with its trace; the sender learns its request failed,
+    without the details."""
+    logger.exception("the message failed")
+    failure = DomainError("the server could not process the message", code="internal_error")
+    _send_error(connection_id, failure, request_id)
+
+
+# -- messages -----------------------------------------------------------------------------------------
+
+# Access tokens whose record was read recently: token id → (read until, expiresAt).
+_live_tokens: dict[str, tuple[float, str]] = {}
+
+
+def _require_live_credentials(principal: Principal, connection: dict[str, Any]) -> None:
+    """A connection outlives the check `$connect` made: an access token revoked or expired since then
+    stops it (within `credential_cache_seconds`, as for REST). The connection is then forgotten, so it
+    hears nothing more of the convo."""
+    token_id = principal.token_id
+    if principal.scheme != "access_token" or not token_id:
+        return
+    cached = _live_tokens.get(token_id)
+    if cached is None or cached[0] <= time.time():
+        record = credentials.get_access_token(token_id)
+        expires_at = "" if record is None or record.get("revokedAt") else str(record.get("expiresAt", ""))
+        cached = (time.time() + get_settings().credential_cache_seconds, expires_at)
+        _live_tokens[token_id] = cached
+    if cached[1] <= now_iso():
+        connections.delete(connection["connectionId"], connection["convoId"])
+        raise Unauthorized("the access token has been revoked or has expired: reconnect with a valid one")
+
+
+def forget_cached_credentials() -> None:
+    _live_tokens.clear()
+
+
+def _session(event: Event, request_id: str | None) -> Session:
+    connection_id = connection_id_of(event)
+    connection = connections.get(connection_id)
+    if connection is None:
+        raise ConnectionUnknown(
+            "this connection is not known (it was closed or its convo deleted): reconnect"
+        )
+    principal = Principal.from_context(connection["principal"])
+    _require_live_credentials(principal, connection)
+    return Session(connection_id, connection["convoId"], Access(principal), request_id)
+
+
+def handle_message(event: Event, model: type[Payload], action: Callable[[Session, Payload], Any]) -> Response:
+    """Run one client message; every failure becomes an `error` to the sender, and the answer is 200."""
+    connection_id, request_id = connection_id_of(event), None
+    try:
+        frame = _frame(event)
+        request_id = _request_id(frame)
+        try:
+            envelope = Envelope.model_validate(frame)
+        except ValidationError as error:
+            raise validation_error(error, where="message") from error
+        session = _session(event, request_id)
+        try:
+            payload = model.model_validate(envelope.payload if envelope.payload is not None else {})
+        except ValidationError as error:
+            raise validation_error(error) from error
+        action(session, payload)
+    except DomainError as error:
+        _send_error(connection_id, error, request_id)
+    except Exception:
+        _fault(connection_id, request_id)
+    return OK
+
+
+def message_handler(
+    model: type[Payload], action: Callable[[Session, Payload], Any]
+) -> Callable[[Event, Any], Response]:
+    """The Lambda entry point of a client message route: `action(session, payload)`."""
+    return lambda_handler_for(lambda event: handle_message(event, model, action))

@@ -1,0 +1,143 @@
+"""$connect and $disconnect through their handlers (ws.connect, ws.disconnect) with API Gateway's
+WebSocket events (events/ws/connect.json, disconnect.json)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+
+from kallo.authz.access import Access
+from kallo.clock import iso, now
+from kallo.models.auth import AccessTokenCreate
+from kallo.models.convos import ConvoCreate
+from kallo.services import access_tokens, convos
+from kallo.settings import get_settings
+from kallo.store import connections
+from kallo.store.keys import Ref
+from tests.support import ws
+from tests.support.oidc import OidcIssuer
+from tests.support.world import grant, make_service_account, make_user
+
+sockets = ws.sockets
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[OidcIssuer]:
+    issuer = OidcIssuer()
+    yield issuer
+    issuer.close()
+
+
+@pytest.fixture
+def svc(aws):
+    return make_service_account()
+
+
+def token_for(svc, user) -> str:
+    data = AccessTokenCreate.model_validate(
+        {
+            "userId": user.user_id,
+            "scopeObjects": [{"type": "user", "id": user.user_id}],
+            "expiresAt": iso(now() + timedelta(hours=1)),
+        }
+    )
+    return access_tokens.create_access_token(Access(svc[0]), data)["jwt"]
+
+
+def connect(connection_id: str, headers: dict[str, str], query: dict[str, str] | None) -> dict:
+    return ws.invoke("connect", connection_id, headers={"Host": "localhost", **headers}, query=query or {})
+
+
+def refused(answer: dict, status: int, code: str) -> None:
+    assert answer["statusCode"] == status, answer
+    assert json.loads(answer["body"])["code"] == code
+
+
+def test_the_three_schemes_connect_and_the_connection_is_stored(svc, aws_calls):
+    account, key = svc
+    user = make_user(admin=account)
+    convo_id = convos.create_convo(Access(user), ConvoCreate())["id"]
+    grant(Ref("convo", convo_id), account, "viewer")
+    jwt = token_for(svc, user)
+    aws_calls.reset()
+    assert connect("k1=", {"x-api-key": key}, {"convoId": convo_id}) == {"statusCode": 200}
+    # The key, the convo's structural grants, the caller's grants, the two connection items.
+    assert dict(aws_calls.calls) == {
+        "dynamodb:GetItem": 1,
+        "dynamodb:Query": 1,
+        "dynamodb:BatchGetItem": 1,
+        "dynamodb:TransactWriteItems": 1,
+    }
+    assert connect("b1=", {"Authorization": f"Bearer {jwt}"}, {"convoId": convo_id}) == {"statusCode": 200}
+    assert connect("t1=", {}, {"convoId": convo_id, "token": jwt}) == {"statusCode": 200}
+    stored = {c["connectionId"]: c for c in connections.of_convo(convo_id)}
+    assert set(stored) == {"k1=", "b1=", "t1="}
+    assert stored["k1="]["userId"] == account.user_id and stored["k1="]["principal"]["scheme"] == "api_key"
+    assert stored["t1="]["principal"]["scheme"] == "access_token"
+    assert json.loads(stored["t1="]["principal"]["scope"]) == [["user", user.user_id]]
+    assert connections.get("b1=")["convoId"] == convo_id
+
+
+def test_a_viewer_connects_an_outsider_does_not(svc):
+    account, key = svc
+    owner = make_user()
+    convo_id = convos.create_convo(Access(owner), ConvoCreate())["id"]
+    refused(connect("o1=", {"x-api-key": key}, {"convoId": convo_id}), 404, "not_found")
+    refused(connect("o2=", {"x-api-key": key}, {"convoId": str(uuid4())}), 404, "not_found")
+    grant(Ref("convo", convo_id), account, "viewer")
+    assert connect("o3=", {"x-api-key": key}, {"convoId": convo_id}) == {"statusCode": 200}
+    assert [c["connectionId"] for c in connections.of_convo(convo_id)] == ["o3="]
+
+
+def test_bad_credentials_and_convo_ids_are_refused(svc, aws_calls):
+    account, key = svc
+    convo_id = convos.create_convo(Access(account), ConvoCreate())["id"]
+    aws_calls.reset()
+    refused(connect("x1=", {}, {"convoId": convo_id}), 401, "unauthorized")
+    refused(connect("x2=", {"Authorization": "Bearer not.a.jwt"}, {"convoId": convo_id}), 401, "unauthorized")
+    refused(connect("x3=", {}, {"convoId": convo_id, "token": "garbage"}), 401, "unauthorized")
+    assert aws_calls.total == 0  # refused before any read
+    refused(connect("x4=", {"x-api-key": "kallo_" + "0" * 40}, {"convoId": convo_id}), 401, "unauthorized")
+    refused(connect("x5=", {"x-api-key": key}, None), 400, "invalid_convo_id")
+    refused(connect("x6=", {"x-api-key": key}, {"convoId": "1; drop"}), 400, "invalid_convo_id")
+    refused(connect("x7=", {"x-api-key": key}, {"convoId": "x" * 5000}), 400, "invalid_convo_id")
+    assert connections.of_convo(convo_id) == []
+
+
+def test_an_oidc_identity_without_a_user_is_forbidden(aws, issuer, monkeypatch):
+    monkeypatch.setenv("KALLO_OIDC_ISSUERS", issuer.configuration())
+    get_settings.cache_clear()
+    owner = make_user(firebase_id="fb-owner")
+    convo_id = convos.create_convo(Access(owner), ConvoCreate())["id"]
+    stranger = issuer.mint("fb-nobody")
+    refused(
+        connect("f1=", {"Authorization": f"Bearer {stranger}"}, {"convoId": convo_id}),
+        403,
+        "user_not_registered",
+    )
+    known = issuer.mint("fb-owner")
+    assert connect("f2=", {}, {"convoId": convo_id, "token": known}) == {"statusCode": 200}
+
+
+def test_disconnect_forgets_the_connection(svc, sockets, aws_calls):
+    account, key = svc
+    convo_id = convos.create_convo(Access(account), ConvoCreate())["id"]
+    connect("d1=", {"x-api-key": key}, {"convoId": convo_id})
+    connect("d2=", {"x-api-key": key}, {"convoId": convo_id})
+    aws_calls.reset()
+    assert ws.invoke("disconnect", "d1=") == {"statusCode": 200}
+    assert dict(aws_calls.calls) == {"dynamodb:GetItem": 1, "dynamodb:BatchWriteItem": 1}
+    assert [c["connectionId"] for c in connections.of_convo(convo_id)] == ["d2="]
+    assert connections.get("d1=") is None
+    aws_calls.reset()
+    assert ws.invoke("disconnect", "d1=") == {"statusCode": 200}  # API Gateway may repeat it
+    assert dict(aws_calls.calls) == {"dynamodb:GetItem": 1}
+    # A dropped connection's next message is told so.
+    ws.send("d1=", "convoNewStep", {"content": {"text": "hello?"}}, request_id="late")
+    assert sockets.errors("d1=") == [
+        {"code": "connection_unknown", "message": sockets.errors("d1=")[0]["message"], "requestId": "late"}
+    ]

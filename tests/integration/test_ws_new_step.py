@@ -1,0 +1,128 @@
+"""convoNewStep (ws.convo_new_step): a user step stored, broadcast to every connection of the convo, and
+answered through the FIFO step queue when it asks for a reply."""
+
+from uuid import uuid4
+
+from kallo.store import connections, grants, objects, steps
+from kallo.store.keys import Ref
+from tests.support import ws
+
+sockets = ws.sockets
+
+
+def test_the_step_is_broadcast_to_the_convo_and_a_reply_queued(sockets, aws_calls):
+    room = ws.room()
+    elsewhere = ws.room()
+    aws_calls.reset()
+    answer = ws.invoke("convo_new_step", room.participant_connection)  # the sample: reply asked for
+    assert answer == {"statusCode": 200}
+    # The connection; the check (structural grants + the caller's grants); the step, its marker and
+    # the convo's latestStep; its words; the caller's own grant; the convo's connections; 3 posts; the job.
+    assert dict(aws_calls.calls) == {
+        "dynamodb:GetItem": 2,
+        "dynamodb:Query": 2,
+        "dynamodb:BatchGetItem": 1,
+        "dynamodb:TransactWriteItems": 1,
+        "dynamodb:BatchWriteItem": 1,
+        "apigatewaymanagementapi:PostToConnection": 3,
+        "sqs:SendMessage": 1,
+    }
+    (step,) = sockets.payloads(room.participant_connection, "convoNewStep")
+    assert step["content"] == {"text": "Plan three days in Lisbon"}
+    assert step["authorId"] == room.participant.user_id and step["config"] == {
+        "reply": True,
+        "temperature": 0.7,
+    }
+    for connection in (room.owner_connection, room.viewer_connection, room.participant_connection):
+        (message,) = sockets.to(connection)
+        assert message == {"type": "convoNewStep", "payload": step, "requestId": "req-1"}
+    assert sockets.receivers == {room.owner_connection, room.viewer_connection, room.participant_connection}
+    assert elsewhere.owner_connection not in sockets.receivers
+    assert steps.get(step["id"]) == step == objects.get(Ref("convo", room.convo_id))["latestStep"]
+    (job,) = ws.reply_jobs()
+    assert job["messageGroupId"] == room.convo_id and job["deduplicationId"] == step["id"]
+    assert (
+        job["replyToStepId"] == step["id"] == job["jobId"] and job["requestedBy"] == room.participant.user_id
+    )
+    assert job["config"] == step["config"]
+
+
+def test_without_a_reply_nothing_is_queued(sockets):
+    room = ws.room()
+    ws.send(room.owner_connection, "convoNewStep", {"id": str(uuid4()), "content": {"text": "just a note"}})
+    assert len(sockets.frames) == 3 and ws.reply_jobs() == []
+
+
+def test_a_viewer_watches_and_cannot_write(sockets):
+    room = ws.room()
+    assert ws.send(room.viewer_connection, "convoNewStep", {"content": {"text": "me too"}}, "v1") == {
+        "statusCode": 200
+    }
+    (error,) = sockets.errors(room.viewer_connection)
+    assert error["code"] == "permission_denied" and error["requestId"] == "v1"
+    assert sockets.receivers == {room.viewer_connection}
+    assert steps.of_convo(room.convo_id).items == []
+
+
+def test_permissions_are_evaluated_per_message(sockets):
+    room = ws.room()
+    ws.send(room.participant_connection, "convoNewStep", {"content": {"text": "first"}})
+    grants_key = (Ref("convo", room.convo_id), Ref("user", room.participant.user_id))
+    from kallo.store import keys
+    from kallo.store.table import table
+
+    table().delete(keys.grant_key(*grants_key))  # the participant is removed while connected
+    sockets.clear()
+    ws.send(room.participant_connection, "convoNewStep", {"content": {"text": "second"}}, "p2")
+    (error,) = sockets.errors(room.participant_connection)
+    assert error["code"] == "not_found" and error["requestId"] == "p2"
+    assert [s["content"]["text"] for s in steps.of_convo(room.convo_id).items] == ["first"]
+    assert grants.get(*grants_key) is None
+
+
+def test_bad_payloads_get_an_error_and_the_socket_lives_on(sockets, aws_calls):
+    room = ws.room()
+    cases = [
+        ({}, "validation_error"),
+        ({"content": {"text": 5}}, "validation_error"),
+        ({"content": {"text": "x"}, "groupId": str(uuid4())}, "validation_error"),
+        ({"content": {"text": "x"}, "convoId": str(uuid4())}, "validation_error"),
+        ({"content": {"text": "x"}, "config": {"temperature": 9}}, "validation_error"),
+        ({"content": {"text": "x"}, "id": "not-a-uuid"}, "validation_error"),
+        ({"content": {"text": "x"}, "delta": "y"}, "validation_error"),
+        ({"content": {"text": "é" * 33000}}, "payload_too_large"),
+        ("not an object", "validation_error"),
+    ]
+    aws_calls.reset()
+    for position, (payload, code) in enumerate(cases):
+        answer = ws.send(room.owner_connection, "convoNewStep", payload, f"b{position}")
+        assert answer == {"statusCode": 200}
+        error = sockets.errors(room.owner_connection)[-1]
+        assert (error["code"], error["requestId"]) == (code, f"b{position}"), (payload, error)
+    # Each bad payload costs the connection's read and the error; a foreign convoId is found out by the
+    # service, after the permission check (Query + BatchGetItem).
+    assert dict(aws_calls.calls) == {
+        "dynamodb:GetItem": len(cases),
+        "dynamodb:Query": 1,
+        "dynamodb:BatchGetItem": 1,
+        "apigatewaymanagementapi:PostToConnection": len(cases),
+    }
+    assert sockets.receivers == {room.owner_connection}
+    assert steps.of_convo(room.convo_id).items == []
+
+
+def test_a_gone_connection_is_deleted_not_the_sender(sockets):
+    room = ws.room()
+    sockets.gone.add(room.viewer_connection)
+    ws.send(room.owner_connection, "convoNewStep", {"content": {"text": "anyone there?"}})
+    assert sockets.receivers == {room.owner_connection, room.participant_connection}
+    assert connections.get(room.viewer_connection) is None
+    assert {c["connectionId"] for c in connections.of_convo(room.convo_id)} == {
+        room.owner_connection,
+        room.participant_connection,
+    }
+    # The sender itself gone: its own connection goes, the step was stored all the same.
+    sockets.gone.add(room.owner_connection)
+    ws.send(room.owner_connection, "convoNewStep", {"content": {"text": "still there?"}})
+    assert connections.get(room.owner_connection) is None
+    assert len(steps.of_convo(room.convo_id).items) == 2
