@@ -51,6 +51,8 @@ validate: $(SAM_VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m bench.cold_start
 	$(PY) -m bench.aws_calls
+	$(PY) -m bench.realtime
+	$(PY) -m bench.fanout
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam

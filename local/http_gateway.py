@@ -438,7 +438,10 @@ class AccessLog:
             await self.app(scope, receive, capture)
         finally:
             function = (scope.get("state") or {}).get("function")
-            logger.info(
+            # Posts to @connections come one per delta per subscriber: too many for the INFO log.
+            level = logging.DEBUG if scope["path"].startswith("/_aws/") else logging.INFO
+            logger.log(
+                level,
                 "%s %s %d %.0f ms%s",
                 scope["method"],
                 scope["path"],
