@@ -194,9 +194,10 @@ def test_a_hundred_tiny_chunks_make_a_few_delta_messages(scene, sent):
     assert streamed == "x" * len(streamed)
 
 
-def test_a_fast_stream_is_flushed_every_200_characters(scene, sent):
-    # No delay between chunks: every flush is then triggered by size, never by the timer.
-    with play(Script.saying("y" * 1000, size=10)) as (_, model):
+def test_a_fast_stream_is_flushed_every_200_characters(scene, sent, monkeypatch):
+    # The timer is pushed out of reach so that, however slow the machine, only size triggers flushes.
+    monkeypatch.setattr(replies, "pacing", replies.Pacing(flush_interval=3600.0))
+    with play(Script.saying("y" * 1000, size=10, delay=0.001)) as (_, model):
         replies.answer(scene.job(scene.step("Go"), model))
     deltas = [d["delta"] for d in sent.deltas()]
     assert len(deltas) >= 4
