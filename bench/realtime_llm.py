@@ -31,15 +31,13 @@ sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "layers" / "kallo")]
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
 from kallo import aws, realtime  # noqa: E402
-from kallo.clock import now_iso  # noqa: E402
 from kallo.llm.jobs import ReplyJob, enqueue  # noqa: E402
-from kallo.models.steps import Step  # noqa: E402
 from kallo.services import replies  # noqa: E402
 from kallo.settings import get_settings  # noqa: E402
-from kallo.store import connections, steps  # noqa: E402
+from kallo.store import connections  # noqa: E402
 from tests.support.aws import fresh_account  # noqa: E402
 from tests.support.scripted_llm import Script, ScriptedLLM, installed  # noqa: E402
-from tests.support.world import make_object, make_user, ref_of  # noqa: E402
+from tests.support.world import add_user_step, make_object, make_user, ref_of  # noqa: E402
 
 DEFAULT_MODELS = ["scripted:steady", "embedded:smollm2"]
 PROMPT = "In one sentence: why is the sky blue?"
@@ -86,18 +84,7 @@ def answer_once(model: str, max_tokens: int, recorder: Recorder) -> Answer:
     user = make_user()
     convo = make_object("convo", ref_of(user), name="bench")
     connections.put({"connectionId": f"bench-{convo.id}", "convoId": convo.id}, ttl=2**31 - 1)
-    at = now_iso()
-    question = steps.add(
-        Step(
-            id=str(uuid4()),
-            convoId=convo.id,
-            authorType="user",
-            authorId=user.user_id,
-            content={"text": PROMPT},
-            createdAt=at,
-            updatedAt=at,
-        )
-    )
+    question = add_user_step(convo, user, PROMPT)
     job = ReplyJob(
         jobId=str(uuid4()),
         convoId=convo.id,

@@ -16,16 +16,14 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from workers import llm_step as worker
 
 from kallo import realtime
-from kallo.clock import now_iso
 from kallo.llm.jobs import ReplyJob
-from kallo.models.steps import Step
 from kallo.store import steps
 from kallo.store.keys import Ref
 from kallo.store.table import table
 from local.runtime import LambdaContext
 from tests.support.api import EVENTS
 from tests.support.scripted_llm import Script, ScriptedLLM, installed
-from tests.support.world import make_object, make_user, ref_of
+from tests.support.world import add_user_step, make_object, make_user, ref_of
 
 SAMPLE = json.loads((EVENTS / "workers" / "llm_step.json").read_text())["Records"][0]
 
@@ -79,18 +77,7 @@ def user(aws):
 
 def convo_with_question(user, text: str = "Hi") -> tuple[Ref, dict[str, Any]]:
     convo = make_object("convo", ref_of(user), name="Named")
-    at = now_iso()
-    question = steps.add(
-        Step(
-            id=str(uuid4()),
-            convoId=convo.id,
-            authorType="user",
-            authorId=user.user_id,
-            content={"text": text},
-            createdAt=at,
-            updatedAt=at,
-        )
-    )
+    question = add_user_step(convo, user, text)
     return convo, question
 
 

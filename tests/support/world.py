@@ -55,3 +55,21 @@ def grant(obj: Ref, grantee: Ref | Principal, role: str) -> None:
 
 def ref_of(principal: Principal) -> Ref:
     return Ref("user", principal.user_id or "")
+
+
+def add_user_step(convo: Ref, author: Principal, text: str) -> dict[str, Any]:
+    """A user's completed step in a convo, stored as the WebSocket side stores it."""
+    from kallo.models.steps import Step
+    from kallo.store import steps
+
+    at = now_iso()
+    step = Step(
+        id=str(uuid4()),
+        convoId=convo.id,
+        authorType="user",
+        authorId=author.user_id,
+        content={"text": text},
+        createdAt=at,
+        updatedAt=at,
+    )
+    return steps.add(step)
