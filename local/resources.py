@@ -19,8 +19,18 @@ _EMULATED = frozenset(
         "AWS::SQS::Queue",
         "AWS::SecretsManager::Secret",
         "AWS::ApiGatewayV2::Api",
+        "AWS::SES::EmailIdentity",
     }
 )
+
+
+def _creation_order(resource: dict[str, Any]) -> int:
+    """Dead-letter queues first (the queues that redrive to them need their ARNs), then the other
+    queues, then buckets (their notifications name queues), then the rest."""
+    properties = resource.get("Properties") or {}
+    if resource["Type"] == "AWS::SQS::Queue":
+        return 1 if "RedrivePolicy" in properties else 0
+    return 2 if resource["Type"] == "AWS::S3::Bucket" else 3
 
 
 def provision(template: dict[str, Any], *, endpoint_url: str | None = None) -> dict[str, dict[str, str]]:
@@ -32,8 +42,7 @@ def provision(template: dict[str, Any], *, endpoint_url: str | None = None) -> d
     physical: dict[str, dict[str, str]] = {}
     resolver = Resolver(template, physical)
     resources = {k: v for k, v in template["Resources"].items() if v["Type"] in _EMULATED}
-    # Dead-letter queues first: the queues that redrive to them need their ARNs.
-    ordered = sorted(resources.items(), key=lambda kv: "RedrivePolicy" in (kv[1].get("Properties") or {}))
+    ordered = sorted(resources.items(), key=lambda kv: _creation_order(kv[1]))
     for logical_id, resource in ordered:
         properties = resolver.resolve(resource.get("Properties") or {})
         kind = resource["Type"]
@@ -50,12 +59,24 @@ def provision(template: dict[str, Any], *, endpoint_url: str | None = None) -> d
             if "CorsConfiguration" in properties:
                 rules = [_cors_rule(r) for r in properties["CorsConfiguration"]["CorsRules"]]
                 s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": rules})
+            if "VersioningConfiguration" in properties:
+                status = properties["VersioningConfiguration"]["Status"]
+                s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": status})
+            if "NotificationConfiguration" in properties:
+                s3.put_bucket_notification_configuration(
+                    Bucket=bucket,
+                    NotificationConfiguration=_notifications(properties["NotificationConfiguration"]),
+                )
             physical[logical_id] = {"Ref": bucket, "Arn": f"arn:aws:s3:::{bucket}"}
         elif kind == "AWS::SQS::Queue":
             physical[logical_id] = _create_queue(client("sqs"), name, properties)
         elif kind == "AWS::ApiGatewayV2::Api":
             # Served by the local stack's own WebSocket gateway, which also answers `@connections`.
             physical[logical_id] = {"Ref": f"{name}-local".lower()}
+        elif kind == "AWS::SES::EmailIdentity":
+            # Sending needs a verified sender; moto keeps what is sent (see `local.mailbox`).
+            client("ses").verify_email_identity(EmailAddress=properties["EmailIdentity"])
+            physical[logical_id] = {"Ref": properties["EmailIdentity"]}
         elif kind == "AWS::SecretsManager::Secret":
             secret = client("secretsmanager").create_secret(Name=name, SecretString=secrets.token_urlsafe(48))
             physical[logical_id] = {"Ref": secret["ARN"], "Arn": secret["ARN"]}
@@ -84,3 +105,15 @@ def _cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
     if "MaxAge" in rule:
         converted["MaxAgeSeconds"] = int(rule["MaxAge"])
     return converted
+
+
+def _notifications(configuration: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation's bucket NotificationConfiguration in the S3 API's spelling (queues only)."""
+    converted = []
+    for queue in configuration.get("QueueConfigurations", []):
+        rules = queue.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+        entry: dict[str, Any] = {"QueueArn": queue["Queue"], "Events": [queue["Event"]]}
+        if rules:
+            entry["Filter"] = {"Key": {"FilterRules": rules}}
+        converted.append(entry)
+    return {"QueueConfigurations": converted}

@@ -33,7 +33,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from local import bootstrap, http_gateway, openapi, resources, runtime, template, ws_gateway
+from local import bootstrap, http_gateway, mailbox, openapi, resources, runtime, template, ws_gateway
 from local.pollers import Pollers
 
 logger = logging.getLogger(__name__)
@@ -66,8 +66,9 @@ RouteFactory = Callable[[Stack], list[BaseRoute]]
 # The one ASGI app is made of these factories' routes, in this order. Factories run before any
 # function has read its settings, so one may also export variables the functions need into os.environ.
 # The REST gateway stays last: it ends with the catch-all that answers API Gateway's 404. The WebSocket
-# gateway (`/ws`, `/ws/convos/{convoId}`) and the `@connections` management endpoint go before it.
-ROUTE_FACTORIES: list[RouteFactory] = [ws_gateway.routes, openapi.routes, http_gateway.routes]
+# gateway (`/ws`, `/ws/convos/{convoId}`) and the `@connections` management endpoint go before it,
+# and so does the mailbox of the emails the embedded SES "sent" (`/_local/mail`).
+ROUTE_FACTORIES: list[RouteFactory] = [ws_gateway.routes, openapi.routes, mailbox.routes, http_gateway.routes]
 
 
 def build_app(stack: Stack, factories: list[RouteFactory] = ROUTE_FACTORIES) -> Starlette:

@@ -94,7 +94,12 @@ def test_sources_come_from_the_template(aws: dict[str, dict[str, str]]) -> None:
             batch_size=5,
             report_item_failures=True,
         )
-        for function, queue in (("StepWorkerFunction", "StepQueue"), ("PurgeWorkerFunction", "PurgeQueue"))
+        for function, queue in (
+            ("StepWorkerFunction", "StepQueue"),
+            ("DataSourceWorkerFunction", "DataSourceQueue"),
+            ("ExportWorkerFunction", "ExportQueue"),
+            ("PurgeWorkerFunction", "PurgeQueue"),
+        )
     ]
 
 

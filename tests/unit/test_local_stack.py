@@ -19,6 +19,8 @@ PHYSICAL = {
     "JwtSigningSecret": {"Ref": "arn:secret"},
     "PurgeQueue": {"Ref": "http://sqs/purge"},
     "StepQueue": {"Ref": "http://sqs/steps.fifo"},
+    "DataSourceQueue": {"Ref": "http://sqs/data-sources"},
+    "ExportQueue": {"Ref": "http://sqs/exports"},
     "WebSocketApi": {"Ref": "kallo-local-websocketapi-local"},
 }
 

@@ -611,7 +611,7 @@ def test_aws_calls_of_a_short_answer(scene, aws_calls, monkeypatch, llm):
     # running, new step, one delta, final, idle: one Query each for the convo's connections
     assert len(frames) == 5
     assert aws_calls.calls == {
-        "dynamodb:Query": 2 + 5,  # the step by id, the convo's steps, the broadcasts
+        "dynamodb:Query": 3 + 5,  # the step by id, the convo's steps, its data sources, the broadcasts
         "dynamodb:GetItem": 1,  # the convo
         "dynamodb:TransactWriteItems": 1,  # the step (and the convo's latestStep)
         "dynamodb:UpdateItem": 2,  # the completed step, the convo's latestStep

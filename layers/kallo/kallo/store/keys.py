@@ -19,6 +19,8 @@ Entity chart
 | convo connection | `OBJ#convo#<convoId>`  | `CONN#<connectionId>`           | -                               | -                          | yes |
 | group member    | `OBJ#convo#<convoId>`   | `GROUP#<groupId>#<createdAt>#<stepId>` | -                        | -                          |     |
 | search posting  | `OBJ#convo#<convoId>`   | `TERM#<stepId>#<term>`          | `TERM#<term>`                   | `<createdAt>#<stepId>`     |     |
+| data source summary | `OBJ#data_source#<id>` | `#SUMMARY`                   | -                               | -                          |     |
+| export          | `EXPORT#<exportId>`     | `#META`                         | -                               | -                          | yes |
 
 A grant says "grantee G holds role R on object O"; there is at most one per (object, grantee). Grants
 whose grantee is a team, topic or convo ("structural" grants: ownership and dependent links) sort
@@ -29,6 +31,11 @@ A step group (a primary step and its alternates) has one member item per step, s
 without reading the whole convo; a step's search postings (one per distinct word of its text) are
 found by word through GSI1, newest first. Both live in the convo's partition, so deleting a convo
 (the purge worker empties the partition) removes them too.
+
+A data source's bytes, text and retrieval index are in S3 (`kallo.store.blobs`); its summary lives in
+its partition, so deleting the data source's partition removes it. The data sources linked to a convo
+or topic are pattern 6 (the convo's or topic's `dependent` grants, GSI1 `GRANTEE#convo#<id>`,
+`data_source#`).
 
 Access patterns
 | #  | pattern                                      | key condition                                              | method |
@@ -52,6 +59,8 @@ Access patterns
 | 17 | the steps of a group, oldest first           | PK=`OBJ#convo#id`, SK begins_with `GROUP#<groupId>#`, then BatchGetItem of the steps | `steps.group` |
 | 18 | many steps by key                            | BatchGetItem of PK=`OBJ#convo#id`, SK=`STEP#<createdAt>#<stepId>` | `steps.batch_get` |
 | 19 | the steps containing a word, newest first    | GSI1PK=`TERM#<term>` (descending GSI1SK)                   | `search.postings` |
+| 20 | a data source's summary                      | PK=`OBJ#data_source#id`, SK=`#SUMMARY`                     | `summary_key` |
+| 21 | an export by id                              | PK=`EXPORT#<exportId>`, SK=`#META`                         | `export_key` |
 """
 
 from __future__ import annotations
@@ -194,3 +203,11 @@ def posting_index_keys(term: str, created_at: str, step_id: str) -> dict[str, st
 
 def term_pk(term: str) -> str:
     return f"{TERM_PREFIX}{term}"
+
+
+def summary_key(data_source_id: str) -> dict[str, str]:
+    return {"PK": object_pk(Ref("data_source", data_source_id)), "SK": "#SUMMARY"}
+
+
+def export_key(export_id: str) -> dict[str, str]:
+    return {"PK": f"EXPORT#{export_id}", "SK": META}

@@ -1,0 +1,177 @@
+"""Grounded answers: which data sources an answer may draw on, the passages it reads, what it cites.
+
+The LLM step worker (`kallo.services.replies`) asks three things, in order:
+1. `sources_for`: the ready data sources of the convo being answered: those linked to the convo and to
+   its topic (their `dependent` grants, GSI1, access pattern 6; whoever linked them was allowed to) and
+   those the step's own config names (`dataSourceIds`, checked visible to the step's writer when the
+   step was written). A topic's `config.defaults.dataSourceIds` is not a source: nothing checks it, and
+   the topic's links say what it grounds on. Most recently linked first, at most 20.
+2. `retrieve`: the passages of those sources that best match the question (`kallo.documents.bm25`,
+   fused with embeddings when a model is configured), within a token budget. Each source's index is
+   read from S3 once per warm container: a small LRU keyed by the processed version.
+3. `citations`: after the answer, the passages it used, each quoted by its best sentence with offsets in
+   the data source's extracted text (convoAnnotation, API.md).
+
+AWS calls: 1 Query per linked object (the convo, its topic) + 1 BatchGetItem (the data sources, only
+when there are any) + 1 GetObject per index not in the cache (+ 1 embedding call when configured).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from kallo.documents import bm25, embeddings, quotes
+from kallo.documents.bm25 import Hit, Index
+from kallo.store import blobs, grants, objects
+from kallo.store.keys import Ref
+
+logger = Logger(child=True)
+
+READY = "ready"
+MAX_SOURCES = 20
+MAX_CITATIONS = 3
+CHARS_PER_TOKEN = 4
+# What numbering and the source's name add around each excerpt, in tokens.
+EXCERPT_OVERHEAD_TOKENS = 12
+# A passage counts as used when its best sentence shares this many distinct terms with the answer.
+MIN_SHARED_TERMS = 2
+CACHE_SIZE = 16
+
+_MARKER = re.compile(r"\[(\d{1,2})\]")
+_indexes: OrderedDict[tuple[str, str, str], Index] = OrderedDict()
+
+
+# -- which sources ----------------------------------------------------------------------------------------
+
+
+def _linked(grantees: Iterable[Ref]) -> list[str]:
+    """Ids of the data sources granted to these objects, most recently linked first."""
+    found = [g for grantee in grantees for g in grants.all_of_grantee(grantee, object_type="data_source")]
+    found.sort(key=lambda g: g.get("createdAt", ""), reverse=True)
+    return [g["objectId"] for g in found]
+
+
+def sources_for(convo: dict[str, Any], topic: dict[str, Any] | None, config: dict[str, Any]) -> list[dict]:
+    """The ready data sources an answer in `convo` is grounded on (see the module docstring); `config`
+    is the step's own config (the one its writer was checked for)."""
+    grantees = [Ref("convo", convo["id"])] + ([Ref("topic", topic["id"])] if topic else [])
+    named = [i for i in (config.get("dataSourceIds") or []) if isinstance(i, str)]
+    ids = list(dict.fromkeys([*named, *_linked(grantees)]))[:MAX_SOURCES]
+    if not ids:
+        return []
+    found = objects.batch_get([Ref("data_source", i) for i in ids])
+    items = (found.get(Ref("data_source", i)) for i in ids)
+    return [
+        item for item in items if item is not None and item.get("status") == READY and item.get("location")
+    ]
+
+
+# -- which passages ---------------------------------------------------------------------------------------
+
+
+def _index(source: dict[str, Any]) -> Index:
+    """The source's index, from the cache while its processed version is unchanged."""
+    key = (
+        source["id"],
+        source.get("versionId") or "",
+        source.get("processedAt") or source.get("updatedAt", ""),
+    )
+    cached = _indexes.get(key)
+    if cached is not None:
+        _indexes.move_to_end(key)
+        return cached
+    index = Index.from_bytes(blobs.get(blobs.key(source["location"], blobs.INDEX)))
+    _indexes[key] = index
+    while len(_indexes) > CACHE_SIZE:
+        _indexes.popitem(last=False)
+    return index
+
+
+def excerpt_tokens(hit: Hit) -> int:
+    """The estimated cost of one excerpt in the prompt (4 characters per token, as for turns)."""
+    return math.ceil(len(hit.passage.text) / CHARS_PER_TOKEN) + EXCERPT_OVERHEAD_TOKENS
+
+
+def retrieve(sources: list[dict[str, Any]], question: str, *, k: int, budget_tokens: int) -> list[Hit]:
+    """The best passages of `sources` for `question`, best first, at most `k`, within `budget_tokens`
+    (a passage that does not fit makes room for a shorter one ranked after it). A source whose index
+    cannot be read is left out, so one broken file does not keep the others from answering."""
+    indexes: dict[str, Index] = {}
+    for source in sources:
+        try:
+            indexes[source["id"]] = _index(source)
+        except Exception:
+            logger.warning(
+                "a data source's index could not be read", extra={"dataSourceId": source["id"]}, exc_info=True
+            )
+    if not indexes or not question.strip():
+        return []
+    vectors = embeddings.embed([question])
+    hits = bm25.search(indexes, question, k=k, query_vector=vectors[0] if vectors else None)
+    kept, used = [], 0
+    for hit in hits:
+        cost = excerpt_tokens(hit)
+        if used + cost <= budget_tokens:
+            kept.append(hit)
+            used += cost
+    return kept
+
+
+def excerpts(hits: list[Hit], sources: list[dict[str, Any]]) -> str:
+    """The hits as numbered excerpts for the system prompt; the numbers are what the answer cites."""
+    names = {s["id"]: s.get("name") or "a document" for s in sources}
+    return "\n\n".join(
+        f'[{n}] From "{names.get(hit.source_id, "a document")}":\n{hit.passage.text.strip()}'
+        for n, hit in enumerate(hits, start=1)
+    )
+
+
+# -- what the answer cites --------------------------------------------------------------------------------
+
+
+def _words(text: str) -> set[str]:
+    """Distinct index terms (stemmed, stop words dropped): what shows that an answer drew on a sentence."""
+    return set(bm25.terms(text))
+
+
+def _cited(hits: list[Hit], answer_text: str) -> list[Hit]:
+    """The hits the answer cites with [n] markers, in the order it first cites them."""
+    numbers = dict.fromkeys(int(m) for m in _MARKER.findall(answer_text))
+    return [hits[n - 1] for n in numbers if 1 <= n <= len(hits)]
+
+
+def citations(hits: list[Hit], answer_text: str) -> list[dict[str, Any]]:
+    """convoAnnotations for the passages the answer used: those it cites as [n]; else those whose best
+    sentence shares enough words with it; else the best-ranked one (the answer was made with it in
+    view). Each quotes the passage's sentence closest to the answer; at most 3, no duplicates."""
+    if not hits:
+        return []
+    used = _cited(hits, answer_text)
+    if not used:
+        words = _words(answer_text)
+        used = [
+            h
+            for h in hits
+            if len(_words(quotes.best_sentence(h.passage, answer_text).text) & words) >= MIN_SHARED_TERMS
+        ]
+    annotations: dict[tuple[str, int, int], dict[str, Any]] = {}
+    for hit in used or hits[:1]:
+        quote = quotes.best_sentence(hit.passage, answer_text)
+        place = (hit.source_id, quote.start, quote.end)
+        if place not in annotations:
+            annotations[place] = {
+                "type": "citation",
+                "dataSourceId": hit.source_id,
+                "text": quote.text,
+                "start": quote.start,
+                "end": quote.end,
+            }
+        if len(annotations) == MAX_CITATIONS:
+            break
+    return list(annotations.values())

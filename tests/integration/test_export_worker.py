@@ -1,0 +1,211 @@
+"""The export worker (workers.export): SQS batches of export jobs sent through moto's SES; one email per
+export however often its job is delivered, SES refusals fail the export for good, throttling is
+retried, malformed jobs are dropped."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from botocore.exceptions import ClientError
+from moto.ses.models import ses_backends
+from workers import export as worker
+
+from kallo import aws as kallo_aws
+from kallo.authz.access import Access
+from kallo.models.exports import ExportCreate
+from kallo.services import exports
+from kallo.settings import get_settings
+from kallo.store import exports as export_items
+from kallo.store import keys
+from kallo.store.keys import Ref
+from kallo.store.table import table
+from local.runtime import LambdaContext
+from tests.support.api import EVENTS, invoke
+from tests.support.world import add_user_step, make_object, make_user, ref_of
+
+SAMPLE = json.loads((EVENTS / "workers" / "export.json").read_text())["Records"][0]
+ATTACK = "<script>alert('x')</script>"
+
+
+def context() -> LambdaContext:
+    return LambdaContext(
+        function_name="ExportWorkerFunction",
+        memory_limit_in_mb=512,
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:ExportWorkerFunction",
+        aws_request_id=str(uuid4()),
+        deadline=time.monotonic() + 120,
+    )
+
+
+def record(body: str) -> dict[str, Any]:
+    return {**copy.deepcopy(SAMPLE), "messageId": str(uuid4()), "body": body}
+
+
+def job(export_id: str) -> dict[str, Any]:
+    return record(json.dumps({"exportId": export_id}))
+
+
+def run(*records: dict[str, Any]) -> list[str]:
+    """Invoke the worker with one batch; returns the ids of the messages it reports as failed."""
+    response = worker.lambda_handler({"Records": list(records)}, context())
+    return [f["itemIdentifier"] for f in response["batchItemFailures"]]
+
+
+def mailbox() -> list:
+    return ses_backends["123456789012"]["us-east-1"].sent_messages
+
+
+@pytest.fixture
+def queued(aws) -> dict[str, Any]:
+    """An export of a convo whose step holds markup, to two addresses, queued through the API."""
+    alice = make_user(name="Alice")
+    convo = make_object("convo", ref_of(alice), name="Launch plans")
+    add_user_step(convo, alice, f"Ship it {ATTACK}")
+    other = make_object("convo", ref_of(alice), name="Other")
+    add_user_step(other, alice, "Second convo")
+    result = invoke(
+        "convos.export_data",
+        alice,
+        body={
+            "format": "html-email",
+            "sources": {"convoIds": [convo.id, other.id]},
+            "destinations": [
+                {"type": "email", "address": "pat@example.com"},
+                {"type": "email", "address": "sam@example.com"},
+            ],
+        },
+    )
+    assert result.status == 202, result.body
+    return result.json
+
+
+def assert_one_email(export: dict[str, Any]) -> None:
+    [message] = mailbox()
+    assert message.source == get_settings().mail_from
+    assert message.destinations["ToAddresses"] == ["pat@example.com", "sam@example.com"]
+    assert message.subject == "Kallo export: Launch plans (+1 more)"
+    assert "Ship it &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in message.body
+    assert "<script" not in message.body and "Second convo" in message.body
+    stored = export_items.get(export["id"])
+    assert stored["status"] == "sent" and stored["messageId"] == message.id
+
+
+def test_the_sample_event_is_an_export_job():
+    assert exports.parse_job(SAMPLE["body"]).export_id == json.loads(SAMPLE["body"])["exportId"]
+
+
+def test_a_job_sends_one_email(queued, aws_calls):
+    aws_calls.reset()
+    assert run(job(queued["id"])) == []
+    # The idempotency record (PutItem, UpdateItem); the export (GetItem); two convos' grants (2 Queries)
+    # and the creator's grants on them (BatchGetItem); the convos (BatchGetItem); their steps (2 Queries);
+    # the authors (BatchGetItem); the email; the outcome (UpdateItem).
+    assert aws_calls["dynamodb:GetItem"] == 1
+    assert aws_calls["dynamodb:Query"] == 4 and aws_calls["dynamodb:BatchGetItem"] == 3
+    assert aws_calls["dynamodb:PutItem"] == 1 and aws_calls["dynamodb:UpdateItem"] == 2
+    assert aws_calls["ses:SendEmail"] == 1
+    assert aws_calls.total == 12, aws_calls.calls
+    assert_one_email(queued)
+
+
+def test_a_job_delivered_twice_sends_one_email(queued, aws_calls):
+    assert run(job(queued["id"]), job(queued["id"])) == []  # twice in one batch
+    aws_calls.reset()
+    assert run(job(queued["id"])) == []  # and again later
+    # A duplicate costs the idempotency record's PutItem alone.
+    assert aws_calls.total == 1 and aws_calls["dynamodb:PutItem"] == 1
+    assert_one_email(queued)
+
+
+def test_a_job_seen_after_its_idempotency_record_expired_sends_nothing(queued, aws_calls):
+    assert run(job(queued["id"])) == []
+    [idempotency] = table().query_all("IDEMPOTENCY#export")
+    assert idempotency["SK"].startswith("export-job#") and idempotency["status"] == "COMPLETED"
+    assert idempotency["ttl"] > time.time() + 23 * 3600
+    table().delete({"PK": idempotency["PK"], "SK": idempotency["SK"]})
+    aws_calls.reset()
+    assert run(job(queued["id"])) == []
+    # The export is read, found sent, and left alone: a new idempotency record (PutItem, UpdateItem)
+    # and the export (GetItem).
+    assert aws_calls.total == 3 and aws_calls["dynamodb:GetItem"] == 1
+    assert_one_email(queued)
+
+
+def test_an_unverified_sender_fails_the_export_without_retry(queued):
+    kallo_aws.client("ses").delete_identity(Identity=get_settings().mail_from)
+    assert run(job(queued["id"])) == []
+    stored = export_items.get(queued["id"])
+    assert stored["status"] == "failed" and stored["error"]["code"] == "mail_rejected"
+    assert "not verified" in stored["error"]["message"]
+    assert mailbox() == []
+
+
+def test_throttling_is_retried(queued, monkeypatch):
+    ses = kallo_aws.client("ses")
+    original = ses.send_email
+
+    def throttled(**kwargs: Any) -> Any:
+        raise ClientError(
+            {
+                "Error": {"Code": "Throttling", "Message": "Maximum sending rate exceeded."},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            },
+            "SendEmail",
+        )
+
+    monkeypatch.setattr(ses, "send_email", throttled)
+    message = job(queued["id"])
+    with pytest.raises(BatchProcessingError):  # what Powertools raises when every record failed
+        run(message)
+    assert export_items.get(queued["id"])["status"] == "queued"
+    monkeypatch.setattr(ses, "send_email", original)
+    assert run(message) == []  # the redelivery is not blocked by the failed attempt's record
+    assert_one_email(queued)
+
+
+def test_malformed_jobs_are_dropped_and_missing_exports_skipped(aws):
+    for body in ("{bad", "{}", '{"exportId": "x"}', json.dumps({"exportId": str(uuid4()), "more": 1})):
+        assert run(record(body)) == []
+    assert run(job(str(uuid4()))) == []
+    assert mailbox() == []
+
+
+def test_one_failing_job_fails_alone(queued, monkeypatch):
+    alice = make_user()
+    convo = make_object("convo", ref_of(alice), name="Fine")
+    other = exports.export_data(
+        Access(alice),
+        ExportCreate.model_validate(
+            {
+                "format": "html-email",
+                "sources": {"convoIds": [convo.id]},
+                "destinations": [{"type": "email", "address": "other@example.com"}],
+            }
+        ),
+    )
+    original = exports.send_export
+
+    def broken_for_the_first(export_id: str) -> str:
+        if export_id == queued["id"]:
+            raise RuntimeError("boom")
+        return original(export_id)
+
+    monkeypatch.setattr(exports, "send_export", broken_for_the_first)
+    failing, fine = job(queued["id"]), job(other["id"])
+    assert run(failing, fine) == [failing["messageId"]]
+    assert [m.subject for m in mailbox()] == ["Kallo export: Fine"]
+    assert export_items.get(queued["id"])["status"] == "queued"
+
+
+def test_the_email_leaves_out_a_convo_deleted_before_the_send(queued):
+    convo_id = queued["sources"]["convoIds"][1]
+    table().delete(keys.object_key(Ref("convo", convo_id)))
+    assert run(job(queued["id"])) == []
+    [message] = mailbox()
+    assert message.subject == "Kallo export: Launch plans" and "Second convo" not in message.body
