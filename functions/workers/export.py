@@ -19,18 +19,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from kallo import aws
+from kallo import sqs_jobs
 from kallo.services import exports
 from kallo.services.exports import ExportJob
-from kallo.settings import get_settings
 
 # Far longer than SQS redelivers a message (3 receives of 180 s visibility); TTL removes the records.
 IDEMPOTENCY_SECONDS = 24 * 3600
@@ -49,24 +44,7 @@ def _send(job: ExportJob) -> dict[str, str]:
 
 
 def _send_once() -> Callable[..., dict[str, str]]:
-    """`_send` guarded by an idempotency record in the single table. Built per invocation (it is
-    cheap): the table name and the DynamoDB client are the current ones, and the client is the shared
-    one (its retries and timeouts, one connection pool)."""
-    persistence = DynamoDBPersistenceLayer(
-        table_name=get_settings().table_name,
-        key_attr="PK",
-        sort_key_attr="SK",
-        static_pk_value="IDEMPOTENCY#export",
-        expiry_attr="ttl",
-        boto3_client=aws.client("dynamodb"),
-    )
-    # A fixed key prefix (not the function's name) keeps the records valid across deployments.
-    return idempotent_function(
-        data_keyword_argument="job",
-        persistence_store=persistence,
-        config=idempotency,
-        key_prefix="export-job",
-    )(_send)
+    return sqs_jobs.once(_send, worker="export", key_prefix="export-job", config=idempotency)
 
 
 def _handler(send_once: Callable[..., dict[str, str]]) -> Callable[[SQSRecord], dict[str, str] | None]:
@@ -74,13 +52,7 @@ def _handler(send_once: Callable[..., dict[str, str]]) -> Callable[[SQSRecord], 
         try:
             job = exports.parse_job(record.body)
         except ValidationError as error:
-            logger.error(
-                "malformed export job dropped",
-                extra={
-                    "messageId": record.message_id,
-                    "errors": error.errors(include_url=False, include_input=False, include_context=False),
-                },
-            )
+            sqs_jobs.drop_malformed(logger, "export job", record, error)
             return None
         logger.append_keys(exportId=job.export_id)
         try:

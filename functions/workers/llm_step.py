@@ -26,18 +26,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from kallo import aws
+from kallo import sqs_jobs
 from kallo.llm.jobs import ReplyJob
 from kallo.services import replies
-from kallo.settings import get_settings
 
 # Time kept back to store a failed step and report the batch before Lambda stops the function.
 SAFETY_SECONDS = 20
@@ -63,21 +58,7 @@ def _answer(job: ReplyJob, deadline: float) -> dict[str, str]:
 
 
 def _answer_once() -> Callable[..., dict[str, str]]:
-    """`_answer` guarded by an idempotency record in the single table. Built per invocation (it is
-    cheap): the table name and the DynamoDB client are the current ones, and the client is the shared
-    one (its retries and timeouts, one connection pool)."""
-    persistence = DynamoDBPersistenceLayer(
-        table_name=get_settings().table_name,
-        key_attr="PK",
-        sort_key_attr="SK",
-        static_pk_value="IDEMPOTENCY#llm_step",
-        expiry_attr="ttl",
-        boto3_client=aws.client("dynamodb"),
-    )
-    # A fixed key prefix (not the function's name) keeps the records valid across deployments.
-    return idempotent_function(
-        data_keyword_argument="job", persistence_store=persistence, config=idempotency, key_prefix="reply-job"
-    )(_answer)
+    return sqs_jobs.once(_answer, worker="llm_step", key_prefix="reply-job", config=idempotency)
 
 
 def _handler(answer_once: Callable[..., dict[str, str]]) -> Callable[[SQSRecord, LambdaContext], Any]:
@@ -85,14 +66,7 @@ def _handler(answer_once: Callable[..., dict[str, str]]) -> Callable[[SQSRecord,
         try:
             job = ReplyJob.model_validate_json(record.body)
         except ValidationError as error:
-            logger.error(
-                "malformed reply job dropped",
-                # Not the input: a job carries people's words.
-                extra={
-                    "messageId": record.message_id,
-                    "errors": error.errors(include_url=False, include_input=False, include_context=False),
-                },
-            )
+            sqs_jobs.drop_malformed(logger, "reply job", record, error)
             return None
         remaining = lambda_context.get_remaining_time_in_millis() / 1000
         if remaining < MIN_SECONDS_TO_START:
