@@ -75,6 +75,7 @@ def test_streams_the_content_deltas(fake_llama):
     assert call == {
         "messages": [{"role": m.role, "content": m.content} for m in MESSAGES],
         "stream": True,
+        "repeat_penalty": 1.1,
         "max_tokens": 20,
         "temperature": 0.1,
     }

@@ -164,3 +164,20 @@ def test_a_job_without_a_pending_summary_or_a_ready_data_source_does_nothing(aws
     table().delete(keys.object_key(source))
     assert summaries.summarize(source.id) is None
     assert llm.calls == []
+
+
+def test_a_looping_summary_keeps_each_sentence_once_without_part_labels():
+    looping = "Part 1: The plant opens in May.\nThe plant opens in May.\n" + "It makes  bikes. " * 12
+    assert summaries.tidy(looping) == "The plant opens in May. It makes  bikes."
+
+
+def test_a_summary_is_cut_at_its_sentence_cap():
+    many = " ".join(f"Point number {n} matters." for n in range(20))
+    assert len(summaries.summary_sentences(summaries.tidy(many))) == summaries.MAX_SUMMARY_SENTENCES
+
+
+def test_a_summary_of_labels_only_fails(small):
+    llm, model = small
+    llm.scripts = [Script(["Part 1:"])]
+    with pytest.raises(ProviderError, match="no summary"):
+        summaries.generate("A short text about ships.", model, deadline=later())

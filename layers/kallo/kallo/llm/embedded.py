@@ -88,10 +88,14 @@ def unload() -> None:
         _loaded.clear()
 
 
+REPEAT_PENALTY = 1.1
+
+
 class EmbeddedProvider:
     def stream(self, messages: list[ChatMessage], generation: Generation) -> Iterator[str]:
         llama = _llama(model_path(generation.model))
-        options: dict[str, Any] = {}
+        # llama.cpp's own default (the Python binding's is 1.0): without it, small models loop.
+        options: dict[str, Any] = {"repeat_penalty": REPEAT_PENALTY}
         if generation.max_tokens is not None:
             options["max_tokens"] = generation.max_tokens
         if generation.temperature is not None:

@@ -74,6 +74,8 @@ MAX_CITATIONS = 5
 # Documents (numbers, names, markup left over from a PDF) take more tokens per character than chat.
 CHARS_PER_TOKEN = 3
 SUMMARY_TOKENS = 320
+# A summary asks for five sentences; a model that writes more is cut here.
+MAX_SUMMARY_SENTENCES = 8
 SECTION_TOKENS = 160
 # The worker may run 300 s: every generation of one summary must end well within that.
 GENERATION_SECONDS = 240.0
@@ -252,10 +254,26 @@ def _ask(model: str, instruction: str, content: str, max_tokens: int, deadline: 
     if remaining <= 0:
         raise TimeoutError("the summary took longer than the worker may run")
     text = collect(lambda: provider.stream(messages, generation), seconds=remaining, limit=max_tokens * 8)
-    text = text.strip()
+    text = tidy(text)
     if not text:
         raise ProviderError("the model returned no summary")
     return text
+
+
+_PART_LABEL = re.compile(r"^\s*(part|section)\s*\d+\s*:\s*", re.IGNORECASE | re.MULTILINE)
+
+
+def tidy(summary: str) -> str:
+    """A model's summary without the part labels it may echo and without repeated sentences (small
+    models loop): each sentence once, in order, at most `MAX_SUMMARY_SENTENCES`."""
+    kept: list[str] = []
+    seen: set[str] = set()
+    for sentence in summary_sentences(_PART_LABEL.sub("", summary)):
+        normal = " ".join(sentence.lower().split())
+        if normal not in seen:
+            seen.add(normal)
+            kept.append(sentence)
+    return " ".join(kept[:MAX_SUMMARY_SENTENCES])
 
 
 def generate(text: str, model: str, *, deadline: float) -> str:
