@@ -53,6 +53,8 @@ bench: $(VENV)/.installed
 	$(PY) -m bench.aws_calls
 	$(PY) -m bench.realtime
 	$(PY) -m bench.fanout
+	$(PY) -m bench.upload
+	$(PY) -m bench.retrieval
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam

@@ -36,6 +36,7 @@ class Scene:
     topic: Ref
     convo: Ref
     prompt: Ref
+    data_source: Ref
 
 
 def build_scene() -> Scene:
@@ -47,7 +48,29 @@ def build_scene() -> Scene:
     topic = world.make_object("topic", team, description="", config={"defaults": {}}, dataSourceIds=[])
     convo = world.make_object("convo", topic, topicId=topic.id)
     prompt = world.make_object("prompt", world.ref_of(alice), text="Be brief.")
-    return Scene(service, alice, bob, team, topic, convo, prompt)
+    data_source = _ready_data_source(team, alice, linked_to=convo)
+    return Scene(service, alice, bob, team, topic, convo, prompt, data_source)
+
+
+def _ready_data_source(owner: Ref, uploader: Principal, *, linked_to: Ref) -> Ref:
+    """A processed upload owned by `owner`, its bytes in S3, linked to a convo."""
+    from kallo.store import blobs, objects
+
+    text = b"The pier closes at dusk."
+    ref = world.make_object(
+        "data_source",
+        owner,
+        createdBy=uploader.user_id,
+        type="upload",
+        mimeType="text/plain",
+        size=len(text),
+        status="ready",
+    )
+    location = blobs.prefix(owner, ref.id) + blobs.ORIGINAL
+    version = blobs.put(location, text, content_type="text/plain")
+    objects.update(ref, {"location": location, "versionId": version})
+    world.grant(ref, linked_to, "dependent")
+    return ref
 
 
 Request = tuple[str, Principal, dict[str, Any]]
@@ -174,6 +197,58 @@ SCENARIOS: dict[str, Callable[[Scene], Request]] = {
     "Delete Prompt": lambda s: ("prompts.delete_prompt", s.alice, {"path": {"promptId": s.prompt.id}}),
     "Delete a Convo": lambda s: ("convos.delete_convo", s.alice, {"path": {"convoId": s.convo.id}}),
     "Delete Topic": lambda s: ("topics.delete_topic", s.alice, {"path": {"topicId": s.topic.id}}),
+    "Upload New File": lambda s: ("data_sources.upload_file", s.alice, {"query": {"teamId": s.team.id}}),
+    "Query Data Sources": lambda s: (
+        "data_sources.query_data_sources",
+        s.bob,
+        {"query": {"convoId": s.convo.id}},
+    ),
+    "Get a Data Source": lambda s: (
+        "data_sources.get_data_source",
+        s.bob,
+        {"path": {"dataSourceId": s.data_source.id}},
+    ),
+    "Update a Data Source": lambda s: (
+        "data_sources.update_data_source",
+        s.alice,
+        {"path": {"dataSourceId": s.data_source.id}, "body": {"name": "pier.txt"}},
+    ),
+    "Generate Signed URL for Download": lambda s: (
+        "data_sources.get_download_url",
+        s.bob,
+        {"path": {"dataSourceId": s.data_source.id}},
+    ),
+    "Generate Summary": lambda s: (
+        "data_sources.generate_summary",
+        s.bob,
+        {"path": {"dataSourceId": s.data_source.id}},
+    ),
+    "Add Topic Data Source": lambda s: (
+        "data_sources.add_topic_data_source",
+        s.alice,
+        {"path": {"topicId": s.topic.id, "dataSourceId": s.data_source.id}},
+    ),
+    "Remove Convo Data Source": lambda s: (
+        "convos.remove_convo_data_source",
+        s.alice,
+        {"path": {"convoId": s.convo.id, "dataSourceId": s.data_source.id}},
+    ),
+    "Export Data": lambda s: (
+        "convos.export_data",
+        s.bob,
+        {
+            "body": {
+                "format": "html-email",
+                "sources": {"convoIds": [s.convo.id]},
+                "destinations": [{"type": "email", "address": "bob@example.com"}],
+            }
+        },
+    ),
+    "Delete a Data Source": lambda s: (
+        "data_sources.delete_data_source",
+        s.alice,
+        {"path": {"dataSourceId": s.data_source.id}},
+    ),
     "Remove a Team User": lambda s: (
         "teams.remove_team_user",
         s.bob,

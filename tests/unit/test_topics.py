@@ -12,7 +12,7 @@ from kallo.authz.access import Access
 from kallo.authz.policy import Permission
 from kallo.errors import BadRequest, Forbidden, NotFound
 from kallo.models.topics import Topic, TopicCreate, TopicIds, TopicUpdate
-from kallo.services import topics
+from kallo.services import owned, topics
 from kallo.store import grants, objects
 from kallo.store.keys import Ref
 from tests.support.world import grant, make_object, make_user, ref_of
@@ -84,16 +84,16 @@ def test_owner_for(aws):
     team = make_object("team", ref_of(bob))
     grant(team, alice, "admin")
     me = Access(alice)
-    assert topics.owner_for(me, user_id=None, team_id=None) == topics.Owner(ref_of(alice), alice.user_id)
-    assert topics.owner_for(me, user_id=alice.user_id, team_id=None).ref == ref_of(alice)
-    assert topics.owner_for(me, user_id=None, team_id=team.id) == topics.Owner(team, alice.user_id)
+    assert owned.owner_for(me, user_id=None, team_id=None) == owned.Owner(ref_of(alice), alice.user_id)
+    assert owned.owner_for(me, user_id=alice.user_id, team_id=None).ref == ref_of(alice)
+    assert owned.owner_for(me, user_id=None, team_id=team.id) == owned.Owner(team, alice.user_id)
     with pytest.raises(BadRequest):
-        topics.owner_for(me, user_id=alice.user_id, team_id=team.id)
+        owned.owner_for(me, user_id=alice.user_id, team_id=team.id)
     with pytest.raises(NotFound):
-        topics.owner_for(me, user_id=bob.user_id, team_id=None)
+        owned.owner_for(me, user_id=bob.user_id, team_id=None)
     scoped = Access(Principal(user_id=alice.user_id, scheme="access_token", scope=(Ref("topic", A),)))
     with pytest.raises(Forbidden):
-        topics.owner_for(scoped, user_id=None, team_id=None)
+        owned.owner_for(scoped, user_id=None, team_id=None)
 
 
 # -- listing: the same answer as the permission model, without a call per topic ----------------------
@@ -129,7 +129,7 @@ def test_listing_matches_the_permission_model(aws, seed):
     for limit in (1, 5, 100):
         listed, token = [], None
         while True:
-            page, token = topics.list_viewable(Access(caller), "topic", limit=limit, next_token=token)
+            page, token = owned.list_viewable(Access(caller), "topic", limit=limit, next_token=token)
             assert len(page) <= limit
             listed += [t["id"] for t in page]
             if not token:
@@ -137,16 +137,16 @@ def test_listing_matches_the_permission_model(aws, seed):
         assert listed == expected, limit
     rng = random.Random(seed)
     asked = [*rng.sample([r.id for r in created], 12), str(uuid4())]
-    found = topics.viewable_among(Access(caller), [Ref("topic", i) for i in asked])
+    found = owned.viewable_among(Access(caller), [Ref("topic", i) for i in asked])
     assert [t["id"] for t in found] == [i for i in asked if i in expected]
 
 
 def test_cursors_are_checked():
-    assert topics._decode_cursor(None, "topic") == ""
-    assert topics._decode_cursor(topics._encode_cursor("topic", A), "topic") == A
-    for bad in ("x", "%%", topics._encode_cursor("prompt", A), topics._encode_cursor("topic", "1; drop")):
+    assert owned._decode_cursor(None, "topic") == ""
+    assert owned._decode_cursor(owned._encode_cursor("topic", A), "topic") == A
+    for bad in ("x", "%%", owned._encode_cursor("prompt", A), owned._encode_cursor("topic", "1; drop")):
         with pytest.raises(BadRequest):
-            topics._decode_cursor(bad, "topic")
+            owned._decode_cursor(bad, "topic")
 
 
 # -- writes --------------------------------------------------------------------------------------------

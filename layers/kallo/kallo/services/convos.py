@@ -29,7 +29,7 @@ from kallo.clock import now_iso
 from kallo.errors import BadRequest, Conflict, NotFound
 from kallo.models.convos import STEP_PAGE_LIMIT, ConvoCreate, ConvoPatch
 from kallo.models.topics import PAGE_LIMIT
-from kallo.services import authority, purge, topics
+from kallo.services import authority, owned, purge
 from kallo.store import grants, keys, objects, steps
 from kallo.store.keys import Ref
 from kallo.store.table import TRANSACT_LIMIT, table
@@ -228,11 +228,11 @@ def create_convo(
 def get_convo(access: Access, convo_id: str) -> dict[str, Any]:
     ref = _convo(convo_id)
     access.require(ref)
-    return topics.require_existing(ref)
+    return owned.require_existing(ref)
 
 
 def patch_convo(access: Access, convo_id: str, data: ConvoPatch) -> dict[str, Any]:
-    return topics.update_owned(access, _convo(convo_id), {"name": data.name})
+    return owned.update_owned(access, _convo(convo_id), {"name": data.name})
 
 
 def delete_convo(access: Access, convo_id: str) -> None:
@@ -248,7 +248,7 @@ def delete_convo(access: Access, convo_id: str) -> None:
     operations += [
         {"delete": keys.grant_key(ref, grants.grantee_ref(g))} for g in on_convo[: TRANSACT_LIMIT - 1]
     ]
-    with topics.absent_as_not_found(ref):
+    with owned.absent_as_not_found(ref):
         table().transact(operations)
     purge.schedule(ref)
 

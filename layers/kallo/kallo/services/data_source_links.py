@@ -28,7 +28,7 @@ from kallo.authz.policy import ObjectType, Permission, Role
 from kallo.clock import now_iso
 from kallo.errors import Conflict, NotFound
 from kallo.models.topics import MAX_DATA_SOURCE_IDS
-from kallo.services.topics import absent_as_not_found
+from kallo.services.owned import absent_as_not_found
 from kallo.store import blobs, grants, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import TRANSACT_LIMIT, table

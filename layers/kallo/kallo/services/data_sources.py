@@ -3,7 +3,7 @@ signed download URLs. Links to topics and convos and deletion live in `data_sour
 (text extraction, indexing, summaries) in the data source worker, started by the S3 event of the
 original's arrival.
 
-A data source is an owned object (`topics.create_owned`: the item and its owner grant in one
+A data source is an owned object (`owned.create_owned`: the item and its owner grant in one
 transaction). Its bytes live at `blobs.prefix(owner, id) + "original"`, a key the client never
 influences; its `versionId` pins signed download URLs to the bytes that were uploaded.
 
@@ -15,7 +15,7 @@ for the caller's grants on it and what it inherits from, plus 1 Query per linked
   is local.
 - Get a Data Source: the check + 1 GetItem. Update: the check + 1 UpdateItem.
 - Generate Signed URL for Download: the check + 1 GetItem (signing is local).
-- Query Data Sources: `dataSourceIds` and the listings as `topics.viewable_among` / `list_viewable`
+- Query Data Sources: `dataSourceIds` and the listings as `owned.viewable_among` / `list_viewable`
   (3 calls for a caller in no team); `userId` of someone else adds the authority check (1 BatchGetItem,
   + 1 Query and 1 BatchGetItem for a service account); `convoId` / `topicId`: the check on it + 1 Query
   (GSI1, its links) + 1 BatchGetItem (+ 1 GetItem for a topic's order).
@@ -36,7 +36,7 @@ from kallo.documents import sniff
 from kallo.errors import BadRequest, Conflict, NotFound
 from kallo.models.data_sources import DataSourceUpdate, PresignedUploadRequest, safe_name
 from kallo.models.topics import PAGE_LIMIT
-from kallo.services import authority, topics
+from kallo.services import authority, owned
 from kallo.settings import get_settings
 from kallo.store import blobs, grants, keys, objects
 from kallo.store.keys import Ref
@@ -52,7 +52,7 @@ def _data_source(data_source_id: str) -> Ref:
 
 
 def _new_fields(
-    owner: topics.Owner, ref: Ref, *, name: str, mime_type: str, size: int, status: str
+    owner: owned.Owner, ref: Ref, *, name: str, mime_type: str, size: int, status: str
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -84,12 +84,12 @@ def upload_file(
     update of that attribute alone, which cannot undo what the worker writes meanwhile). When the
     object cannot be stored, the item and its owner grant go again: no data source without bytes."""
     mime_type = sniff.detect(data, filename=filename, declared=declared_type)
-    owner = topics.owner_for(access, user_id=user_id, team_id=team_id)
+    owner = owned.owner_for(access, user_id=user_id, team_id=team_id)
     ref = _data_source(str(uuid4()))
     fields = _new_fields(
         owner, ref, name=safe_name(filename), mime_type=mime_type, size=len(data), status=PROCESSING
     )
-    created = topics.create_owned(owner, ref, fields)
+    created = owned.create_owned(owner, ref, fields)
     try:
         version_id = blobs.put(fields["location"], data, content_type=mime_type)
     except Exception:
@@ -111,14 +111,14 @@ def presign_upload(
     """A new data source `awaiting_upload`, and a presigned POST that stores exactly its original: the
     declared media type, 1..size bytes, until `expiresAt`. The worker sniffs the bytes when they arrive
     (bytes of no allowed type fail the data source) and moves it to `processing`."""
-    owner = topics.owner_for(access, user_id=user_id, team_id=team_id)
+    owner = owned.owner_for(access, user_id=user_id, team_id=team_id)
     ref = _data_source(str(uuid4()))
     fields = _new_fields(
         owner, ref, name=data.name, mime_type=data.mime_type, size=data.size, status=AWAITING_UPLOAD
     )
     seconds = min(get_settings().upload_url_seconds, MAX_URL_SECONDS)
     expires_at = iso(now() + timedelta(seconds=seconds))
-    created = topics.create_owned(owner, ref, fields)
+    created = owned.create_owned(owner, ref, fields)
     post = blobs.presigned_post(
         fields["location"], content_type=data.mime_type, max_bytes=data.size, seconds=seconds
     )
@@ -131,11 +131,11 @@ def presign_upload(
 def get_data_source(access: Access, data_source_id: str) -> dict[str, Any]:
     ref = _data_source(data_source_id)
     access.require(ref)
-    return topics.require_existing(ref)
+    return owned.require_existing(ref)
 
 
 def update_data_source(access: Access, data_source_id: str, data: DataSourceUpdate) -> dict[str, Any]:
-    return topics.update_owned(access, _data_source(data_source_id), data.changes())
+    return owned.update_owned(access, _data_source(data_source_id), data.changes())
 
 
 def query_data_sources(
@@ -169,7 +169,7 @@ def query_data_sources(
     if len(given) > 1:
         raise BadRequest(f"give at most one of {', '.join(given)}", code="ambiguous_filter")
     if data_source_ids is not None:
-        return topics.viewable_among(access, [_data_source(i) for i in data_source_ids]), None
+        return owned.viewable_among(access, [_data_source(i) for i in data_source_ids]), None
     if convo_id is not None:
         return _linked(access, Ref(ObjectType.convo.value, convo_id)), None
     if topic_id is not None:
@@ -178,11 +178,11 @@ def query_data_sources(
         viewer = access
         if user_id != access.principal.user_id and authority.has_authority(access, user_id):
             viewer = Access(access.principal.acting_as(user_id))
-        page, token = topics.list_viewable(
+        page, token = owned.list_viewable(
             viewer, ObjectType.data_source.value, limit=limit, next_token=next_token
         )
         return [d for d in page if d.get("createdBy") == user_id], token
-    return topics.list_viewable(access, ObjectType.data_source.value, limit=limit, next_token=next_token)
+    return owned.list_viewable(access, ObjectType.data_source.value, limit=limit, next_token=next_token)
 
 
 def _linked(access: Access, target: Ref) -> list[dict[str, Any]]:
@@ -197,7 +197,7 @@ def _linked(access: Access, target: Ref) -> list[dict[str, Any]]:
     links.sort(key=lambda g: (g.get("createdAt", ""), g["objectId"]))
     order = [g["objectId"] for g in links]
     if target.type == ObjectType.topic:
-        listed = topics.require_existing(target).get("dataSourceIds") or []
+        listed = owned.require_existing(target).get("dataSourceIds") or []
         rank = {data_source_id: i for i, data_source_id in enumerate(listed)}
         order.sort(key=lambda i: rank.get(i, len(rank)))
     found = objects.batch_get([_data_source(i) for i in order]) if order else {}
@@ -212,7 +212,7 @@ def download_url(access: Access, data_source_id: str) -> str:
     under the data source's name, valid for `download_url_seconds` (at most 15 minutes)."""
     ref = _data_source(data_source_id)
     access.require(ref)
-    found = topics.require_existing(ref)
+    found = owned.require_existing(ref)
     if found.get("status") == AWAITING_UPLOAD:
         raise Conflict(
             f"data_source {data_source_id} has no file yet: it awaits its upload", code="not_uploaded"

@@ -45,7 +45,7 @@ from kallo.clock import epoch_seconds, iso, now, now_iso
 from kallo.errors import BadRequest, Forbidden, NotFound
 from kallo.models.common import Grantee
 from kallo.models.topics import PAGE_LIMIT
-from kallo.services.topics import absent_as_not_found
+from kallo.services.owned import absent_as_not_found
 from kallo.settings import get_settings
 from kallo.store import grants, invitations, keys, users
 from kallo.store.keys import Ref

@@ -11,7 +11,7 @@ from kallo.authz.policy import Permission
 from kallo.errors import BadRequest
 from kallo.models.prompts import PromptCreate, PromptUpdate
 from kallo.models.topics import PAGE_LIMIT
-from kallo.services import authority, topics
+from kallo.services import authority, owned, topics
 from kallo.store import grants, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import TRANSACT_LIMIT, table
@@ -36,12 +36,12 @@ def query_prompts(
     if topic_id:
         return _prompt_of_topic(access, Ref("topic", topic_id)), None
     acting = authority.acting_for(access, user_id)
-    return topics.list_viewable(acting, "prompt", limit=limit, next_token=next_token)
+    return owned.list_viewable(acting, "prompt", limit=limit, next_token=next_token)
 
 
 def _prompt_of_topic(access: Access, topic: Ref) -> list[dict[str, Any]]:
     access.require(topic)
-    prompt_id = topics.require_existing(topic).get("promptId")
+    prompt_id = owned.require_existing(topic).get("promptId")
     if not prompt_id or not access.can(_prompt(prompt_id), Permission.can_view):
         return []
     found = objects.get(_prompt(prompt_id))
@@ -51,12 +51,12 @@ def _prompt_of_topic(access: Access, topic: Ref) -> list[dict[str, Any]]:
 def create_prompt(
     access: Access, data: PromptCreate, *, user_id: str | None = None, team_id: str | None = None
 ) -> dict[str, Any]:
-    owner = topics.owner_for(access, user_id=user_id, team_id=team_id)
-    return topics.create_owned(owner, _prompt(data.id or str(uuid4())), {"text": data.text})
+    owner = owned.owner_for(access, user_id=user_id, team_id=team_id)
+    return owned.create_owned(owner, _prompt(data.id or str(uuid4())), {"text": data.text})
 
 
 def update_prompt(access: Access, prompt_id: str, data: PromptUpdate) -> dict[str, Any]:
-    return topics.update_owned(access, _prompt(prompt_id), data.changes())
+    return owned.update_owned(access, _prompt(prompt_id), data.changes())
 
 
 def delete_prompt(access: Access, prompt_id: str) -> None:

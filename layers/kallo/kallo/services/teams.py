@@ -29,7 +29,7 @@ from kallo.errors import Conflict, Forbidden, NotFound
 from kallo.models.teams import TeamCreate, TeamUpdate
 from kallo.models.topics import PAGE_LIMIT
 from kallo.services import authority
-from kallo.services.topics import absent_as_not_found, update_owned
+from kallo.services.owned import absent_as_not_found, update_owned
 from kallo.store import grants, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import table

@@ -1,231 +1,31 @@
 """Topics: creation under a user or team owner, edits, deletion (its convos follow through the purge
 worker), the topic's prompt, and the topics a caller can view.
 
-It also holds what every owned object shares (prompts use it too): the owner named by `userId` /
-`teamId`, writing an object with its owner grant, editing it, and listing the objects a caller can view
-without a call per object.
-
-Costs in AWS calls (`n` objects, `T` teams the caller belongs to; a permission check on a topic is a
-Query and a BatchGetItem, see `kallo.authz.access`):
-- Query Topics, `topicIds`: 1 BatchGetItem for the topics, then 1 Query for the caller's teams and
-  ceil(n·(1+T)/100) BatchGetItem for its and its teams' grants on the topics that exist;
-- a listing page: 1 Query for the caller's teams, 1+T Queries (run side by side) for its own and its
-  teams' grants, 1 BatchGetItem for the page's objects;
-- scoped access tokens (other than the whole-user scope) add the scope check, a Query per listed object.
+Costs in AWS calls: Query Topics with `topicIds` is `owned.viewable_among`, without it a page of
+`owned.list_viewable` (see `kallo.services.owned`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, TypeVar
-from uuid import UUID, uuid4
+from typing import Any
+from uuid import uuid4
 
 from kallo.authz.access import Access
-from kallo.authz.policy import ObjectType, Permission, Role, greater, lesser, permissions_of
+from kallo.authz.policy import Permission, Role
 from kallo.clock import now_iso
-from kallo.errors import BadRequest, Conflict, NotFound
 from kallo.models.topics import PAGE_LIMIT, TopicCreate, TopicUpdate
-from kallo.services import authority
-from kallo.store import grants, keys, objects
+from kallo.services.owned import (
+    absent_as_not_found,
+    create_owned,
+    list_viewable,
+    owner_for,
+    require_existing,
+    update_owned,
+    viewable_among,
+)
+from kallo.store import grants, keys
 from kallo.store.keys import Ref
 from kallo.store.table import table
-
-# A listing queries the caller's own grants and each of its teams' grants: a few threads keep the
-# latency near one query's while bounding the connections a Lambda opens.
-_MAX_THREADS = 8
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-# -- owned objects (topics and prompts) ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The owner of a new object, and the user recorded as its creator."""
-
-    ref: Ref
-    created_by: str
-
-
-def owner_for(access: Access, *, user_id: str | None, team_id: str | None) -> Owner:
-    """The owner named by the `userId` / `teamId` query parameters (at most one; neither: the caller).
-
-    A team's objects are created by those who may edit the team (its admins and owners); a user's by
-    the user or a caller with authority over it, who then acts as that user (it becomes `createdBy`).
-    """
-    if user_id and team_id:
-        raise BadRequest("give userId or teamId, not both", code="ambiguous_owner")
-    if team_id:
-        team = Ref("team", team_id)
-        access.require(team, Permission.can_edit)
-        owner = Owner(team, access.principal.user_id or "")
-    else:
-        acting = authority.acting_for(access, user_id).principal.user_id or ""
-        owner = Owner(Ref("user", acting), acting)
-    access.require_scope_for_owner(owner.ref)
-    return owner
-
-
-def create_owned(owner: Owner, ref: Ref, fields: dict[str, Any]) -> dict[str, Any]:
-    """Write a new object and its owner grant in one transaction; 409 when the id is taken."""
-    now = now_iso()
-    body = {**fields, "createdBy": owner.created_by, "createdAt": now, "updatedAt": now}
-    if owner.ref.type == "team":
-        body["teamId"] = owner.ref.id
-    item = objects.item(ref, body)
-    grant = grants.item(ref, owner.ref, Role.owner.value, created_by=owner.created_by, created_at=now)
-    try:
-        table().transact([{"put": item, "new": True}, {"put": grant}])
-    except Conflict as error:
-        raise Conflict(f"{ref.type} {ref.id} already exists", code="already_exists") from error
-    return objects.public(item)
-
-
-@contextmanager
-def absent_as_not_found(*refs: Ref) -> Iterator[None]:
-    """A write conditioned on objects' existence fails when one was deleted: grants can outlive their
-    object until the purge worker runs, so a permission check alone does not prove it exists."""
-    try:
-        yield
-    except Conflict as error:
-        raise NotFound(" or ".join(f"{r.type} {r.id}" for r in refs) + " not found") from error
-
-
-def update_owned(access: Access, ref: Ref, changes: dict[str, Any]) -> dict[str, Any]:
-    """Apply a PATCH to an object the caller may edit; returns the whole object after it."""
-    access.require(ref, Permission.can_edit)
-    with absent_as_not_found(ref):
-        return objects.update(ref, {**changes, "updatedAt": now_iso()})
-
-
-def require_existing(ref: Ref) -> dict[str, Any]:
-    found = objects.get(ref)
-    if found is None:
-        raise NotFound(f"{ref.type} {ref.id} not found")
-    return found
-
-
-# -- what a caller can view, without a call per object -----------------------------------------------
-
-
-def _concurrently(work: Callable[[T], R], inputs: Sequence[T]) -> list[R]:
-    if len(inputs) <= 1:
-        return [work(i) for i in inputs]
-    with ThreadPoolExecutor(max_workers=min(_MAX_THREADS, len(inputs))) as pool:
-        return list(pool.map(work, inputs))
-
-
-def _team_roles(me: Ref) -> dict[Ref, Role]:
-    """The caller's role on each team it belongs to (teams inherit nothing, so this is all of it)."""
-    return {grants.object_ref(g): Role(g["role"]) for g in grants.all_of_grantee(me, object_type="team")}
-
-
-def _roles(found: Iterable[dict[str, Any]], me: Ref, team_roles: dict[Ref, Role]) -> dict[str, Role]:
-    """The caller's role on each object, from its own grants on them and its teams' grants on them.
-
-    This is `Access.role` evaluated in bulk for topics and prompts: a grant to a team passes on the lesser
-    of its role and the caller's role on the team. (Prompts also inherit from the topics they are set
-    on; listings leave those out, Query Prompts `topicId` returns them.)
-    """
-    roles: dict[str, Role] = {}
-    for grant in found:
-        grantee, held = grants.grantee_ref(grant), Role(grant["role"])
-        if grantee in team_roles:
-            held = lesser(held, team_roles[grantee])
-        elif grantee != me:
-            continue
-        roles[grant["objectId"]] = greater(roles.get(grant["objectId"]), held) or held
-    return roles
-
-
-def _viewable(access: Access, ref: Ref, role: Role | None) -> bool:
-    return Permission.can_view in permissions_of(ObjectType(ref.type), role) and access.in_scope(ref)
-
-
-def viewable_among(access: Access, refs: list[Ref]) -> list[dict[str, Any]]:
-    """The objects among `refs` (same type, at most 100) that exist and the caller can view, in order;
-    the others are simply absent."""
-    found = objects.batch_get(refs)
-    present = [r for r in refs if r in found]
-    if not present:
-        return []
-    me = Ref("user", access.principal.user_id or "")
-    team_roles = _team_roles(me)
-    held = grants.batch_get([(r, grantee) for r in present for grantee in (me, *team_roles)])
-    roles = _roles(held.values(), me, team_roles)
-    return [found[r] for r in present if _viewable(access, r, roles.get(r.id))]
-
-
-def _encode_cursor(object_type: str, last_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{object_type}:{last_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(token: str | None, object_type: str) -> str:
-    """The id a page starts after ("" for the first page)."""
-    if not token:
-        return ""
-    try:
-        kind, _, last_id = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().partition(":")
-        if kind == object_type and str(UUID(last_id)) == last_id:
-            return last_id
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        pass
-    raise BadRequest("nextToken is not a cursor this API issued", code="invalid_next_token")
-
-
-@dataclass
-class _Source:
-    grants: list[dict[str, Any]]
-    more: bool
-
-
-def _grants_after(grantee: Ref, object_type: str, after: str, limit: int) -> _Source:
-    """Up to `limit` of a grantee's grants on objects of a type, in object-id order, after an id.
-
-    GSI1 sorts a grantee's grants by `<objectType>#<objectId>`: the key condition starts right after
-    the cursor and the first grant on another type ends the source.
-    """
-    page = table().query(
-        keys.grantee_pk(grantee), index="GSI1", after=str(Ref(object_type, after)), limit=limit
-    )
-    mine = [g for g in page.items if g["objectType"] == object_type]
-    return _Source(mine, bool(page.next_token) and len(mine) == len(page.items))
-
-
-def list_viewable(
-    access: Access, object_type: str, *, limit: int = PAGE_LIMIT, next_token: str | None = None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of the objects of a type the caller holds a grant on, itself or through its teams, in
-    id order, and the cursor of the next page (None on the last; a page may hold fewer than `limit`
-    objects, even none, when grants outlive deleted objects or fall outside a token's scope).
-
-    Each source (the caller, each of its teams) is sorted by object id, so the page's first `limit` ids
-    of the merged sources are among the first `limit` of each source: every grant that decides a listed
-    object's role is read, at one Query per source whatever the page.
-    """
-    after = _decode_cursor(next_token, object_type)
-    me = Ref("user", access.principal.user_id or "")
-    team_roles = _team_roles(me)
-    sources = _concurrently(lambda g: _grants_after(g, object_type, after, limit), [me, *team_roles])
-    by_id: dict[str, list[dict[str, Any]]] = {}
-    for source in sources:
-        for grant in source.grants:
-            by_id.setdefault(grant["objectId"], []).append(grant)
-    ids = sorted(by_id)[:limit]
-    more = len(by_id) > limit or any(s.more for s in sources)
-    roles = _roles((g for i in ids for g in by_id[i]), me, team_roles)
-    refs = [Ref(object_type, i) for i in ids]
-    found = objects.batch_get(refs) if refs else {}
-    page = [found[r] for r in refs if r in found and _viewable(access, r, roles.get(r.id))]
-    return page, _encode_cursor(object_type, ids[-1]) if more and ids else None
-
 
 # -- topics ---------------------------------------------------------------------------------------------
 

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID, uuid4
 
 from pydantic import TypeAdapter, ValidationError
@@ -36,7 +34,7 @@ from kallo.errors import BadRequest, Conflict, Forbidden, NotFound
 from kallo.models.common import Email
 from kallo.models.topics import PAGE_LIMIT
 from kallo.models.users import UserUpdate
-from kallo.services import authority, invitations
+from kallo.services import authority, invitations, owned
 from kallo.store import grants, objects, users
 from kallo.store.keys import Ref
 
@@ -50,8 +48,6 @@ MAX_RELATED_THREADS = 8
 # order they are kept when a user has more than MAX_RELATED_OBJECTS of them.
 _SHARED_TYPES = ("team", "topic", "convo")
 
-T = TypeVar("T")
-R = TypeVar("R")
 
 _email = TypeAdapter(Email)
 
@@ -214,20 +210,15 @@ def related_users(
     held.sort(key=lambda g: g["createdAt"], reverse=True)
     held.sort(key=lambda g: rank[g["objectType"]])
     shared = [grants.object_ref(g) for g in held[:MAX_RELATED_OBJECTS]]
-    per_object = _concurrently(lambda obj: grants.all_of_object(obj, grantee_type="user"), shared)
+    per_object = owned.concurrently(
+        lambda obj: grants.all_of_object(obj, grantee_type="user"), shared, threads=MAX_RELATED_THREADS
+    )
     related = sorted({g["granteeId"] for found in per_object for g in found} - {user_id})
     remaining = [i for i in related if i > after]
     page = remaining[:limit]
     found = objects.batch_get([Ref("user", i) for i in page]) if page else {}
     page_users = [found[Ref("user", i)] for i in page if Ref("user", i) in found]
     return page_users, (_encode_cursor(page[-1]) if len(remaining) > limit else None)
-
-
-def _concurrently(work: Callable[[T], R], inputs: Sequence[T]) -> list[R]:
-    if len(inputs) <= 1:
-        return [work(i) for i in inputs]
-    with ThreadPoolExecutor(max_workers=min(MAX_RELATED_THREADS, len(inputs))) as pool:
-        return list(pool.map(work, inputs))
 
 
 def _encode_cursor(last_id: str) -> str:
