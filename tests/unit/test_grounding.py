@@ -125,6 +125,19 @@ def test_the_passage_with_the_fact_is_retrieved_first(owner):
     assert all(h.source_id != weather["id"] for h in hits)  # shares no term with the question
 
 
+def test_passages_far_below_the_best_are_left_out(owner):
+    heron = data_source(owner, HERON, processedAt="p")
+    weather = data_source(owner, WEATHER, processedAt="p")
+    question = "What is the launch code of project Heron this summer?"
+    indexes = {s["id"]: grounding._index(s) for s in (heron, weather)}
+    assert {h.source_id for h in grounding.bm25.search(indexes, question, k=4)} == {
+        heron["id"],
+        weather["id"],
+    }
+    hits = grounding.retrieve([heron, weather], question, k=4, budget_tokens=10_000)
+    assert {h.source_id for h in hits} == {heron["id"]}  # the weather matched "summer" only
+
+
 def test_a_warm_worker_reads_an_index_once_per_processed_version(owner, aws_calls):
     source = data_source(owner, HERON, versionId="v1", processedAt="2026-01-01T00:00:00.000Z")
     aws_calls.reset()

@@ -42,6 +42,9 @@ EXCERPT_OVERHEAD_TOKENS = 12
 # A passage counts as used when its best sentence shares this many distinct terms with the answer.
 MIN_SHARED_TERMS = 2
 CACHE_SIZE = 16
+# A BM25 hit scoring under this share of the best hit's score is left out: it only shares a common
+# word or two with the question, and a small model's context is better spent on the best passages.
+RELATIVE_SCORE_FLOOR = 0.5
 
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 _indexes: OrderedDict[tuple[str, str, str], Index] = OrderedDict()
@@ -99,8 +102,9 @@ def excerpt_tokens(hit: Hit) -> int:
 
 
 def retrieve(sources: list[dict[str, Any]], question: str, *, k: int, budget_tokens: int) -> list[Hit]:
-    """The best passages of `sources` for `question`, best first, at most `k`, within `budget_tokens`
-    (a passage that does not fit makes room for a shorter one ranked after it). A source whose index
+    """The best passages of `sources` for `question`, best first, at most `k`, none far below the best
+    (`RELATIVE_SCORE_FLOOR`), within `budget_tokens` (a passage that does not fit makes room for a
+    shorter one ranked after it). A source whose index
     cannot be read is left out, so one broken file does not keep the others from answering."""
     indexes: dict[str, Index] = {}
     for source in sources:
@@ -114,6 +118,8 @@ def retrieve(sources: list[dict[str, Any]], question: str, *, k: int, budget_tok
         return []
     vectors = embeddings.embed([question])
     hits = bm25.search(indexes, question, k=k, query_vector=vectors[0] if vectors else None)
+    if hits and not vectors:  # fused ranks are not scores to compare this way
+        hits = [h for h in hits if h.score >= hits[0].score * RELATIVE_SCORE_FLOOR]
     kept, used = [], 0
     for hit in hits:
         cost = excerpt_tokens(hit)
