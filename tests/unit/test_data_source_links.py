@@ -114,3 +114,47 @@ def test_the_prefix_a_deletion_trusts():
     for untrusted in (other, None, "", "tenants/", location + "/..", location.replace("tenants/", "")):
         assert data_source_links.blob_prefix(source, untrusted, owner) == blobs.prefix(owner, source.id)
         assert data_source_links.blob_prefix(source, untrusted, None) is None
+
+
+def _racing_writer(monkeypatch, topic: Ref, other_id: str) -> list[int]:
+    """Between this request's read of the topic and its first write, another request links `other_id`
+    (as a concurrent Add Topic Data Source would). Returns the list of transaction attempts."""
+    attempts: list[int] = []
+    original = type(table()).transact
+
+    def transact(self, operations):
+        attempts.append(len(operations))
+        if len(attempts) == 1:
+            current = objects.get(topic).get("dataSourceIds") or []
+            table().update(keys.object_key(topic), {"dataSourceIds": [*current, other_id]})
+        return original(self, operations)
+
+    monkeypatch.setattr(type(table()), "transact", transact)
+    return attempts
+
+
+def test_concurrent_links_to_a_topic_keep_every_id(aws, monkeypatch):
+    alice = make_user()
+    me = Access(alice)
+    topic = topics.create_topic(me, TopicCreate(name="T", description=""))["id"]
+    first, second = make_object("data_source", ref_of(alice)), make_object("data_source", ref_of(alice))
+    data_source_links.add_topic_data_source(me, topic, first.id)
+    other = str(uuid4())
+    attempts = _racing_writer(monkeypatch, Ref("topic", topic), other)
+    data_source_links.add_topic_data_source(Access(alice), topic, second.id)
+    assert len(attempts) == 2  # the first write saw a changed list and was read again
+    assert objects.get(Ref("topic", topic))["dataSourceIds"] == [first.id, other, second.id]
+
+
+def test_an_unlink_racing_a_link_keeps_the_other_id(aws, monkeypatch):
+    alice = make_user()
+    me = Access(alice)
+    topic = topics.create_topic(me, TopicCreate(name="T", description=""))["id"]
+    source = make_object("data_source", ref_of(alice))
+    data_source_links.add_topic_data_source(me, topic, source.id)
+    other = str(uuid4())
+    attempts = _racing_writer(monkeypatch, Ref("topic", topic), other)
+    data_source_links.remove_topic_data_source(Access(alice), topic, source.id)
+    assert len(attempts) == 2
+    assert objects.get(Ref("topic", topic))["dataSourceIds"] == [other]
+    assert grants.get(source, Ref("topic", topic)) is None

@@ -4,7 +4,8 @@ A link is the data source's `dependent` grant to the topic or convo (PK `OBJ#dat
 `GRANT#<topic|convo>#<id>`; GSI1 lists a topic's or convo's data sources): through it everyone on the
 topic or convo may read the data source (`kallo.authz.policy`), and an access token scoped to them
 covers it. A topic also keeps the ids in its `dataSourceIds` list (their order), changed in the same
-transaction as the link. Only someone who may use both objects links them: `can_add_data_source` on the
+transaction as the link, on condition that the list is as it was read (else it is read again), so
+concurrent links never lose an id. Only someone who may use both objects links them: `can_add_data_source` on the
 topic or convo and `can_add_dependent` on the data source (its owners and admins, and the members of a
 team that owns it; a user who sees it only through a link may not pass it on).
 
@@ -32,6 +33,9 @@ from kallo.services.owned import absent_as_not_found
 from kallo.store import blobs, grants, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import TRANSACT_LIMIT, table
+
+# How many times a link re-reads a topic's `dataSourceIds` that changed under it.
+LIST_ATTEMPTS = 3
 
 
 def _data_source(data_source_id: str) -> Ref:
@@ -62,11 +66,22 @@ def _require_both(
     access.require(data_source, on_data_source)
 
 
-def _topic_ids(topic: Ref) -> list[str]:
+def _topic_ids(topic: Ref) -> list[str] | None:
+    """The topic's `dataSourceIds` as stored (None when it has none): what a list update expects."""
     found = objects.get(topic)
     if found is None:
         raise NotFound(f"topic {topic.id} not found")
-    return list(found.get("dataSourceIds") or [])
+    return found.get("dataSourceIds")
+
+
+def _set_topic_ids(topic: Ref, before: list[str] | None, after: list[str], now: str) -> dict[str, Any]:
+    """The write of a topic's new list, on condition that nobody changed it since it was read (two
+    links made at once would otherwise lose one id)."""
+    return {
+        "update": keys.object_key(topic),
+        "set": {"dataSourceIds": after, "updatedAt": now},
+        "expect": (("dataSourceIds",), before),
+    }
 
 
 # -- Add Topic / Convo Data Source ---------------------------------------------------------------------
@@ -83,25 +98,40 @@ def add_convo_data_source(access: Access, convo_id: str, data_source_id: str) ->
 def _add(access: Access, target: Ref, data_source: Ref) -> None:
     """Link a data source to a topic or convo. Linking again changes nothing (a topic's list is put back
     in step if an Update Topic took the id out). The link is written only while both objects exist:
-    grants can outlive a deleted object until the purge worker runs."""
+    grants can outlive a deleted object until the purge worker runs. A topic's list changed by someone
+    else meanwhile is read again (`LIST_ATTEMPTS` times at most)."""
     _require_both(access, target, Permission.can_add_data_source, data_source, Permission.can_add_dependent)
     linked = _link(access, data_source, target) is not None
+    for attempt in range(1, LIST_ATTEMPTS + 1):
+        operations = _add_operations(access, target, data_source, linked=linked)
+        if not operations:
+            return
+        try:
+            with absent_as_not_found(target, data_source):
+                table().transact(operations)
+            return
+        except NotFound:
+            # Deleted objects fail every attempt (the topic's is reported by the next read).
+            if target.type != ObjectType.topic or attempt == LIST_ATTEMPTS:
+                raise
+
+
+def _add_operations(access: Access, target: Ref, data_source: Ref, *, linked: bool) -> list[dict[str, Any]]:
+    """The writes that link them ([] when there is nothing to change)."""
     now = now_iso()
     # A write to the target that also fails when it was deleted: its list, or a bare existence check.
     on_target: dict[str, Any] | None = None
     if target.type == ObjectType.topic:
-        ids = _topic_ids(target)
+        before = _topic_ids(target)
+        ids = list(before or [])
         if data_source.id not in ids:
             if len(ids) >= MAX_DATA_SOURCE_IDS:
                 raise Conflict(
                     f"a topic has at most {MAX_DATA_SOURCE_IDS} data sources", code="too_many_data_sources"
                 )
-            on_target = {
-                "update": keys.object_key(target),
-                "set": {"dataSourceIds": [*ids, data_source.id], "updatedAt": now},
-            }
+            on_target = _set_topic_ids(target, before, [*ids, data_source.id], now)
     if linked and on_target is None:
-        return
+        return []
     operations = [
         on_target or {"check": keys.object_key(target), "exists": True},
         {"check": keys.object_key(data_source), "exists": True},
@@ -111,8 +141,7 @@ def _add(access: Access, target: Ref, data_source: Ref) -> None:
         operations.append(
             {"put": grants.item(data_source, target, Role.dependent.value, created_by=by, created_at=now)}
         )
-    with absent_as_not_found(target, data_source):
-        table().transact(operations)
+    return operations
 
 
 # -- Remove Topic / Convo Data Source ------------------------------------------------------------------
@@ -138,22 +167,25 @@ def _remove(access: Access, target: Ref, data_source: Ref) -> None:
     _require_both(access, target, Permission.can_remove_data_source, data_source, Permission.can_view)
     if _link(access, data_source, target) is None:
         raise _not_linked(target, data_source)
-    # The grant must still be there (a concurrent removal), and so must the target.
-    operations: list[dict[str, Any]] = [{"delete": keys.grant_key(data_source, target), "exists": True}]
-    ids = _topic_ids(target) if target.type == ObjectType.topic else []
-    if data_source.id in ids:
-        kept = [i for i in ids if i != data_source.id]
-        operations.append(
-            {"update": keys.object_key(target), "set": {"dataSourceIds": kept, "updatedAt": now_iso()}}
-        )
-    else:
-        operations.append({"check": keys.object_key(target), "exists": True})
-    try:
-        table().transact(operations)
-    except Conflict as error:
-        if objects.get(target) is None:
-            raise NotFound(f"{target.type} {target.id} not found") from error
-        raise _not_linked(target, data_source) from error
+    for attempt in range(1, LIST_ATTEMPTS + 1):
+        # The grant must still be there (a concurrent removal), and so must the target.
+        operations: list[dict[str, Any]] = [{"delete": keys.grant_key(data_source, target), "exists": True}]
+        before = _topic_ids(target) if target.type == ObjectType.topic else None
+        if data_source.id in (before or []):
+            kept = [i for i in before or [] if i != data_source.id]
+            operations.append(_set_topic_ids(target, before, kept, now_iso()))
+        else:
+            operations.append({"check": keys.object_key(target), "exists": True})
+        try:
+            table().transact(operations)
+            return
+        except Conflict as error:
+            if objects.get(target) is None:
+                raise NotFound(f"{target.type} {target.id} not found") from error
+            if grants.get(data_source, target) is None:
+                raise _not_linked(target, data_source) from error
+            if attempt == LIST_ATTEMPTS:  # the topic's list kept changing
+                raise
 
 
 # -- Delete a Data Source ------------------------------------------------------------------------------

@@ -262,7 +262,9 @@ class Table:
     def transact(self, operations: list[dict[str, Any]]) -> None:
         """Apply write operations atomically. Each operation is one of:
         `{"put": item, "new": bool}`, `{"delete": key, "exists": bool}`,
-        `{"update": key, "set": {...}, "remove": [names]?}`, `{"check": key, "exists": bool}`.
+        `{"update": key, "set": {...}, "remove": [names]?, "expect": ((path...), value)?}` (with `expect`,
+        the attribute must hold that value, or be absent when the value is None: an optimistic check
+        for read-modify-write), `{"check": key, "exists": bool}`.
         """
         if len(operations) > TRANSACT_LIMIT:
             raise ValueError(f"a transaction holds at most {TRANSACT_LIMIT} operations")
@@ -295,16 +297,25 @@ class Table:
             expression = "SET " + ", ".join(f"#{i} = :{i}" for i in range(len(changes)))
             if removed:
                 expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removed)))
+            values = {f":{i}": v for i, v in enumerate(changes.values())}
+            condition = "attribute_exists(PK)"
+            if "expect" in operation:
+                path, expected = operation["expect"]
+                names.update({f"#e{i}": part for i, part in enumerate(path)})
+                attribute = ".".join(f"#e{i}" for i in range(len(path)))
+                if expected is None:
+                    condition += f" AND attribute_not_exists({attribute})"
+                else:
+                    condition += f" AND {attribute} = :expected"
+                    values[":expected"] = expected
             return {
                 "Update": {
                     "TableName": self.name,
                     "Key": serialize(operation["update"]),
                     "UpdateExpression": expression,
-                    "ConditionExpression": "attribute_exists(PK)",
+                    "ConditionExpression": condition,
                     "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": serialize(
-                        {f":{i}": v for i, v in enumerate(changes.values())}
-                    ),
+                    "ExpressionAttributeValues": serialize(values),
                 }
             }
         check = operation["check"]
