@@ -160,10 +160,11 @@ def test_a_disguised_executable_from_a_presigned_upload_is_failed_and_deleted(ow
     messages = delivered()
     aws_calls.reset()
     assert run(*messages) == []
-    # The item, `processing`, the bytes, their versions listed and deleted, `failed`.
-    assert aws_calls["dynamodb:UpdateItem"] == 2 and aws_calls["s3:GetObject"] == 1
+    # The item, `processing` (item and owner grant lose their ttl), the bytes, their versions listed
+    # and deleted, `failed`.
+    assert aws_calls["dynamodb:UpdateItem"] == 3 and aws_calls["s3:GetObject"] == 1
     assert aws_calls["s3:ListObjectVersions"] == 1 and aws_calls["s3:DeleteObjects"] == 1
-    assert aws_calls.total == 6
+    assert aws_calls.total == 7
     item = objects.get(source)
     assert item["status"] == "failed" and item["error"]["code"] == "unsupported_media_type"
     assert item["error"]["message"] and item["mimeType"] == "application/pdf" and "passages" not in item

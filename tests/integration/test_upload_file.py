@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,8 +12,9 @@ from pypdf import PdfWriter
 
 from kallo import aws as kallo_aws
 from kallo.settings import get_settings
-from kallo.store import blobs, grants, objects
+from kallo.store import blobs, grants, keys, objects
 from kallo.store.keys import Ref
+from kallo.store.table import table
 from tests.support.api import LambdaContext, Result, sample_event
 from tests.support.world import grant, make_object, make_service_account, make_user, ref_of
 
@@ -238,6 +240,12 @@ def test_presigned_upload(aws, aws_calls):
     assert fields["key"] == created["location"] and fields["Content-Type"] == "application/pdf"
     assert created["location"] == f"tenants/user/{alice.user_id}/data-sources/{created['id']}/original"
     assert stored_keys() == []
+    # Never uploaded, the data source and its owner grant expire a day after the upload URL.
+    source = Ref("data_source", created["id"])
+    expires = datetime.fromisoformat(created["upload"]["expiresAt"]) + timedelta(days=1)
+    ttl = table().get(keys.object_key(source))["ttl"]
+    assert ttl == int(expires.timestamp()) and "ttl" not in created
+    assert table().get(keys.grant_key(source, ref_of(alice)))["ttl"] == ttl
 
     # A browser-style POST to the target stores the original under the exact key.
     data = pdf_bytes()

@@ -111,6 +111,23 @@ def test_a_presigned_upload_goes_through_processing(owner, monkeypatch):
     assert seen == ["processing"]
 
 
+def test_an_arrived_presigned_upload_no_longer_expires(owner):
+    source, location = new_data_source(owner, status="awaiting_upload")
+    table().update(keys.object_key(source), {"ttl": 1_900_000_000})
+    table().update(keys.grant_key(source, owner), {"ttl": 1_900_000_000})
+    blobs.put(location, TEXT, content_type="text/plain")
+    assert ingest.process(location, None) == "ready"
+    assert "ttl" not in table().get(keys.object_key(source))
+    assert "ttl" not in table().get(keys.grant_key(source, owner))
+
+
+def test_an_upload_whose_owner_changed_is_still_processed(owner):
+    source, location = new_data_source(owner, status="awaiting_upload")
+    table().delete(keys.grant_key(source, owner))  # ownership moved to someone else meanwhile
+    blobs.put(location, TEXT, content_type="text/plain")
+    assert ingest.process(location, None) == "ready"
+
+
 def test_the_passages_are_embedded_when_a_model_is_configured(owner, monkeypatch):
     _, location = new_data_source(owner)
     blobs.put(location, TEXT, content_type="text/plain")

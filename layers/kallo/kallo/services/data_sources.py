@@ -31,7 +31,7 @@ from uuid import uuid4
 
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Role
-from kallo.clock import iso, now
+from kallo.clock import epoch_seconds, iso, now
 from kallo.documents import sniff
 from kallo.errors import BadRequest, Conflict, NotFound
 from kallo.models.data_sources import DataSourceUpdate, PresignedUploadRequest, safe_name
@@ -45,6 +45,10 @@ from kallo.store.table import table
 # Presigned URLs live at most 15 minutes, whatever the configuration says.
 MAX_URL_SECONDS = 900
 AWAITING_UPLOAD, PROCESSING = "awaiting_upload", "processing"
+
+
+# How long a data source awaiting its presigned upload outlives the upload URL.
+ABANDONED_UPLOAD_GRACE = timedelta(days=1)
 
 
 def _data_source(data_source_id: str) -> Ref:
@@ -110,19 +114,22 @@ def presign_upload(
 ) -> dict[str, Any]:
     """A new data source `awaiting_upload`, and a presigned POST that stores exactly its original: the
     declared media type, 1..size bytes, until `expiresAt`. The worker sniffs the bytes when they arrive
-    (bytes of no allowed type fail the data source) and moves it to `processing`."""
+    (bytes of no allowed type fail the data source) and moves it to `processing`. One never uploaded is
+    deleted by DynamoDB's TTL a day after `expiresAt`, with its owner grant."""
     owner = owned.owner_for(access, user_id=user_id, team_id=team_id)
     ref = _data_source(str(uuid4()))
     fields = _new_fields(
         owner, ref, name=data.name, mime_type=data.mime_type, size=data.size, status=AWAITING_UPLOAD
     )
     seconds = min(get_settings().upload_url_seconds, MAX_URL_SECONDS)
-    expires_at = iso(now() + timedelta(seconds=seconds))
-    created = owned.create_owned(owner, ref, fields)
+    expiry = now() + timedelta(seconds=seconds)
+    # Never uploaded, it expires a day after its URL (the worker keeps it when its bytes arrive).
+    abandoned = epoch_seconds(expiry + ABANDONED_UPLOAD_GRACE)
+    created = owned.create_owned(owner, ref, fields, expires=abandoned)
     post = blobs.presigned_post(
         fields["location"], content_type=data.mime_type, max_bytes=data.size, seconds=seconds
     )
-    return {**created, "upload": {**post, "expiresAt": expires_at}}
+    return {**created, "upload": {**post, "expiresAt": iso(expiry)}}
 
 
 # -- reading and renaming -------------------------------------------------------------------------------

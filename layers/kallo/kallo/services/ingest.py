@@ -24,7 +24,8 @@ files. An event for a version that already ended `ready` or `failed` is skipped 
 
 AWS calls for a text that is processed (no embedding model): 1 GetItem (the item) + 1 GetObject + 2
 PutObject (text, index) + 1 UpdateItem + 1 GetItem (the summary); a presigned upload (`awaiting_upload`)
-adds 1 UpdateItem (the `processing` status), a queued summary 1 SendMessage. A refused file: 1 GetItem
+adds 2 UpdateItem (the `processing` status; the item's and its owner grant's `ttl` removed), a queued
+summary 1 SendMessage. A refused file: 1 GetItem
 + 1 GetObject + 1 ListObjectVersions + 1 DeleteObjects + 1 UpdateItem. A late event for a deleted data
 source: 1 GetItem + 1 ListObjectVersions (+ 1 DeleteObjects).
 """
@@ -146,7 +147,7 @@ def process(object_key: str, version_id: str | None, *, size: int | None = None)
         logger.info("this version was processed already: duplicate event ignored", extra=context)
         return item["status"]
     awaited = item.get("status") == AWAITING_UPLOAD
-    if awaited and not _update(ref, uploaded_prefix, {"status": PROCESSING, "updatedAt": now_iso()}):
+    if awaited and not _confirm_upload(ref, owner, uploaded_prefix):
         return None
 
     cap = get_settings().presigned_upload_max_bytes
@@ -197,6 +198,19 @@ def _outcome(status: str, version_id: str | None, size: int) -> dict[str, Any]:
     if version_id:
         changes["versionId"] = version_id
     return changes
+
+
+def _confirm_upload(ref: Ref, owner: Ref, uploaded_prefix: str) -> bool:
+    """A presigned upload arrived: the data source is `processing` and no longer expires (its item and
+    its owner grant lose the `ttl` they were created with). The grant is named by the owner the upload
+    was made under; if ownership changed since, that grant is gone and nothing is lost by skipping it."""
+    if not _update(ref, uploaded_prefix, {"status": PROCESSING, "updatedAt": now_iso()}, remove=("ttl",)):
+        return False
+    try:
+        table().update(keys.grant_key(ref, owner), {}, remove=("ttl",))
+    except Conflict:
+        logger.info("the upload's owner grant is gone: ownership changed", extra={"id": ref.id})
+    return True
 
 
 def _update(ref: Ref, uploaded_prefix: str, changes: dict[str, Any], *, remove: tuple[str, ...] = ()) -> bool:

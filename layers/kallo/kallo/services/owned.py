@@ -70,14 +70,20 @@ def owner_for(access: Access, *, user_id: str | None, team_id: str | None) -> Ow
     return owner
 
 
-def create_owned(owner: Owner, ref: Ref, fields: dict[str, Any]) -> dict[str, Any]:
-    """Write a new object and its owner grant in one transaction; 409 when the id is taken."""
+def create_owned(
+    owner: Owner, ref: Ref, fields: dict[str, Any], *, expires: int | None = None
+) -> dict[str, Any]:
+    """Write a new object and its owner grant in one transaction; 409 when the id is taken. With
+    `expires` (epoch seconds), both carry it as their `ttl`: DynamoDB deletes them then, unless the
+    object is confirmed meanwhile (the `ttl` removed from both)."""
     now = now_iso()
     body = {**fields, "createdBy": owner.created_by, "createdAt": now, "updatedAt": now}
     if owner.ref.type == "team":
         body["teamId"] = owner.ref.id
     item = objects.item(ref, body)
     grant = grants.item(ref, owner.ref, Role.owner.value, created_by=owner.created_by, created_at=now)
+    if expires is not None:
+        item["ttl"] = grant["ttl"] = expires
     try:
         table().transact([{"put": item, "new": True}, {"put": grant}])
     except Conflict as error:
