@@ -25,9 +25,9 @@ files. An event for a version that already ended `ready` or `failed` is skipped 
 AWS calls for a text that is processed (no embedding model): 1 GetItem (the item) + 1 GetObject + 2
 PutObject (text, index) + 1 UpdateItem + 1 GetItem (the summary); a presigned upload (`awaiting_upload`)
 adds 2 UpdateItem (the `processing` status; the item's and its owner grant's `ttl` removed), a queued
-summary 1 SendMessage. A refused file: 1 GetItem
-+ 1 GetObject + 1 ListObjectVersions + 1 DeleteObjects + 1 UpdateItem. A late event for a deleted data
-source: 1 GetItem + 1 ListObjectVersions (+ 1 DeleteObjects).
+summary 1 SendMessage. A refused file: 1 GetItem + 1 GetObject + 1 ListObjectVersions + 1 DeleteObjects
++ 1 UpdateItem. A late event for a deleted data source: 1 GetItem + 1 ListObjectVersions (+ 1
+DeleteObjects).
 """
 
 from __future__ import annotations
