@@ -224,6 +224,17 @@ def test_without_markers_the_passages_sharing_words_with_the_answer_are_cited():
     assert (citation["dataSourceId"], citation["text"]) == ("b", "Its launch code is ZX-42.")
 
 
+def test_a_passage_sharing_only_common_words_is_not_cited_beside_the_best():
+    hits = [
+        hit("a", "Passwords live in Vaultkeep, our password manager, on every system."),
+        hit("b", "Parking is limited; everyone else can use the bike scheme the company pays for."),
+    ]
+    found = grounding.citations(hits, "The company uses a password manager called Vaultkeep.")
+    assert [c["dataSourceId"] for c in found] == ["a"]
+    both = grounding.citations(hits, "The company uses Vaultkeep as password manager and pays for bikes.")
+    assert [c["dataSourceId"] for c in both] == ["a", "b"]
+
+
 def test_when_nothing_matches_the_best_ranked_hit_is_cited():
     hits = [hit("a", "The office is in Lisbon."), hit("b", "Heron is the billing system.")]
     [citation] = grounding.citations(hits, "I could not find that.")

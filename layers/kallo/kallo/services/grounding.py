@@ -41,6 +41,7 @@ CHARS_PER_TOKEN = 4
 EXCERPT_OVERHEAD_TOKENS = 12
 # A passage counts as used when its best sentence shares this many distinct terms with the answer.
 MIN_SHARED_TERMS = 2
+SHARED_TERMS_RATIO = 0.75
 CACHE_SIZE = 16
 # A BM25 hit scoring under this share of the best hit's score is left out: it only shares a common
 # word or two with the question, and a small model's context is better spent on the best passages.
@@ -154,18 +155,19 @@ def _cited(hits: list[Hit], answer_text: str) -> list[Hit]:
 
 def citations(hits: list[Hit], answer_text: str) -> list[dict[str, Any]]:
     """convoAnnotations for the passages the answer used: those it cites as [n]; else those whose best
-    sentence shares enough words with it; else the best-ranked one (the answer was made with it in
+    sentence shares enough words with it (at least `MIN_SHARED_TERMS`, and nearly as many as the best
+    one); else the best-ranked one (the answer was made with it in
     view). Each quotes the passage's sentence closest to the answer; at most 3, no duplicates."""
     if not hits:
         return []
     used = _cited(hits, answer_text)
     if not used:
         words = _words(answer_text)
-        used = [
-            h
-            for h in hits
-            if len(_words(quotes.best_sentence(h.passage, answer_text).text) & words) >= MIN_SHARED_TERMS
-        ]
+        shared = [len(_words(quotes.best_sentence(h.passage, answer_text).text) & words) for h in hits]
+        # Beside the best-supported passage, only those sharing nearly as much with the answer: two
+        # common words ("company", "use") are not support.
+        floor = max(MIN_SHARED_TERMS, math.ceil(max(shared) * SHARED_TERMS_RATIO))
+        used = [h for h, count in zip(hits, shared, strict=True) if count >= floor]
     annotations: dict[tuple[str, int, int], dict[str, Any]] = {}
     for hit in used or hits[:1]:
         quote = quotes.best_sentence(hit.passage, answer_text)
