@@ -46,13 +46,18 @@ class Access:
 
     def _chain(self, obj: Ref) -> list[Ref]:
         """`obj` and every object it inherits from, breadth first, up to the maximum depth."""
+        return self._walk(obj, roles=None)
+
+    def _walk(self, obj: Ref, *, roles: frozenset[Role] | None) -> list[Ref]:
+        """`obj` and the grantees of its structural grants (only those of `roles`, when given),
+        transitively, breadth first, up to the maximum depth."""
         seen, level = [obj], [obj]
         for _ in range(MAX_INHERITANCE_DEPTH):
             level = [
                 grants.grantee_ref(g)
                 for node in level
                 for g in self.structural_grants(node)
-                if g["granteeType"] in STRUCTURAL_GRANTEE_TYPES
+                if g["granteeType"] in STRUCTURAL_GRANTEE_TYPES and (roles is None or g["role"] in roles)
             ]
             level = [n for n in level if n not in seen]
             seen.extend(level)
@@ -114,19 +119,7 @@ class Access:
         """`obj` and what owns it or links it, transitively: a scope covers what its objects own and
         link (API.md), not what is merely shared with them (a topic shared with a team is not the
         team's, so a team-scoped token must not act on it)."""
-        seen, level = [obj], [obj]
-        for _ in range(MAX_INHERITANCE_DEPTH):
-            level = [
-                grants.grantee_ref(g)
-                for node in level
-                for g in self.structural_grants(node)
-                if g["role"] in _SCOPE_ROLES and g["granteeType"] in STRUCTURAL_GRANTEE_TYPES
-            ]
-            level = [n for n in level if n not in seen]
-            seen.extend(level)
-            if not level:
-                break
-        return seen
+        return self._walk(obj, roles=_SCOPE_ROLES)
 
     def require_scope_for_owner(self, owner: Ref) -> None:
         """Creating an object owned by `owner` needs a token whose scope covers that owner; owning
