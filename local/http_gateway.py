@@ -217,7 +217,7 @@ def proxy_response(result: Any) -> Response:
     return response
 
 
-async def _read_body(request: Request) -> bytes | None:
+async def read_body(request: Request) -> bytes | None:
     """The request body, or None when it exceeds the payload quota. An oversized body is still read to
     its end (and dropped), so the client finishes sending and reads the 413 instead of a reset."""
     chunks: list[bytes] = []
@@ -270,7 +270,7 @@ class RestGateway:
                 return self.cors.preflight(operations)
             return self.responses.render("MISSING_AUTHENTICATION_TOKEN")
         request.state.function = operation.function  # for the access log
-        body = await _read_body(request)
+        body = await read_body(request)
         if body is None:
             return self.responses.render("REQUEST_TOO_LARGE")
         event = self.proxy_event(request, operation, body, request_id)

@@ -48,7 +48,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from local import template
-from local.http_gateway import _read_body, proxy_response
+from local.http_gateway import proxy_response, read_body
 from local.runtime import LocalFunction
 
 if TYPE_CHECKING:
@@ -489,7 +489,7 @@ class WebSocketGateway:
         connection_id = request.path_params["connectionId"]
         if request.method == "POST":
             # Read to its end even when too large, so the caller reads the 413 rather than a reset.
-            data = await _read_body(request)
+            data = await read_body(request)
             if data is None or len(data) > MAX_MESSAGE_BYTES:
                 return management_error(413, "PayloadTooLargeException", "Message too long")
             connection = self.connections.get(connection_id)

@@ -8,7 +8,6 @@ import base64
 import copy
 import json
 import logging
-import sys
 import textwrap
 import time
 import uuid
@@ -23,6 +22,7 @@ from starlette.testclient import TestClient
 
 from local import http_gateway, runtime, template
 from local.http_gateway import RestGateway, authorizer_context, policy_allows, proxy_response
+from tests.support.fakes import importable_module
 
 FAKES = "local_gateway_fakes"
 FAKE_FUNCTIONS = textwrap.dedent(
@@ -125,13 +125,8 @@ def fake_template() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    directory = tmp_path_factory.mktemp("functions")
-    (directory / f"{FAKES}.py").write_text(FAKE_FUNCTIONS)
-    sys.path.insert(0, str(directory))
-    module = __import__(FAKES)
-    yield module
-    sys.path.remove(str(directory))
-    sys.modules.pop(FAKES, None)
+    with importable_module(tmp_path_factory.mktemp("functions"), FAKES, FAKE_FUNCTIONS) as module:
+        yield module
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import socket
-import sys
 import textwrap
 import threading
 import time
@@ -31,6 +30,7 @@ from kallo.settings import get_settings
 from local import runtime, template, ws_gateway
 from local.stack import Stack
 from local.ws_gateway import MAX_MESSAGE_BYTES, WebSocketApi, WebSocketGateway
+from tests.support.fakes import importable_module
 
 FAKES = "local_ws_gateway_fakes"
 FAKE_FUNCTIONS = textwrap.dedent(
@@ -167,13 +167,8 @@ PHYSICAL = {"Api": {"Ref": "fakeapi123"}}
 
 @pytest.fixture(scope="module")
 def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    directory = tmp_path_factory.mktemp("functions")
-    (directory / f"{FAKES}.py").write_text(FAKE_FUNCTIONS)
-    sys.path.insert(0, str(directory))
-    module = __import__(FAKES)
-    yield module
-    sys.path.remove(str(directory))
-    sys.modules.pop(FAKES, None)
+    with importable_module(tmp_path_factory.mktemp("functions"), FAKES, FAKE_FUNCTIONS) as module:
+        yield module
 
 
 @dataclass
