@@ -24,25 +24,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "layers" / "kallo")]
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
-from workers import data_source as worker  # noqa: E402
 
-from kallo import aws  # noqa: E402
 from kallo.auth.principal import Principal  # noqa: E402
 from kallo.llm import ChatMessage, Generation, registry  # noqa: E402
 from kallo.services import summaries  # noqa: E402
 from kallo.settings import get_settings  # noqa: E402
 from kallo.store import objects  # noqa: E402
 from kallo.store.keys import Ref  # noqa: E402
-from local.runtime import LambdaContext  # noqa: E402
 from tests.support import documents  # noqa: E402
-from tests.support.api import EVENTS, invoke  # noqa: E402
+from tests.support.api import invoke  # noqa: E402
 from tests.support.aws import CallCounter, fresh_account  # noqa: E402
+from tests.support.data_source_worker import delivered, run  # noqa: E402
 from tests.support.scripted_llm import Script, ScriptedLLM, installed  # noqa: E402
 from tests.support.world import make_user  # noqa: E402
 
@@ -54,7 +51,6 @@ SHORT_DOCUMENT = (
     "1961. Today the lighthouse is a museum about the coast, open to visitors in summer."
 )
 EMBEDDED = "embedded:smollm2"
-SAMPLE = json.loads((EVENTS / "workers" / "data_source.json").read_text())["Records"][0]
 
 
 def text_of(size: int) -> bytes:
@@ -72,27 +68,8 @@ CASES: dict[str, tuple[str, str, Callable[[], bytes]]] = {
 }
 
 
-def context() -> LambdaContext:
-    return LambdaContext(
-        function_name="DataSourceWorkerFunction",
-        memory_limit_in_mb=1024,
-        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:DataSourceWorkerFunction",
-        aws_request_id=str(uuid4()),
-        deadline=time.monotonic() + 300,
-    )
-
-
-def delivered() -> list[dict[str, Any]]:
-    sqs, url, found = aws.client("sqs"), get_settings().data_source_queue_url, []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            found.append({**SAMPLE, "messageId": message["MessageId"], "body": message["Body"]})
-    return found
-
-
 def work(records: list[dict[str, Any]]) -> None:
-    failed = worker.lambda_handler({"Records": records}, context())["batchItemFailures"]
+    failed = run(*records)
     if failed:
         raise RuntimeError(f"the worker failed {len(failed)} message(s)")
 

@@ -46,6 +46,20 @@ class LambdaContext:
     def __post_init__(self) -> None:
         self.log_group_name = f"/aws/lambda/{self.function_name}"
 
+    @classmethod
+    def starting(
+        cls, function: str, *, memory: int, seconds: float, request_id: str | None = None
+    ) -> LambdaContext:
+        """The context of an invocation of `function` that starts now and that Lambda stops after
+        `seconds`."""
+        return cls(
+            function_name=function,
+            memory_limit_in_mb=memory,
+            invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{function}",
+            aws_request_id=request_id or str(uuid4()),
+            deadline=time.monotonic() + seconds,
+        )
+
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
@@ -82,12 +96,8 @@ class LocalFunction:
         with self._lock:
             handler = self.handler()
             started = time.monotonic()
-            context = LambdaContext(
-                function_name=self.logical_id,
-                memory_limit_in_mb=self.memory,
-                invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{self.logical_id}",
-                aws_request_id=request_id or str(uuid4()),
-                deadline=started + self.timeout,
+            context = LambdaContext.starting(
+                self.logical_id, memory=self.memory, seconds=self.timeout, request_id=request_id
             )
             try:
                 return handler(event, context)

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-from workers import data_source as worker
 
 from kallo import aws as kallo_aws
 from kallo.documents.bm25 import Index
@@ -20,13 +18,9 @@ from kallo.settings import get_settings
 from kallo.store import blobs, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import table
-from local.runtime import LambdaContext
 from tests.support import documents
-from tests.support.api import EVENTS
+from tests.support.data_source_worker import SAMPLE, delivered, record, run
 from tests.support.world import make_object, make_user, ref_of
-
-SAMPLE = json.loads((EVENTS / "workers" / "data_source.json").read_text())["Records"][0]
-
 
 SAMPLES: dict[str, tuple[str, bytes, str]] = {
     "text/plain": ("notes.txt", b"The lighthouse keeper logs the tide twice a day.\n", "lighthouse keeper"),
@@ -48,41 +42,6 @@ SAMPLES: dict[str, tuple[str, bytes, str]] = {
         "Spring tides follow the full moon",
     ),
 }
-
-
-def context(seconds: float = 300) -> LambdaContext:
-    return LambdaContext(
-        function_name="DataSourceWorkerFunction",
-        memory_limit_in_mb=1024,
-        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:DataSourceWorkerFunction",
-        aws_request_id=str(uuid4()),
-        deadline=time.monotonic() + seconds,
-    )
-
-
-def record(body: str) -> dict[str, Any]:
-    return {**copy.deepcopy(SAMPLE), "messageId": str(uuid4()), "body": body}
-
-
-def run(*records: dict[str, Any]) -> list[str]:
-    """Invoke the worker with one batch; returns the ids of the messages it reports as failed."""
-    response = worker.lambda_handler({"Records": list(records)}, context())
-    return [f["itemIdentifier"] for f in response["batchItemFailures"]]
-
-
-def delivered() -> list[dict[str, Any]]:
-    """What waits on the data source queue (S3's notifications, summary jobs), as the worker gets it."""
-    sqs, found = kallo_aws.client("sqs"), []
-    while True:
-        received = sqs.receive_message(QueueUrl=get_settings().data_source_queue_url, MaxNumberOfMessages=10)
-        messages = received.get("Messages", [])
-        if not messages:
-            return found
-        for message in messages:
-            sqs.delete_message(
-                QueueUrl=get_settings().data_source_queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-            found.append(record(message["Body"]))
 
 
 def s3_events(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

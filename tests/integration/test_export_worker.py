@@ -34,13 +34,7 @@ ATTACK = "<script>alert('x')</script>"
 
 
 def context() -> LambdaContext:
-    return LambdaContext(
-        function_name="ExportWorkerFunction",
-        memory_limit_in_mb=512,
-        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:ExportWorkerFunction",
-        aws_request_id=str(uuid4()),
-        deadline=time.monotonic() + 120,
-    )
+    return LambdaContext.starting("ExportWorkerFunction", memory=512, seconds=120)
 
 
 def record(body: str) -> dict[str, Any]:

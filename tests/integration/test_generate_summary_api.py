@@ -4,18 +4,14 @@ one job per request, kept once written; hidden → 404, unprocessable → 409.""
 
 from __future__ import annotations
 
-import copy
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
 import pytest
-from workers import data_source as worker
 
-from kallo import aws as kallo_aws
 from kallo.auth.principal import Principal
 from kallo.clock import iso
 from kallo.services import summaries
@@ -23,43 +19,17 @@ from kallo.settings import get_settings
 from kallo.store import blobs, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import table
-from local.runtime import LambdaContext
-from tests.support.api import EVENTS, invoke
+from tests.support.api import invoke
+from tests.support.data_source_worker import delivered, record, run
 from tests.support.scripted_llm import Script, ScriptedLLM, installed
 from tests.support.world import grant, make_object, make_user, ref_of
 
-SAMPLE = json.loads((EVENTS / "workers" / "data_source.json").read_text())["Records"][0]
 DOCUMENT = (
     "The lighthouse on Cape Verde was built in 1874. Its lamp burns whale oil until 1910. "
     "Keepers climb 212 steps every evening. A storm in 1953 broke the lantern glass.\n\n"
     "Today the lighthouse is a museum about the coast. Visitors may climb to the gallery in summer."
 )
 SUMMARY = "The lighthouse was built in 1874. It is now a museum about the coast."
-
-
-def record(body: str) -> dict[str, Any]:
-    return {**copy.deepcopy(SAMPLE), "messageId": str(uuid4()), "body": body}
-
-
-def run(*records: dict[str, Any]) -> list[str]:
-    context = LambdaContext(
-        function_name="DataSourceWorkerFunction",
-        memory_limit_in_mb=1024,
-        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:DataSourceWorkerFunction",
-        aws_request_id=str(uuid4()),
-        deadline=time.monotonic() + 300,
-    )
-    response = worker.lambda_handler({"Records": list(records)}, context)
-    return [f["itemIdentifier"] for f in response["batchItemFailures"]]
-
-
-def delivered() -> list[dict[str, Any]]:
-    sqs, url, found = kallo_aws.client("sqs"), get_settings().data_source_queue_url, []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            found.append(record(message["Body"]))
-    return found
 
 
 def jobs(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from typing import Any
 from uuid import uuid4
 
@@ -81,13 +80,7 @@ def run_worker(job: dict[str, Any]) -> None:
     message = copy.deepcopy(SAMPLE)
     message.update(messageId=str(uuid4()), body=json.dumps(body))
     message["attributes"]["MessageGroupId"] = job["convoId"]
-    context = LambdaContext(
-        function_name="StepWorkerFunction",
-        memory_limit_in_mb=1024,
-        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:StepWorkerFunction",
-        aws_request_id=str(uuid4()),
-        deadline=time.monotonic() + 300,
-    )
+    context = LambdaContext.starting("StepWorkerFunction", memory=1024, seconds=300)
     assert worker.lambda_handler({"Records": [message]}, context) == {"batchItemFailures": []}
 
 

@@ -29,13 +29,7 @@ SAMPLE = json.loads((EVENTS / "workers" / "llm_step.json").read_text())["Records
 
 
 def context(seconds: float = 300) -> LambdaContext:
-    return LambdaContext(
-        function_name="StepWorkerFunction",
-        memory_limit_in_mb=1024,
-        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:StepWorkerFunction",
-        aws_request_id=str(uuid4()),
-        deadline=time.monotonic() + seconds,
-    )
+    return LambdaContext.starting("StepWorkerFunction", memory=1024, seconds=seconds)
 
 
 def record(job: ReplyJob | str, *, group: str | None = None) -> dict[str, Any]:
