@@ -57,18 +57,10 @@ def _ready_data_source(owner: Ref, uploader: Principal, *, linked_to: Ref) -> Re
     from kallo.store import blobs, objects
 
     text = b"The pier closes at dusk."
-    ref = world.make_object(
-        "data_source",
-        owner,
-        createdBy=uploader.user_id,
-        type="upload",
-        mimeType="text/plain",
-        size=len(text),
-        status="ready",
+    ref, location = world.make_data_source(
+        owner, createdBy=uploader.user_id, mimeType="text/plain", size=len(text), status="ready"
     )
-    location = blobs.prefix(owner, ref.id) + blobs.ORIGINAL
-    version = blobs.put(location, text, content_type="text/plain")
-    objects.update(ref, {"location": location, "versionId": version})
+    objects.update(ref, {"versionId": blobs.put(location, text, content_type="text/plain")})
     world.grant(ref, linked_to, "dependent")
     return ref
 

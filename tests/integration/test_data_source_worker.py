@@ -12,15 +12,15 @@ from uuid import uuid4
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from kallo import aws as kallo_aws
 from kallo.documents.bm25 import Index
 from kallo.settings import get_settings
 from kallo.store import blobs, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import table
 from tests.support import documents
+from tests.support.aws import s3_versions
 from tests.support.data_source_worker import SAMPLE, delivered, record, run
-from tests.support.world import make_object, make_user, ref_of
+from tests.support.world import make_data_source, make_user, ref_of
 
 SAMPLES: dict[str, tuple[str, bytes, str]] = {
     "text/plain": ("notes.txt", b"The lighthouse keeper logs the tide twice a day.\n", "lighthouse keeper"),
@@ -50,15 +50,7 @@ def s3_events(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def new_data_source(owner: Ref, name: str, mime_type: str, *, status: str = "processing") -> tuple[Ref, str]:
     """A data source item as an upload creates it (the bytes not stored yet); returns it and its location."""
-    ref = make_object("data_source", owner, name=name, type="upload", mimeType=mime_type, status=status)
-    location = blobs.prefix(owner, ref.id) + blobs.ORIGINAL
-    objects.update(ref, {"location": location})
-    return ref, location
-
-
-def versions(prefix: str) -> list[str]:
-    listed = kallo_aws.client("s3").list_object_versions(Bucket=blobs.bucket(), Prefix=prefix)
-    return [v["Key"] for v in [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]]
+    return make_data_source(owner, name=name, mimeType=mime_type, status=status)
 
 
 @pytest.fixture
@@ -127,7 +119,7 @@ def test_a_disguised_executable_from_a_presigned_upload_is_failed_and_deleted(ow
     item = objects.get(source)
     assert item["status"] == "failed" and item["error"]["code"] == "unsupported_media_type"
     assert item["error"]["message"] and item["mimeType"] == "application/pdf" and "passages" not in item
-    assert versions(blobs.prefix(owner, source.id)) == []
+    assert s3_versions(blobs.prefix(owner, source.id)) == []
 
 
 def test_an_empty_file_is_failed_and_deleted(owner):
@@ -136,7 +128,7 @@ def test_an_empty_file_is_failed_and_deleted(owner):
     assert run(*delivered()) == []
     item = objects.get(source)
     assert item["status"] == "failed" and item["error"]["code"] == "empty_file" and item["size"] == 0
-    assert versions(blobs.prefix(owner, source.id)) == []
+    assert s3_versions(blobs.prefix(owner, source.id)) == []
 
 
 def test_a_file_beyond_the_cap_is_failed_and_deleted(owner, monkeypatch):
@@ -147,7 +139,7 @@ def test_a_file_beyond_the_cap_is_failed_and_deleted(owner, monkeypatch):
     assert run(*delivered()) == []
     item = objects.get(source)
     assert item["status"] == "failed" and item["error"]["code"] == "file_too_large" and item["size"] == 100
-    assert versions(blobs.prefix(owner, source.id)) == []
+    assert s3_versions(blobs.prefix(owner, source.id)) == []
 
 
 def test_an_unreadable_document_is_failed_and_kept(owner):
@@ -157,7 +149,7 @@ def test_an_unreadable_document_is_failed_and_kept(owner):
     assert run(*delivered()) == []
     item = objects.get(source)
     assert item["status"] == "failed" and item["error"]["code"] == "unreadable_document"
-    assert versions(blobs.prefix(owner, source.id)) == [location]
+    assert s3_versions(blobs.prefix(owner, source.id)) == [location]
 
 
 def test_a_late_event_of_a_deleted_data_source_deletes_its_bytes(owner, aws_calls):
@@ -169,7 +161,7 @@ def test_a_late_event_of_a_deleted_data_source_deletes_its_bytes(owner, aws_call
     assert run(*messages) == []
     assert aws_calls["dynamodb:GetItem"] == 1 and aws_calls["s3:ListObjectVersions"] == 1
     assert aws_calls["s3:DeleteObjects"] == 1 and aws_calls.total == 3
-    assert versions(blobs.prefix(owner, source.id)) == []
+    assert s3_versions(blobs.prefix(owner, source.id)) == []
 
 
 def test_the_same_event_twice_gives_the_same_result(owner):

@@ -5,7 +5,6 @@ from uuid import uuid4
 
 import pytest
 
-from kallo import aws as kallo_aws
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.models.convos import ConvoCreate
@@ -15,6 +14,7 @@ from kallo.store import blobs, grants, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import table
 from tests.support.api import invoke
+from tests.support.aws import s3_versions
 from tests.support.world import grant, make_object, make_user, ref_of
 
 
@@ -23,7 +23,7 @@ def new_data_source(owner: Ref, *, uploaded_by: Ref | None = None, created_by: s
     versions of its original (a re-upload) and its summary."""
     fields = {"type": "upload", "mimeType": "text/plain", "status": "ready"}
     ref = make_object("data_source", owner, createdBy=created_by or owner.id, **fields)
-    location = blobs.prefix(uploaded_by or owner, ref.id) + blobs.ORIGINAL
+    location = blobs.location(uploaded_by or owner, ref.id)
     objects.update(ref, {"location": location})
     for body in (b"first", b"second"):
         blobs.put(location, body, content_type="text/plain")
@@ -31,12 +31,6 @@ def new_data_source(owner: Ref, *, uploaded_by: Ref | None = None, created_by: s
     blobs.put(blobs.key(location, blobs.INDEX), b"{}", content_type="application/json")
     table().put({**keys.summary_key(ref.id), "status": "ready", "content": {"text": "Second."}})
     return ref
-
-
-def versions(prefix: str) -> list[str]:
-    """Every version and delete marker under a prefix."""
-    listed = kallo_aws.client("s3").list_object_versions(Bucket=blobs.bucket(), Prefix=prefix)
-    return [v["Key"] for v in [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]]
 
 
 def delete(principal: Principal, data_source: Ref):
@@ -58,7 +52,7 @@ def test_owner_deletes_everything(aws, aws_calls):
     convo = Ref("convo", convos.create_convo(me, ConvoCreate())["id"])
     data_source_links.add_convo_data_source(me, convo.id, source.id)
     own_prefix = blobs.prefix(ref_of(alice), source.id)
-    assert len(versions(own_prefix)) == 4
+    assert len(s3_versions(own_prefix)) == 4
     aws_calls.reset()
     result = delete(alice, source)
     assert result.status == 204 and result.body == ""
@@ -71,12 +65,12 @@ def test_owner_deletes_everything(aws, aws_calls):
     assert aws_calls.total == 10
     assert objects.get(source) is None
     assert table().query_all(keys.object_pk(source)) == []
-    assert versions(own_prefix) == []
+    assert s3_versions(own_prefix) == []
     assert objects.get(topic)["dataSourceIds"] == [other.id]
     assert grants.all_of_grantee(convo, object_type="data_source") == []
     assert grants.all_of_grantee(ref_of(viewer), object_type="data_source") == []
     # The other data source is untouched.
-    assert objects.get(other) is not None and len(versions(blobs.prefix(ref_of(alice), other.id))) == 4
+    assert objects.get(other) is not None and len(s3_versions(blobs.prefix(ref_of(alice), other.id))) == 4
     assert delete(alice, source).status == 404
 
 
@@ -87,7 +81,7 @@ def test_an_unlinked_data_source_costs_less(aws, aws_calls):
     assert delete(alice, source).status == 204
     # The check (Query + BatchGetItem), its partition, one transaction, S3 (2), the owner grant.
     assert aws_calls["dynamodb:BatchGetItem"] == 1 and aws_calls.total == 7
-    assert versions(blobs.prefix(ref_of(alice), source.id)) == []
+    assert s3_versions(blobs.prefix(ref_of(alice), source.id)) == []
 
 
 def test_an_interrupted_delete_is_finished_by_the_same_delete(aws, aws_calls, monkeypatch):
@@ -108,13 +102,13 @@ def test_an_interrupted_delete_is_finished_by_the_same_delete(aws, aws_calls, mo
     # The data source is gone for everyone at once; its owner grant and files are left.
     assert objects.get(source) is None and objects.get(topic)["dataSourceIds"] == []
     assert [g["SK"] for g in table().query_all(keys.object_pk(source))] == [keys.grant_sk(team)]
-    assert len(versions(uploaded)) == 4
+    assert len(s3_versions(uploaded)) == 4
     monkeypatch.undo()
     aws_calls.reset()
     assert delete(owner, source).status == 204
     # Nothing left in the table but the owner grant: no topic to read, no transaction but the first.
     assert aws_calls["dynamodb:BatchGetItem"] == 1 and aws_calls["dynamodb:TransactWriteItems"] == 1
-    assert versions(uploaded) == []
+    assert s3_versions(uploaded) == []
     assert table().query_all(keys.object_pk(source)) == []
     assert delete(owner, source).status == 404
 
@@ -130,8 +124,8 @@ def test_a_location_naming_anything_else_is_not_trusted(aws):
     assert data_source_links.blob_prefix(source, None, None) is None
     objects.update(source, {"location": victims_location})
     assert delete(alice, source).status == 204
-    assert versions(blobs.prefix(ref_of(alice), source.id)) == []
-    assert len(versions(blobs.prefix(ref_of(alice), victim.id))) == 4
+    assert s3_versions(blobs.prefix(ref_of(alice), source.id)) == []
+    assert len(s3_versions(blobs.prefix(ref_of(alice), victim.id))) == 4
 
 
 def test_who_may_delete_a_data_source(aws):
@@ -151,7 +145,7 @@ def test_who_may_delete_a_data_source(aws):
     assert objects.get(source) is not None
     assert delete(owner, source).status == 204
     assert objects.get(source) is None
-    assert versions(blobs.prefix(team, source.id)) == []
+    assert s3_versions(blobs.prefix(team, source.id)) == []
     assert delete(owner, Ref("data_source", str(uuid4()))).status == 404
     bad = invoke("data_sources.delete_data_source", owner, path={"dataSourceId": "nope"})
     assert bad.status == 422 and {"code", "message"} <= set(bad.json)

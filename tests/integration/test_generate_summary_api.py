@@ -64,7 +64,7 @@ def uploaded(owner: Principal, body: bytes = DOCUMENT.encode(), *, process: bool
     """A text data source whose upload the worker processed (or not yet, `process=False`)."""
     fields = {"name": "cape.txt", "type": "upload", "mimeType": "text/plain", "status": "processing"}
     ref = make_object("data_source", ref_of(owner), **fields)
-    location = blobs.prefix(ref_of(owner), ref.id) + blobs.ORIGINAL
+    location = blobs.location(ref_of(owner), ref.id)
     objects.update(ref, {"location": location})
     blobs.put(location, body, content_type="text/plain")
     if process:
@@ -200,7 +200,7 @@ def test_a_team_member_may_ask_for_the_summary_of_the_teams_data_source(alice, l
     grant(team, member, "member")
     fields = {"name": "t.txt", "type": "upload", "mimeType": "text/plain", "status": "ready"}
     source = make_object("data_source", team, createdBy=alice.user_id, **fields)
-    objects.update(source, {"location": blobs.prefix(team, source.id) + blobs.ORIGINAL})
+    objects.update(source, {"location": blobs.location(team, source.id)})
     assert post(member, source).status == 202
 
 

@@ -54,7 +54,7 @@ def ready_data_source(owner: Principal, text: str = HERON, name: str = "heron.md
         versionId="v1",
         processedAt="2026-11-01T00:00:00.000Z",
     )
-    location = blobs.prefix(ref_of(owner), ref.id) + blobs.ORIGINAL
+    location = blobs.location(ref_of(owner), ref.id)
     table().update(keys.object_key(ref), {"location": location})
     index = Index.build(passages.split(text))
     blobs.put(blobs.key(location, blobs.TEXT), text.encode(), content_type="text/plain; charset=utf-8")

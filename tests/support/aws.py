@@ -81,3 +81,11 @@ class CallCounter:
             yield self
         finally:
             botocore.client.BaseClient._make_api_call = original
+
+
+def s3_versions(prefix: str) -> list[str]:
+    """The keys of every version and delete marker under a prefix of the uploads bucket."""
+    from kallo.store import blobs
+
+    listed = kallo_aws.client("s3").list_object_versions(Bucket=blobs.bucket(), Prefix=prefix)
+    return [v["Key"] for v in [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]]

@@ -47,6 +47,16 @@ def make_object(kind: str, owner: Ref, **fields: Any) -> Ref:
     return ref
 
 
+def make_data_source(owner: Ref, **fields: Any) -> tuple[Ref, str]:
+    """A data source item as an upload creates it (its bytes not stored), and its location."""
+    from kallo.store import blobs
+
+    ref = make_object("data_source", owner, type="upload", **fields)
+    location = blobs.location(owner, ref.id)
+    objects.update(ref, {"location": location})
+    return ref, location
+
+
 def grant(obj: Ref, grantee: Ref | Principal, role: str) -> None:
     if isinstance(grantee, Principal):
         grantee = Ref("user", grantee.user_id or "")

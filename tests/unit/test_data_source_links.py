@@ -107,7 +107,7 @@ def test_the_prefix_a_deletion_trusts():
         Ref("team", str(uuid4())),
         Ref("user", str(uuid4())),
     )
-    location = blobs.prefix(uploader, source.id) + blobs.ORIGINAL
+    location = blobs.location(uploader, source.id)
     assert data_source_links.blob_prefix(source, location, owner) == blobs.prefix(uploader, source.id)
     assert data_source_links.blob_prefix(source, location, None) == blobs.prefix(uploader, source.id)
     other = blobs.prefix(uploader, str(uuid4())) + blobs.ORIGINAL

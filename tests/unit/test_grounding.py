@@ -33,7 +33,7 @@ def data_source(
 ) -> dict[str, Any]:
     """A data source item; with `text`, its index is stored where its `location` says."""
     ref = make_object("data_source", owner, status=status, type="upload", **fields)
-    location = blobs.prefix(owner, ref.id) + blobs.ORIGINAL
+    location = blobs.location(owner, ref.id)
     table().update(keys.object_key(ref), {"location": location})
     if text is not None:
         index = Index.build(passages.split(text))

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from kallo import aws as kallo_aws
 from kallo.documents.bm25 import Index
 from kallo.services import ingest
 from kallo.store import blobs, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import table
 from tests.support.api import EVENTS
-from tests.support.world import make_object, make_user, ref_of
+from tests.support.aws import s3_versions
+from tests.support.world import make_data_source, make_object, make_user, ref_of
 
 NOTIFICATION = json.loads(
     json.loads((EVENTS / "workers" / "data_source.json").read_text())["Records"][0]["body"]
@@ -35,17 +35,7 @@ def notification(key: str, *, event: str = "ObjectCreated:Put", bucket: str | No
 
 
 def new_data_source(owner: Ref, *, status: str = "processing", **fields: Any) -> tuple[Ref, str]:
-    ref = make_object(
-        "data_source", owner, name="ferry.txt", type="upload", mimeType="text/plain", status=status, **fields
-    )
-    location = blobs.prefix(owner, ref.id) + blobs.ORIGINAL
-    objects.update(ref, {"location": location})
-    return ref, location
-
-
-def versions(prefix: str) -> list[str]:
-    listed = kallo_aws.client("s3").list_object_versions(Bucket=blobs.bucket(), Prefix=prefix)
-    return [v["Key"] for v in [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]]
+    return make_data_source(owner, name="ferry.txt", mimeType="text/plain", status=status, **fields)
 
 
 @pytest.fixture
@@ -153,17 +143,17 @@ def test_a_data_source_deleted_while_processing_leaves_no_files(owner, monkeypat
 
     monkeypatch.setattr(ingest.passages, "split", deleting)
     assert ingest.process(location, None) is None
-    assert versions(blobs.prefix(owner, source.id)) == []
+    assert s3_versions(blobs.prefix(owner, source.id)) == []
     assert table().get(keys.object_key(source)) is None
 
 
 def test_bytes_at_a_key_that_is_not_the_items_location_are_deleted(owner):
     team = make_object("team", owner)
     source, _ = new_data_source(owner)
-    elsewhere = blobs.prefix(team, source.id) + blobs.ORIGINAL
+    elsewhere = blobs.location(team, source.id)
     blobs.put(elsewhere, TEXT, content_type="text/plain")
     assert ingest.process(elsewhere, None) is None
-    assert versions(blobs.prefix(team, source.id)) == []
+    assert s3_versions(blobs.prefix(team, source.id)) == []
     assert objects.get(source)["status"] == "processing"
 
 
@@ -176,7 +166,7 @@ def test_a_size_beyond_the_cap_is_refused_without_reading(owner, aws_calls):
     assert aws_calls["s3:GetObject"] == 0
     item = objects.get(source)
     assert item["error"]["code"] == "file_too_large" and item["size"] == cap + 1 and item["versionId"] == "v2"
-    assert versions(blobs.prefix(owner, source.id)) == []
+    assert s3_versions(blobs.prefix(owner, source.id)) == []
 
 
 def test_an_event_for_a_version_deleted_since_is_ignored(owner):

@@ -61,7 +61,7 @@ def _new_fields(
     return {
         "name": name,
         "type": "upload",
-        "location": blobs.prefix(owner.ref, ref.id) + blobs.ORIGINAL,
+        "location": blobs.location(owner.ref, ref.id),
         "mimeType": mime_type,
         "size": size,
         "status": status,

@@ -37,6 +37,11 @@ def prefix(owner: Ref, data_source_id: str) -> str:
     return f"tenants/{owner.type}/{owner.id}/data-sources/{data_source_id}/"
 
 
+def location(owner: Ref, data_source_id: str) -> str:
+    """The key of a data source's original: its `location`."""
+    return prefix(owner, data_source_id) + ORIGINAL
+
+
 def key(location: str, part: str) -> str:
     """The key of a part (`ORIGINAL`, `TEXT`, `INDEX`) of the data source stored at `location` (its
     original's key)."""
