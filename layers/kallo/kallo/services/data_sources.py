@@ -30,7 +30,7 @@ from urllib.parse import quote
 from uuid import uuid4
 
 from kallo.authz.access import Access
-from kallo.authz.policy import ObjectType, Role
+from kallo.authz.policy import ObjectType
 from kallo.clock import epoch_seconds, iso, now
 from kallo.documents import sniff
 from kallo.errors import BadRequest, Conflict, NotFound
@@ -196,13 +196,7 @@ def _linked(access: Access, target: Ref) -> list[dict[str, Any]]:
     """The existing data sources linked to a topic or convo. Whoever views it views them (a link is a
     `dependent` grant, which passes `can_view` on), so no check per data source is needed."""
     access.require(target)
-    links = [
-        g
-        for g in grants.all_of_grantee(target, object_type=ObjectType.data_source.value)
-        if g["role"] == Role.dependent
-    ]
-    links.sort(key=lambda g: (g.get("createdAt", ""), g["objectId"]))
-    order = [g["objectId"] for g in links]
+    order = [g["objectId"] for g in grants.links_to(target, ObjectType.data_source.value)]
     if target.type == ObjectType.topic:
         listed = owned.require_existing(target).get("dataSourceIds") or []
         rank = {data_source_id: i for i, data_source_id in enumerate(listed)}

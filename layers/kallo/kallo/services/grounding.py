@@ -55,8 +55,8 @@ _indexes: OrderedDict[tuple[str, str, str], Index] = OrderedDict()
 
 
 def _linked(grantees: Iterable[Ref]) -> list[str]:
-    """Ids of the data sources granted to these objects, most recently linked first."""
-    found = [g for grantee in grantees for g in grants.all_of_grantee(grantee, object_type="data_source")]
+    """Ids of the data sources linked to these objects, most recently linked first."""
+    found = [g for grantee in grantees for g in grants.links_to(grantee, "data_source")]
     found.sort(key=lambda g: g.get("createdAt", ""), reverse=True)
     return [g["objectId"] for g in found]
 

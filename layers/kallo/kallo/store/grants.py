@@ -65,6 +65,12 @@ def all_of_grantee(grantee: Ref, *, object_type: str | None = None) -> list[dict
     return table().query_all(keys.grantee_pk(grantee), index="GSI1", prefix=prefix)
 
 
+def links_to(grantee: Ref, object_type: str) -> list[dict[str, Any]]:
+    """The links from objects of a type to a topic or convo (their `dependent` grants), oldest first."""
+    found = [g for g in all_of_grantee(grantee, object_type=object_type) if g["role"] == "dependent"]
+    return sorted(found, key=lambda g: (g.get("createdAt", ""), g["objectId"]))
+
+
 def count_of_grantee(grantee: Ref, object_type: str) -> int:
     return table().count(keys.grantee_pk(grantee), index="GSI1", prefix=f"{object_type}#")
 
