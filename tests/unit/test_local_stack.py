@@ -17,6 +17,7 @@ PHYSICAL = {
     "Table": {"Ref": "kallo-local-Table"},
     "UploadsBucket": {"Ref": "kallo-local-uploadsbucket"},
     "JwtSigningSecret": {"Ref": "arn:secret"},
+    "OpenAIApiKeySecret": {"Ref": "arn:openai-secret"},
     "PurgeQueue": {"Ref": "http://sqs/purge"},
     "StepQueue": {"Ref": "http://sqs/steps.fifo"},
     "DataSourceQueue": {"Ref": "http://sqs/data-sources"},
