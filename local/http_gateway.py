@@ -415,8 +415,48 @@ def routes(stack: Stack) -> list[BaseRoute]:
     return RestGateway(stack.template, stack.resolver, stack.functions).routes()
 
 
+# A credential in a query string: browsers can only give a WebSocket its token as `?token=`.
+_QUERY_CREDENTIAL = re.compile(
+    r"(?i)(?<![A-Za-z0-9_-])((?:access_|id_)?token|api[_-]?key|x-api-key)=[^&\s\"'#;,]+"
+)
+
+
+def redact_credentials(text: str) -> str:
+    """`text` with the values of `token=`, `api_key=` and the like replaced."""
+    return _QUERY_CREDENTIAL.sub(r"\1=[redacted]", text)
+
+
+class RedactCredentials(logging.Filter):
+    """Rewrites a record's message (and its traceback) without query-string credentials, so that a
+    line quoting a URL, uvicorn's `"WebSocket /ws?token=..."` for one, never writes the token out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_credentials(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_credentials(record.exc_text)
+        return True
+
+
+_REDACT = RedactCredentials()
+
+
+def redact_logged_credentials() -> None:
+    """Install the redaction where the stack's lines are written: the root logger's handlers (the
+    stack's own loggers propagate there) and uvicorn's loggers, which have handlers of their own."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_REDACT)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addFilter(_REDACT)
+
+
 class AccessLog:
-    """ASGI middleware: one log line per HTTP request (method, path, status, function, milliseconds)."""
+    """ASGI middleware: one log line per HTTP request (method, path, status, function, milliseconds).
+    The path only: the query string may carry a credential."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

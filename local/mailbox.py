@@ -7,7 +7,8 @@ process because moto's server runs in a thread of the stack. Two routes read it:
 
 moto records no sending time, so `sentAt` is when the mailbox first saw the email (its first listing or
 reading after the send). A body is served under a Content-Security-Policy sandbox: an email is
-untrusted content, and whatever script it might hold must not run on the stack's origin.
+untrusted content, and whatever script it might hold must not run on the stack's origin. Like every
+`/_local` path, the mailbox answers this machine only (`local.loopback`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -33,7 +34,15 @@ def _creation_order(resource: dict[str, Any]) -> int:
     return 2 if resource["Type"] == "AWS::S3::Bucket" else 3
 
 
-def provision(template: dict[str, Any], *, endpoint_url: str | None = None) -> dict[str, dict[str, str]]:
+def provision(
+    template: dict[str, Any],
+    *,
+    endpoint_url: str | None = None,
+    secret_values: Mapping[str, str] | None = None,
+) -> dict[str, dict[str, str]]:
+    """`secret_values` (logical id → value) fills secrets the template creates without a value, as an
+    operator would after deploying (`put-secret-value`)."""
+    secret_values = secret_values or {}
     session = boto3.session.Session(region_name=REGION)
 
     def client(service: str) -> Any:
@@ -78,9 +87,25 @@ def provision(template: dict[str, Any], *, endpoint_url: str | None = None) -> d
             client("ses").verify_email_identity(EmailAddress=properties["EmailIdentity"])
             physical[logical_id] = {"Ref": properties["EmailIdentity"]}
         elif kind == "AWS::SecretsManager::Secret":
-            secret = client("secretsmanager").create_secret(Name=name, SecretString=secrets.token_urlsafe(48))
-            physical[logical_id] = {"Ref": secret["ARN"], "Arn": secret["ARN"]}
+            physical[logical_id] = _create_secret(
+                client("secretsmanager"), name, properties, secret_values.get(logical_id)
+            )
     return physical
+
+
+def _create_secret(
+    secretsmanager: Any, name: str, properties: dict[str, Any], value: str | None
+) -> dict[str, str]:
+    """As CloudFormation creates it: a generated value (GenerateSecretString), the template's
+    SecretString, or no value at all; `value` stands for what the operator puts in afterwards."""
+    if value is None:
+        if "GenerateSecretString" in properties:
+            value = secrets.token_urlsafe(48)
+        elif "SecretString" in properties:
+            value = str(properties["SecretString"])
+    arguments = {"SecretString": value} if value else {}
+    arn = secretsmanager.create_secret(Name=name, **arguments)["ARN"]
+    return {"Ref": arn, "Arn": arn}
 
 
 def _create_queue(sqs: Any, name: str, properties: dict[str, Any]) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """The local stack: `python -m local` (`make run`) serves the whole platform on 127.0.0.1:${PORT:-3000},
-with no AWS account and no Docker.
+with no AWS account and no Docker. `HOST` (an IP address) listens elsewhere, e.g. 0.0.0.0 for every
+interface; the debug endpoints still answer this machine only (`local.loopback`).
 
 Start-up, in order: the embedded AWS services (moto's server, on a free loopback port), the template's
 resources in them, the functions' environment, the routes, the bootstrap API key, the SQS pollers, and
@@ -33,12 +34,22 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from local import bootstrap, http_gateway, mailbox, openapi, resources, runtime, template, ws_gateway
+from local import (
+    bootstrap,
+    http_gateway,
+    loopback,
+    mailbox,
+    openapi,
+    resources,
+    runtime,
+    template,
+    ws_gateway,
+)
 from local.pollers import Pollers
 
 logger = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
+DEFAULT_HOST = loopback.LOOPBACK
 DEFAULT_PORT = 3000
 FAKE_AWS_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -50,6 +61,9 @@ FAKE_AWS_ENVIRONMENT = {
 # Settings whose cloud default cannot work here (Bedrock is not emulated): the local stack answers
 # with the embedded model instead, unless the developer chose one.
 LOCAL_DEFAULTS = {"KALLO_DEFAULT_MODEL": "embedded:smollm2"}
+# Secrets the template creates without a value (the operator puts it in after deploying), filled here
+# from a variable of the developer's: logical id → variable.
+LOCAL_SECRETS = {"OpenAIApiKeySecret": "KALLO_OPENAI_API_KEY"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,15 @@ ROUTE_FACTORIES: list[RouteFactory] = [ws_gateway.routes, openapi.routes, mailbo
 
 def build_app(stack: Stack, factories: list[RouteFactory] = ROUTE_FACTORIES) -> Starlette:
     routes = [route for factory in factories for route in factory(stack)]
-    return Starlette(routes=routes, middleware=[Middleware(http_gateway.AccessLog)])
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(http_gateway.AccessLog), Middleware(loopback.LoopbackOnly)],
+    )
+
+
+def secret_values(environ: Mapping[str, str]) -> dict[str, str]:
+    """The values of LOCAL_SECRETS the developer set."""
+    return {logical_id: environ[name] for logical_id, name in LOCAL_SECRETS.items() if environ.get(name)}
 
 
 def _variable_sections(template_: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -126,21 +148,30 @@ def use_embedded_aws(endpoint: str) -> None:
 
 
 def start_embedded_aws() -> ThreadedMotoServer:
-    server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
+    """moto's server, on loopback whatever HOST is: it answers any request for any resource."""
+    server = ThreadedMotoServer(ip_address=loopback.LOOPBACK, port=0, verbose=False)
     server.start()
     return server
 
 
-def listen(port: int) -> socket.socket:
+def listen(port: int, host: str = DEFAULT_HOST) -> socket.socket:
     """Bind the HTTP port before anything else starts, so a port in use fails fast and clearly."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((HOST, port))
+        sock.bind((host, port))
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def local_url(sock: socket.socket) -> str:
+    """Where this machine reaches the stack (its functions too): loopback when listening everywhere."""
+    host, port = sock.getsockname()[:2]
+    if loopback.is_unspecified(host):
+        host = loopback.LOOPBACK
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 class _Server(uvicorn.Server):
@@ -178,7 +209,7 @@ async def _serve(server: uvicorn.Server, sock: socket.socket, on_ready: Callable
 def run(
     template_: dict[str, Any], sock: socket.socket, api_key: str | None, started: float, stopper: _Stopper
 ) -> None:
-    base_url = f"http://{HOST}:{sock.getsockname()[1]}"
+    base_url = local_url(sock)
     with contextlib.ExitStack() as cleanup:
         aws = start_embedded_aws()
         cleanup.callback(aws.stop)
@@ -186,7 +217,9 @@ def run(
         aws_endpoint = f"http://{host}:{aws_port}"
         use_embedded_aws(aws_endpoint)
 
-        physical = resources.provision(template_, endpoint_url=aws_endpoint)
+        physical = resources.provision(
+            template_, endpoint_url=aws_endpoint, secret_values=secret_values(os.environ)
+        )
         resolver = template.Resolver(template_, physical)
         resolver.parameters.update(parameter_overrides(template_, os.environ))
         os.environ.update(shared_environment(template_, resolver, os.environ))
@@ -226,6 +259,7 @@ def main(started: float) -> int:
     )
     logging.getLogger("local").setLevel(logging.INFO)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # else it sets itself to INFO
+    http_gateway.redact_logged_credentials()
     stopper = _Stopper()
     signal.signal(signal.SIGINT, stopper)
     signal.signal(signal.SIGTERM, stopper)
@@ -240,16 +274,21 @@ def main(started: float) -> int:
     if not port.isdigit() or int(port) > 65535:
         print(f"kallo local stack: PORT must be a port number, not {port!r}", file=sys.stderr)
         return 2
+    host = os.environ.get("HOST") or DEFAULT_HOST
+    if not loopback.is_ip_address(host):
+        print(f"kallo local stack: HOST must be an IP address to listen on, not {host!r}", file=sys.stderr)
+        return 2
     try:
-        sock = listen(int(port))
+        sock = listen(int(port), host)
     except OSError as error:
         if error.errno != errno.EADDRINUSE:
             raise
         print(
-            f"kallo local stack: {HOST}:{port} is in use (another stack?): set PORT to another port",
+            f"kallo local stack: {host}:{port} is in use (another stack?): set PORT to another port",
             file=sys.stderr,
         )
         return 1
+    loopback.warn_if_exposed(host, int(port))
     with sock:
         try:
             run(template_, sock, api_key, started, stopper)

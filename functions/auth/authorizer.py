@@ -24,7 +24,8 @@ def policy(principal_id: str, method_arn: str, context: dict[str, Any]) -> dict[
     }
 
 
-@logger.inject_lambda_context(clear_state=True)
+# The event is never logged (whatever POWERTOOLS_LOGGER_LOG_EVENT says): it is the request's credentials.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         principal = authenticate(event.get("headers") or {}, event.get("queryStringParameters") or {})

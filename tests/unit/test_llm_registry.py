@@ -3,12 +3,14 @@ providers registered by tests."""
 
 import pytest
 
+from kallo import aws as kallo_aws
 from kallo.llm import Generation, ProviderError, registry
 from kallo.llm.bedrock import BedrockProvider
 from kallo.llm.embedded import EmbeddedProvider
 from kallo.llm.openai_compatible import OpenAICompatibleProvider
 from kallo.settings import get_settings
 from tests.support.scripted_llm import ScriptedLLM, installed
+from tests.unit.test_llm_openai import MESSAGES, FakeServer, Reply, chunk
 
 
 @pytest.fixture(autouse=True)
@@ -59,6 +61,49 @@ def test_the_openai_provider_reads_its_endpoint_from_the_settings(monkeypatch):
     assert isinstance(provider, OpenAICompatibleProvider)
     assert provider.url == "http://127.0.0.1:11434/v1/chat/completions"
     assert generation.model == "llama3.2"
+
+
+def _answer_once(server: FakeServer) -> dict:
+    """What the OpenAI provider of the registry sends to the fake server for one question."""
+    server.replies.append(Reply(pieces=[chunk("Hi"), b"data: [DONE]\n\n"]))
+    provider, generation = registry.provider_for("openai:gpt-4o-mini")
+    assert list(provider.stream(MESSAGES, generation)) == ["Hi"]
+    return server.requests[-1]
+
+
+@pytest.fixture
+def openai_endpoint(monkeypatch):
+    with FakeServer() as server:
+        monkeypatch.setenv("KALLO_OPENAI_BASE_URL", server.url)
+        get_settings.cache_clear()
+        yield server
+
+
+def test_the_openai_key_comes_from_its_secret_read_once_per_container(
+    aws, aws_calls, openai_endpoint, monkeypatch
+):
+    secret = aws["OpenAIApiKeySecret"]["Arn"]
+    # What the operator does after deploying: the stack created the secret without a value.
+    kallo_aws.client("secretsmanager").put_secret_value(SecretId=secret, SecretString="sk-from-secret")
+    monkeypatch.setenv("KALLO_OPENAI_API_KEY_SECRET_ARN", secret)
+    get_settings.cache_clear()
+    aws_calls.reset()
+    assert _answer_once(openai_endpoint)["headers"]["Authorization"] == "Bearer sk-from-secret"
+    assert _answer_once(openai_endpoint)["headers"]["Authorization"] == "Bearer sk-from-secret"
+    assert aws_calls["secretsmanager:GetSecretValue"] == 1
+    assert aws_calls.total == 1
+
+
+def test_a_secret_without_a_value_yet_means_requests_without_a_key(aws, openai_endpoint, monkeypatch):
+    monkeypatch.setenv("KALLO_OPENAI_API_KEY_SECRET_ARN", aws["OpenAIApiKeySecret"]["Arn"])
+    get_settings.cache_clear()
+    assert "Authorization" not in _answer_once(openai_endpoint)["headers"]
+
+
+def test_a_key_in_a_plain_variable_is_never_used(aws, openai_endpoint, monkeypatch):
+    monkeypatch.setenv("KALLO_OPENAI_API_KEY", "sk-plain-variable")
+    get_settings.cache_clear()
+    assert "Authorization" not in _answer_once(openai_endpoint)["headers"]
 
 
 def test_context_windows():

@@ -8,15 +8,18 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
-from local import bootstrap, openapi, runtime, stack, template
+from local import bootstrap, openapi, resources, runtime, stack, template
 
 TEMPLATE = template.load()
 PHYSICAL = {
     "Table": {"Ref": "kallo-local-Table"},
     "UploadsBucket": {"Ref": "kallo-local-uploadsbucket"},
     "JwtSigningSecret": {"Ref": "arn:secret"},
+    "OpenAIApiKeySecret": {"Ref": "arn:openai-secret"},
     "PurgeQueue": {"Ref": "http://sqs/purge"},
     "StepQueue": {"Ref": "http://sqs/steps.fifo"},
     "DataSourceQueue": {"Ref": "http://sqs/data-sources"},
@@ -128,3 +131,32 @@ def test_the_openapi_document_merges_the_handlers_and_skips_missing_ones() -> No
     assert "security" not in document["paths"]["/teams"]["post"]
     assert {"Team", "TeamCreate", "Error"} <= set(document["components"]["schemas"])
     assert "<code>/teams</code>" in openapi.docs_page(document)
+
+
+def test_the_model_callers_get_the_provider_endpoint_and_its_secret_not_a_key() -> None:
+    variables = environment({"KALLO_OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"})
+    assert variables["KALLO_OPENAI_BASE_URL"] == "http://127.0.0.1:11434/v1"
+    assert variables["KALLO_OPENAI_API_KEY_SECRET_ARN"] == "arn:openai-secret"
+    assert "KALLO_OPENAI_API_KEY" not in variables
+
+
+def test_the_developer_fills_the_provider_secret_from_a_variable() -> None:
+    assert stack.secret_values({"KALLO_OPENAI_API_KEY": "sk-local"}) == {"OpenAIApiKeySecret": "sk-local"}
+    assert stack.secret_values({"KALLO_OPENAI_API_KEY": ""}) == {}
+    with mock_aws():
+        physical = resources.provision(TEMPLATE, secret_values={"OpenAIApiKeySecret": "sk-local"})
+        secrets = boto3.client("secretsmanager", region_name=template.REGION)
+        value = secrets.get_secret_value(SecretId=physical["OpenAIApiKeySecret"]["Arn"])
+        assert value["SecretString"] == "sk-local"
+        # The signing key is generated, as CloudFormation's GenerateSecretString does.
+        assert (
+            len(secrets.get_secret_value(SecretId=physical["JwtSigningSecret"]["Arn"])["SecretString"]) >= 48
+        )
+
+
+def test_without_the_variable_the_provider_secret_has_no_value_as_after_a_deploy() -> None:
+    with mock_aws():
+        physical = resources.provision(TEMPLATE)
+        secrets = boto3.client("secretsmanager", region_name=template.REGION)
+        with pytest.raises(secrets.exceptions.ResourceNotFoundException):
+            secrets.get_secret_value(SecretId=physical["OpenAIApiKeySecret"]["Arn"])

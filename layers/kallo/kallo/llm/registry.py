@@ -5,6 +5,9 @@ themselves), creates the Bedrock provider on first use and keeps it for the life
 its client and connections are reused by every answer. Providers are imported only when first asked
 for: a worker that answers with Bedrock never imports llama.cpp, and the other way round.
 
+The OpenAI-compatible provider's API key comes from Secrets Manager (`openai_api_key`), read when
+that provider is created; only the functions that call a model have the secret's ARN and may read it.
+
 Tests (and the benchmarks) plug in their own provider with `register("scripted", provider)`.
 """
 
@@ -14,8 +17,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aws_lambda_powertools import Logger
+
 from kallo.llm import Generation, Provider, ProviderError
 from kallo.llm.embedded import CONTEXT_TOKENS as EMBEDDED_CONTEXT_TOKENS
+
+logger = Logger(child=True)
 
 # What we assume a hosted model reads at most (prompt and answer together). Bedrock and OpenAI chat
 # models read far more today; 32k tokens bounds the cost and latency of a long convo all the same.
@@ -28,12 +35,32 @@ def _bedrock() -> Provider:
     return BedrockProvider()
 
 
+def openai_api_key(secret_arn: str) -> str:
+    """The OpenAI-compatible endpoint's API key, read from its Secrets Manager secret (the key is never
+    in the environment). "" when no secret is configured, or while the stack's secret has no value yet:
+    requests then go without a key, which is right for keyless servers (a local Ollama or vLLM)."""
+    if not secret_arn:
+        return ""
+    from kallo import aws
+
+    secrets = aws.client("secretsmanager")
+    try:
+        return secrets.get_secret_value(SecretId=secret_arn).get("SecretString") or ""
+    except secrets.exceptions.ResourceNotFoundException:
+        # Created empty by the stack: the operator has not put the key into it yet.
+        logger.warning("the OpenAI API key secret has no value: requests go without a key")
+        return ""
+
+
 def _openai() -> Provider:
     from kallo.llm.openai_compatible import OpenAICompatibleProvider
     from kallo.settings import get_settings
 
     settings = get_settings()
-    return OpenAICompatibleProvider(settings.openai_base_url, settings.openai_api_key)
+    # Created once per container (`provider_for`), so the secret is read once per container too.
+    return OpenAICompatibleProvider(
+        settings.openai_base_url, openai_api_key(settings.openai_api_key_secret_arn)
+    )
 
 
 def _embedded() -> Provider:

@@ -115,9 +115,12 @@ def no_content() -> Response:
 
 def lambda_handler_for(app: APIGatewayRestResolver) -> Callable[[dict, Any], dict]:
     """The Lambda entry point: structured logs with the request's context, then CORS for tokens that
-    name an allowed origin (seed, Create Access Token: without one the header is omitted)."""
+    name an allowed origin (seed, Create Access Token: without one the header is omitted).
 
-    @logger.inject_lambda_context(clear_state=True)
+    The event is never logged, whatever POWERTOOLS_LOGGER_LOG_EVENT says: its headers and query string
+    carry credentials (x-api-key, Authorization, `?token=`)."""
+
+    @logger.inject_lambda_context(clear_state=True, log_event=False)
     def lambda_handler(event: dict, context: Any) -> dict:
         response = app.resolve(event, context)
         origin = (event.get("requestContext", {}).get("authorizer") or {}).get("allowOrigin")

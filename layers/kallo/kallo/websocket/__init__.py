@@ -162,9 +162,11 @@ def _send_error(connection_id: str, error: DomainError, request_id: str | None) 
 
 
 def lambda_handler_for(handle: Callable[[Event], Response]) -> Callable[[Event, Any], Response]:
-    """The Lambda entry point: structured logs carrying the route and the connection."""
+    """The Lambda entry point: structured logs carrying the route and the connection. The event is
+    never logged, whatever POWERTOOLS_LOGGER_LOG_EVENT says: `$connect` carries the caller's
+    credentials (a browser's `?token=`, or headers)."""
 
-    @logger.inject_lambda_context(clear_state=True)
+    @logger.inject_lambda_context(clear_state=True, log_event=False)
     def lambda_handler(event: Event, context: Any) -> Response:
         logger.append_keys(routeKey=_context(event).get("routeKey"), connectionId=connection_id_of(event))
         return handle(event)
