@@ -174,10 +174,40 @@ def test_an_oidc_id_token_is_the_user_with_that_firebase_id(world, aws_calls):
         "isServiceAccount": False,
         "userId": world.user.user_id,
         "firebaseId": FIREBASE_ID,
+        "issuer": world.issuer.issuer,
         "email": "pat@example.com",
         "emailVerified": True,
     }
-    assert dict(aws_calls.calls) == {"dynamodb:GetItem": 2}  # the firebase id claim, then the user
+    assert dict(aws_calls.calls) == {"dynamodb:GetItem": 2}  # the identity's claim, then the user
+    principal = Principal.from_context({k: str(v) if isinstance(v, bool) else v for k, v in context.items()})
+    assert principal == authenticate.authenticate(bearer(token))
+    assert principal.issuer == world.issuer.issuer and principal.email_verified is True
+
+
+@pytest.mark.parametrize("claimed", ["true", "false", "True", 1, None, [True], {"value": True}])
+def test_email_verified_is_only_the_json_value_true(world, claimed):
+    """I2: the string "false" (or anything but JSON true) verifies nothing."""
+    token = world.issuer.sign(
+        {**world.issuer.claims("fb-claims", email="x@example.com"), "email_verified": claimed}
+    )
+    principal = authenticate.authenticate(bearer(token))
+    assert principal.email_verified is False
+    assert "emailVerified" not in authorize(bearer(token))["context"]
+
+
+def test_the_same_sub_from_another_issuer_is_someone_else(world, monkeypatch):
+    """Finding 7 (I2): a user is (issuer, sub); another issuer's token with the same `sub` is not it."""
+    other = OidcIssuer(issuer="https://other-issuer.test.kallo")
+    try:
+        configured = json.loads(world.issuer.configuration()) + json.loads(other.configuration())
+        monkeypatch.setenv("KALLO_OIDC_ISSUERS", json.dumps(configured))
+        get_settings.cache_clear()
+        assert authenticate.authenticate(bearer(world.issuer.mint(FIREBASE_ID))).user_id == world.user.user_id
+        stranger = authenticate.authenticate(bearer(other.mint(FIREBASE_ID, email="pat@example.com")))
+        assert stranger.user_id is None and stranger.firebase_id == FIREBASE_ID
+        assert stranger.issuer == other.issuer
+    finally:
+        other.close()
 
 
 def test_an_oidc_identity_without_a_user_may_only_register(world, aws_calls):
@@ -332,7 +362,12 @@ class TestRefused:
         assert_refused(headers)
         with pytest.raises(Unauthorized) as refused:
             authenticate.authenticate(headers)
-        assert reason in refused.value.message
+        message, cause = refused.value.message, str(refused.value.__cause__)
+        if message in ("the access token is not valid", "the ID token is not valid"):
+            # A token's flaw is logged, never told (I7): the message names only the kind of token.
+            assert reason in cause and cause not in message
+        else:
+            assert reason in message
 
     def test_a_garbage_token_in_the_query_is_refused(self, shared: World) -> None:
         assert_refused({}, {"token": "garbage"})
