@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -378,6 +379,19 @@ class TestRefused:
         assert authorize(bearer(shared.sign(shared.claims())))["principalId"] == shared.user.user_id
         assert authorize(bearer(shared.issuer.mint(FIREBASE_ID)))["principalId"] == shared.user.user_id
         assert authorize({"x-api-key": shared.api_key})["principalId"] == shared.service_account.user_id
+
+
+def test_a_refused_token_says_why_only_in_the_log(world, caplog):
+    """I7: the 401's message names the kind of token, never the JWT library's reason; the log does."""
+    caplog.set_level(logging.INFO)
+    forged = world.sign(world.claims(), b"another-key-entirely-0123456789abcdef")
+    expired = world.issuer.mint(FIREBASE_ID, exp=int(time.time()) - 60)
+    for token, message in ((forged, "the access token is not valid"), (expired, "the ID token is not valid")):
+        with pytest.raises(Unauthorized) as refused:
+            authenticate.authenticate(bearer(token))
+        assert refused.value.message == message
+    reasons = [getattr(r, "reason", "") for r in caplog.records if r.getMessage() == "bearer token refused"]
+    assert reasons == ["Signature verification failed", "Signature has expired"]
 
 
 def test_a_refusal_is_not_cached(world):
