@@ -3,7 +3,7 @@ same shape with `permissions` narrowed to those the user holds, in the order ask
 
 Without `userId` (or with the caller's own) the caller's permissions, its access token's scope applied;
 a hidden or unknown object then holds none. Another user's need authority over that user (a service
-account over the users it created and the members of teams it owns) and the caller's own `can_view` on
+account over the users it created, nothing else: I1) and the caller's own `can_view` on
 the object: else 404.
 """
 

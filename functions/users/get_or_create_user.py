@@ -2,8 +2,10 @@
 created on the fly.
 
 The one operation an OpenID Connect identity without a user may call: `firebaseId=<its own sub>`
-registers it (201, then 200). A service account creates users by `firebaseId` or `email` (201) and
-holds authority over them. Users the caller is not and has no authority over are 404.
+registers it (201, then 200; I2: keyed by issuer and sub, a verified email accepts its invitations).
+A service account creates its own users by `email` (201; the address unverified and unique within the
+service account) and holds authority over them (I1); it cannot claim a `firebaseId` (403
+`identity_reserved`). Users the caller is not and has no authority over are 404.
 """
 
 from typing import Annotated

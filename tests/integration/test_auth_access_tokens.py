@@ -51,7 +51,9 @@ def test_create_returns_a_token_that_works_with_its_origin(svc, aws_calls):
     result = create(svc, body(user))
     assert result.status == 201, result.body
     assert set(result.json) == {"id", "jwt"}
-    assert aws_calls.total == 4 and aws_calls["dynamodb:BatchGetItem"] == 2
+    # Authority (the user item), the user's grants on the scope, the record, the signing key.
+    assert aws_calls.total == 4 and aws_calls["dynamodb:BatchGetItem"] == 1
+    assert aws_calls["dynamodb:GetItem"] == 1
     assert aws_calls["dynamodb:PutItem"] == 1 and aws_calls["secretsmanager:GetSecretValue"] == 1
     # An API-key call itself gets no CORS origin: only tokens carry one.
     assert "access-control-allow-origin" not in result.headers

@@ -11,7 +11,7 @@ from kallo.store import grants, invitations, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import table
 from tests.support.api import invoke
-from tests.support.world import grant, make_object, make_user, ref_of
+from tests.support.world import grant, make_object, make_service_account, make_user, ref_of
 
 
 def on(obj: Ref, **extra: str) -> dict[str, str]:
@@ -324,6 +324,24 @@ def test_invitation_of_a_user_grants_directly(team_world, aws_calls):
     assert aws_calls["dynamodb:GetItem"] == 2 and aws_calls["dynamodb:BatchGetItem"] == 2
     assert aws_calls.total == 5
     assert role_of(team, known) == "viewer" and invitations.get(team, "known@example.com") is None
+
+
+def test_an_invitation_never_matches_a_service_accounts_user(team_world):
+    """I2, from the inviter's side: a user another tenant created with the address is not its owner;
+    the invitation waits for the person (verified email)."""
+    team, owner, *_ = team_world
+    other_tenant, _ = make_service_account("other")
+    theirs = invoke("users.get_or_create_user", other_tenant, query={"email": "local@example.com"})
+    assert theirs.status == 201
+    result = invoke(
+        "auth.add_grantee",
+        owner,
+        query=on(team, inviteEmail="local@example.com"),
+        body={"type": "user", "role": "member"},
+    )
+    assert result.status == 201 and result.json["inviteEmail"] == "local@example.com"
+    assert grants.get(team, Ref("user", theirs.json["id"])) is None
+    assert invitations.get(team, "local@example.com") is not None
 
 
 def test_invitation_rules(team_world):

@@ -96,9 +96,9 @@ def test_a_service_account_asks_about_its_users(aws, aws_calls):
     result = invoke("auth.query_permissions", service, body=ask(team, ["can_edit", "can_view"], pat))
     assert result.status == 200, result.body
     assert result.json["userId"] == pat.user_id and result.json["permissions"] == ["can_view"]
-    # Authority over pat (1 BatchGetItem), the account's check and pat's role on the team (1 BatchGetItem
-    # each), the team's existence (1 GetItem).
-    assert aws_calls["dynamodb:BatchGetItem"] == 3 and aws_calls["dynamodb:GetItem"] == 1
+    # Authority over pat (1 GetItem, the user item), the account's check and pat's role on the team
+    # (1 BatchGetItem each), the team's existence (1 GetItem).
+    assert aws_calls["dynamodb:BatchGetItem"] == 2 and aws_calls["dynamodb:GetItem"] == 2
     assert aws_calls.total == 4
 
 

@@ -11,6 +11,7 @@ from kallo.services import credentials
 from kallo.store import grants, objects, users
 from kallo.store.keys import Ref
 from kallo.store.table import table
+from tests.support.oidc import ISSUER
 
 
 def make_user(
@@ -19,15 +20,32 @@ def make_user(
     firebase_id: str | None = None,
     admin: Principal | None = None,
     name: str = "Pat",
+    issuer: str = ISSUER,
 ) -> Principal:
-    """A registered user; `admin` (a service account) gets authority over it. Returns its principal."""
-    user = {"id": str(uuid4()), "isServiceAccount": False, "displayName": name, "createdAt": now_iso()}
+    """A registered user. Without `admin`: an OIDC user of `issuer` whose email its issuer verified.
+    With `admin` (a service account): a user it created, which gives it authority over it; its email
+    is then tenant-local and unverified. Returns its principal."""
+    user: dict[str, Any] = {
+        "id": str(uuid4()),
+        "isServiceAccount": False,
+        "displayName": name,
+        "createdAt": now_iso(),
+    }
     if email:
         user["emailAddress"] = email.lower()
+        user["emailVerified"] = True
     if firebase_id:
         user["firebaseId"] = firebase_id
-    users.create(user, admin_id=admin.user_id if admin else None)
-    return Principal(user_id=user["id"], scheme="oidc", firebase_id=firebase_id, email=email)
+        user["issuer"] = issuer
+    users.create(user, created_by=admin.user_id if admin else None)
+    return Principal(
+        user_id=user["id"],
+        scheme="oidc",
+        firebase_id=firebase_id,
+        issuer=issuer if firebase_id else None,
+        email=email,
+        email_verified=bool(email) and admin is None,
+    )
 
 
 def make_service_account(name: str = "svc") -> tuple[Principal, str]:

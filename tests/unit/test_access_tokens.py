@@ -134,9 +134,10 @@ def test_create_stores_the_record_and_mints_a_matching_jwt(svc, aws_calls):
     data = request(user.user_id, ref_of(user), team, team, allowOrigin=ORIGIN)
     aws_calls.reset()
     created = access_tokens.create_access_token(Access(svc), data)
-    # Authority (the admin grant), the user's grants on the scope, the record, the signing key.
+    # Authority (the user item), the user's grants on the scope, the record, the signing key.
     assert dict(aws_calls.calls) == {
-        "dynamodb:BatchGetItem": 2,
+        "dynamodb:GetItem": 1,
+        "dynamodb:BatchGetItem": 1,
         "dynamodb:PutItem": 1,
         "secretsmanager:GetSecretValue": 1,
     }
@@ -168,7 +169,8 @@ def test_scope_checks_cost_one_batch_for_all_objects(svc, aws_calls):
     aws_calls.reset()
     access_tokens.create_access_token(Access(svc), request(user.user_id, *topics, convo, team))
     assert aws_calls["dynamodb:Query"] == 4  # 3 topics + the convo; the team inherits nothing
-    assert aws_calls["dynamodb:BatchGetItem"] == 2  # authority + the user's grants on every chain
+    assert aws_calls["dynamodb:GetItem"] == 1  # authority: the user item
+    assert aws_calls["dynamodb:BatchGetItem"] == 1  # the user's grants on every chain
     assert aws_calls["dynamodb:PutItem"] == 1 and aws_calls.total == 7
 
 
@@ -178,15 +180,13 @@ def test_a_token_without_allow_origin_stores_none(svc):
     assert "allowOrigin" not in credentials.get_access_token(created["id"])
 
 
-def test_authority_through_a_team_the_service_account_owns(svc, aws_calls):
+def test_no_token_for_a_member_of_a_team_the_service_account_owns(svc):
+    """I1: a membership gives no authority, whoever made it."""
     member = make_user()
     team = make_object("team", ref_of(svc))
     grant(team, member, "member")
-    aws_calls.reset()
-    created = access_tokens.create_access_token(Access(svc), request(member.user_id, team))
-    assert tokens.verify(created["jwt"])["sub"] == member.user_id
-    # The admin grant is missing, so the user's teams and the caller's role on them are read.
-    assert aws_calls["dynamodb:Query"] == 1 and aws_calls["dynamodb:BatchGetItem"] == 3
+    with pytest.raises(NotFound):
+        access_tokens.create_access_token(Access(svc), request(member.user_id, team))
 
 
 def test_a_service_account_may_mint_for_itself(svc):

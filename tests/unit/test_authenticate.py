@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -174,10 +175,40 @@ def test_an_oidc_id_token_is_the_user_with_that_firebase_id(world, aws_calls):
         "isServiceAccount": False,
         "userId": world.user.user_id,
         "firebaseId": FIREBASE_ID,
+        "issuer": world.issuer.issuer,
         "email": "pat@example.com",
         "emailVerified": True,
     }
-    assert dict(aws_calls.calls) == {"dynamodb:GetItem": 2}  # the firebase id claim, then the user
+    assert dict(aws_calls.calls) == {"dynamodb:GetItem": 2}  # the identity's claim, then the user
+    principal = Principal.from_context({k: str(v) if isinstance(v, bool) else v for k, v in context.items()})
+    assert principal == authenticate.authenticate(bearer(token))
+    assert principal.issuer == world.issuer.issuer and principal.email_verified is True
+
+
+@pytest.mark.parametrize("claimed", ["true", "false", "True", 1, None, [True], {"value": True}])
+def test_email_verified_is_only_the_json_value_true(world, claimed):
+    """I2: the string "false" (or anything but JSON true) verifies nothing."""
+    token = world.issuer.sign(
+        {**world.issuer.claims("fb-claims", email="x@example.com"), "email_verified": claimed}
+    )
+    principal = authenticate.authenticate(bearer(token))
+    assert principal.email_verified is False
+    assert "emailVerified" not in authorize(bearer(token))["context"]
+
+
+def test_the_same_sub_from_another_issuer_is_someone_else(world, monkeypatch):
+    """Finding 7 (I2): a user is (issuer, sub); another issuer's token with the same `sub` is not it."""
+    other = OidcIssuer(issuer="https://other-issuer.test.kallo")
+    try:
+        configured = json.loads(world.issuer.configuration()) + json.loads(other.configuration())
+        monkeypatch.setenv("KALLO_OIDC_ISSUERS", json.dumps(configured))
+        get_settings.cache_clear()
+        assert authenticate.authenticate(bearer(world.issuer.mint(FIREBASE_ID))).user_id == world.user.user_id
+        stranger = authenticate.authenticate(bearer(other.mint(FIREBASE_ID, email="pat@example.com")))
+        assert stranger.user_id is None and stranger.firebase_id == FIREBASE_ID
+        assert stranger.issuer == other.issuer
+    finally:
+        other.close()
 
 
 def test_an_oidc_identity_without_a_user_may_only_register(world, aws_calls):
@@ -332,7 +363,12 @@ class TestRefused:
         assert_refused(headers)
         with pytest.raises(Unauthorized) as refused:
             authenticate.authenticate(headers)
-        assert reason in refused.value.message
+        message, cause = refused.value.message, str(refused.value.__cause__)
+        if message in ("the access token is not valid", "the ID token is not valid"):
+            # A token's flaw is logged, never told (I7): the message names only the kind of token.
+            assert reason in cause and cause not in message
+        else:
+            assert reason in message
 
     def test_a_garbage_token_in_the_query_is_refused(self, shared: World) -> None:
         assert_refused({}, {"token": "garbage"})
@@ -343,6 +379,19 @@ class TestRefused:
         assert authorize(bearer(shared.sign(shared.claims())))["principalId"] == shared.user.user_id
         assert authorize(bearer(shared.issuer.mint(FIREBASE_ID)))["principalId"] == shared.user.user_id
         assert authorize({"x-api-key": shared.api_key})["principalId"] == shared.service_account.user_id
+
+
+def test_a_refused_token_says_why_only_in_the_log(world, caplog):
+    """I7: the 401's message names the kind of token, never the JWT library's reason; the log does."""
+    caplog.set_level(logging.INFO)
+    forged = world.sign(world.claims(), b"another-key-entirely-0123456789abcdef")
+    expired = world.issuer.mint(FIREBASE_ID, exp=int(time.time()) - 60)
+    for token, message in ((forged, "the access token is not valid"), (expired, "the ID token is not valid")):
+        with pytest.raises(Unauthorized) as refused:
+            authenticate.authenticate(bearer(token))
+        assert refused.value.message == message
+    reasons = [getattr(r, "reason", "") for r in caplog.records if r.getMessage() == "bearer token refused"]
+    assert reasons == ["Signature verification failed", "Signature has expired"]
 
 
 def test_a_refusal_is_not_cached(world):

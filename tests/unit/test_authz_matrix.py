@@ -325,6 +325,25 @@ def test_the_whole_user_scope_covers_everything(scoped):
     assert stranger_scope.permissions(s.team) == frozenset()
 
 
+def test_a_narrow_token_does_not_reach_its_own_user_object(scoped):
+    """I3: the token's own user object (grantees, profile, stats, related users) is covered by the
+    whole-user scope only, and acting for oneself by name needs it too."""
+    s = scoped
+    me = ref_of(s.alice)
+    for token in (_token(s.alice, s.convo), _token(s.alice, s.team), _token(s.alice)):
+        assert not token.in_scope(me) and token.permissions(me) == frozenset()
+        with pytest.raises(NotFound):
+            token.require(me)
+        assert authority.has_authority(token, s.alice.user_id) is False
+        with pytest.raises(NotFound):
+            authority.acting_for(token, s.alice.user_id)
+        # Unnamed, the caller is itself, bounded object by object by its scope.
+        assert authority.acting_for(token, None) is token
+    whole = _token(s.alice, me)
+    assert whole.in_scope(me) and Permission.can_edit in whole.permissions(me)
+    assert authority.acting_for(whole, s.alice.user_id) is whole
+
+
 def test_require_scope_for_owner(scoped):
     s = scoped
     for access in (Access(s.alice), _token(s.alice, ref_of(s.alice))):
@@ -348,6 +367,7 @@ class AuthorityWorld:
     created: Principal
     member_of_owned: Principal
     member_of_administered: Principal
+    granted_admin: Principal
     stranger: Principal
     plain_owner: Principal
     plain_member: Principal
@@ -363,10 +383,20 @@ def authorities(world) -> AuthorityWorld:
     administered = make_object("team", ref_of(stranger))
     grant(administered, service, "admin")
     grant(administered, member_of_administered, "member")
+    # An admin grant on a user object, as Add Grantee makes one: a permission, not authority.
+    granted_admin = make_user()
+    grant(ref_of(granted_admin), service, "admin")
     plain_owner, plain_member = make_user(), make_user()
     grant(make_object("team", ref_of(plain_owner)), plain_member, "member")
     return AuthorityWorld(
-        service, created, member_of_owned, member_of_administered, stranger, plain_owner, plain_member
+        service,
+        created,
+        member_of_owned,
+        member_of_administered,
+        granted_admin,
+        stranger,
+        plain_owner,
+        plain_member,
     )
 
 
@@ -375,10 +405,12 @@ def authorities(world) -> AuthorityWorld:
     [
         ("service", "service", True),
         ("service", "created", True),
-        ("service", "member_of_owned", True),
-        ("service", "member_of_administered", False),  # admin of the team, not its owner
+        # I1: nothing but having created the user gives authority.
+        ("service", "member_of_owned", False),
+        ("service", "member_of_administered", False),
+        ("service", "granted_admin", False),
         ("service", "stranger", False),
-        ("plain_owner", "plain_member", False),  # only service accounts act for team members
+        ("plain_owner", "plain_member", False),
         ("created", "service", False),
         ("member_of_owned", "service", False),
     ],

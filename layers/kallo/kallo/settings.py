@@ -11,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class OidcIssuer(BaseModel):
     """An OpenID Connect issuer whose ID tokens are accepted as FirebaseAuth (Firebase, Cognito, ...)."""
 
-    issuer: str
+    # An issuer identifier has no fragment (OIDC Discovery 1.0, 2), so no `#`: it is part of the key
+    # that identifies a user, `IDENTITY#<issuer>#<sub>`.
+    issuer: str = Field(pattern=r"^[^#]+$")
     audience: str
     jwks_uri: str = Field(alias="jwksUri")
 

@@ -1,5 +1,8 @@
 """Turn a request's credentials into a Principal, as the API Gateway authorizer does for every call.
 
+A refusal names the kind of credential, never the JWT library's reason (which would tell an attacker
+which part of a forged token to fix next, I7); the reason is logged.
+
 Verified credentials are remembered in the container for at most `credential_cache_seconds` (and never
 past their expiry), so a revoked key or token stops working within that time.
 """
@@ -11,6 +14,7 @@ import time
 from collections.abc import Mapping
 
 import jwt
+from aws_lambda_powertools import Logger
 
 from kallo.auth import api_keys, oidc, tokens
 from kallo.auth.principal import Principal
@@ -19,6 +23,7 @@ from kallo.settings import OidcIssuer, get_settings
 from kallo.store import credentials, users
 from kallo.store.keys import Ref
 
+logger = Logger(child=True)
 _cache: dict[str, tuple[float, Principal]] = {}
 _MAX_CACHE_ENTRIES = 1024
 
@@ -86,7 +91,7 @@ def _access_token(token: str) -> tuple[Principal, float]:
     try:
         claims = tokens.verify(token)
     except jwt.InvalidTokenError as error:
-        raise Unauthorized(f"the access token is not valid: {error}") from error
+        raise _refused("the access token is not valid", error) from error
     record = credentials.get_access_token(claims["jti"])
     if not record or record.get("revokedAt") or record["userId"] != claims["sub"]:
         raise Unauthorized("the access token has been revoked")
@@ -104,13 +109,24 @@ def _id_token(token: str, issuer: OidcIssuer) -> tuple[Principal, float]:
     try:
         claims = oidc.verify(token, issuer)
     except (jwt.InvalidTokenError, jwt.PyJWKClientError) as error:
-        raise Unauthorized(f"the ID token is not valid: {error}") from error
-    user = users.find_by_firebase_id(claims["sub"])
+        raise _refused("the ID token is not valid", error) from error
+    # I2 (identity): the user is the one of (issuer, sub); the same `sub` from another issuer is
+    # someone else.
+    user = users.find_by_identity(issuer.issuer, claims["sub"])
+    email = claims.get("email")
     principal = Principal(
         user_id=user["id"] if user else None,
         scheme="oidc",
         firebase_id=claims["sub"],
-        email=claims.get("email"),
-        email_verified=bool(claims.get("email_verified")),
+        issuer=issuer.issuer,
+        email=email if isinstance(email, str) else None,
+        # I2: only the JSON value true counts; the strings "true" and "false" are not a verification.
+        email_verified=claims.get("email_verified") is True,
     )
     return principal, float(claims["exp"])
+
+
+def _refused(message: str, error: Exception) -> Unauthorized:
+    """A refusal that names no reason (I7); the reason goes to the log."""
+    logger.info("bearer token refused", extra={"refusal": message, "reason": str(error)})
+    return Unauthorized(message)

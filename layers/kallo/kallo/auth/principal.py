@@ -15,7 +15,8 @@ Scheme = Literal["api_key", "access_token", "oidc"]
 class Principal:
     """Who is calling. `user_id` is None only for an OIDC identity that has no user yet (it may then
     only create its user through Get/Create a User). `scope` is None when unrestricted; for an access
-    token it is the token's scope objects."""
+    token it is the token's scope objects. An OIDC identity is `issuer` and `firebase_id` (its `sub`)
+    together (I2); `email_verified` is true only when the issuer said exactly `true`."""
 
     user_id: str | None
     scheme: Scheme
@@ -24,6 +25,7 @@ class Principal:
     allow_origin: str | None = None
     token_id: str | None = None
     firebase_id: str | None = None
+    issuer: str | None = None
     email: str | None = None
     email_verified: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -39,6 +41,7 @@ class Principal:
             ("allowOrigin", self.allow_origin),
             ("tokenId", self.token_id),
             ("firebaseId", self.firebase_id),
+            ("issuer", self.issuer),
             ("email", self.email),
         ):
             if value:
@@ -60,6 +63,7 @@ class Principal:
             allow_origin=context.get("allowOrigin") or None,
             token_id=context.get("tokenId") or None,
             firebase_id=context.get("firebaseId") or None,
+            issuer=context.get("issuer") or None,
             email=context.get("email") or None,
             email_verified=_truthy(context.get("emailVerified")),
         )

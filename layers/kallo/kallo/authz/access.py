@@ -105,13 +105,16 @@ class Access:
         return best
 
     def in_scope(self, obj: Ref) -> bool:
-        """Whether an access token's scope covers `obj`: a scope object, or anything it owns or links."""
+        """Whether an access token's scope covers `obj`: a scope object, or anything it owns or links.
+
+        I3 (scope): the whole-user scope `{type: user, id: <self>}` covers everything; the token's own
+        user object (its grantees, profile, stats, related users) is covered by nothing less. A user
+        object owns and links nothing, so it is in scope only when it is a scope object itself.
+        """
         scope = self.principal.scope
         if scope is None:
             return True
         if Ref("user", self.principal.user_id or "") in scope:
-            return True
-        if obj == Ref("user", self.principal.user_id or ""):
             return True
         return any(node in scope for node in self._scope_chain(obj))
 

@@ -158,6 +158,8 @@ PERMISSIONS: dict[ObjectType, dict[Role, frozenset[Permission]]] = {
     },
     ObjectType.user: {
         # A user owns their own user object; a service account that created a user is its admin.
+        # These are permissions on the object (its grantees) only: acting for the user, its profile
+        # included, is authority, which no grant gives (I1, `services.authority`).
         Role.owner: _perms(*_VIEW, "can_edit", *_manage("admin")),
         Role.admin: _perms(*_VIEW, "can_edit"),
     },

@@ -1,5 +1,6 @@
-"""Access tokens (API.md, Authentication): minted by a service account for a user it has authority over,
-limited to scope objects that user can view, revocable by their creator.
+"""Access tokens (API.md, Authentication): minted by a service account for a user it has authority over
+(I1, `services.authority`: itself or a user it created, nothing else), limited to scope objects that user
+can view, revocable by their creator.
 
 The token is a JWT (`kallo.auth.tokens`); its record (`TOKEN#<id>`) holds the scope, the allowed origin
 and the revocation, and is read by the authorizer on every (uncached) use, so a revocation takes effect

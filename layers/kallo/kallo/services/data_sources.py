@@ -16,8 +16,8 @@ for the caller's grants on it and what it inherits from, plus 1 Query per linked
 - Get a Data Source: the check + 1 GetItem. Update: the check + 1 UpdateItem.
 - Generate Signed URL for Download: the check + 1 GetItem (signing is local).
 - Query Data Sources: `dataSourceIds` and the listings as `owned.viewable_among` / `list_viewable`
-  (3 calls for a caller in no team); `userId` of someone else adds the authority check (1 BatchGetItem,
-  + 1 Query and 1 BatchGetItem for a service account); `convoId` / `topicId`: the check on it + 1 Query
+  (3 calls for a caller in no team); `userId` of someone else adds the authority check (1 GetItem, the
+  user item, `services.authority`); `convoId` / `topicId`: the check on it + 1 Query
   (GSI1, its links) + 1 BatchGetItem (+ 1 GetItem for a topic's order).
 """
 

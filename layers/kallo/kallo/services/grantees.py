@@ -193,9 +193,14 @@ def add_grantee(
     A grantee that already holds another role gets the new one (which also needs the permission to
     remove the old one; an owner is changed only by Set Grantees); asking again for the role it
     holds changes nothing. With `invite_email` (objects of `policy.INVITABLE_TYPES`, a user grantee
-    without id): the user with that email is granted the role directly when there is one, otherwise an
-    invitation is stored and returned (`{objectType, objectId, inviteEmail, role, createdBy,
-    createdAt}`), which becomes the grant when the invitee registers.
+    without id): the user whose VERIFIED email it is (I2: an OIDC user whose issuer verified it) is
+    granted the role directly when there is one, otherwise an invitation is stored and returned
+    (`{objectType, objectId, inviteEmail, role, createdBy, createdAt}`), which becomes the grant when
+    the person registers with that verified address. A service account's users are never matched by
+    their (unverified, tenant-local) address: their service account adds them by id.
+
+    A grant on a user object (admin) is a permission on that object only, never authority over the
+    user (I1, `services.authority`).
     """
     if grantee.role == Role.owner:
         raise _owner_refused()

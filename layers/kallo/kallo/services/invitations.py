@@ -1,5 +1,10 @@
 """Invitations: pending grants for email addresses that have no user yet (Get Invitations, Delete
-Invitation), and their acceptance when a user is created with such an address.
+Invitation), and their acceptance by the person invited.
+
+I2 (identity): an invitation is accepted only by the person it was sent to: an OpenID Connect identity
+registering with that address, verified by its issuer (`services.users`). Users a service account
+creates with an address never accept one (their address is unverified and tenant-local). I1
+(authority): an accepted invitation is a grant like any other, never authority over the invitee.
 
 Add Grantee (`inviteEmail`) creates them; they expire through DynamoDB's TTL, which deletes lazily
 (and never on the local stack), so every reader keeps only the current ones.
@@ -67,6 +72,7 @@ def delete_invitation(access: Access, object_type: str, object_id: str, email: s
 def accept_invitations(user_id: str, email: str) -> int:
     """Turn the current invitations sent to `email` into grants to the new user `user_id`, each grant
     written in the same transaction as its invitation's deletion; returns how many were accepted.
+    Only for the owner of the verified address `email` (I2): an OIDC user registering with it.
 
     More than 50 invitations take several transactions: a grant and the deletion of its invitation
     always share one, so an interruption leaves every invitation either accepted or still pending.
@@ -77,10 +83,10 @@ def accept_invitations(user_id: str, email: str) -> int:
     pairs: list[list[dict[str, Any]]] = []
     for invitation in pending:
         obj = Ref(invitation["objectType"], invitation["objectId"])
-        # The invitee's acceptance makes the grant (so it counts as consent, e.g. for a service
-        # account's authority over members of its teams); who invited stays on record.
-        grant = grants.item(obj, grantee, invitation["role"], created_by=user_id, created_at=iso(moment))
-        grant["invitedBy"] = invitation["createdBy"]
+        # The grant is the inviter's, made when the invitee arrives.
+        grant = grants.item(
+            obj, grantee, invitation["role"], created_by=invitation["createdBy"], created_at=iso(moment)
+        )
         pairs.append([{"put": grant}, {"delete": keys.invitation_key(obj, email)}])
     per_transaction = TRANSACT_LIMIT // 2
     for start in range(0, len(pairs), per_transaction):

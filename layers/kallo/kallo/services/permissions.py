@@ -6,7 +6,7 @@ object then is a 404, as anywhere. About itself, a hidden or unknown object simp
 
 Costs in AWS calls: the evaluation (one Query per object of the ownership chain that can inherit, plus
 one BatchGetItem, see `kallo.authz.access`) + 1 GetItem proving the object exists when a permission is
-held; another user adds the authority check (1 BatchGetItem for a user the caller administers) and its
+held; another user adds the authority check (1 GetItem, the user item, `services.authority`) and its
 own evaluation (1 BatchGetItem, the chain being read already).
 """
 

@@ -1,20 +1,36 @@
 """Users: Get/Create a User (registration on the fly), Update a User, Get Related Users and Get
 Dashboard User Stats.
 
-Who may see a user: the user itself, and callers with authority over it (`services.authority`: a
-service account over the users it created and the members of teams it owns). Everyone else gets 404,
-as if the user did not exist.
+Who may see or act on a user: whoever has authority over it (`services.authority`, I1): the user
+itself, and the service account that created it. Everyone else gets 404, as if the user did not
+exist. An access token reaches its own user object only with the whole-user scope (I3): otherwise
+that user is hidden from it as well (404), like any object outside its scope.
 
-Costs in AWS calls (an authority check on another user: 1 BatchGetItem, plus, for a service account
-that did not create the user, 1 Query for the user's teams and 1 BatchGetItem when it has any):
-- Get/Create, `userId`: the authority check, then 1 GetItem;
-- Get/Create, `firebaseId` / `email`: 1 GetItem for the unique claim; an existing user is 1 more
-  GetItem and the authority check (free for oneself); a creation is 1 TransactWriteItems, and with an
-  email address 1 Query for its invitations (+ 1 TransactWriteItems per 50 current ones);
-- Update a User: 1 BatchGetItem (the permission check) and 1 UpdateItem;
-- Get Related Users: 1 Query for the user's grants, 1 Query per shared object (at most
-  MAX_RELATED_OBJECTS, run side by side), 1 BatchGetItem for the page's users (none when empty);
-- Get Dashboard User Stats: 3 Queries with `Select=COUNT`.
+Identity (I2):
+- an OpenID Connect identity is (issuer, sub): it registers itself with `firebaseId=<its sub>`; the
+  same `sub` from another issuer is another user. Its email address is kept, and claimed for the
+  whole deployment, only when the issuer says `email_verified` is exactly true; registering with such
+  an address accepts the current invitations to it (at registration only: an address verified later
+  accepts nothing, and its invitations stay pending until they expire);
+- a service account cannot claim an identity: `firebaseId=` from a service account is always 403
+  `identity_reserved` (whether or not the identity exists, so it learns nothing);
+- a service account creates users by email address: such a user is its own (tenant-local), its address
+  unverified and unique within that service account only; another service account asking for the same
+  address gets a user of its own, and nobody's creation blocks the person's own registration. These
+  users accept no invitations: their service account adds them to its teams itself.
+
+Costs in AWS calls:
+- Get/Create, `userId`: 1 GetItem;
+- Get/Create, `firebaseId`: 1 GetItem for the identity's claim, and 1 GetItem for an existing user; a
+  registration is 1 TransactWriteItems, and with a verified email address 1 Query for its invitations
+  (+ 1 TransactWriteItems per 50 current ones); when that address is another identity's already, 1
+  GetItem and 1 more TransactWriteItems (registered without it). An access token: 1 GetItem (its user);
+- Get/Create, `email`: 1 GetItem for the claim (the service account's own, or the verified one), and 1
+  GetItem for an existing user, or 1 TransactWriteItems for a creation;
+- Update a User: the authority check (free for oneself, 1 GetItem otherwise) and 1 UpdateItem;
+- Get Related Users: the authority check, 1 Query for the user's grants, 1 Query per shared object (at
+  most MAX_RELATED_OBJECTS, run side by side), 1 BatchGetItem for the page's users (none when empty);
+- Get Dashboard User Stats: the authority check and 3 Queries with `Select=COUNT`.
 """
 
 from __future__ import annotations
@@ -28,7 +44,6 @@ from pydantic import TypeAdapter, ValidationError
 
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
-from kallo.authz.policy import Permission
 from kallo.clock import now_iso
 from kallo.errors import BadRequest, Conflict, Forbidden, NotFound
 from kallo.models.common import Email
@@ -59,12 +74,7 @@ def get_or_create_user(
     access: Access, *, user_id: str | None = None, firebase_id: str | None = None, email: str | None = None
 ) -> tuple[dict[str, Any], bool]:
     """The user named by exactly one of `user_id`, `firebase_id` and `email`, and whether it was
-    created by this call.
-
-    Creation on the fly: an OpenID Connect identity that has no user yet registers itself with its
-    own `firebase_id` (its verified email address comes along); a service account creates a user by
-    Firebase id or by email address and gets authority over it (the admin grant).
-    """
+    created by this call (see the module's rules)."""
     given = [v for v in (user_id, firebase_id, email) if v is not None]
     if len(given) != 1:
         raise BadRequest("give exactly one of userId, firebaseId and email", code="one_filter_required")
@@ -83,72 +93,97 @@ def get_or_create_user(
 
 
 def _by_id(access: Access, user_id: str) -> dict[str, Any]:
-    # The check comes first: it is free for oneself, and nobody else learns whether the id exists.
-    if not authority.has_authority(access, user_id):
-        raise NotFound(f"user {user_id} not found")
     found = users.get(user_id)
-    if found is None:
+    if found is None or not authority.over(access, found):
         raise NotFound(f"user {user_id} not found")
     return found
 
 
 def _by_firebase_id(access: Access, firebase_id: str) -> tuple[dict[str, Any], bool]:
-    found = users.find_by_firebase_id(firebase_id)
-    if found:
-        return _visible(access, found, f"no user with firebaseId {firebase_id}"), False
-    return _create_for_firebase_id(access, firebase_id)
+    """I2: an identity registers (or finds) itself; a service account claims none."""
+    principal = access.principal
+    missing = NotFound(f"no user with firebaseId {firebase_id}")
+    if principal.is_service_account:
+        raise Forbidden(
+            "an OpenID Connect identity registers itself: a service account cannot create or look up "
+            "users by firebaseId (create yours by email address)",
+            code="identity_reserved",
+        )
+    if principal.scheme == "oidc":
+        if firebase_id != principal.firebase_id or not principal.issuer:
+            raise missing
+        found = users.find_by_identity(principal.issuer, firebase_id)
+        return (found, False) if found else _register(principal)
+    # An access token: only its own user, by its own firebaseId.
+    own = users.get(principal.user_id) if principal.user_id else None
+    if own is None or own.get("firebaseId") != firebase_id or not authority.over(access, own):
+        raise missing
+    return own, False
 
 
 def _by_email(access: Access, email: str) -> tuple[dict[str, Any], bool]:
-    found = users.find_by_email(email)
-    if found:
-        return _visible(access, found, f"no user with email {email}"), False
-    principal = access.principal
-    if not principal.is_service_account or not principal.user_id:
-        raise NotFound(f"no user with email {email}")
-    return _create({"emailAddress": email}, admin_id=principal.user_id), True
-
-
-def _is_own_identity(principal: Principal, user: dict[str, Any]) -> bool:
-    """Whether `user` is the caller: by id, or by the Firebase id of its ID token (an API Gateway
-    authorizer may have cached the principal from before the user was created)."""
-    if user["id"] == principal.user_id:
-        return True
-    firebase_id = principal.firebase_id if principal.scheme == "oidc" else None
-    return bool(firebase_id) and user.get("firebaseId") == firebase_id
-
-
-def _visible(access: Access, user: dict[str, Any], missing: str) -> dict[str, Any]:
-    if _is_own_identity(access.principal, user) or authority.has_authority(access, user["id"]):
-        return user
-    raise NotFound(missing)
-
-
-def _create_for_firebase_id(access: Access, firebase_id: str) -> tuple[dict[str, Any], bool]:
     principal = access.principal
     if principal.is_service_account and principal.user_id:
-        return _create({"firebaseId": firebase_id}, admin_id=principal.user_id), True
-    if principal.scheme != "oidc" or principal.user_id is not None or principal.firebase_id != firebase_id:
-        raise NotFound(f"no user with firebaseId {firebase_id}")
-    fields: dict[str, Any] = {"firebaseId": firebase_id}
-    email = _verified_email(principal)
-    if email:
-        fields["emailAddress"] = email
+        # I2: the service account's own users only; nobody else's user, verified or not, is looked up
+        # (so this says nothing about who else has the address).
+        found = users.find_local(principal.user_id, email)
+        return (found, False) if found else _create_local(principal.user_id, email)
+    found = users.find_by_email(email)
+    if found is None or not authority.over(access, found):
+        raise NotFound(f"no user with email {email}")
+    return found, False
+
+
+def _new_user(fields: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(uuid4()), "isServiceAccount": False, **fields, "createdAt": now_iso()}
+
+
+def _create_local(service_account_id: str, email: str) -> tuple[dict[str, Any], bool]:
+    """A user of the service account's own (I1: it has authority over it), its address unverified and
+    unique within that service account (I2). It accepts no invitation."""
+    user = _new_user({"emailAddress": email})
     try:
-        return _create(fields), True
+        users.create(user, created_by=service_account_id)
     except Conflict:
-        # The same identity registering twice at once (an app's parallel first requests): the other
-        # request created the user. Otherwise its email address belongs to another user.
-        raced = users.find_by_firebase_id(firebase_id)
+        # The same service account creating it twice at once: the other request's user.
+        raced = users.find_local(service_account_id, email)
         if raced:
             return raced, False
         raise
+    return {**user, "createdBy": service_account_id}, True
+
+
+def _register(principal: Principal) -> tuple[dict[str, Any], bool]:
+    """Register an OIDC identity as a new user (I2). With an address its issuer verified, the address
+    is claimed and the invitations sent to it become the user's grants; when another identity holds
+    that address already (the same person at another issuer, or someone else), the identity is
+    registered without it: a registration is never refused for an address."""
+    issuer, subject = principal.issuer or "", principal.firebase_id or ""
+    fields: dict[str, Any] = {"firebaseId": subject, "issuer": issuer}
+    email = _verified_email(principal)
+    user = _new_user({**fields, "emailAddress": email, "emailVerified": True} if email else fields)
+    try:
+        users.create(user)
+    except Conflict:
+        # The same identity registering twice at once (an app's parallel first requests): the other
+        # request created the user. Otherwise its email address is taken.
+        raced = users.find_by_identity(issuer, subject)
+        if raced:
+            return raced, False
+        if not email:
+            raise
+        user = _new_user(fields)
+        users.create(user)
+        return user, True
+    if email:
+        invitations.accept_invitations(user["id"], email)
+    return user, True
 
 
 def _verified_email(principal: Principal) -> str | None:
     """The ID token's email address, only when the issuer verified it (anyone can claim one), and
     only when it is a valid address (a broken claim must not block registration)."""
-    if not principal.email or not principal.email_verified:
+    if not principal.email or principal.email_verified is not True:
         return None
     try:
         return _email.validate_python(principal.email)
@@ -156,31 +191,15 @@ def _verified_email(principal: Principal) -> str | None:
         return None
 
 
-def _create(fields: dict[str, Any], *, admin_id: str | None = None) -> dict[str, Any]:
-    """Write a new user (409 when its Firebase id or email address belongs to another user), then
-    accept the invitations sent to its email address."""
-    user = {"id": str(uuid4()), "isServiceAccount": False, **fields, "createdAt": now_iso()}
-    try:
-        users.create(user, admin_id=admin_id)
-    except Conflict as error:
-        claims = " or ".join(
-            f"{name} {user[name]}" for name in ("firebaseId", "emailAddress") if name in user
-        )
-        raise Conflict(f"another user already has {claims}", code="user_exists") from error
-    if user.get("emailAddress"):
-        invitations.accept_invitations(user["id"], user["emailAddress"])
-    return user
-
-
 # -- Update a User ------------------------------------------------------------------------------------
 
 
 def update_user(access: Access, user_id: str, data: UserUpdate) -> dict[str, Any]:
-    """Change a user's profile: the user itself (its owner) or the service account that created it
-    (its admin) may; anyone else gets 404."""
+    """Change a user's profile: whoever has authority over it (I1: the user itself, within a
+    whole-user scope, I3, or the service account that created it); anyone else gets 404. A grant on
+    the user object gives no such right: Add Grantee can make one."""
     ref = Ref("user", user_id)
-    # No role on a user grants can_view without can_edit, so this is 404 for everyone else.
-    access.require(ref, Permission.can_edit)
+    authority.acting_for(access, user_id)
     try:
         return objects.update(ref, data.changes())
     except Conflict as error:
@@ -202,6 +221,7 @@ def related_users(
     the cursor is the last id returned.
     """
     after = _decode_cursor(next_token)
+    # I1, I3: the user's own relations are the user object's: authority and a whole-user scope.
     authority.acting_for(access, user_id)
     me = Ref("user", user_id)
     rank = {kind: i for i, kind in enumerate(_SHARED_TYPES)}
@@ -244,8 +264,9 @@ def _decode_cursor(token: str | None) -> str:
 
 def user_stats(access: Access, user_id: str | None = None) -> dict[str, int]:
     """How many convos, teams and data sources the user (the caller by default) holds a direct grant
-    on: one `Select=COUNT` Query each, so no item is read."""
-    acting = authority.acting_for(access, user_id)
+    on: one `Select=COUNT` Query each, so no item is read. The caller's own stats too are the user
+    object's (I3): an access token needs the whole-user scope."""
+    acting = authority.acting_for(access, user_id or access.principal.user_id or "")
     me = Ref("user", acting.principal.user_id or "")
     return {
         "convos": grants.count_of_grantee(me, "convo"),

@@ -9,8 +9,9 @@ Entity chart
 | object (user, team, topic, convo, prompt, data_source) | `OBJ#<type>#<id>` | `#META` | -            | -                          |     |
 | grant           | `OBJ#<type>#<id>`       | `GRANT#<granteeType>#<granteeId>` | `GRANTEE#<granteeType>#<granteeId>` | `<type>#<id>`     |     |
 | invitation      | `OBJ#<type>#<id>`       | `INVITE#<email>`                | `INVITEE#<email>`               | `<type>#<id>`              | yes |
-| unique firebase id | `FIREBASE#<firebaseId>` | `#UNIQUE`                    | -                               | -                          |     |
-| unique email    | `EMAIL#<email>`         | `#UNIQUE`                       | -                               | -                          |     |
+| unique OIDC identity | `IDENTITY#<issuer>#<sub>` | `#UNIQUE`                 | -                               | -                          |     |
+| unique verified email | `EMAIL#<email>`   | `#UNIQUE`                       | -                               | -                          |     |
+| tenant-local email | `LOCALEMAIL#<serviceAccountId>#<email>` | `#UNIQUE`    | -                               | -                          |     |
 | API key         | `APIKEY#<sha256 of key>`| `#META`                         | `APIKEYS#<userId>`              | `<createdAt>`              |     |
 | access token    | `TOKEN#<jti>`           | `#META`                         | `TOKENS#<creator userId>`       | `<createdAt>`              | yes |
 | step            | `OBJ#convo#<convoId>`   | `STEP#<createdAt>#<stepId>`     | `STEP#<stepId>`                 | `#META`                    |     |
@@ -32,6 +33,13 @@ without reading the whole convo; a step's search postings (one per distinct word
 found by word through GSI1, newest first. Both live in the convo's partition, so deleting a convo
 (the purge worker empties the partition) removes them too.
 
+User claims (I2, identity): an OIDC user is keyed by (issuer, subject), never by `sub` alone: two
+issuers may hand out the same `sub` to two different people (a configured issuer never contains `#`,
+so the key is unambiguous). `EMAIL#` is claimed only by an OIDC user whose issuer verified the address
+(`email_verified` exactly true); the email a service account gives a user it creates is claimed only
+within that service account (`LOCALEMAIL#`), so no tenant can take an address from another tenant or
+from the person it belongs to.
+
 A data source's bytes, text and retrieval index are in S3 (`kallo.store.blobs`); its summary lives in
 its partition, so deleting the data source's partition removes it. The data sources linked to a convo
 or topic are pattern 6 (the convo's or topic's `dependent` grants, GSI1 `GRANTEE#convo#<id>`,
@@ -46,7 +54,7 @@ Access patterns
 | 4  | an object's structural grants                | PK=`OBJ#t#id`, SK between `GRANT#` and `GRANT#topic#~`     | `grants.structural` |
 | 5  | an object's user grants (e.g. team members)  | PK=`OBJ#t#id`, SK begins_with `GRANT#user#`                | `grants.of_object` |
 | 6  | the objects a grantee holds grants on        | GSI1PK=`GRANTEE#gt#gid`, GSI1SK begins_with `<type>#`      | `grants.of_grantee` |
-| 7  | a user by Firebase id / email                | PK=`FIREBASE#fid` / `EMAIL#email`, SK=`#UNIQUE`, then (1)  | `users.find_by_*` |
+| 7  | a user by OIDC identity / verified email / a service account's email | PK=`IDENTITY#iss#sub` / `EMAIL#email` / `LOCALEMAIL#svc#email`, SK=`#UNIQUE`, then (1) | `users.find_by_*` |
 | 8  | an object's invitations                      | PK=`OBJ#t#id`, SK begins_with `INVITE#`                    | `invitations.of_object` |
 | 9  | invitations sent to an email                 | GSI1PK=`INVITEE#email`                                     | `invitations.for_email` |
 | 10 | an API key by its hash                       | PK=`APIKEY#hash`, SK=`#META`                               | `credentials.get_api_key` |
@@ -123,12 +131,20 @@ def invitee_pk(email: str) -> str:
     return f"INVITEE#{email}"
 
 
-def firebase_key(firebase_id: str) -> dict[str, str]:
-    return {"PK": f"FIREBASE#{firebase_id}", "SK": UNIQUE}
+def identity_key(issuer: str, subject: str) -> dict[str, str]:
+    """The claim of an OIDC identity: its issuer and its `sub` together (I2)."""
+    return {"PK": f"IDENTITY#{issuer}#{subject}", "SK": UNIQUE}
 
 
 def email_key(email: str) -> dict[str, str]:
+    """The global claim of a verified email address (I2)."""
     return {"PK": f"EMAIL#{email}", "SK": UNIQUE}
+
+
+def local_email_key(service_account_id: str, email: str) -> dict[str, str]:
+    """The claim of an email address a service account gave a user it created: unique within that
+    service account only (I2)."""
+    return {"PK": f"LOCALEMAIL#{service_account_id}#{email}", "SK": UNIQUE}
 
 
 def api_key_key(key_hash: str) -> dict[str, str]:

@@ -1,4 +1,10 @@
-"""User items and their unique Firebase id / email claims (access pattern 7)."""
+"""User items and their unique claims (access pattern 7).
+
+I2 (identity): an OIDC user is claimed by (issuer, subject) (`IDENTITY#`); an email address globally
+(`EMAIL#`) only when its issuer verified it, and the user item then carries `emailVerified: true`; the
+email a service account gives a user it creates is claimed within that service account only
+(`LOCALEMAIL#`). I1 (authority): a user created by a service account records it as `createdBy`.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +15,35 @@ from kallo.store.keys import Ref
 from kallo.store.table import table
 
 
-def create(user: dict[str, Any], *, admin_id: str | None = None) -> None:
-    """Write a user with its unique claims in one transaction; `admin_id` (a service account that
-    creates the user) receives the admin grant that gives it authority over the user."""
+def create(user: dict[str, Any], *, created_by: str | None = None) -> None:
+    """Write a user with its unique claims in one transaction (409 when one is taken).
+
+    - `issuer` and `firebaseId` (an OIDC identity registering itself) claim the identity;
+    - `emailAddress` with `emailVerified: true` (verified by that issuer) claims the address globally;
+    - `created_by` (a service account creating the user) is recorded on the item as `createdBy`, which
+      is what gives it authority over the user (`services.authority`), and receives the admin grant on
+      the user object (what the role table evaluates: it lets the creator see the user's grantees). Its
+      `emailAddress` is claimed within that service account only and is never verified.
+    """
+    if created_by:
+        user = {**user, "createdBy": created_by}
+        user.pop("emailVerified", None)
     ref = Ref("user", user["id"])
     operations: list[dict[str, Any]] = [{"put": objects.item(ref, user), "new": True}]
-    if user.get("firebaseId"):
-        operations.append(
-            {"put": {**keys.firebase_key(user["firebaseId"]), "userId": user["id"]}, "new": True}
-        )
-    if user.get("emailAddress"):
-        operations.append(
-            {"put": {**keys.email_key(user["emailAddress"]), "userId": user["id"]}, "new": True}
-        )
-    if admin_id:
+
+    def claim(key: dict[str, str]) -> None:
+        operations.append({"put": {**key, "userId": user["id"]}, "new": True})
+
+    if user.get("firebaseId") and user.get("issuer"):
+        claim(keys.identity_key(user["issuer"], user["firebaseId"]))
+    email = user.get("emailAddress")
+    if email and created_by:
+        claim(keys.local_email_key(created_by, email))
+    elif email and user.get("emailVerified") is True:
+        claim(keys.email_key(email))
+    if created_by:
         grant = grants.item(
-            ref, Ref("user", admin_id), "admin", created_by=admin_id, created_at=user["createdAt"]
+            ref, Ref("user", created_by), "admin", created_by=created_by, created_at=user["createdAt"]
         )
         operations.append({"put": grant})
     table().transact(operations)
@@ -39,9 +58,17 @@ def _find(claim_key: dict[str, str]) -> dict[str, Any] | None:
     return get(claim["userId"]) if claim else None
 
 
-def find_by_firebase_id(firebase_id: str) -> dict[str, Any] | None:
-    return _find(keys.firebase_key(firebase_id))
+def find_by_identity(issuer: str, subject: str) -> dict[str, Any] | None:
+    """The user of the OIDC identity (issuer, subject)."""
+    return _find(keys.identity_key(issuer, subject))
 
 
 def find_by_email(email: str) -> dict[str, Any] | None:
+    """The user whose VERIFIED email address this is (an OIDC user whose issuer verified it); users
+    a service account created with an address are never found here."""
     return _find(keys.email_key(email))
+
+
+def find_local(service_account_id: str, email: str) -> dict[str, Any] | None:
+    """The user the service account created with this email address, if any."""
+    return _find(keys.local_email_key(service_account_id, email))
