@@ -18,6 +18,10 @@ def on(obj: Ref, **extra: str) -> dict[str, str]:
     return {"objectType": obj.type, "objectId": obj.id, **extra}
 
 
+def team_owner(team: Ref) -> dict[str, str]:
+    return {"id": team.id, "type": "team", "role": "owner"}
+
+
 def member(user: Principal, role: str) -> dict[str, str]:
     return {"id": user.user_id or "", "type": "user", "role": role}
 
@@ -204,6 +208,29 @@ def test_links_are_refused_with_the_endpoint_to_use(aws):
         result = invoke("auth.add_grantee", alice, query=on(obj), body=body)
         assert_client_error(result, 400, "use_link_endpoint")
         assert endpoint in result.json["message"]
+
+
+def test_a_viewer_cannot_link_a_prompt_through_the_grantee_endpoints(aws):
+    """I5 (finding 10): a `dependent` grant is a link, made only by Set Topic Prompt (which needs
+    `can_add_dependent` on the prompt); Add and Set Grantees refuse it, and the owner's prompt keeps
+    exactly its grants."""
+    alice, mallory = make_user(), make_user()
+    prompt = make_object("prompt", ref_of(alice))
+    grant(prompt, mallory, "viewer")
+    mallorys_topic = make_object("topic", ref_of(mallory))
+    link = {"id": mallorys_topic.id, "type": "topic", "role": "dependent"}
+    added = invoke("auth.add_grantee", mallory, query=on(prompt), body=link)
+    assert_client_error(added, 400, "use_link_endpoint")
+    replaced = invoke("auth.set_grantees", mallory, query=on(prompt), body=[member(mallory, "owner"), link])
+    assert_client_error(replaced, 400, "use_link_endpoint")
+    linked = invoke(
+        "topics.set_topic_prompt", mallory, path={"topicId": mallorys_topic.id, "promptId": prompt.id}
+    )
+    assert_client_error(linked, 403, "permission_denied")
+    assert {(g["granteeId"], g["role"]) for g in grants.all_of_object(prompt)} == {
+        (alice.user_id, "owner"),
+        (mallory.user_id, "viewer"),
+    }
 
 
 def test_grants_outside_the_policy_are_refused(aws):
@@ -394,25 +421,60 @@ def test_add_grantee_bad_input(team_world):
 # -- Set Grantees -------------------------------------------------------------------------------------
 
 
-def test_owner_transfers_a_team(team_world, aws_calls):
-    team, owner, admin, mate, _ = team_world
-    body = [member(admin, "owner"), member(owner, "admin"), member(mate, "member")]
+def test_owner_transfers_a_team_only_to_a_user_it_acts_for(aws, aws_calls):
+    service, _ = make_service_account()
+    pat, mate, stranger = make_user(admin=service), make_user(), make_user()
+    team = make_object("team", ref_of(service))
+    grant(team, pat, "admin")
+    grant(team, mate, "member")
+    before = {grants.grantee_ref(g): g["role"] for g in grants.all_of_object(team)}
+    # I5: a new user owner is the caller or a user it has authority over; anyone else reads as unknown.
+    refused = invoke(
+        "auth.set_grantees",
+        service,
+        query=on(team),
+        body=[member(stranger, "owner"), member(service, "admin")],
+    )
+    assert_client_error(refused, 404, "not_found")
+    assert {grants.grantee_ref(g): g["role"] for g in grants.all_of_object(team)} == before
+    body = [member(pat, "owner"), member(service, "admin"), member(mate, "member")]
     aws_calls.reset()
-    result = invoke("auth.set_grantees", owner, query=on(team), body=body)
+    result = invoke("auth.set_grantees", service, query=on(team), body=body)
     assert result.status == 200, result.body
     assert result.json == body
-    # Check (1 BatchGetItem), the grants (1 Query), the write: both grantees held grants already.
-    assert aws_calls["dynamodb:BatchGetItem"] == 1 and aws_calls["dynamodb:Query"] == 1
-    assert aws_calls["dynamodb:TransactWriteItems"] == 1 and aws_calls.total == 3
+    # Check (1 BatchGetItem), the grants (1 Query), the authority over the new owner (1 BatchGetItem),
+    # the write: both grantees held grants already.
+    assert aws_calls["dynamodb:BatchGetItem"] == 2 and aws_calls["dynamodb:Query"] == 1
+    assert aws_calls["dynamodb:TransactWriteItems"] == 1 and aws_calls.total == 4
     assert {grants.grantee_ref(g): g["role"] for g in grants.all_of_object(team)} == {
-        ref_of(admin): "owner",
-        ref_of(owner): "admin",
+        ref_of(pat): "owner",
+        ref_of(service): "admin",
         ref_of(mate): "member",
     }
     # The former owner is an admin now: it may not replace the grantees any more.
     assert_client_error(
-        invoke("auth.set_grantees", owner, query=on(team), body=[member(owner, "owner")]), 403
+        invoke("auth.set_grantees", service, query=on(team), body=[member(service, "owner")]), 403
     )
+
+
+def test_a_viewer_cannot_move_its_topic_into_a_team(aws):
+    """I5 (finding 9): making a team the owner of one's topic takes what creating a topic in the team
+    takes (`can_edit`): a team one only views or belongs to is 403, one one cannot see 404, and the
+    team's members gain nothing."""
+    owner, mallory, mate = make_user(), make_user(), make_user()
+    team = make_object("team", ref_of(owner))
+    grant(team, mate, "member")
+    hidden = make_object("team", ref_of(owner))
+    topic = make_object("topic", ref_of(mallory))
+    for role in ("viewer", "member"):
+        grant(team, mallory, role)
+        moved = invoke("auth.set_grantees", mallory, query=on(topic), body=[team_owner(team)])
+        assert_client_error(moved, 403, "permission_denied")
+    assert_client_error(invoke("auth.set_grantees", mallory, query=on(topic), body=[team_owner(hidden)]), 404)
+    assert role_of(topic, mallory) == "owner" and role_of(topic, team) is None
+    assert "teamId" not in objects.get(topic)
+    assert grants.all_of_grantee(team, object_type="topic") == []
+    assert invoke("convos.create_convo", mate, query={"topicId": topic.id}).status == 404
 
 
 def test_set_grantees_vets_newcomers_in_one_read(team_world, aws_calls):
@@ -504,9 +566,10 @@ def test_set_grantees_keeps_links_and_moves_a_prompt_to_a_team(aws, aws_calls):
         {"id": topic.id, "type": "topic", "role": "dependent"},
     ]
     # Check (a Query for the prompt and one for the topic it is linked to, 1 BatchGetItem), the grants
-    # (1 Query), the team with alice's grant on it (1 BatchGetItem), the write.
-    assert aws_calls["dynamodb:Query"] == 3 and aws_calls["dynamodb:BatchGetItem"] == 2
-    assert aws_calls["dynamodb:TransactWriteItems"] == 1 and aws_calls.total == 6
+    # (1 Query), the new owner's check (1 BatchGetItem), the team with alice's grant on it
+    # (1 BatchGetItem), the write.
+    assert aws_calls["dynamodb:Query"] == 3 and aws_calls["dynamodb:BatchGetItem"] == 3
+    assert aws_calls["dynamodb:TransactWriteItems"] == 1 and aws_calls.total == 7
     assert role_of(prompt, topic) == "dependent" and role_of(prompt, alice) is None
     assert objects.get(prompt)["teamId"] == team.id
     # Alice, a team owner, still owns the prompt through the team; back to her, the field goes.

@@ -78,7 +78,7 @@ def test_team_members_export_the_convos_of_the_teams_topics(aws, aws_calls):
     topic = make_object("topic", team)
     convo = make_object("convo", topic)
     aws_calls.reset()
-    result = invoke("convos.export_data", member, body=body(convo, id=str(uuid4())))
+    result = invoke("convos.export_data", member, body=body(convo))
     assert result.status == 202, result.body
     # The convo's and the topic's structural grants, then as above.
     assert aws_calls["dynamodb:Query"] == 2 and aws_calls.total == 6
@@ -108,15 +108,14 @@ def test_a_viewer_token_scope_limits_the_export(aws):
     assert export_items.get(result.json["id"])["creatorScope"] == [["topic", inside.id]]
 
 
-def test_an_existing_id_conflicts(aws):
-    alice, bob = make_user(), make_user()
-    export_id = str(uuid4())
-    first = invoke("convos.export_data", alice, body=body(make_object("convo", ref_of(alice)), id=export_id))
-    assert first.status == 202 and first.json["id"] == export_id
-    again = invoke("convos.export_data", bob, body=body(make_object("convo", ref_of(bob)), id=export_id))
-    assert again.status == 409 and again.json["code"] == "already_exists"
-    assert export_items.get(export_id)["createdBy"] == alice.user_id
-    assert len(queued_jobs()) == 1
+def test_a_client_cannot_choose_the_id(aws):
+    alice = make_user()
+    result = invoke(
+        "convos.export_data", alice, body=body(make_object("convo", ref_of(alice)), id=str(uuid4()))
+    )
+    assert result.status == 422 and result.json["code"] == "validation_error"
+    assert "assigned by the server" in result.json["message"]
+    assert queued_jobs() == []
 
 
 def test_no_sender_address_is_a_409(aws, monkeypatch, aws_calls):
@@ -132,12 +131,13 @@ def test_no_sender_address_is_a_409(aws, monkeypatch, aws_calls):
 
 def test_a_failed_enqueue_leaves_no_export_behind(aws, monkeypatch):
     alice = make_user()
-    export_id = str(uuid4())
     monkeypatch.setenv("KALLO_EXPORT_QUEUE_URL", "http://sqs.us-east-1.localhost/123456789012/missing")
     get_settings.cache_clear()
+    written, real_create = [], export_items.create
+    monkeypatch.setattr(export_items, "create", lambda fields: written.append(fields) or real_create(fields))
     with pytest.raises(ClientError):
-        invoke("convos.export_data", alice, body=body(make_object("convo", ref_of(alice)), id=export_id))
-    assert export_items.get(export_id) is None
+        invoke("convos.export_data", alice, body=body(make_object("convo", ref_of(alice))))
+    assert len(written) == 1 and export_items.get(written[0]["id"]) is None
 
 
 @pytest.mark.parametrize(

@@ -46,16 +46,6 @@ def test_create_prompt_for_a_team_or_a_user(aws):
     assert probe.status == 404
 
 
-def test_create_prompt_with_existing_id_conflicts(aws):
-    alice, bob = make_user(), make_user()
-    prompt_id = str(uuid4())
-    assert (
-        invoke("prompts.create_prompt", alice, query={}, body={"id": prompt_id, "text": TEXT}).status == 201
-    )
-    again = invoke("prompts.create_prompt", bob, query={}, body={"id": prompt_id, "text": "other"})
-    assert again.status == 409 and again.json["code"] == "already_exists"
-
-
 def test_create_prompt_bad_input(aws):
     alice = make_user()
     team = make_object("team", ref_of(alice))

@@ -202,9 +202,44 @@ def test_a_batch_that_fails_entirely_raises_so_it_is_retried(aws):
         run(record("{not json"))
 
 
-def test_a_live_object_is_never_purged(aws):
+def test_a_job_for_a_live_object_fails_and_purges_nothing(aws):
+    """No Delete sends a job for an object that exists, and no id names two objects (I4): such a job is
+    forged or corrupt. It fails (to be retried, then dead-lettered) and takes nothing of the object."""
     alice = make_user()
-    ref = Ref("convo", convos.create_convo(Access(alice), ConvoCreate())["id"])
-    made = add_steps(ref, [alice.user_id], 2)
-    assert run(record(json.dumps({"type": "convo", "id": ref.id}))) == []
-    assert objects.get(ref) is not None and len(steps.of_convo(ref.id).items) == len(made)
+    live = Ref("convo", convos.create_convo(Access(alice), ConvoCreate())["id"])
+    made = add_steps(live, [alice.user_id], 2)
+    gone = Ref("convo", convos.create_convo(Access(alice), ConvoCreate())["id"])
+    convos.delete_convo(Access(alice), gone.id)
+    (deleted_job,) = queued()
+    forged = record(json.dumps({"type": "convo", "id": live.id}))
+    assert run(forged, deleted_job) == [forged["messageId"]]
+    assert objects.get(live) is not None and len(steps.of_convo(live.id).items) == len(made)
+    assert grants.get(live, ref_of(alice))["role"] == "owner"
+    assert left_of(gone) == []
+
+
+def test_a_topic_created_right_after_a_delete_inherits_nothing(aws):
+    """I4: nobody can re-claim a deleted topic's id before its purge (the server makes every id), so the
+    purge takes all of the old topic's convos, steps and links, and a new topic starts empty."""
+    alice, mallory = make_user(), make_user()
+    created = invoke_api("topics.create_topic", alice, query={}, body={"name": "T", "description": ""})
+    topic = Ref("topic", created.json["id"])
+    ref, made = busy_convo(alice, make_user(), 3, topic_id=topic.id)
+    source = make_object("data_source", ref_of(alice))
+    grant(source, topic, "dependent")
+    assert invoke_api("topics.delete_topic", alice, path={"topicId": topic.id}).status == 204
+    # Before the purge runs, the old id cannot be asked for, by anyone.
+    for who in (mallory, alice):
+        claim = invoke_api(
+            "topics.create_topic", who, query={}, body={"id": topic.id, "name": "T", "description": ""}
+        )
+        assert claim.status == 422 and claim.json["code"] == "validation_error"
+    again = invoke_api("topics.create_topic", alice, query={}, body={"name": "T", "description": ""})
+    assert again.status == 201 and again.json["id"] != topic.id
+    assert run(*queued()) == []
+    assert left_of(topic) == [] and left_of(ref, made) == []
+    assert objects.get(source) is not None and grants.get(source, topic) is None
+    fresh = Ref("topic", again.json["id"])
+    listed = invoke_api("convos.query_convos", alice, query={"topicId": fresh.id})
+    assert listed.status == 200 and listed.json == []
+    assert table().query_all(keys.grantee_pk(fresh), index="GSI1") == []

@@ -94,14 +94,6 @@ def test_scoped_token_cannot_create_for_a_user(aws):
     assert for_team.status == 201, for_team.body
 
 
-def test_create_topic_with_existing_id_conflicts(aws):
-    alice, bob = make_user(), make_user()
-    topic_id = str(uuid4())
-    assert invoke("topics.create_topic", alice, query={}, body={**BODY, "id": topic_id}).status == 201
-    again = invoke("topics.create_topic", bob, query={}, body={**BODY, "id": topic_id})
-    assert again.status == 409 and again.json["code"] == "already_exists"
-
-
 def test_create_topic_bad_input(aws):
     alice = make_user()
     team = make_object("team", ref_of(alice))

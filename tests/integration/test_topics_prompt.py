@@ -39,9 +39,10 @@ def test_set_topic_prompt_links_and_is_idempotent(aws, aws_calls):
     aws_calls.reset()
     result = set_prompt(alice, topic, first)
     assert result.status == 204 and result.body == ""
-    # Checks on the topic and the prompt (Query + BatchGetItem each), the topic, one transaction.
+    # Checks on the topic and the prompt (a Query each, one BatchGetItem for both), the topic, one
+    # transaction.
     assert aws_calls["dynamodb:TransactWriteItems"] == 1 and aws_calls["dynamodb:GetItem"] == 1
-    assert aws_calls.total == 6
+    assert aws_calls["dynamodb:BatchGetItem"] == 1 and aws_calls.total == 5
     assert objects.get(topic)["promptId"] == first.id
     assert grants.get(first, topic)["role"] == "dependent"
 
@@ -81,9 +82,34 @@ def test_cross_tenant_probes_are_not_found(aws):
     assert set_prompt(alice, alices_topic, Ref("prompt", str(uuid4()))).status == 404
     assert set_prompt(alice, Ref("topic", str(uuid4())), alices_prompt).status == 404
     assert "promptId" not in objects.get(mallorys_topic)
-    # A prompt shared with you (viewer) can be used.
+
+
+def test_viewing_a_prompt_is_not_enough_to_link_it(aws):
+    """I5: linking a prompt passes it on to everyone on the topic, so it needs `can_add_dependent` on
+    the prompt, which neither a viewer nor a participant of a topic that uses it holds."""
+    alice, mallory, member = make_user(), make_user(), make_user()
+    alices_topic, alices_prompt = new_topic(alice), new_prompt(alice)
+    assert set_prompt(alice, alices_topic, alices_prompt).status == 204
+    grant(alices_topic, mallory, "participant")  # mallory reads the prompt through alice's topic
+    mallorys_topic = new_topic(mallory)
+    through_topic = set_prompt(mallory, mallorys_topic, alices_prompt)
+    assert through_topic.status == 403 and through_topic.json["code"] == "permission_denied"
     grant(alices_prompt, mallory, "viewer")
-    assert set_prompt(mallory, mallorys_topic, alices_prompt).status == 204
+    shared = set_prompt(mallory, mallorys_topic, alices_prompt)
+    assert shared.status == 403 and shared.json["code"] == "permission_denied"
+    assert "promptId" not in objects.get(mallorys_topic)
+    assert grants.get(alices_prompt, mallorys_topic) is None
+    # Alice's prompt keeps exactly its grants: her ownership, her topic's link, mallory's viewer role.
+    assert {(g["granteeId"], g["role"]) for g in grants.all_of_object(alices_prompt)} == {
+        (alice.user_id, "owner"),
+        (alices_topic.id, "dependent"),
+        (mallory.user_id, "viewer"),
+    }
+    # A team that owns a prompt lets its members link it (as with data sources).
+    team = make_object("team", ref_of(alice))
+    grant(team, member, "member")
+    team_prompt = new_prompt(alice, team)
+    assert set_prompt(member, new_topic(member), team_prompt).status == 204
 
 
 def test_a_deleted_prompt_cannot_be_set(aws):

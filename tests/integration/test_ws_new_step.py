@@ -49,8 +49,34 @@ def test_the_step_is_broadcast_to_the_convo_and_a_reply_queued(sockets, aws_call
 
 def test_without_a_reply_nothing_is_queued(sockets):
     room = ws.room()
-    ws.send(room.owner_connection, "convoNewStep", {"id": str(uuid4()), "content": {"text": "just a note"}})
+    ws.send(room.owner_connection, "convoNewStep", {"content": {"text": "just a note"}})
     assert len(sockets.frames) == 3 and ws.reply_jobs() == []
+
+
+def test_a_client_cannot_choose_a_step_id(sockets):
+    """I4: a step's id is the server's. Another convo's step id and a fresh one get the same answer, so
+    a message tells nothing about ids in use; nothing is stored or heard."""
+    room, other = ws.room(), ws.room()
+    ws.send(other.owner_connection, "convoNewStep", {"content": {"text": "elsewhere"}})
+    (theirs,) = sockets.payloads(other.owner_connection, "convoNewStep")
+    sockets.clear()
+    step = {"content": {"text": "mine"}}
+    messages = [
+        ("convoNewStep", lambda chosen: {**step, "id": chosen}),
+        ("convoNewStepGroup", lambda chosen: {"steps": [step, {**step, "id": chosen}]}),
+    ]
+    answers = []
+    for message, payload in messages:
+        for chosen in (theirs["id"], str(uuid4())):
+            ws.send(room.owner_connection, message, payload(chosen), "r1")
+            (error,) = sockets.errors(room.owner_connection)
+            answers.append((error["code"], error["message"].replace(chosen, "<id>")))
+            sockets.clear()
+    assert {code for code, _ in answers} == {"validation_error"}
+    assert answers[0] == answers[1] and answers[2] == answers[3]
+    assert "assigned by the server" in answers[0][1]
+    assert steps.of_convo(room.convo_id).items == []
+    assert [s["id"] for s in steps.of_convo(other.convo_id).items] == [theirs["id"]]
 
 
 def test_a_viewer_watches_and_cannot_write(sockets):

@@ -7,17 +7,17 @@ from kallo.store.keys import Ref
 from tests.support import ws
 
 sockets = ws.sockets
-SAMPLE_STEP = "c3f1a2b4-5d6e-4f70-8a91-b2c3d4e5f607"
 
 
 def test_own_step_deleted_and_broadcast(sockets, aws_calls):
     room = ws.room()
-    ws.send(
-        room.participant_connection, "convoNewStep", {"id": SAMPLE_STEP, "content": {"text": "delete me"}}
-    )
+    ws.send(room.participant_connection, "convoNewStep", {"content": {"text": "delete me"}})
+    (made,) = sockets.payloads(room.participant_connection, "convoNewStep")
     sockets.clear()
     aws_calls.reset()
-    assert ws.invoke("convo_step_deletion", room.participant_connection) == {"statusCode": 200}  # the sample
+    # The sample message, naming the step the server made.
+    answer = ws.invoke("convo_step_deletion", room.participant_connection, payload={"id": made["id"]})
+    assert answer == {"statusCode": 200}
     # The connection, the check, the step (GSI1), its deletion, the convo's new latestStep (a Query and a
     # conditional UpdateItem), its words, the broadcast.
     assert dict(aws_calls.calls) == {
@@ -31,9 +31,9 @@ def test_own_step_deleted_and_broadcast(sockets, aws_calls):
     }
     for connection in (room.owner_connection, room.viewer_connection, room.participant_connection):
         assert sockets.to(connection) == [
-            {"type": "convoStepDeletion", "payload": {"id": SAMPLE_STEP}, "requestId": "req-4"}
+            {"type": "convoStepDeletion", "payload": {"id": made["id"]}, "requestId": "req-4"}
         ]
-    assert steps.get(SAMPLE_STEP) is None and search.postings("delete", limit=5).items == []
+    assert steps.get(made["id"]) is None and search.postings("delete", limit=5).items == []
     assert "latestStep" not in objects.get(Ref("convo", room.convo_id))
 
 

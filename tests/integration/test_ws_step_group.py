@@ -1,5 +1,6 @@
 """convoNewStepGroup (ws.convo_new_step_group) and convoStepGroupAddition (ws.convo_step_group_addition)."""
 
+import json
 from uuid import uuid4
 
 from kallo.store import steps
@@ -54,13 +55,14 @@ def test_bad_groups(sockets):
 
 def test_an_addition_creates_the_group_then_joins_it(sockets, aws_calls):
     room = ws.room()
-    ws.send(
-        room.owner_connection, "convoNewStep", {"id": "c3f1a2b4-5d6e-4f70-8a91-b2c3d4e5f607", "content": {}}
-    )
+    ws.send(room.owner_connection, "convoNewStep", {"content": {}})
     primary = sockets.payloads(room.owner_connection, "convoNewStep")[0]
     sockets.clear()
     aws_calls.reset()
-    ws.invoke("convo_step_group_addition", room.participant_connection)  # the sample, on that primary
+    # The sample's step, added to the primary the server made.
+    sample = json.loads(ws.sample_event("convo_step_group_addition")["body"])["payload"]
+    addition = {**sample, "primaryStepId": primary["id"]}
+    ws.invoke("convo_step_group_addition", room.participant_connection, payload=addition)
     # The connection, the check, the primary (GSI1), the group's creation (+ the convo's latestStep, the
     # primary being the latest), its broadcast, then the new step as any other (its words, the
     # participant's grant, its broadcast, its job).

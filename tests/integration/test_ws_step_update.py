@@ -7,17 +7,17 @@ from kallo.store.keys import Ref
 from tests.support import ws
 
 sockets = ws.sockets
-SAMPLE_STEP = "c3f1a2b4-5d6e-4f70-8a91-b2c3d4e5f607"
 
 
 def test_the_author_edits_the_content(sockets, aws_calls):
     room = ws.room()
-    ws.send(
-        room.participant_connection, "convoNewStep", {"id": SAMPLE_STEP, "content": {"text": "Plan Lisbon"}}
-    )
+    ws.send(room.participant_connection, "convoNewStep", {"content": {"text": "Plan Lisbon"}})
+    (made,) = sockets.payloads(room.participant_connection, "convoNewStep")
     sockets.clear()
     aws_calls.reset()
-    assert ws.invoke("convo_step_update", room.participant_connection) == {"statusCode": 200}  # the sample
+    # The sample message, naming the step the server made.
+    sample = {"id": made["id"], "content": {"text": "Plan three days in Porto"}}
+    assert ws.invoke("convo_step_update", room.participant_connection, payload=sample) == {"statusCode": 200}
     # The connection, the check, the step, its update and the convo's latestStep, its words, the broadcast.
     assert dict(aws_calls.calls) == {
         "dynamodb:GetItem": 1,
@@ -27,13 +27,13 @@ def test_the_author_edits_the_content(sockets, aws_calls):
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 3,
     }
-    expected = {"id": SAMPLE_STEP, "content": {"text": "Plan three days in Porto"}}
+    expected = sample
     assert sockets.to(room.viewer_connection) == [
         {"type": "convoStepUpdate", "payload": expected, "requestId": "req-6"}
     ]
-    assert steps.get(SAMPLE_STEP)["content"] == expected["content"]
+    assert steps.get(made["id"])["content"] == expected["content"]
     assert objects.get(Ref("convo", room.convo_id))["latestStep"]["content"] == expected["content"]
-    assert [p["stepId"] for p in search.postings("porto", limit=5).items] == [SAMPLE_STEP]
+    assert [p["stepId"] for p in search.postings("porto", limit=5).items] == [made["id"]]
     assert search.postings("lisbon", limit=5).items == []
 
 

@@ -4,11 +4,12 @@ import json
 from uuid import UUID, uuid4
 
 import pytest
+from pydantic import ValidationError
 
 from kallo import aws as kallo_aws
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
-from kallo.errors import BadRequest, Conflict, Forbidden, NotFound
+from kallo.errors import BadRequest, Forbidden, NotFound
 from kallo.models.convos import ConvoCreate, ConvoPatch
 from kallo.models.steps import Step
 from kallo.services import convos
@@ -89,13 +90,10 @@ def test_no_convo_in_a_deleted_topic(aws):
         convo_of(alice, topic_id=topic.id)
 
 
-def test_ids_are_not_reused(aws):
-    alice, bob = make_user(), make_user()
-    convo_id = str(uuid4())
-    convos.create_convo(Access(alice), ConvoCreate(id=convo_id))
-    with pytest.raises(Conflict) as error:
-        convos.create_convo(Access(bob), ConvoCreate(id=convo_id))
-    assert error.value.code == "already_exists"
+def test_a_client_cannot_choose_a_convo_id():
+    with pytest.raises(ValidationError) as refused:
+        ConvoCreate.model_validate({"id": str(uuid4())})
+    assert refused.value.errors()[0]["type"] == "id_not_allowed"
 
 
 def test_token_scope_limits_the_owner(aws):

@@ -45,9 +45,7 @@ def sent_messages() -> list:
 
 
 def test_a_valid_export_request():
-    data = ExportCreate.model_validate(
-        body(id=str(uuid4()), createdBy=str(uuid4()), createdAt="2019-08-24T14:15:22Z")
-    )
+    data = ExportCreate.model_validate(body(createdBy=str(uuid4()), createdAt="2019-08-24T14:15:22Z"))
     assert data.sources.convo_ids == [CONVO]
     assert data.destinations[0].address == "pat@example.com"  # compared case-insensitively
     fifty = [str(uuid4()) for _ in range(50)]
@@ -69,6 +67,7 @@ def test_a_valid_export_request():
         {"sources": {"convoIds": [str(uuid4()) for _ in range(51)]}},
         {"sources": {"convoIds": [CONVO], "topicIds": []}},
         {"sources": {}},
+        {"id": str(uuid4())},
         {"destinations": []},
         {"destinations": [{"type": "email", "address": f"p{n}@example.com"} for n in range(11)]},
         {"destinations": [{"type": "sms", "address": "pat@example.com"}]},

@@ -7,6 +7,7 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
+from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.authz.policy import (
     ALLOWED_GRANTS,
@@ -25,7 +26,7 @@ from kallo.settings import get_settings
 from kallo.store import grants, invitations, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import table
-from tests.support.world import grant, make_object, make_user, ref_of
+from tests.support.world import grant, make_object, make_service_account, make_user, ref_of
 
 
 def user_grantee(user, role: str) -> Grantee:
@@ -179,11 +180,14 @@ def test_set_grantees_moves_a_convo_between_owners_and_keeps_its_fields_right(aw
 
 
 def test_set_grantees_on_objects_that_do_not_name_their_owner(aws):
-    alice, bob = make_user(), make_user()
+    service, _ = make_service_account()
+    bob = make_user(admin=service)
     for kind in ("team", "data_source"):
-        obj = make_object(kind, ref_of(alice))
+        obj = make_object(kind, ref_of(service))
         before = objects.get(obj)
-        grantees.set_grantees(Access(alice), obj, [user_grantee(bob, "owner"), user_grantee(alice, "admin")])
+        grantees.set_grantees(
+            Access(service), obj, [user_grantee(bob, "owner"), user_grantee(service, "admin")]
+        )
         assert objects.get(obj) == before
         assert grants.get(obj, ref_of(bob))["role"] == "owner"
 
@@ -204,22 +208,87 @@ def test_set_grantees_refuses_listing_a_link(aws, monkeypatch):
     assert grants.get(source, topic)["role"] == "dependent"
 
 
-def test_a_new_owner_team_must_be_visible_to_the_caller(aws):
+def team_owner(team: Ref) -> Grantee:
+    return Grantee(id=team.id, type=GranteeType.team, role=Role.owner)
+
+
+def test_a_new_owner_team_takes_what_creating_in_it_takes(aws):
+    """I5: moving a topic into a team needs `can_edit` on the team, as Create New Topic `teamId` does;
+    a team the caller cannot see is 404, one it only views or chats in is 403."""
     alice, mallory = make_user(), make_user()
     topic = make_object("topic", ref_of(alice))
     hidden = make_object("team", ref_of(mallory))
     with pytest.raises(NotFound):
-        grantees.set_grantees(
-            Access(alice), topic, [Grantee(id=hidden.id, type=GranteeType.team, role=Role.owner)]
-        )
+        grantees.set_grantees(Access(alice), topic, [team_owner(hidden)])
+    for role in ("viewer", "member"):
+        team = make_object("team", ref_of(mallory))
+        grant(team, alice, role)
+        with pytest.raises(Forbidden):
+            grantees.set_grantees(Access(alice), topic, [team_owner(team)])
+        assert grants.all_of_grantee(team, object_type="topic") == []
     assert grants.owner_of(grants.all_of_object(topic)) == ref_of(alice)
-    # A team alice views but does not manage will do.
-    visible = make_object("team", ref_of(mallory))
-    grant(visible, alice, "viewer")
-    grantees.set_grantees(
-        Access(alice), topic, [Grantee(id=visible.id, type=GranteeType.team, role=Role.owner)]
-    )
-    assert objects.get(topic)["teamId"] == visible.id
+    assert "teamId" not in objects.get(topic)
+    managed = make_object("team", ref_of(mallory))
+    grant(managed, alice, "admin")
+    grantees.set_grantees(Access(alice), topic, [team_owner(managed)])
+    assert objects.get(topic)["teamId"] == managed.id
+
+
+def test_a_convo_moves_only_into_a_topic_its_mover_may_chat_in(aws):
+    alice, mallory = make_user(), make_user()
+    convo = make_object("convo", ref_of(alice))
+    watched = make_object("topic", ref_of(mallory))
+    grant(watched, alice, "viewer")
+    with pytest.raises(Forbidden):
+        grantees.set_grantees(
+            Access(alice), convo, [Grantee(id=watched.id, type=GranteeType.topic, role=Role.owner)]
+        )
+    assert grants.all_of_grantee(watched, object_type="convo") == []
+    assert grants.owner_of(grants.all_of_object(convo)) == ref_of(alice)
+
+
+def test_a_new_owner_user_is_the_caller_or_under_its_authority(aws):
+    service, _ = make_service_account()
+    own, stranger = make_user(admin=service), make_user()
+    topic = make_object("topic", ref_of(service))
+    with pytest.raises(NotFound):
+        grantees.set_grantees(Access(service), topic, [user_grantee(stranger, "owner")])
+    assert grants.get(topic, ref_of(stranger)) is None
+    grantees.set_grantees(Access(service), topic, [user_grantee(own, "owner")])
+    assert grants.owner_of(grants.all_of_object(topic)) == ref_of(own)
+
+
+def test_a_narrow_token_cannot_move_its_topic_to_another_owner(aws):
+    alice = make_user()
+    team, other_team = make_object("team", ref_of(alice)), make_object("team", ref_of(alice))
+    topic = make_object("topic", team)
+    scoped = Access(Principal(user_id=alice.user_id, scheme="access_token", scope=(topic,)))
+    # Another team is outside the token's scope: hidden.
+    with pytest.raises(NotFound):
+        grantees.set_grantees(scoped, topic, [team_owner(other_team)])
+    # Owning as oneself needs the whole-user scope.
+    with pytest.raises(Forbidden) as refused:
+        grantees.set_grantees(scoped, topic, [user_grantee(alice, "owner")])
+    assert refused.value.code == "out_of_scope"
+    assert grants.owner_of(grants.all_of_object(topic)) == team
+
+
+def test_topic_and_convo_grantees_are_links_only_through_the_link_operations(aws):
+    """I5: a `dependent` grant (a prompt or data source linked to a topic or convo) is never made by
+    Add / Set Grantees, whatever the caller holds; the link operations check both objects."""
+    alice = make_user()
+    topic = make_object("topic", ref_of(alice))
+    convo = make_object("convo", ref_of(alice))
+    for kind in ("prompt", "data_source"):
+        obj = make_object(kind, ref_of(alice))
+        for target, role in ((topic, Role.dependent), (topic, Role.viewer), (convo, Role.dependent)):
+            link = Grantee(id=target.id, type=GranteeType(target.type), role=role)
+            with pytest.raises(BadRequest) as added:
+                grantees.add_grantee(Access(alice), obj, link)
+            with pytest.raises(BadRequest) as replaced:
+                grantees.set_grantees(Access(alice), obj, [user_grantee(alice, "owner"), link])
+            assert added.value.code == replaced.value.code == "use_link_endpoint"
+            assert grants.get(obj, target) is None
 
 
 # -- Remove Grantee -----------------------------------------------------------------------------------

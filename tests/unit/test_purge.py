@@ -77,10 +77,15 @@ def test_links_to_a_purged_object_go_the_linked_objects_stay(aws):
     assert grants.get(source, convo) is None and objects.get(source) is not None
 
 
-def test_nothing_of_a_live_object_is_purged(aws, aws_calls):
+def test_a_job_for_a_live_object_is_refused_and_deletes_nothing(aws, aws_calls):
+    """No Delete sends a job for an object that exists (I4: ids are never reused), so such a job is
+    forged or corrupt: it fails (to be dead-lettered), and the live object keeps everything."""
     alice = make_user()
     convo = make_object("convo", ref_of(alice))
+    source = make_object("data_source", ref_of(alice))
+    grant(source, convo, "dependent")
     aws_calls.reset()
-    assert purge.purge(convo) == 0
+    with pytest.raises(purge.LiveObject):
+        purge.purge(convo)
     assert aws_calls.total == 1  # one consistent read
-    assert grants.get(convo, ref_of(alice)) is not None
+    assert grants.get(convo, ref_of(alice)) is not None and grants.get(source, convo) is not None

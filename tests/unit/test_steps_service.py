@@ -8,6 +8,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from pydantic import ValidationError
 
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
@@ -156,12 +157,18 @@ def test_named_data_sources_must_be_visible_to_the_writer(world, heard):
     assert len(steps.of_convo(world.convo).items) == 1
 
 
-def test_a_client_chosen_id_must_be_unused(world, heard):
-    chosen = str(uuid4())
-    assert service.add_step(actor(world.owner, heard), world.convo, new(id=chosen))["id"] == chosen
-    with pytest.raises(Conflict) as taken:
-        service.add_step(actor(world.owner, heard), world.convo, new(id=chosen))
-    assert taken.value.code == "already_exists"
+@pytest.mark.parametrize("chosen", [str(uuid4()), None])
+def test_a_client_cannot_choose_a_step_id(chosen):
+    # I4 (ids): every message that makes a step refuses an id, even a null one.
+    step = {"id": chosen, "content": {"text": "hi"}}
+    for message, payload in (
+        (NewStep, step),
+        (NewStepGroup, {"steps": [{"content": {}}, step]}),
+        (StepGroupAddition, {"primaryStepId": str(uuid4()), "step": step}),
+    ):
+        with pytest.raises(ValidationError) as refused:
+            message.model_validate(payload)
+        assert [e["type"] for e in refused.value.errors()] == ["id_not_allowed"]
 
 
 # -- groups -------------------------------------------------------------------------------------------
@@ -186,15 +193,7 @@ def test_a_step_group_shares_one_group_id_the_first_is_primary(world, heard):
     assert [s["id"] for s in steps.group(world.convo, made[0]["groupId"])] == [s["id"] for s in made]
     assert objects.get(Ref("convo", world.convo))["latestStep"]["id"] == made[0]["id"]
     assert [j["replyToStepId"] for j in reply_jobs()] == [made[0]["id"], made[2]["id"]]
-    twice = NewStepGroup.model_validate({"steps": [{"id": made[0]["id"], "content": {}}, {"content": {}}]})
-    with pytest.raises(Conflict):
-        service.add_step_group(actor(world.owner, heard), world.convo, twice)
-    same = str(uuid4())
-    duplicate = NewStepGroup.model_validate(
-        {"steps": [{"id": same, "content": {}}, {"id": same, "content": {}}]}
-    )
-    with pytest.raises(Unprocessable):
-        service.add_step_group(actor(world.owner, heard), world.convo, duplicate)
+    assert len({s["id"] for s in made}) == 3
 
 
 def test_a_group_addition_gives_a_lone_primary_a_group_first(world, heard):

@@ -84,16 +84,35 @@ def test_owner_for(aws):
     team = make_object("team", ref_of(bob))
     grant(team, alice, "admin")
     me = Access(alice)
-    assert owned.owner_for(me, user_id=None, team_id=None) == owned.Owner(ref_of(alice), alice.user_id)
-    assert owned.owner_for(me, user_id=alice.user_id, team_id=None).ref == ref_of(alice)
-    assert owned.owner_for(me, user_id=None, team_id=team.id) == owned.Owner(team, alice.user_id)
+    assert owned.owner_for(me, "topic", user_id=None, team_id=None) == owned.Owner(
+        ref_of(alice), alice.user_id
+    )
+    assert owned.owner_for(me, "topic", user_id=alice.user_id, team_id=None).ref == ref_of(alice)
+    assert owned.owner_for(me, "topic", user_id=None, team_id=team.id) == owned.Owner(team, alice.user_id)
     with pytest.raises(BadRequest):
-        owned.owner_for(me, user_id=alice.user_id, team_id=team.id)
+        owned.owner_for(me, "topic", user_id=alice.user_id, team_id=team.id)
     with pytest.raises(NotFound):
-        owned.owner_for(me, user_id=bob.user_id, team_id=None)
+        owned.owner_for(me, "topic", user_id=bob.user_id, team_id=None)
     scoped = Access(Principal(user_id=alice.user_id, scheme="access_token", scope=(Ref("topic", A),)))
     with pytest.raises(Forbidden):
-        owned.owner_for(scoped, user_id=None, team_id=None)
+        owned.owner_for(scoped, "topic", user_id=None, team_id=None)
+
+
+def test_require_can_own_is_what_creating_under_an_owner_takes(aws):
+    alice, bob = make_user(), make_user()
+    team = make_object("team", ref_of(bob))
+    grant(team, alice, "member")
+    topic = make_object("topic", team)
+    me = Access(alice)
+    for kind in ("topic", "prompt", "data_source"):
+        with pytest.raises(Forbidden):
+            owned.require_can_own(me, team, kind)
+    assert owned.require_can_own(me, team, "convo") == owned.Owner(team, alice.user_id)
+    assert owned.require_can_own(me, topic, "convo") == owned.Owner(topic, alice.user_id)
+    with pytest.raises(BadRequest):
+        owned.require_can_own(me, topic, "prompt")
+    with pytest.raises(NotFound):
+        owned.require_can_own(me, make_object("team", ref_of(bob)), "convo")
 
 
 # -- listing: the same answer as the permission model, without a call per topic ----------------------

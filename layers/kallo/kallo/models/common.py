@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from kallo.authz.policy import GranteeType, Role
 
@@ -25,6 +27,17 @@ def _canonical_uuid(value: str) -> str:
 
 # Ids are UUID strings in canonical lower-case form.
 Id = Annotated[str, StringConstraints(max_length=64), AfterValidator(_canonical_uuid)]
+
+
+def _server_made(value: Any) -> Any:
+    raise PydanticCustomError("id_not_allowed", "ids are assigned by the server: leave id out")
+
+
+# I4 (ids): the server makes every id. A create body or message that names one is refused (422), never
+# silently ignored: a client that believes it chose an id would go on using one that names nothing (or,
+# were it accepted, could take over a deleted object's id or probe for another tenant's). The field is
+# declared only to give that refusal a clear message; it is absent from the API documents.
+RefusedId = Annotated[SkipJsonSchema[Any], AfterValidator(_server_made)]
 
 
 def _lower(value: str) -> str:
@@ -53,4 +66,15 @@ class Grantee(ApiModel):
     role: Role
 
 
-__all__ = ["ApiModel", "Description", "Email", "Grantee", "Id", "LongText", "Name", "ResponseModel", "Url"]
+__all__ = [
+    "ApiModel",
+    "Description",
+    "Email",
+    "Grantee",
+    "Id",
+    "LongText",
+    "Name",
+    "RefusedId",
+    "ResponseModel",
+    "Url",
+]

@@ -9,7 +9,7 @@ from kallo.models.topics import NewObject
 
 
 class TeamCreate(NewObject):
-    """Create a Team: `name`, and optionally the id (createdBy/createdAt are accepted, set by the server)."""
+    """Create a Team: `name` (createdBy/createdAt are accepted and set by the server; an id is refused)."""
 
     name: Name
 

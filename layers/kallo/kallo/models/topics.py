@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from kallo.models.common import ApiModel, Description, Id, Name, ResponseModel
+from kallo.models.common import ApiModel, Description, Id, Name, RefusedId, ResponseModel
 from kallo.models.steps import StepConfig
 
 # dataSourceIds only orders a topic's data sources (seed: "Careful!"); 500 keeps the item small.
@@ -83,10 +83,11 @@ class TopicConfig(ApiModel):
 
 
 class NewObject(ApiModel):
-    """Fields a create request may carry besides its own: the id (server-generated when omitted) and,
-    for compatibility with the seed's request samples, createdBy/createdAt, which the server sets."""
+    """Fields a create request may carry besides its own: for compatibility with the seed's request
+    samples, createdBy/createdAt, which the server sets. An `id` is refused (422): I4 (ids), the server
+    makes every id."""
 
-    id: Id | None = None
+    id: RefusedId = Field(default=None, exclude=True)
     created_by: Id | None = Field(default=None, alias="createdBy")
     created_at: str | None = Field(default=None, alias="createdAt", max_length=64)
 

@@ -4,7 +4,8 @@ the Update Step REST operation.
 
 A client may send a whole `step` object, as the seed's examples do: the fields the server sets
 (`convoId`, `authorType`, `status`, `createdAt`, ...) are accepted and ignored, except that a `convoId`
-must name the connection's convo and `groupId` is refused (the server assigns groups).
+must name the connection's convo, and `id` and `groupId` are refused (I4: the server makes every id, and
+assigns groups).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from kallo.models.common import ApiModel, Id, Name
+from kallo.models.common import ApiModel, Id, Name, RefusedId
 from kallo.models.steps import STEP_TEXT_LIMIT, StepConfig
 
 MAX_GROUP_STEPS = 10
@@ -89,7 +90,7 @@ _IGNORED = "Set by the server; ignored"
 class NewStep(ApiModel):
     """A step a user writes (convoNewStep, and each step of convoNewStepGroup / convoStepGroupAddition)."""
 
-    id: Id | None = Field(default=None, description="Optional: the server generates one when omitted")
+    id: RefusedId = Field(default=None, exclude=True)
     content: StepContent
     config: StepConfig | None = Field(
         default=None, description="With `reply: true`, an LLM answers the step (a convoNewStep follows)"

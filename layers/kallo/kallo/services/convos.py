@@ -26,7 +26,7 @@ from uuid import UUID
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role, permissions_of
 from kallo.clock import now_iso
-from kallo.errors import BadRequest, Conflict, NotFound
+from kallo.errors import BadRequest
 from kallo.models.convos import STEP_PAGE_LIMIT, ConvoCreate, ConvoPatch
 from kallo.models.topics import PAGE_LIMIT
 from kallo.services import authority, owned, purge
@@ -113,8 +113,8 @@ def _page_of_grantee(
 
 
 def _load(listed: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The convos the grants point at, in one BatchGetItem, newest first (a client-chosen id does not
-    follow time, so the page is also sorted by its creation time)."""
+    """The convos the grants point at, in one BatchGetItem, newest first (ids made by two containers
+    within one millisecond need not follow time, so the page is also sorted by its creation time)."""
     refs = [grants.object_ref(g) for g in listed]
     if not refs:
         return []
@@ -165,19 +165,18 @@ def _within_scope(access: Access, convos: list[dict[str, Any]]) -> list[dict[str
 
 def _owner_for(
     access: Access, *, topic_id: str | None, team_id: str | None, user_id: str | None
-) -> tuple[Ref, str]:
-    """The owner named by the query parameters (at most one; none: the caller) and the user recorded
-    as the convo's creator. Chatting in a topic or team is what it takes to start a convo there."""
+) -> owned.Owner:
+    """The owner named by the query parameters (at most one; none: the caller), checked by
+    `owned.require_can_own` (chatting in a topic or team is what it takes to start a convo there)."""
     if sum(1 for given in (topic_id, team_id, user_id) if given) > 1:
         raise BadRequest("give at most one of topicId, teamId and userId", code="ambiguous_owner")
-    if topic_id or team_id:
-        owner = (
-            Ref(ObjectType.topic.value, topic_id) if topic_id else Ref(ObjectType.team.value, team_id or "")
-        )
-        access.require(owner, Permission.can_chat)
-        return owner, access.principal.user_id or ""
-    acting = authority.acting_for(access, user_id).principal.user_id or ""
-    return Ref(ObjectType.user.value, acting), acting
+    if topic_id:
+        owner = Ref(ObjectType.topic.value, topic_id)
+    elif team_id:
+        owner = Ref(ObjectType.team.value, team_id)
+    else:
+        owner = Ref(ObjectType.user.value, user_id or access.principal.user_id or "")
+    return owned.require_can_own(access, owner, ObjectType.convo)
 
 
 def create_convo(
@@ -191,9 +190,9 @@ def create_convo(
     """A new convo, its owner grant and, when a topic or team owns it, an `admin` grant for its creator
     (so it is among the creator's convos), all in one transaction. The server sets createdAt and
     createdBy; a latestStep in the body is ignored."""
-    owner, creator = _owner_for(access, topic_id=topic_id, team_id=team_id, user_id=user_id)
-    access.require_scope_for_owner(owner)
-    ref = _convo(data.id or new_convo_id())
+    chosen = _owner_for(access, topic_id=topic_id, team_id=team_id, user_id=user_id)
+    owner, creator = chosen.ref, chosen.created_by
+    ref = _convo(new_convo_id())
     now = now_iso()
     fields: dict[str, Any] = {
         "name": data.name or "",
@@ -205,7 +204,7 @@ def create_convo(
     if owned_by_group:
         fields[f"{owner.type}Id"] = owner.id
     item = objects.item(ref, fields)
-    # Grants of a deleted convo wait for the purge worker: `new` refuses to reuse its id until then.
+    # The id is new (I4: the server makes it), so `new` is only a guard against a broken generator.
     operations: list[dict[str, Any]] = [
         {"put": item, "new": True},
         {"put": grants.item(ref, owner, Role.owner.value, created_by=creator, created_at=now), "new": True},
@@ -216,12 +215,9 @@ def create_convo(
         )
         # The check passed on the owner's grants, which can outlive a deleted topic for a while.
         operations += [{"put": creator_grant, "new": True}, {"check": keys.object_key(owner), "exists": True}]
-    try:
+    # The ids are new, so only the owner's check can fail: a topic or team deleted meanwhile.
+    with owned.absent_as_not_found(owner):
         table().transact(operations)
-    except Conflict as error:
-        if owned_by_group and objects.get(owner) is None:
-            raise NotFound(f"{owner.type} {owner.id} not found") from error
-        raise Conflict(f"convo {ref.id} already exists", code="already_exists") from error
     return objects.public(item)
 
 

@@ -88,7 +88,7 @@ def upload_file(
     update of that attribute alone, which cannot undo what the worker writes meanwhile). When the
     object cannot be stored, the item and its owner grant go again: no data source without bytes."""
     mime_type = sniff.detect(data, filename=filename, declared=declared_type)
-    owner = owned.owner_for(access, user_id=user_id, team_id=team_id)
+    owner = owned.owner_for(access, ObjectType.data_source, user_id=user_id, team_id=team_id)
     ref = _data_source(str(uuid4()))
     fields = _new_fields(
         owner, ref, name=safe_name(filename), mime_type=mime_type, size=len(data), status=PROCESSING
@@ -116,7 +116,7 @@ def presign_upload(
     declared media type, 1..size bytes, until `expiresAt`. The worker sniffs the bytes when they arrive
     (bytes of no allowed type fail the data source) and moves it to `processing`. One never uploaded is
     deleted by DynamoDB's TTL a day after `expiresAt`, with its owner grant."""
-    owner = owned.owner_for(access, user_id=user_id, team_id=team_id)
+    owner = owned.owner_for(access, ObjectType.data_source, user_id=user_id, team_id=team_id)
     ref = _data_source(str(uuid4()))
     fields = _new_fields(
         owner, ref, name=data.name, mime_type=data.mime_type, size=data.size, status=AWAITING_UPLOAD

@@ -84,7 +84,7 @@ def export_data(access: Access, data: ExportCreate) -> dict[str, Any]:
         # Which ones is not said: that would tell hidden convos from missing ones.
         raise NotFound("one or more of sources.convoIds were not found")
     fields: dict[str, Any] = {
-        "id": data.id or str(uuid4()),
+        "id": str(uuid4()),
         "format": data.format,
         "sources": data.sources.model_dump(by_alias=True),
         "destinations": [d.model_dump() for d in data.destinations],

@@ -5,9 +5,15 @@ Rules (the role → permission table is `kallo.authz.policy`):
 - which grantee type may hold which role on which object type is `policy.ALLOWED_GRANTS`;
 - granting role R needs `can_add_R` on the object, taking it away `can_remove_R` (a grantee may always
   leave: remove its own grant); changing a grantee's role needs both;
-- owners change only through Set Grantees, which needs `can_add_owner` and `can_remove_owner`;
-- `dependent` grants are links made by the dedicated endpoints (Add Topic / Convo Data Source, Set
-  Topic Prompt): the grantee endpoints neither make, change nor remove them;
+- owners change only through Set Grantees, which needs `can_add_owner` and `can_remove_owner` on the
+  object and, I5 (ownership moves), what creating the object under the new owner would take
+  (`owned.require_can_own`: `can_edit` on a team for a topic, `can_chat` on a topic for a convo, and
+  authority over a user);
+- a topic or convo as grantee is always an ownership or a link change, never plain sharing: it is
+  either a convo's owning topic (the rule above) or a `dependent` link. Links are made only by the
+  dedicated endpoints (Add Topic / Convo Data Source, Set Topic Prompt), which need the link
+  permission on the topic or convo and `can_add_dependent` on the linked object (I5); the grantee
+  endpoints neither make, change nor remove them (400 `use_link_endpoint`);
 - a new grantee must exist: a user at all, a team, topic or convo also visible to the caller (one that
   holds a grant already may have its role changed without).
 
@@ -18,7 +24,8 @@ inherit, plus one BatchGetItem, see `kallo.authz.access`; on a team or user obje
   grant) + 1 TransactWriteItems (nothing when the grant is already there). With `inviteEmail`: the check
   + 2 GetItem (the email's user), then 1 TransactWriteItems for an invitation, or as Add for a user.
 - Set: the check + 1 Query (every grant on the object) + 1 BatchGetItem (the new grantees; none when
-  there are none) + 1 TransactWriteItems; a topic grantee (a convo's owner) adds its check.
+  there are none) + 1 TransactWriteItems; a new owner adds its check (`owned.require_can_own`: a
+  team's is 1 BatchGetItem, a topic's 1 Query + 1 BatchGetItem, another user's the authority check).
 - Remove: the check + 1 GetItem for a user grantee (a structural one was read by the check)
   + 1 DeleteItem.
 """
@@ -45,7 +52,7 @@ from kallo.clock import epoch_seconds, iso, now, now_iso
 from kallo.errors import BadRequest, Forbidden, NotFound
 from kallo.models.common import Grantee
 from kallo.models.topics import PAGE_LIMIT
-from kallo.services.owned import absent_as_not_found
+from kallo.services.owned import absent_as_not_found, require_can_own
 from kallo.settings import get_settings
 from kallo.store import grants, invitations, keys, users
 from kallo.store.keys import Ref
@@ -307,11 +314,18 @@ def _object_write(obj: Ref, previous_owner: Ref | None, owner: Ref) -> dict[str,
 def set_grantees(access: Access, obj: Ref, body: list[Grantee]) -> list[dict[str, str]]:
     """Replace the object's direct grantees with `body` (exactly one owner) in one transaction, and
     return them: the body's, then the `dependent` links, which are kept (and may not be listed).
-    Only whoever may add and remove owners (the owner) may do this."""
+    Only whoever may add and remove owners (the owner) may do this.
+
+    I5 (ownership moves): a new owner must also be one the caller could create the object under
+    (`owned.require_can_own`, 404 / 403 on the new owner), so that no one moves its objects into a
+    team (or a convo into a topic) it may not add to, or gives them to a user it does not act for.
+    """
     wanted = _wanted(obj, body)
     held = access.require(obj, Permission.can_add_owner)
     _needs(held, Permission.can_remove_owner, obj)
     current = {grants.grantee_ref(g): Role(g["role"]) for g in grants.all_of_object(obj)}
+    owner = next(ref for ref, role in wanted.items() if role == Role.owner)
+    previous_owner = next((ref for ref, role in current.items() if role == Role.owner), None)
     links = [ref for ref, role in current.items() if role == Role.dependent]
     if any(ref in wanted for ref in links):
         raise _link_refused(obj)
@@ -325,6 +339,8 @@ def set_grantees(access: Access, obj: Ref, body: list[Grantee]) -> list[dict[str
             "add or remove some grantees one by one first",
             code="too_many_grantees",
         )
+    if owner != previous_owner:
+        require_can_own(access, owner, obj.type)
     # Only newcomers are vetted: who holds a grant already is listed by Query Grantees anyway.
     newcomers = [ref for ref in changed if ref not in current]
     _require_grantees(access, newcomers, _read_grantees(access, newcomers))
@@ -333,8 +349,6 @@ def set_grantees(access: Access, obj: Ref, body: list[Grantee]) -> list[dict[str
     operations += [
         {"put": grants.item(obj, ref, wanted[ref].value, created_by=by, created_at=at)} for ref in changed
     ]
-    owner = next(ref for ref, role in wanted.items() if role == Role.owner)
-    previous_owner = next((ref for ref, role in current.items() if role == Role.owner), None)
     operations.append(_object_write(obj, previous_owner, owner))
     with absent_as_not_found(obj):
         table().transact(operations)

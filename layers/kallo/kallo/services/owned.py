@@ -51,29 +51,61 @@ class Owner:
     created_by: str
 
 
-def owner_for(access: Access, *, user_id: str | None, team_id: str | None) -> Owner:
-    """The owner named by the `userId` / `teamId` query parameters (at most one; neither: the caller).
+# What it takes to create an object under an owner that is not a user, by (owner type, object type):
+# a team's topics, prompts and data sources are made by those who may edit the team (its admins and
+# owner); a convo is started in a team or topic by whoever may chat there.
+_TO_OWN: dict[tuple[str, str], Permission] = {
+    (ObjectType.team, ObjectType.topic): Permission.can_edit,
+    (ObjectType.team, ObjectType.prompt): Permission.can_edit,
+    (ObjectType.team, ObjectType.data_source): Permission.can_edit,
+    (ObjectType.team, ObjectType.convo): Permission.can_chat,
+    (ObjectType.topic, ObjectType.convo): Permission.can_chat,
+}
 
-    A team's objects are created by those who may edit the team (its admins and owners); a user's by
-    the user or a caller with authority over it, who then acts as that user (it becomes `createdBy`).
+
+def require_can_own(access: Access, owner: Ref, object_type: str) -> Owner:
+    """The owner of an object of `object_type` when the caller may make it so, the user recorded as
+    the one who did, or 404 / 403.
+
+    I5 (ownership moves): the one rule for giving an object an owner, whether it is created under it
+    (Create New Topic / Prompt / Convo, Upload New File) or given to it later (Set Grantees). A team or
+    topic owner needs the permission `_TO_OWN` names on it (404 when the caller cannot see it, 403
+    when it can but lacks the permission), so no one moves its objects into a team it could not create
+    them in. A user owner is the caller itself or a user the caller has authority over
+    (`authority.acting_for`, 404 for anyone else), who then counts as the one acting. Either way an
+    access token's scope must cover the owner (`Access.require_scope_for_owner`).
     """
+    if owner.type == ObjectType.user:
+        # An empty id is the caller's own when it has none yet (an OIDC user not registered).
+        acting = authority.acting_for(access, owner.id or None).principal.user_id or ""
+        result = Owner(Ref(ObjectType.user.value, acting), acting)
+    else:
+        needed = _TO_OWN.get((owner.type, object_type))
+        if needed is None:
+            raise BadRequest(f"a {owner.type} cannot own a {object_type}", code="grant_not_supported")
+        access.require(owner, needed)
+        result = Owner(owner, access.principal.user_id or "")
+    access.require_scope_for_owner(result.ref)
+    return result
+
+
+def owner_for(access: Access, object_type: str, *, user_id: str | None, team_id: str | None) -> Owner:
+    """The owner named by the `userId` / `teamId` query parameters (at most one; neither: the caller),
+    checked by `require_can_own`."""
     if user_id and team_id:
         raise BadRequest("give userId or teamId, not both", code="ambiguous_owner")
     if team_id:
-        team = Ref("team", team_id)
-        access.require(team, Permission.can_edit)
-        owner = Owner(team, access.principal.user_id or "")
-    else:
-        acting = authority.acting_for(access, user_id).principal.user_id or ""
-        owner = Owner(Ref("user", acting), acting)
-    access.require_scope_for_owner(owner.ref)
-    return owner
+        return require_can_own(access, Ref(ObjectType.team.value, team_id), object_type)
+    me = user_id or access.principal.user_id or ""
+    return require_can_own(access, Ref(ObjectType.user.value, me), object_type)
 
 
 def create_owned(
     owner: Owner, ref: Ref, fields: dict[str, Any], *, expires: int | None = None
 ) -> dict[str, Any]:
-    """Write a new object and its owner grant in one transaction; 409 when the id is taken. With
+    """Write a new object and its owner grant in one transaction. I4 (ids): `ref`'s id is one the
+    server just made (uuid4), never a client's; the create guard (409 should the id be taken) is
+    a safety net that no request can reach, so it tells nothing about other tenants' objects. With
     `expires` (epoch seconds), both carry it as their `ttl`: DynamoDB deletes them then, unless the
     object is confirmed meanwhile (the `ttl` removed from both)."""
     now = now_iso()

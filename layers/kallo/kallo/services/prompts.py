@@ -7,7 +7,7 @@ from typing import Any
 from uuid import uuid4
 
 from kallo.authz.access import Access
-from kallo.authz.policy import Permission
+from kallo.authz.policy import ObjectType, Permission
 from kallo.errors import BadRequest
 from kallo.models.prompts import PromptCreate, PromptUpdate
 from kallo.models.topics import PAGE_LIMIT
@@ -51,8 +51,8 @@ def _prompt_of_topic(access: Access, topic: Ref) -> list[dict[str, Any]]:
 def create_prompt(
     access: Access, data: PromptCreate, *, user_id: str | None = None, team_id: str | None = None
 ) -> dict[str, Any]:
-    owner = owned.owner_for(access, user_id=user_id, team_id=team_id)
-    return owned.create_owned(owner, _prompt(data.id or str(uuid4())), {"text": data.text})
+    owner = owned.owner_for(access, ObjectType.prompt, user_id=user_id, team_id=team_id)
+    return owned.create_owned(owner, _prompt(str(uuid4())), {"text": data.text})
 
 
 def update_prompt(access: Access, prompt_id: str, data: PromptUpdate) -> dict[str, Any]:

@@ -55,13 +55,27 @@ def parse_job(body: str) -> Ref:
     return PurgeJob.model_validate_json(body).ref
 
 
+class LiveObject(Exception):
+    """A purge job names an object that exists: no Delete sent it (see `purge`)."""
+
+
 def purge(ref: Ref) -> int:
     """Delete what is left of a deleted object; returns the number of items deleted (0 when nothing was
-    left, or when the object exists: a job for a live object, such as one re-created under the same id
-    before its purge ran, must not destroy it)."""
+    left: a job delivered again).
+
+    I4 (ids): the server makes every id and never reuses one, and Delete Topic / Delete Convo remove
+    the object's item before they send its job. So a job names exactly one object, already deleted, and
+    everything still keyed by its id is that object's remains: all of it goes, and no purge is ever
+    skipped for a newer object under the same id (there is none).
+
+    A job whose object still exists was therefore not sent by a delete: a forged or corrupt message.
+    Purging would destroy a live object's convos, steps and links, and dropping the job would hide
+    that something sends such messages; it raises `LiveObject` instead, so the message fails, is
+    retried, and ends in the dead-letter queue, where it is seen. Nothing is deleted.
+    """
     if table().get(keys.object_key(ref), consistent=True) is not None:
-        logger.warning("purge skipped: the object exists", extra={"objectType": ref.type, "objectId": ref.id})
-        return 0
+        logger.error("purge refused: the object exists", extra={"objectType": ref.type, "objectId": ref.id})
+        raise LiveObject(f"{ref.type} {ref.id} exists: a purge job is only sent for a deleted object")
     return _purge(ref, link=None, seen=set())
 
 

@@ -20,8 +20,8 @@ Costs in AWS calls, for a convo its owner (a user) holds directly; a topic-owned
 to every check (see `kallo.authz.access`); `c` connections on the convo:
 - new step: the check (Query + BatchGetItem) + TransactWriteItems + BatchWriteItem (its words, 25 per
   request) + GetItem (the writer's grant; + PutItem the first time, the participant grant) + the
-  broadcast (Query + c PostToConnection) + SendMessage when it asks for a reply. A client-chosen id
-  adds a Query (is it taken?); data sources named by the step add their checks.
+  broadcast (Query + c PostToConnection) + SendMessage when it asks for a reply; data sources
+  named by the step add their checks. No id is looked up: I4 (ids), the server makes step ids.
 - step group of n: as one new step (one transaction, the words of all steps batched together), n
   broadcasts, one SendMessage per step asking for a reply.
 - group addition: the check + Query (the primary) + TransactWriteItems and a conditional UpdateItem
@@ -42,7 +42,7 @@ to every check (see `kallo.authz.access`); `c` connections on the convo:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -134,17 +134,6 @@ def _require_data_sources(access: Access, new: Iterable[NewStep | StepConfig | N
         access.require(ref)
 
 
-def _require_new_ids(new: Sequence[NewStep]) -> None:
-    """Client-chosen ids must be unused (the sort key holds the creation time too, so the store's
-    create guard alone would not see a step with the same id created at another time)."""
-    chosen = [n.id for n in new if n.id]
-    if len(set(chosen)) != len(chosen):
-        raise Unprocessable("two steps of the request have the same id", code="validation_error")
-    for step_id in chosen:
-        if store.get(step_id) is not None:
-            raise Conflict(f"step {step_id} already exists", code="already_exists")
-
-
 # -- new steps ----------------------------------------------------------------------------------------
 
 
@@ -162,7 +151,7 @@ def _step(
             "convoId must be the convo of the connection (or be left out)", code="validation_error"
         )
     return Step(
-        id=data.id or str(uuid4()),
+        id=str(uuid4()),
         convoId=convo_id,
         groupId=group_id,
         isAlternate=alternate,
@@ -219,7 +208,6 @@ def add_step(actor: Actor, convo_id: str, data: NewStep) -> dict[str, Any]:
     annotations); a reply is queued when its config asks for one."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
     _require_data_sources(actor.access, [data])
-    _require_new_ids([data])
     step = _step(actor, convo_id, data, now_iso())
     return _store_new(actor, convo_id, [(step, data.wants_reply)])[0]
 
@@ -229,7 +217,6 @@ def add_step_group(actor: Actor, convo_id: str, data: NewStepGroup) -> list[dict
     its alternates. They are one millisecond apart, so the group reads back in the order it was sent."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
     _require_data_sources(actor.access, data.steps)
-    _require_new_ids(data.steps)
     group_id, start = str(uuid4()), now()
     new = [
         (
@@ -253,7 +240,6 @@ def add_to_group(actor: Actor, convo_id: str, data: StepGroupAddition) -> dict[s
     without a group gets one first (broadcast as a convoStepUpdate with its new groupId)."""
     primary = _target(actor, data.primary_step_id, convo_id)
     _require_data_sources(actor.access, [data.step])
-    _require_new_ids([data.step])
     group_id = primary.get("groupId")
     if not group_id:
         group_id = str(uuid4())

@@ -61,7 +61,7 @@ def create_team(access: Access, data: TeamCreate) -> dict[str, Any]:
     """A new team owned by the caller; the team and its owner grant are written in one transaction."""
     user_id = access.principal.user_id
     access.require_scope_for_owner(Ref("user", user_id))
-    team = {"id": data.id or str(uuid4()), "name": data.name, "createdBy": user_id, "createdAt": now_iso()}
+    team = {"id": str(uuid4()), "name": data.name, "createdBy": user_id, "createdAt": now_iso()}
     ref = Ref("team", team["id"])
     owner_grant = grants.item(
         ref, Ref("user", user_id), "owner", created_by=user_id, created_at=team["createdAt"]

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import uuid4
 
 from kallo.authz.access import Access
-from kallo.authz.policy import Permission, Role
+from kallo.authz.policy import ObjectType, Permission, Role
 from kallo.clock import now_iso
 from kallo.models.topics import PAGE_LIMIT, TopicCreate, TopicUpdate
 from kallo.services.owned import (
@@ -51,14 +51,14 @@ def query_topics(
 def create_topic(
     access: Access, data: TopicCreate, *, user_id: str | None = None, team_id: str | None = None
 ) -> dict[str, Any]:
-    owner = owner_for(access, user_id=user_id, team_id=team_id)
+    owner = owner_for(access, ObjectType.topic, user_id=user_id, team_id=team_id)
     fields = {
         "name": data.name,
         "description": data.description,
         "config": data.config.stored(),
         "dataSourceIds": data.data_source_ids,
     }
-    return create_owned(owner, _topic(data.id or str(uuid4())), fields)
+    return create_owned(owner, _topic(str(uuid4())), fields)
 
 
 def update_topic(access: Access, topic_id: str, data: TopicUpdate) -> dict[str, Any]:
@@ -86,12 +86,22 @@ def delete_topic(access: Access, topic_id: str) -> None:
 
 
 def set_topic_prompt(access: Access, topic_id: str, prompt_id: str) -> None:
-    """Use a prompt the caller can view for a topic: the topic's `promptId` and the prompt's `dependent`
-    grant to the topic (through which the topic's users may read the prompt) change together, and the
-    previous prompt's grant goes. Setting the current prompt again changes nothing."""
+    """Use a prompt for a topic: the topic's `promptId` and the prompt's `dependent` grant to the topic
+    (through which the topic's users may read the prompt) change together, and the previous prompt's
+    grant goes. Setting the current prompt again changes nothing.
+
+    I5 (ownership moves): linking needs `can_add_prompt` on the topic and `can_add_dependent` on the
+    prompt (its owners and admins, and the members of a team that owns it), as a data source link
+    does: a user who merely views a prompt (or sees it through another topic) may not pass it on.
+    Both objects are checked for visibility (404) before any permission (403), so a refusal on one
+    does not tell whether the other exists.
+    """
     topic, prompt = _topic(topic_id), Ref("prompt", prompt_id)
+    access.preload([topic, prompt])
+    access.require(topic)
+    access.require(prompt)
     access.require(topic, Permission.can_add_prompt)
-    access.require(prompt, Permission.can_view)
+    access.require(prompt, Permission.can_add_dependent)
     previous = require_existing(topic).get("promptId")
     if previous == prompt_id:
         return
