@@ -76,8 +76,10 @@ def require_can_own(access: Access, owner: Ref, object_type: str) -> Owner:
     access token's scope must cover the owner (`Access.require_scope_for_owner`).
     """
     if owner.type == ObjectType.user:
-        # An empty id is the caller's own when it has none yet (an OIDC user not registered).
-        acting = authority.acting_for(access, owner.id or None).principal.user_id or ""
+        # The caller's own id (or an empty one, when an OIDC user has none yet) is the caller itself:
+        # its token's scope is then checked below (403 out_of_scope), not its authority over itself.
+        named = None if owner.id in ("", access.principal.user_id) else owner.id
+        acting = authority.acting_for(access, named).principal.user_id or ""
         result = Owner(Ref(ObjectType.user.value, acting), acting)
     else:
         needed = _TO_OWN.get((owner.type, object_type))
