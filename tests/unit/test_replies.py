@@ -20,7 +20,7 @@ from kallo.clock import now_iso
 from kallo.errors import Conflict
 from kallo.llm import ChatMessage, ProviderError, registry
 from kallo.llm.jobs import ReplyJob
-from kallo.models.steps import Step
+from kallo.models.steps import STEP_JSON_LIMIT, Step, json_size
 from kallo.services import replies
 from kallo.store import connections, objects, search, steps
 from kallo.store.keys import Ref
@@ -399,6 +399,17 @@ def test_a_text_beyond_64_kb_is_cut_there(scene, sent):
     assert len(text.encode()) == replies.TEXT_LIMIT_BYTES == 65536
     assert text == "é" * 32768
     assert sent.final()["status"] == "completed"
+
+
+def test_a_text_that_grows_when_escaped_is_cut_at_64_kb_of_json(scene, sent):
+    """Quotes and newlines take two bytes each in a message's JSON: the cut counts those, so the final
+    step still fits one WebSocket frame."""
+    with play(Script(['"\n' * 500] * 40)) as (_, model):
+        job = scene.job(scene.step("Quote a lot"), model)
+        replies.answer(job)
+    text = scene.answer_of(job)["content"]["text"]
+    assert len(text) == replies.TEXT_LIMIT_BYTES // 2
+    assert json_size(sent.final()) < STEP_JSON_LIMIT
 
 
 # -- idempotency ------------------------------------------------------------------------------------------
