@@ -247,7 +247,9 @@ def _system_prompt(topic: dict[str, Any] | None) -> str:
 
 
 def _reader(user_id: str) -> Access:
-    """A user's own access as it is now (scheme and scope do not widen it: a user-wide view)."""
+    """A user's own access as it is now, user-wide: a token's scope bounded what its writer could name
+    when the config was written (`kallo.services.step_configs`); here the question is what the user may
+    still view."""
     return Access(Principal(user_id=user_id, scheme="api_key"))
 
 

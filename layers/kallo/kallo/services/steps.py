@@ -37,7 +37,7 @@ to every check (see `kallo.authz.access`); `c` connections on the convo:
   and BatchGetItem for a group's primary) + Query and UpdateItem (the convo's latestStep) +
   BatchWriteItem (its words) + the broadcast(s).
 - regen: the deletion's cost, with a convoStepRegen broadcast, + SendMessage.
-- update: the check + Query (the step) + UpdateItem (+ a conditional UpdateItem of the convo's
+- update: the check + Query (the step) (+ the checks of the data sources new annotations cite) + UpdateItem (+ a conditional UpdateItem of the convo's
   latestStep for a primary step, + BatchWriteItem when the text changed) + the broadcast; a primary
   swap: Query + BatchGetItem (the group) + TransactWriteItems + a conditional UpdateItem (latestStep)
   + one broadcast per step that changed.
