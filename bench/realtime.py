@@ -184,7 +184,9 @@ def main() -> int:
     models = arguments.model or DEFAULT_MODELS
     scripted = ScriptedModelServer(arguments.scripted_delay)
     try:
-        with start_stack(KALLO_OPENAI_BASE_URL=scripted.base_url) as stack:
+        # The measured models must be on the stack's allow-list (I10), or every reply is refused.
+        allowed = json.dumps(sorted({*models, *DEFAULT_MODELS}))
+        with start_stack(KALLO_OPENAI_BASE_URL=scripted.base_url, KALLO_ALLOWED_MODELS=allowed) as stack:
             results = [
                 bench_model(stack, model, arguments.runs, arguments.max_tokens, arguments.timeout)
                 for model in models

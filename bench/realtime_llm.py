@@ -127,9 +127,13 @@ def main() -> int:
     steady = ScriptedLLM(Script([f"w{n:02d} " for n in range(SCRIPT_CHUNKS)], delay=SCRIPT_PACE))
     rows = []
     recorder = Recorder()
+    models = arguments.model or DEFAULT_MODELS
     with fresh_account(), installed(steady):
         realtime.post = recorder.post  # the management API is not emulated: capture the frames
-        for model in arguments.model or DEFAULT_MODELS:
+        # The measured models must be on the allow-list (I10); fresh_account restores the environment.
+        os.environ["KALLO_ALLOWED_MODELS"] = json.dumps(models)
+        get_settings.cache_clear()
+        for model in models:
             try:
                 if not model.startswith("scripted:"):
                     answer_once(model, arguments.max_tokens, recorder)  # warm-up: loads the model

@@ -59,8 +59,10 @@ FAKE_AWS_ENVIRONMENT = {
     "AWS_EC2_METADATA_DISABLED": "true",
 }
 # Settings whose cloud default cannot work here (Bedrock is not emulated): the local stack answers
-# with the embedded model instead, unless the developer chose one.
-LOCAL_DEFAULTS = {"KALLO_DEFAULT_MODEL": "embedded:smollm2"}
+# with the embedded model instead, unless the developer chose one, and allows only that model (the
+# default model is always allowed, so a developer's KALLO_DEFAULT_MODEL is too); set
+# KALLO_ALLOWED_MODELS (a JSON list) to allow others.
+LOCAL_DEFAULTS = {"KALLO_DEFAULT_MODEL": "embedded:smollm2", "KALLO_ALLOWED_MODELS": '["embedded:smollm2"]'}
 # Secrets the template creates without a value (the operator puts it in after deploying), filled here
 # from a variable of the developer's: logical id → variable.
 LOCAL_SECRETS = {"OpenAIApiKeySecret": "KALLO_OPENAI_API_KEY"}

@@ -26,7 +26,7 @@ from local.runtime import LambdaContext
 from tests.support import ws
 from tests.support.api import EVENTS
 from tests.support.scripted_llm import Script, ScriptedLLM, installed
-from tests.support.world import make_object, make_user, ref_of
+from tests.support.world import make_object, make_service_account, make_user, ref_of
 
 sockets = ws.sockets
 
@@ -163,6 +163,89 @@ def test_another_tenants_data_source_cannot_be_named_in_a_step(sockets):
     [error] = sockets.errors(room.owner_connection)
     assert (error["code"], error["requestId"]) == ("not_found", "x1")
     assert ws.reply_jobs() == [] and steps.of_convo(room.convo_id).items == []
+
+
+def regen(connection: str, answer_id: str) -> dict[str, Any]:
+    """Regenerate an answer over the WebSocket; returns the job it queued."""
+    assert ws.send(connection, "convoStepRegen", {"id": answer_id}) == {"statusCode": 200}
+    [job] = ws.reply_jobs()
+    return job
+
+
+def assert_not_grounded_on(llm: ScriptedLLM, answer_id: str, source: str) -> None:
+    """Nothing of `source` reached the model, the answer cites nothing of it, and its stored config
+    (which a regen reuses) does not name it."""
+    for messages, _ in llm.calls:  # the answer, and the convo's naming when it has no name yet
+        assert all(FACT not in m.content and "heron.md" not in m.content for m in messages)
+    answer = steps.get(answer_id)
+    assert answer["status"] == "completed"
+    assert all(a["dataSourceId"] != source for a in answer["annotations"])
+    assert source not in json.dumps(answer["config"])
+
+
+def test_topic_defaults_naming_another_tenants_data_source_ground_nothing_even_on_regen(sockets):
+    """I6, attacked from tenant A: A's topic's defaults name B's data source (stored before any check,
+    or written around it). A's answer, and its regen, never read B's passage nor cite B's data source."""
+    tenant_a, _ = make_service_account("a")
+    tenant_b, _ = make_service_account("b")
+    alice, bob = make_user(admin=tenant_a), make_user(admin=tenant_b)
+    theirs = ready_data_source(bob)
+    topic = make_object(
+        "topic", ref_of(alice), description="", config={"defaults": {"dataSourceIds": [theirs]}}
+    )
+    convo = convos.create_convo(Access(alice), ConvoCreate(name="Heron"), topic_id=topic.id)
+    connection = ws.connect(alice, convo["id"])
+    llm = ScriptedLLM(Script(["The code is ZX-42 [1]."]))
+    with installed(llm) as model:
+        job = ask(connection, model)
+        run_worker(job)
+        assert_not_grounded_on(llm, job["llmStepId"], theirs)
+        again = regen(connection, job["llmStepId"])
+        run_worker(again)
+        assert_not_grounded_on(llm, again["llmStepId"], theirs)
+    assert len(llm.calls) >= 2
+
+
+def test_a_queued_config_naming_another_tenants_data_source_grounds_nothing(sockets):
+    """I6: a step config's ids are checked when the step is written, and again when it is answered: a
+    job whose config names B's data source (never checked) is answered without it."""
+    room = ws.room()
+    theirs = ready_data_source(make_user(admin=make_service_account("b")[0]))
+    llm = ScriptedLLM(Script(["ZX-42 [1]."]))
+    with installed(llm) as model:
+        job = ask(room.owner_connection, model)
+        job["config"]["dataSourceIds"] = [theirs]
+        run_worker(job)
+    assert_not_grounded_on(llm, job["llmStepId"], theirs)
+
+
+def test_a_regen_by_someone_who_cannot_view_a_named_data_source_drops_it(sockets):
+    """I6: a regen is checked again, for its requester too (the stricter of author and requester): the
+    owner's answer drew on the owner's unlinked data source; a participant's regen may not."""
+    room = ws.room()
+    source = ready_data_source(room.owner)  # the owner's, not linked: the participant cannot view it
+    llm = ScriptedLLM(Script(["ZX-42 [1]."]))
+    with installed(llm) as model:
+        job = ask(room.owner_connection, model, dataSourceIds=[source])
+        run_worker(job)
+        assert steps.get(job["llmStepId"])["config"]["dataSourceIds"] == [source]
+        assert FACT in system_prompt(llm)
+        llm.calls.clear()
+        again = regen(room.participant_connection, job["llmStepId"])
+        assert again["config"]["dataSourceIds"] == [source]  # the stored config, not yet trusted
+        run_worker(again)
+    assert_not_grounded_on(llm, again["llmStepId"], source)
+
+
+def test_a_citation_of_another_tenants_data_source_is_not_found(sockets):
+    """I6: a user's own annotations may cite only data sources the writer can view."""
+    room = ws.room()
+    theirs = ready_data_source(make_user(admin=make_service_account("b")[0]))
+    payload = {"content": {"text": "see"}, "annotations": [{"dataSourceId": theirs, "text": "ZX-42"}]}
+    ws.send(room.owner_connection, "convoNewStep", payload, "c1")
+    [error] = sockets.errors(room.owner_connection)
+    assert (error["code"], error["requestId"]) == ("not_found", "c1")
+    assert steps.of_convo(room.convo_id).items == []
 
 
 def test_an_unlinked_data_source_is_no_longer_used(sockets):

@@ -173,7 +173,7 @@ def test_a_provider_failure_is_a_failed_step_not_a_retry(user, sent):
         assert run(record(job)) == []
     [answer] = answers(convo)
     assert answer["status"] == "failed"
-    assert answer["error"] == {"code": "llm_failed", "message": "the scripted model broke down"}
+    assert answer["error"] == {"code": "model_error", "message": "the model could not answer"}
     assert answer["content"] == {"text": "Par"}
 
 

@@ -20,7 +20,9 @@ def test_create_topic_owned_by_the_caller(aws, aws_calls):
         query={},
         body={
             **BODY,
-            "config": {"defaults": {"model": "embedded:smollm2", "temperature": 0.2, "maxTokens": 512}},
+            "config": {
+                "defaults": {"model": "bedrock:amazon.nova-lite-v1:0", "temperature": 0.2, "maxTokens": 512}
+            },
             "dataSourceIds": ["e39ea5f2-2188-47f8-add0-f1976630af5e"],
             "createdBy": str(uuid4()),
             "createdAt": "2019-08-24T14:15:22Z",
@@ -30,7 +32,7 @@ def test_create_topic_owned_by_the_caller(aws, aws_calls):
     topic = result.json
     assert topic["name"] == BODY["name"] and topic["description"] == BODY["description"]
     assert topic["config"] == {
-        "defaults": {"model": "embedded:smollm2", "temperature": 0.2, "maxTokens": 512}
+        "defaults": {"model": "bedrock:amazon.nova-lite-v1:0", "temperature": 0.2, "maxTokens": 512}
     }
     assert topic["dataSourceIds"] == ["e39ea5f2-2188-47f8-add0-f1976630af5e"]
     # The server sets the creator and the time, whatever the body says.
@@ -139,3 +141,43 @@ def test_create_topic_bad_input(aws):
 def test_create_topic_needs_credentials(aws):
     result = invoke("topics.create_topic", None, query={}, body=BODY)
     assert result.status == 401 and result.json["code"] == "unauthorized"
+
+
+def test_defaults_naming_another_tenants_data_source_are_not_found(aws, aws_calls):
+    """I6, attacked from tenant A: a topic's defaults naming B's data source would ground A's answers
+    on it. Refused as if the data source did not exist; A's own one is accepted (acting for A's user)."""
+    tenant_a, _ = make_service_account("a")
+    tenant_b, _ = make_service_account("b")
+    alice, bob = make_user(admin=tenant_a), make_user(admin=tenant_b)
+    theirs = make_object("data_source", ref_of(bob))
+    mine = make_object("data_source", ref_of(alice))
+    for caller, query in ((alice, {}), (tenant_a, {"userId": alice.user_id})):
+        config = {"defaults": {"dataSourceIds": [mine.id, theirs.id]}}
+        refused = invoke("topics.create_topic", caller, query=query, body={**BODY, "config": config})
+        assert refused.status == 404 and refused.json["code"] == "not_found", refused.body
+        assert theirs.id in refused.json["message"]
+    aws_calls.reset()
+    config = {"defaults": {"dataSourceIds": [mine.id]}}
+    created = invoke("topics.create_topic", alice, query={}, body={**BODY, "config": config})
+    assert created.status == 201 and created.json["config"] == config
+    # The data source's check (its structural grants, the caller's grant), then the topic.
+    assert aws_calls.calls == {
+        "dynamodb:Query": 1,
+        "dynamodb:BatchGetItem": 1,
+        "dynamodb:TransactWriteItems": 1,
+    }
+
+
+def test_defaults_off_the_model_allow_list_or_over_the_cap_are_refused(aws):
+    """I10: the most expensive model, or 32768 tokens an answer, cannot be made a topic's default."""
+    alice = make_user()
+    for defaults, code in (
+        ({"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}, "model_not_allowed"),
+        ({"model": "bedrock:amazon.nova-lite-v1:0", "maxTokens": 32768}, "max_tokens_too_large"),
+        ({"maxTokens": 32768}, "max_tokens_too_large"),
+    ):
+        result = invoke(
+            "topics.create_topic", alice, query={}, body={**BODY, "config": {"defaults": defaults}}
+        )
+        assert (result.status, result.json["code"]) == (422, code), result.body
+    assert invoke("topics.query_topics", alice, query={}).json == []

@@ -9,7 +9,7 @@ from kallo.store import keys
 from kallo.store.keys import Ref
 from kallo.store.table import table
 from tests.support.api import invoke
-from tests.support.world import grant, make_object, make_user, ref_of
+from tests.support.world import grant, make_object, make_service_account, make_user, ref_of
 
 
 def test_update_topic_changes_only_the_given_fields(aws, aws_calls):
@@ -41,9 +41,9 @@ def test_update_topic_changes_only_the_given_fields(aws, aws_calls):
         "topics.update_topic",
         alice,
         path={"topicId": created["id"]},
-        body={"config": {"defaults": {"model": "openai:gpt-4o-mini", "reply": True}}},
+        body={"config": {"defaults": {"model": "bedrock:amazon.nova-micro-v1:0", "reply": True}}},
     )
-    assert replaced.json["config"] == {"defaults": {"model": "openai:gpt-4o-mini", "reply": True}}
+    assert replaced.json["config"] == {"defaults": {"model": "bedrock:amazon.nova-micro-v1:0", "reply": True}}
 
 
 def test_team_admins_edit_team_topics_members_do_not(aws):
@@ -97,3 +97,28 @@ def test_update_topic_bad_input(aws):
         assert {"code", "message"} <= set(result.json), result.body
     bad_id = invoke("topics.update_topic", alice, path={"topicId": "nope"}, body={"name": "x"})
     assert bad_id.status == 422
+
+
+def test_an_update_naming_another_tenants_data_source_or_model_is_refused(aws):
+    """I6 and I10, attacked from tenant A: the defaults of A's own topic may not name B's data source,
+    a model off the allow-list or more tokens than the cap; the topic keeps its config."""
+    tenant_a, _ = make_service_account("a")
+    tenant_b, _ = make_service_account("b")
+    alice, bob = make_user(admin=tenant_a), make_user(admin=tenant_b)
+    theirs = make_object("data_source", ref_of(bob))
+    created = topics.create_topic(Access(alice), TopicCreate(name="T", description=""))
+    path = {"topicId": created["id"]}
+    for defaults, status, code in (
+        ({"dataSourceIds": [theirs.id]}, 404, "not_found"),
+        ({"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}, 422, "model_not_allowed"),
+        ({"maxTokens": 32768}, 422, "max_tokens_too_large"),
+    ):
+        result = invoke("topics.update_topic", alice, path=path, body={"config": {"defaults": defaults}})
+        assert (result.status, result.json["code"]) == (status, code), result.body
+    [topic] = invoke("topics.query_topics", alice, query={"topicIds": created["id"]}).json
+    assert topic["config"] == {"defaults": {}}
+    # Someone who cannot see the topic learns nothing about the data source either.
+    hidden = invoke(
+        "topics.update_topic", bob, path=path, body={"config": {"defaults": {"dataSourceIds": [theirs.id]}}}
+    )
+    assert hidden.status == 404 and created["id"] in hidden.json["message"]

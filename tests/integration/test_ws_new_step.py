@@ -6,6 +6,7 @@ from uuid import uuid4
 from kallo.store import connections, grants, objects, steps
 from kallo.store.keys import Ref
 from tests.support import ws
+from tests.support.world import make_object, ref_of
 
 sockets = ws.sockets
 
@@ -152,3 +153,25 @@ def test_a_gone_connection_is_deleted_not_the_sender(sockets):
     ws.send(room.owner_connection, "convoNewStep", {"content": {"text": "still there?"}})
     assert connections.get(room.owner_connection) is None
     assert len(steps.of_convo(room.convo_id).items) == 2
+
+
+def test_costly_or_oversized_steps_are_refused_before_anything_is_stored(sockets):
+    """I10 and the frame bound: the most expensive model, 32768 tokens an answer, and 100 citations of
+    4 KB (a step no frame can carry) each get an error to the sender; nothing is stored or queued."""
+    room = ws.room()
+    source = make_object("data_source", ref_of(room.owner)).id
+    huge = [{"dataSourceId": source, "text": "x" * 4096}] * 100
+    cases = [
+        (
+            {"config": {"reply": True, "model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}},
+            "model_not_allowed",
+        ),
+        ({"config": {"reply": True, "maxTokens": 32768}}, "max_tokens_too_large"),
+        ({"annotations": huge, "config": {"reply": True}}, "payload_too_large"),
+    ]
+    for position, (fields, code) in enumerate(cases):
+        ws.send(room.owner_connection, "convoNewStep", {"content": {"text": "x"}, **fields}, f"c{position}")
+        error = sockets.errors(room.owner_connection)[-1]
+        assert (error["code"], error["requestId"]) == (code, f"c{position}"), error
+    assert sockets.receivers == {room.owner_connection}
+    assert steps.of_convo(room.convo_id).items == [] and ws.reply_jobs() == []

@@ -53,6 +53,15 @@ def test_what_cannot_be_regenerated(sockets):
         ("user", {"id": question["id"]}, "not_regenerable"),
         ("unknown", {"id": str(uuid4())}, "not_found"),
         ("bad", {"id": failed["id"], "config": {"maxTokens": 0}}, "validation_error"),
+        # I10: a regen may not switch to a model off the allow-list or ask for more than the cap.
+        (
+            "opus",
+            {"id": failed["id"], "config": {"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}},
+            "model_not_allowed",
+        ),
+        ("huge", {"id": failed["id"], "config": {"maxTokens": 32768}}, "max_tokens_too_large"),
+        # I6: nor name a data source its requester cannot view.
+        ("theirs", {"id": failed["id"], "config": {"dataSourceIds": [str(uuid4())]}}, "not_found"),
     ]
     for request_id, payload, _ in cases:
         ws.send(room.owner_connection, "convoStepRegen", payload, request_id)

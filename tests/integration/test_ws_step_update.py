@@ -5,6 +5,7 @@ from uuid import uuid4
 from kallo.store import objects, search, steps
 from kallo.store.keys import Ref
 from tests.support import ws
+from tests.support.world import make_object, make_service_account, make_user, ref_of
 
 sockets = ws.sockets
 
@@ -44,8 +45,10 @@ def test_who_may_change_what(sockets):
     owners, participants = (m["id"] for m in sockets.payloads(room.viewer_connection, "convoNewStep"))
     answer = ws.llm_step(room.convo_id, owners)
     sockets.clear()
-    source = str(uuid4())
+    source = make_object("data_source", ref_of(room.participant)).id
+    theirs = make_object("data_source", ref_of(make_user(admin=make_service_account("b")[0]))).id
     citation = {"type": "citation", "dataSourceId": source, "text": "Alfama", "start": 0, "end": 6}
+    huge = [{"dataSourceId": source, "text": "x" * 4096}] * 100
     cases = [
         (room.participant_connection, {"id": owners, "content": {"text": "hijacked"}}, "permission_denied"),
         (room.viewer_connection, {"id": participants, "content": {"text": "x"}}, "permission_denied"),
@@ -55,6 +58,14 @@ def test_who_may_change_what(sockets):
         (room.owner_connection, {"id": owners, "delta": "x"}, "validation_error"),
         (room.owner_connection, {"id": owners, "annotations": [{**citation, "end": -1}]}, "validation_error"),
         (room.owner_connection, {"id": str(uuid4()), "content": {"text": "x"}}, "not_found"),
+        # I6: a citation names only a data source the writer can view (another tenant's: not found).
+        (
+            room.owner_connection,
+            {"id": owners, "annotations": [{**citation, "dataSourceId": theirs}]},
+            "not_found",
+        ),
+        # 400 KB of citations would make a step no frame can carry.
+        (room.participant_connection, {"id": answer["id"], "annotations": huge}, "payload_too_large"),
     ]
     for position, (connection, payload, code) in enumerate(cases):
         ws.send(connection, "convoStepUpdate", payload, f"u{position}")

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from kallo.auth.principal import Principal
+from kallo.authz.access import Access
 from kallo.clock import now_iso
 from kallo.documents import passages
 from kallo.documents.bm25 import Hit, Index
@@ -15,7 +17,12 @@ from kallo.services import grounding
 from kallo.store import blobs, grants, keys
 from kallo.store.keys import Ref
 from kallo.store.table import table
-from tests.support.world import make_object, make_user, ref_of
+from tests.support.world import grant, make_object, make_user, ref_of
+
+
+def owner_principal(owner: Ref) -> Principal:
+    return Principal(user_id=owner.id, scheme="api_key")
+
 
 HERON = (
     "Project Heron is our internal codename for the new billing system.\n\n"
@@ -56,6 +63,41 @@ def owner(aws) -> Ref:
     return ref_of(make_user())
 
 
+# -- named_sources (I6) -----------------------------------------------------------------------------------
+
+
+def test_named_ids_another_tenant_owns_are_dropped(owner, aws_calls):
+    """I6: a config (a topic's defaults, a stored step config) naming another tenant's data source
+    grounds nothing on it: the id is checked for the reader now, and dropped silently."""
+    own = data_source(owner)
+    theirs = data_source(ref_of(make_user()))
+    aws_calls.reset()
+    named = grounding.named_sources(
+        {"dataSourceIds": [theirs["id"], own["id"]]}, [Access(owner_principal(owner))]
+    )
+    assert named == [own["id"]]
+    assert aws_calls.calls == {"dynamodb:Query": 2, "dynamodb:BatchGetItem": 1}
+
+
+def test_every_reader_must_view_a_named_source(owner):
+    """A regen by someone else: what either of the two cannot view is dropped (the stricter)."""
+    other = make_user()
+    own = data_source(owner)
+    shared = data_source(owner)
+    grant(Ref("data_source", shared["id"]), other, "viewer")
+    readers = [Access(owner_principal(owner)), Access(other)]
+    config = {"dataSourceIds": [own["id"], shared["id"]]}
+    assert grounding.named_sources(config, readers) == [shared["id"]]
+    assert grounding.named_sources(config, []) == []
+
+
+@pytest.mark.parametrize("value", [None, "not-a-list", [1, None], []])
+def test_malformed_named_ids_name_nothing(owner, value, aws_calls):
+    aws_calls.reset()
+    assert grounding.named_sources({"dataSourceIds": value}, [Access(owner_principal(owner))]) == []
+    assert aws_calls.total == 0
+
+
 # -- sources_for ------------------------------------------------------------------------------------------
 
 
@@ -71,7 +113,7 @@ def test_sources_are_the_convo_and_topic_links_and_the_config_ids_newest_first(o
     link(on_topic["id"], topic, "2026-02-01T00:00:00.000Z")
     link(named["id"], convo, "2025-01-01T00:00:00.000Z")  # linked and named: once, where named
     aws_calls.reset()
-    found = grounding.sources_for({"id": convo.id}, {"id": topic.id}, {"dataSourceIds": [named["id"]]})
+    found = grounding.sources_for({"id": convo.id}, {"id": topic.id}, [named["id"]])
     assert [s["id"] for s in found] == [named["id"], new["id"], on_topic["id"], old["id"]]
     assert aws_calls.calls == {"dynamodb:Query": 2, "dynamodb:BatchGetItem": 1}
 
@@ -83,7 +125,7 @@ def test_only_existing_ready_sources_count(owner):
         link(data_source(owner, status=status)["id"], convo, now_iso())
     link(ready["id"], convo, now_iso())
     link("00000000-0000-4000-8000-000000000000", convo, now_iso())  # deleted, its link not purged yet
-    assert [s["id"] for s in grounding.sources_for({"id": convo.id}, None, {})] == [ready["id"]]
+    assert [s["id"] for s in grounding.sources_for({"id": convo.id}, None)] == [ready["id"]]
 
 
 def test_at_most_twenty_sources_most_recent_first(owner):
@@ -91,14 +133,14 @@ def test_at_most_twenty_sources_most_recent_first(owner):
     made = [data_source(owner) for _ in range(22)]
     for n, source in enumerate(made):
         link(source["id"], convo, f"2026-01-01T00:00:{n:02d}.000Z")
-    found = grounding.sources_for({"id": convo.id}, None, {})
+    found = grounding.sources_for({"id": convo.id}, None)
     assert [s["id"] for s in found] == [s["id"] for s in reversed(made)][: grounding.MAX_SOURCES]
 
 
 def test_without_links_or_ids_only_the_links_are_read(owner, aws_calls):
     convo = make_object("convo", owner)
     aws_calls.reset()
-    assert grounding.sources_for({"id": convo.id}, None, {"dataSourceIds": []}) == []
+    assert grounding.sources_for({"id": convo.id}, None, []) == []
     assert aws_calls.calls == {"dynamodb:Query": 1}
 
 
@@ -106,9 +148,9 @@ def test_an_unlinked_source_is_no_longer_used(owner):
     convo = make_object("convo", owner)
     source = data_source(owner)
     link(source["id"], convo, now_iso())
-    assert [s["id"] for s in grounding.sources_for({"id": convo.id}, None, {})] == [source["id"]]
+    assert [s["id"] for s in grounding.sources_for({"id": convo.id}, None)] == [source["id"]]
     table().delete(keys.grant_key(Ref("data_source", source["id"]), convo))
-    assert grounding.sources_for({"id": convo.id}, None, {}) == []
+    assert grounding.sources_for({"id": convo.id}, None) == []
 
 
 # -- retrieve ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ providers registered by tests."""
 import pytest
 
 from kallo import aws as kallo_aws
+from kallo.errors import Unprocessable
 from kallo.llm import Generation, ProviderError, registry
 from kallo.llm.bedrock import BedrockProvider
 from kallo.llm.embedded import EmbeddedProvider
@@ -121,3 +122,54 @@ def test_a_registered_provider_serves_its_name_until_unregistered():
         assert registry.context_tokens(model) == 1000
     with pytest.raises(ProviderError, match="unknown model provider"):
         registry.provider_for(model)
+
+
+# -- I10: the allow-list and the maxTokens caps ---------------------------------------------------------
+
+
+@pytest.fixture
+def allowed(monkeypatch):
+    monkeypatch.setenv("KALLO_ALLOWED_MODELS", '["bedrock:amazon.nova-micro-v1:0", "openai:gpt-4o-mini"]')
+    monkeypatch.setenv("KALLO_DEFAULT_MODEL", "bedrock:amazon.nova-lite-v1:0")
+    get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("allowed")
+def test_only_listed_models_and_the_default_are_allowed():
+    assert registry.allowed_models() == [
+        "bedrock:amazon.nova-micro-v1:0",
+        "openai:gpt-4o-mini",
+        "bedrock:amazon.nova-lite-v1:0",
+    ]
+    for model in ("bedrock:amazon.nova-micro-v1:0", " openai:gpt-4o-mini ", "bedrock:amazon.nova-lite-v1:0"):
+        assert registry.is_allowed(model)
+        registry.require_allowed(model, None)
+    for model in ("bedrock:anthropic.claude-3-opus-20240229-v1:0", "openai:gpt-4o", "embedded:smollm2", "x"):
+        assert not registry.is_allowed(model)
+        with pytest.raises(Unprocessable) as refused:
+            registry.require_allowed(model, None)
+        assert refused.value.code == "model_not_allowed"
+
+
+@pytest.mark.usefixtures("allowed")
+def test_max_tokens_is_capped_per_model():
+    assert registry.max_tokens_cap("bedrock:amazon.nova-micro-v1:0") == 2048
+    assert registry.max_tokens_cap("openai:gpt-4o-mini") == registry.DEFAULT_MAX_TOKENS_CAP
+    assert registry.max_tokens_cap("embedded:smollm2") == 1024  # half its 2048-token context
+    registry.require_allowed("openai:gpt-4o-mini", registry.DEFAULT_MAX_TOKENS_CAP)
+    for model, max_tokens in (
+        ("bedrock:amazon.nova-micro-v1:0", 2049),
+        ("openai:gpt-4o-mini", 32768),
+        (None, 4097),
+    ):
+        with pytest.raises(Unprocessable) as refused:
+            registry.require_allowed(model, max_tokens)
+        assert refused.value.code == "max_tokens_too_large"
+    assert registry.capped("bedrock:amazon.nova-micro-v1:0", 32768) == 2048
+    assert registry.capped("bedrock:amazon.nova-micro-v1:0", 100) == 100
+
+
+def test_a_provider_registered_in_code_is_allowed_as_a_whole():
+    with installed(ScriptedLLM()) as model:
+        assert registry.is_allowed(model) and registry.is_allowed("scripted:anything")
+    assert not registry.is_allowed(model)

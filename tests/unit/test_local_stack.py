@@ -55,6 +55,8 @@ def test_resources_always_come_from_the_local_stack() -> None:
 
 def test_local_defaults_yield_to_the_developer() -> None:
     assert environment({})["KALLO_DEFAULT_MODEL"] == stack.LOCAL_DEFAULTS["KALLO_DEFAULT_MODEL"]
+    # Only the embedded model is allowed locally (the default model always is, whatever it is).
+    assert json.loads(environment({})["KALLO_ALLOWED_MODELS"]) == ["embedded:smollm2"]
     assert (
         environment({"KALLO_DEFAULT_MODEL": "openai:gpt-4o-mini"})["KALLO_DEFAULT_MODEL"]
         == "openai:gpt-4o-mini"

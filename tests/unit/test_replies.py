@@ -18,9 +18,9 @@ import pytest
 from kallo import realtime
 from kallo.clock import now_iso
 from kallo.errors import Conflict
-from kallo.llm import ChatMessage, registry
+from kallo.llm import ChatMessage, ProviderError, registry
 from kallo.llm.jobs import ReplyJob
-from kallo.models.steps import Step
+from kallo.models.steps import STEP_JSON_LIMIT, Step, json_size
 from kallo.services import replies
 from kallo.store import connections, objects, search, steps
 from kallo.store.keys import Ref
@@ -282,7 +282,7 @@ def test_a_provider_failure_ends_the_step_as_failed_with_the_text_so_far(scene, 
         "id": job.llm_step_id,
         "content": {"text": "Once upon "},
         "status": "failed",
-        "error": {"code": "llm_failed", "message": "the scripted model broke down"},
+        "error": {"code": "model_error", "message": "the model could not answer"},
         "seq": len(sent.deltas()) + 1,
     }
     stored = scene.answer_of(job)
@@ -294,26 +294,52 @@ def test_a_provider_failure_ends_the_step_as_failed_with_the_text_so_far(scene, 
     assert len(llm.calls) == 1
 
 
-def test_an_unknown_provider_fails_the_step_with_a_readable_message(scene, sent):
-    job = scene.job(scene.step("Hello?"), "nowhere:model")
+def test_a_provider_error_shows_neither_its_url_nor_the_upstream_body(scene, sent):
+    """I7: the provider's own message (its endpoint, the body it got back) goes to the log only."""
+    leak = ProviderError(
+        "the model server at http://10.0.0.7:8000/v1/chat/completions answered 500: "
+        '{"error": "tenant-b secret prompt"}'
+    )
+    with play(Script(["a"], fail_after=0, error=leak)) as (_, model):
+        job = scene.job(scene.step("Hello?"), model)
+        replies.answer(job)
+    stored, final = scene.answer_of(job)["error"], sent.final()["error"]
+    assert stored == final == {"code": "model_error", "message": "the model could not answer"}
+
+
+@pytest.mark.parametrize("model", ["nowhere:model", "bedrock:anthropic.claude-3-opus-20240229-v1:0"])
+def test_a_model_off_the_allow_list_fails_the_step_unasked(scene, sent, model):
+    """I10: a config naming a model the stack does not allow (stored before the list changed, or never
+    checked) is refused when the answer is made; the provider is never called."""
+    job = scene.job(scene.step("Hello?"), model)
     replies.answer(job)
-    error = scene.answer_of(job)["error"]
-    assert error["code"] == "llm_failed"
-    assert error["message"].startswith("unknown model provider 'nowhere'")
+    assert scene.answer_of(job)["error"] == {
+        "code": "model_not_allowed",
+        "message": "the step's model is not allowed on this deployment",
+    }
+
+
+def test_max_tokens_over_the_model_cap_is_clamped(scene, sent, llm):
+    """I10: a stored `maxTokens` above the cap never reaches the provider."""
+    scripted, model = llm
+    replies.answer(scene.job(scene.step("Long?"), model, maxTokens=32768))
+    assert scripted.calls[0][1].max_tokens == registry.DEFAULT_MAX_TOKENS_CAP
 
 
 def test_an_invalid_config_fails_the_step(scene, sent, llm):
     _, model = llm
     job = scene.job(scene.step("Hot"), model, temperature=7)
     replies.answer(job)
-    assert scene.answer_of(job)["error"]["message"].startswith("the step config is not valid: temperature:")
+    error = scene.answer_of(job)["error"]
+    assert error["code"] == "invalid_config"
+    assert error["message"].startswith("the step config is not valid: temperature:")
 
 
 def test_an_unexpected_error_fails_the_step_without_internals(scene, sent):
     with play(Script(["a"], fail_after=0, error=KeyError("secret internals"))) as (_, model):
         job = scene.job(scene.step("Boom"), model)
         replies.answer(job)
-    assert scene.answer_of(job)["error"] == {"code": "llm_failed", "message": replies.INTERNAL}
+    assert scene.answer_of(job)["error"] == {"code": "internal_error", "message": replies.INTERNAL}
 
 
 def test_an_answer_running_past_the_deadline_fails_keeping_its_text(scene, sent):
@@ -322,7 +348,7 @@ def test_an_answer_running_past_the_deadline_fails_keeping_its_text(scene, sent)
         replies.answer(job, deadline=time.monotonic() + 0.2)
     stored = scene.answer_of(job)
     assert stored["status"] == "failed"
-    assert stored["error"]["message"] == replies.TOO_LONG
+    assert stored["error"] == {"code": "answer_timeout", "message": replies.TOO_LONG}
     assert 0 < len(stored["content"]["text"]) < len("slow text")
 
 
@@ -373,6 +399,17 @@ def test_a_text_beyond_64_kb_is_cut_there(scene, sent):
     assert len(text.encode()) == replies.TEXT_LIMIT_BYTES == 65536
     assert text == "é" * 32768
     assert sent.final()["status"] == "completed"
+
+
+def test_a_text_that_grows_when_escaped_is_cut_at_64_kb_of_json(scene, sent):
+    """Quotes and newlines take two bytes each in a message's JSON: the cut counts those, so the final
+    step still fits one WebSocket frame."""
+    with play(Script(['"\n' * 500] * 40)) as (_, model):
+        job = scene.job(scene.step("Quote a lot"), model)
+        replies.answer(job)
+    text = scene.answer_of(job)["content"]["text"]
+    assert len(text) == replies.TEXT_LIMIT_BYTES // 2
+    assert json_size(sent.final()) < STEP_JSON_LIMIT
 
 
 # -- idempotency ------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
-from kallo.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from kallo.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from kallo.models.convos import ConvoCreate
 from kallo.models.ws import Annotation, NewStep, NewStepGroup, StepContent, StepGroupAddition, StepRegen
 from kallo.services import convos
@@ -50,6 +50,10 @@ def actor(principal: Principal, heard: Heard, request_id: str | None = "r1") -> 
     return service.Actor(Access(principal), request_id, heard)
 
 
+# On the template's allow-list (AllowedModels), which the `aws` fixture's environment carries.
+ALLOWED = "bedrock:amazon.nova-lite-v1:0"
+
+
 def new(text: str = "Plan three days in Lisbon", **fields: Any) -> NewStep:
     return NewStep.model_validate({"content": {"text": text}, **fields})
 
@@ -76,11 +80,11 @@ def world(aws) -> World:
 
 
 def test_a_new_step_is_stored_indexed_and_broadcast(world, heard):
-    stored = service.add_step(actor(world.owner, heard), world.convo, new(config={"model": "m1"}))
+    stored = service.add_step(actor(world.owner, heard), world.convo, new(config={"model": ALLOWED}))
     assert stored["convoId"] == world.convo and stored["authorType"] == "user"
     assert stored["authorId"] == world.owner.user_id and stored["status"] == "completed"
     assert stored["isAlternate"] is False and "groupId" not in stored
-    assert stored["config"] == {"model": "m1"} and stored["createdAt"] == stored["updatedAt"]
+    assert stored["config"] == {"model": ALLOWED} and stored["createdAt"] == stored["updatedAt"]
     assert heard.messages == [(world.convo, "convoNewStep", stored, "r1")]
     assert steps.get(stored["id"]) == stored
     assert objects.get(Ref("convo", world.convo))["latestStep"] == stored
@@ -169,6 +173,103 @@ def test_a_client_cannot_choose_a_step_id(chosen):
         with pytest.raises(ValidationError) as refused:
             message.model_validate(payload)
         assert [e["type"] for e in refused.value.errors()] == ["id_not_allowed"]
+
+
+def test_a_citation_of_another_tenants_data_source_is_not_found(world, heard):
+    """I6: a user's annotations may cite only data sources the writer can view, on a new step and on an
+    update; nothing is stored or heard."""
+    theirs = make_object("data_source", ref_of(world.outsider)).id
+    cited = {"dataSourceId": theirs, "text": "their secret"}
+    with pytest.raises(NotFound):
+        service.add_step(actor(world.owner, heard), world.convo, new(annotations=[cited]))
+    mine = service.add_step(actor(world.owner, heard), world.convo, new())
+    heard.messages.clear()
+    with pytest.raises(NotFound):
+        service.update_step(
+            actor(world.owner, heard), mine["id"], annotations=[Annotation.model_validate(cited)]
+        )
+    assert [s["id"] for s in steps.of_convo(world.convo).items] == [mine["id"]]
+    assert steps.get(mine["id"])["annotations"] == [] and heard.messages == []
+
+
+def test_a_step_too_large_for_a_frame_is_refused_before_it_is_stored(world, heard):
+    """A step is broadcast whole: 100 annotations of 4 KB (400 KB) would be stored and then reach no
+    one. It is refused with payload_too_large, and nothing is stored, heard or queued."""
+    source = make_object("data_source", ref_of(world.owner)).id
+    huge = [{"dataSourceId": source, "text": "x" * 4096}] * 100
+    with pytest.raises(PayloadTooLarge):
+        service.add_step(
+            actor(world.owner, heard), world.convo, new(annotations=huge, config={"reply": True})
+        )
+    quoted = '"' * 60_000  # 60 KB of text, 120 KB once escaped in JSON
+    with pytest.raises(PayloadTooLarge):
+        service.add_step(actor(world.owner, heard), world.convo, new(quoted))
+    stored = service.add_step(actor(world.owner, heard), world.convo, new())
+    heard.messages.clear()
+    with pytest.raises(PayloadTooLarge):
+        service.update_step(
+            actor(world.owner, heard),
+            stored["id"],
+            annotations=[Annotation.model_validate(a) for a in huge],
+        )
+    assert [s["id"] for s in steps.of_convo(world.convo).items] == [stored["id"]]
+    assert steps.get(stored["id"])["annotations"] == [] and heard.messages == [] and reply_jobs() == []
+
+
+def test_a_message_over_the_frame_limit_is_not_broadcast_and_the_sender_hears(world, heard):
+    with pytest.raises(PayloadTooLarge):
+        actor(world.owner, heard).publish(world.convo, "convoStepUpdate", {"delta": "x" * (130 * 1024)})
+    assert heard.messages == []
+
+
+@pytest.mark.parametrize(
+    ("config", "code"),
+    [
+        ({"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}, "model_not_allowed"),
+        ({"model": "nowhere:model"}, "model_not_allowed"),
+        ({"maxTokens": 32768}, "max_tokens_too_large"),
+        ({"model": ALLOWED, "maxTokens": 8192}, "max_tokens_too_large"),
+    ],
+)
+def test_a_config_off_the_allow_list_or_over_the_cap_is_refused(world, heard, config, code):
+    """I10: on a new step, a group, a group addition and a regen alike; nothing is stored or queued."""
+    question = service.add_step(actor(world.owner, heard), world.convo, new())
+    answer = llm_step(world.convo, question["id"], config={"model": ALLOWED})
+    attempts = [
+        lambda: service.add_step(
+            actor(world.owner, heard), world.convo, new(config={**config, "reply": True})
+        ),
+        lambda: service.add_step_group(
+            actor(world.owner, heard),
+            world.convo,
+            NewStepGroup.model_validate({"steps": [{"content": {"text": "a"}, "config": config}]}),
+        ),
+        lambda: service.add_to_group(
+            actor(world.owner, heard),
+            world.convo,
+            StepGroupAddition.model_validate(
+                {"primaryStepId": question["id"], "step": {"content": {"text": "b"}, "config": config}}
+            ),
+        ),
+        lambda: service.regen_step(
+            actor(world.owner, heard),
+            world.convo,
+            StepRegen.model_validate({"id": answer["id"], "config": config}),
+        ),
+    ]
+    for attempt in attempts:
+        with pytest.raises(Unprocessable) as refused:
+            attempt()
+        assert refused.value.code == code
+    assert len(steps.of_convo(world.convo).items) == 2 and reply_jobs() == []
+
+
+def test_a_client_chosen_id_must_be_unused(world, heard):
+    chosen = str(uuid4())
+    assert service.add_step(actor(world.owner, heard), world.convo, new(id=chosen))["id"] == chosen
+    with pytest.raises(Conflict) as taken:
+        service.add_step(actor(world.owner, heard), world.convo, new(id=chosen))
+    assert taken.value.code == "already_exists"
 
 
 # -- groups -------------------------------------------------------------------------------------------
@@ -365,7 +466,7 @@ def test_annotations_and_the_content_of_llm_steps(world, heard):
     with pytest.raises(BadRequest) as refused:
         service.update_step(actor(world.owner, heard), answer["id"], content=StepContent(text="better"))
     assert refused.value.code == "not_editable"
-    source = str(uuid4())
+    source = make_object("data_source", ref_of(world.participant)).id
     cited = [Annotation.model_validate({"dataSourceId": source, "text": "castle", "start": 3, "end": 9})]
     updated = service.update_step(actor(world.participant, heard), answer["id"], annotations=cited)
     expected = [{"type": "citation", "dataSourceId": source, "text": "castle", "start": 3, "end": 9}]

@@ -181,3 +181,14 @@ def test_a_summary_of_labels_only_fails(small):
     llm.scripts = [Script(["Part 1:"])]
     with pytest.raises(ProviderError, match="no summary"):
         summaries.generate("A short text about ships.", model, deadline=later())
+
+
+def test_a_failed_summary_says_neither_the_providers_url_nor_its_body():
+    """I7: the stored error is a code and a message of ours; the provider's words go to the log."""
+    leak = ProviderError("the model server at http://10.0.0.7/v1 answered 500: {'secret': 'tenant b'}")
+    assert summaries._shown(leak) == {"code": "model_error", "message": "the model could not answer"}
+    assert summaries._shown(TimeoutError("worker internals"))["code"] == "summary_timeout"
+    assert summaries._shown(KeyError("internals")) == {
+        "code": "internal_error",
+        "message": summaries.INTERNAL,
+    }

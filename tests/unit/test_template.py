@@ -234,3 +234,29 @@ def test_execution_logs_stay_off() -> None:
         assert settings.get("LoggingLevel", "OFF") == "OFF" and not settings.get("DataTraceEnabled")
     route_settings = RESOURCES["WebSocketStage"]["Properties"]["DefaultRouteSettings"]
     assert route_settings.get("LoggingLevel", "OFF") == "OFF" and not route_settings.get("DataTraceEnabled")
+
+
+def _bedrock_statements() -> list[dict]:
+    return [
+        statement
+        for function in FUNCTIONS.values()
+        for policy in function["Properties"].get("Policies", [])
+        if isinstance(policy, dict)
+        for statement in policy.get("Statement", [])
+        if any(str(action).startswith("bedrock:") for action in statement.get("Action", []))
+    ]
+
+
+def test_bedrock_is_granted_only_for_the_allowed_models():
+    """I10: IAM lets the workers invoke only the listed model ARNs, and those cover every Bedrock model
+    the default allow-list and the default model name."""
+    statements = _bedrock_statements()
+    assert statements and all(s["Resource"] == {"Ref": "AllowedBedrockModelArns"} for s in statements)
+    parameters = TEMPLATE["Parameters"]
+    arns = parameters["AllowedBedrockModelArns"]["Default"].split(",")
+    assert not any(arn.endswith("/*") for arn in arns)
+    models = [*json.loads(parameters["AllowedModels"]["Default"]), parameters["DefaultModel"]["Default"]]
+    for model in models:
+        provider, _, model_id = model.partition(":")
+        if provider == "bedrock":
+            assert f"arn:aws:bedrock:*::foundation-model/{model_id}" in arns, model

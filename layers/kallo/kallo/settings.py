@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # The model used when neither the step nor its topic names one: `<provider>:<model id>`, with
     # provider `bedrock`, `openai` (any OpenAI-compatible endpoint) or `embedded` (llama.cpp).
     default_model: str = "bedrock:amazon.nova-lite-v1:0"
+    # I10 (cost): the models a step or topic may name (a JSON list; the `AllowedModels` stack
+    # parameter); the default model is always allowed too. See `kallo.llm.registry`.
+    allowed_models: list[str] = ["bedrock:amazon.nova-lite-v1:0"]
     openai_base_url: str = "https://api.openai.com/v1"
     # Secrets Manager secret holding the endpoint's API key (never the key itself: a plain variable is
     # readable by whoever can read the function's configuration). Only the functions that call a model

@@ -23,8 +23,24 @@ class Generation:
     max_tokens: int | None = None
 
 
+MODEL_ERROR = "model_error"
+MODEL_ERROR_MESSAGE = "the model could not answer"
+
+
 class ProviderError(Exception):
-    """A failure worth showing to people (the step fails with this message)."""
+    """A model could not answer. `str(error)` is the detail for the log: it may hold a provider's URL,
+    status or upstream body. What people see (a failed step's or summary's `error`) is only `code` and
+    `public`: generic unless the raiser says its text is our own and safe (I7: step errors reveal no
+    internal URL or upstream body)."""
+
+    def __init__(self, detail: str, *, code: str = MODEL_ERROR, public: str = MODEL_ERROR_MESSAGE) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.public = public
+
+    def shown(self) -> dict[str, str]:
+        """The `{code, message}` a failed step or summary stores and broadcasts."""
+        return {"code": self.code, "message": self.public}
 
 
 class Provider(Protocol):

@@ -9,6 +9,14 @@ The OpenAI-compatible provider's API key comes from Secrets Manager (`openai_api
 that provider is created; only the functions that call a model have the secret's ARN and may read it.
 
 Tests (and the benchmarks) plug in their own provider with `register("scripted", provider)`.
+
+I10 (cost): a model answers only when the stack allows it (`allowed_models`: the `AllowedModels`
+stack parameter, `KALLO_ALLOWED_MODELS`, plus the default model; a provider registered in code, which
+only tests and benchmarks do, is allowed as a whole), and an answer never asks for more than the
+model's `maxTokens` cap (`max_tokens_cap`). `require_allowed` is the one check made when a topic's
+defaults or a step's config is written (REST and WebSocket: 422 `model_not_allowed`,
+`max_tokens_too_large`); the LLM step worker asks `is_allowed` and `capped` again when it answers, so
+a config stored before the list changed is refused or clamped, never trusted.
 """
 
 from __future__ import annotations
@@ -19,14 +27,24 @@ from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
 
+from kallo.errors import Unprocessable
 from kallo.llm import Generation, Provider, ProviderError
 from kallo.llm.embedded import CONTEXT_TOKENS as EMBEDDED_CONTEXT_TOKENS
+from kallo.settings import get_settings
 
 logger = Logger(child=True)
 
 # What we assume a hosted model reads at most (prompt and answer together). Bedrock and OpenAI chat
 # models read far more today; 32k tokens bounds the cost and latency of a long convo all the same.
 DEFAULT_CONTEXT_TOKENS = 32768
+# The most an answer may ask for (`maxTokens`), per model; a model not listed gets the default cap.
+# Never more than half the model's context either (the other half is for the prompt).
+DEFAULT_MAX_TOKENS_CAP = 4096
+MAX_TOKENS_CAPS: dict[str, int] = {
+    "bedrock:amazon.nova-micro-v1:0": 2048,
+    "bedrock:amazon.nova-lite-v1:0": 4096,
+    "bedrock:anthropic.claude-3-haiku-20240307-v1:0": 4096,
+}
 
 
 def _bedrock() -> Provider:
@@ -54,7 +72,6 @@ def openai_api_key(secret_arn: str) -> str:
 
 def _openai() -> Provider:
     from kallo.llm.openai_compatible import OpenAICompatibleProvider
-    from kallo.settings import get_settings
 
     settings = get_settings()
     # Created once per container (`provider_for`), so the secret is read once per container too.
@@ -138,3 +155,51 @@ def reset() -> None:
     """Forget the providers created so far (they are created again, with the current settings)."""
     with _lock:
         _created.clear()
+
+
+# -- I10: which models, how many tokens ---------------------------------------------------------------
+
+
+def allowed_models() -> list[str]:
+    """The models this stack answers with: the allow-list and the default model."""
+    settings = get_settings()
+    return list(
+        dict.fromkeys([*(m.strip() for m in settings.allowed_models), settings.default_model.strip()])
+    )
+
+
+def is_allowed(model: str) -> bool:
+    """Whether `model` may answer (see the module docstring)."""
+    name = model.strip()
+    provider = name.partition(":")[0]
+    with _lock:
+        registered = provider in _registered
+    return registered or name in allowed_models()
+
+
+def max_tokens_cap(model: str) -> int:
+    """The most tokens one answer of `model` may ask for."""
+    provider = model.strip().partition(":")[0]
+    kind = _registered.get(provider) or _BUILT_IN.get(provider)
+    context = kind.context_tokens if kind else DEFAULT_CONTEXT_TOKENS
+    return min(MAX_TOKENS_CAPS.get(model.strip(), DEFAULT_MAX_TOKENS_CAP), context // 2)
+
+
+def capped(model: str, max_tokens: int) -> int:
+    """`max_tokens` within the model's cap (a stored config is clamped, never trusted)."""
+    return min(max_tokens, max_tokens_cap(model))
+
+
+def require_allowed(model: str | None, max_tokens: int | None) -> None:
+    """I10 (cost): the check of a stepConfig (a topic's defaults, a step's config, a regen's) when it is
+    written. Without a model, `max_tokens` is checked against the default model's cap."""
+    if model is not None and not is_allowed(model):
+        raise Unprocessable(
+            f"model {model[:200]!r} is not allowed on this deployment; the allowed models are "
+            f"{', '.join(allowed_models())}",
+            code="model_not_allowed",
+        )
+    if max_tokens is not None:
+        cap = max_tokens_cap(model or get_settings().default_model)
+        if max_tokens > cap:
+            raise Unprocessable(f"maxTokens is at most {cap} for this model", code="max_tokens_too_large")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -11,6 +12,15 @@ from kallo.models.common import ApiModel, Id, ResponseModel
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 # A step's text is capped at 64 KB so a whole step always fits in one 128 KB WebSocket frame.
 STEP_TEXT_LIMIT = 65536
+# And a whole step, as JSON (text, annotations, files, config...), at 100 KB: with its envelope and a
+# requestId it still fits the 128 KB frame API Gateway allows a WebSocket message.
+STEP_JSON_LIMIT = 100 * 1024
+WEBSOCKET_FRAME_LIMIT = 128 * 1024
+
+
+def json_size(value: Any) -> int:
+    """Bytes of `value` as the WebSocket envelope serialises it (compact, UTF-8 unescaped)."""
+    return len(json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False).encode())
 
 
 class StepConfig(ApiModel):

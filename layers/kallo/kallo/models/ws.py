@@ -29,6 +29,8 @@ from kallo.models.steps import STEP_TEXT_LIMIT, StepConfig
 
 MAX_GROUP_STEPS = 10
 MAX_FILES = 20
+# These bound what is parsed; what is stored is bounded as a whole: a step, as JSON, must fit one
+# WebSocket frame (`STEP_JSON_LIMIT`, checked by `kallo.services.steps` before storing: 413).
 MAX_ANNOTATIONS = 100
 # The error type a too long step text gets; the WebSocket glue answers it with `payload_too_large`.
 PAYLOAD_TOO_LARGE = "payload_too_large"

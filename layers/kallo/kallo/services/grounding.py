@@ -1,18 +1,25 @@
 """Grounded answers: which data sources an answer may draw on, the passages it reads, what it cites.
 
-The LLM step worker (`kallo.services.replies`) asks three things, in order:
-1. `sources_for`: the ready data sources of the convo being answered: those linked to the convo and to
-   its topic (their `dependent` grants, GSI1, access pattern 6; whoever linked them was allowed to) and
-   those the step's own config names (`dataSourceIds`, checked visible to the step's writer when the
-   step was written). A topic's `config.defaults.dataSourceIds` is not a source: nothing checks it, and
-   the topic's links say what it grounds on. Most recently linked first, at most 20.
-2. `retrieve`: the passages of those sources that best match the question (`kallo.documents.bm25`,
+I6 (grounding): every passage in an answer, and so every citation, comes from a data source that is
+linked to the convo or its topic (a `dependent` grant, checked when it was made: whoever linked it may
+use both objects), or that the step's author can view at the moment the answer is made. Ids in
+configs (the step's `dataSourceIds`, those stored on an LLM step that a regen reuses, a topic's
+`config.defaults`) are never trusted: `named_sources` checks them again, for the readers the LLM step
+worker gives (`kallo.services.replies`), and drops silently those one of them cannot view.
+
+The LLM step worker asks four things, in order:
+1. `named_sources`: the ids the answer's config names that its readers may view now;
+2. `sources_for`: the ready data sources of the convo being answered: those linked to the convo and to
+   its topic (their `dependent` grants, GSI1, access pattern 6) and the checked named ones, most
+   recently linked first, at most 20;
+3. `retrieve`: the passages of those sources that best match the question (`kallo.documents.bm25`,
    fused with embeddings when a model is configured), within a token budget. Each source's index is
    read from S3 once per warm container: a small LRU keyed by the processed version.
-3. `citations`: after the answer, the passages it used, each quoted by its best sentence with offsets in
-   the data source's extracted text (convoAnnotation, API.md).
+4. `citations`: after the answer, the passages it used (only ever hits of those sources), each quoted by
+   its best sentence with offsets in the data source's extracted text (convoAnnotation, API.md).
 
-AWS calls: 1 Query per linked object (the convo, its topic) + 1 BatchGetItem (the data sources, only
+AWS calls: for named ids, the readers' checks (1 Query per named data source + 1 BatchGetItem per
+reader); 1 Query per linked object (the convo, its topic) + 1 BatchGetItem (the data sources, only
 when there are any) + 1 GetObject per index not in the cache (+ 1 embedding call when configured).
 """
 
@@ -21,11 +28,13 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from kallo.authz.access import Access
+from kallo.authz.policy import ObjectType, Permission
 from kallo.documents import bm25, embeddings, quotes
 from kallo.documents.bm25 import Hit, Index
 from kallo.store import blobs, grants, objects
@@ -61,11 +70,27 @@ def _linked(grantees: Iterable[Ref]) -> list[str]:
     return [g["objectId"] for g in found]
 
 
-def sources_for(convo: dict[str, Any], topic: dict[str, Any] | None, config: dict[str, Any]) -> list[dict]:
-    """The ready data sources an answer in `convo` is grounded on (see the module docstring); `config`
-    is the step's own config (the one its writer was checked for)."""
+def named_sources(config: dict[str, Any], readers: Sequence[Access]) -> list[str]:
+    """I6 (grounding): the data sources `config` names (`dataSourceIds`) that every one of `readers`
+    may view now, in order; the others are dropped silently. No readers: none."""
+    named = config.get("dataSourceIds")
+    ids = (
+        list(dict.fromkeys(i for i in named if isinstance(i, str)))[:MAX_SOURCES]
+        if isinstance(named, list)
+        else []
+    )
+    if not ids or not readers:
+        return []
+    refs = [Ref(ObjectType.data_source.value, i) for i in ids]
+    for reader in readers:
+        reader.preload(refs)
+    return [ref.id for ref in refs if all(reader.can(ref, Permission.can_view) for reader in readers)]
+
+
+def sources_for(convo: dict[str, Any], topic: dict[str, Any] | None, named: Sequence[str] = ()) -> list[dict]:
+    """The ready data sources an answer in `convo` is grounded on (see the module docstring): those
+    linked to the convo and its topic, and `named`, which `named_sources` checked."""
     grantees = [Ref("convo", convo["id"])] + ([Ref("topic", topic["id"])] if topic else [])
-    named = [i for i in (config.get("dataSourceIds") or []) if isinstance(i, str)]
     ids = list(dict.fromkeys([*named, *_linked(grantees)]))[:MAX_SOURCES]
     if not ids:
         return []

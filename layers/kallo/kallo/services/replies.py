@@ -11,7 +11,10 @@ The flow of one answer, every message sent with `kallo.realtime.broadcast` (API.
    deltas with a higher `seq`;
 4. `convoStepUpdate` `{id, content, status: "completed", seq}` (the next `seq`; a grounded answer adds
    its `annotations`, also stored on the step), or on any failure
-   `{id, content (the text so far), status: "failed", error: {code: "llm_failed", message}, seq}`;
+   `{id, content (the text so far), status: "failed", error: {code, message}, seq}`. I7: the error is
+   only ever a code and a message of ours (`model_error` "the model could not answer",
+   `model_not_allowed`, `answer_timeout`, `nothing_to_answer`, `invalid_config`, `internal_error`),
+   never a provider's URL, upstream body or exception text: those go to the log;
 5. `convoStatus` `{convoId, status: "idle"}`;
 6. the completed answer is indexed for Query Steps (`kallo.store.search.index`);
 7. a convo that has no name yet gets one: a title of at most 8 words asked of the same model (the
@@ -29,16 +32,24 @@ answer's `maxTokens` (at most half the context) and the system prompt (excerpts 
 being answered is always kept; if it alone exceeds the budget, its middle is cut out.
 
 Grounding (`kallo.services.grounding`): before the step is written, the ready data sources linked to
-the convo and to its topic, and those the step's config names, are searched with the question; the best
+the convo and to its topic, and those the step's config names that its readers may view, are searched
+with the question. I6: the ids a config names (the step's `dataSourceIds`, the topic's
+`config.defaults`, an LLM step's stored config that a regen reuses) are never trusted: they are checked
+at the moment of the answer against the access of the question's author and, when someone else asked
+(a regen), of that requester too: the stricter of the two, so a regen never grounds on what either
+could not view. Unviewable ids are dropped silently, and the answer's stored config keeps only those
+that passed. The best
 passages (at most 4, within 30% of the model's context) go into the system prompt as numbered excerpts
 the model is asked to cite as [1], [2]. A completed answer then stores `annotations`: citations of the
 passages it used, each quoting a sentence with its offsets in the data source's text. Retrieval never
 fails the answer: on any error it is logged and the answer is ungrounded.
 
 The step config is the owning topic's `config.defaults` overlaid by the job's; its model (else
-`KALLO_DEFAULT_MODEL`) is stored on the LLM step. Without `maxTokens`, an answer may take 2048 tokens
-(1024 on the embedded model). An answer's text is cut at 64 KB (UTF-8), where generation stops and the
-step completes: a whole step must fit in one WebSocket frame (128 KB).
+`KALLO_DEFAULT_MODEL`) is stored on the LLM step. I10 (cost): a model off the stack's allow-list fails
+the step (`model_not_allowed`), and `maxTokens` is clamped to the model's cap (`kallo.llm.registry`),
+whatever the stored config says. Without `maxTokens`, an answer may take 2048 tokens (1024 on the
+embedded model). An answer's text is cut at 64 KB (as JSON-escaped UTF-8), where generation stops and
+the step completes: a whole step must fit in one WebSocket frame (128 KB).
 
 Idempotency: the answer is the step `job.llm_step_id`. When it exists and is completed or failed, the
 job was done already (a duplicate delivery) and nothing happens. When it exists and is running, an
@@ -50,7 +61,8 @@ AWS calls for a short answer (one delta message, a convo with a name, not owned 
 connections): 1 GetItem (the convo) + 3 Query (the step by id, the convo's steps, its linked data
 sources) + 1 TransactWriteItems (the step) + 2 UpdateItem (the final step, the convo's latestStep) + one
 Query per broadcast (5) and `c` PostToConnection each; a topic adds 1 GetItem (2 with a prompt) and 1
-Query (its linked data sources); linked or named data sources add 1 BatchGetItem, and 1 GetObject per
+Query (its linked data sources); data sources named by the config add their checks (1 Query each + 1
+BatchGetItem per reader); linked or named data sources add 1 BatchGetItem, and 1 GetObject per
 index a warm worker has not read yet (an embedding model adds its call); every further save adds 2
 UpdateItem; indexing the answer for search adds 1 BatchWriteItem per 25 distinct words (at most 4);
 naming adds 1 UpdateItem and a broadcast.
@@ -58,6 +70,7 @@ naming adds 1 UpdateItem and a broadcast.
 
 from __future__ import annotations
 
+import json
 import math
 import queue
 import re
@@ -72,6 +85,8 @@ from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
 from kallo import realtime
+from kallo.auth.principal import Principal
+from kallo.authz.access import Access
 from kallo.clock import iso, now, now_iso
 from kallo.documents.bm25 import Hit
 from kallo.errors import Conflict
@@ -97,7 +112,7 @@ GROUNDING_INSTRUCTION = (
 NAMING_INSTRUCTION = (
     "Write a title for the conversation below: at most 8 words, no quotes. Answer with the title only."
 )
-FAILED_CODE = "llm_failed"
+INTERNAL_CODE = "internal_error"
 CHARS_PER_TOKEN = 4
 # What a chat template adds around each turn (role markers, separators), in tokens.
 TURN_TOKENS = 4
@@ -163,7 +178,8 @@ def history(conversation: list[dict[str, Any]], budget_tokens: int) -> list[Chat
     """The turns of a conversation (oldest first, the step being answered last) that fit the budget."""
     *earlier, question = conversation
     if not _text(question).strip():
-        raise ProviderError("there is nothing to answer: the step has no text")
+        message = "there is nothing to answer: the step has no text"
+        raise ProviderError(message, code="nothing_to_answer", public=message)
     budget = max(budget_tokens, MIN_QUESTION_TOKENS)
     kept = [ChatMessage("user", _cut_middle(_text(question), budget))]
     used = tokens(kept[0].content)
@@ -202,15 +218,23 @@ class Plan:
         return [ChatMessage("system", self.system), *history(self.conversation, budget)]
 
     def open(self) -> Iterator[str]:
-        """Start generating (everything that can fail here fails the step, not the job)."""
+        """Start generating (everything that can fail here fails the step, not the job). I10: the model
+        is checked against the allow-list and `maxTokens` clamped to its cap again, here."""
         try:
             config = StepConfig.model_validate(self.config)
         except ValidationError as error:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-            raise ProviderError(f"the step config is not valid: {problems}") from error
+            message = f"the step config is not valid: {problems}"
+            raise ProviderError(message, code="invalid_config", public=message) from error
+        if not registry.is_allowed(self.model):
+            raise ProviderError(
+                f"model {self.model!r} is not on the allow-list",
+                code="model_not_allowed",
+                public="the step's model is not allowed on this deployment",
+            )
         provider, generation = registry.provider_for(self.model)
         context = registry.context_tokens(self.model)
-        max_tokens = config.max_tokens or min(DEFAULT_MAX_TOKENS, context // 2)
+        max_tokens = registry.capped(self.model, config.max_tokens or min(DEFAULT_MAX_TOKENS, context // 2))
         generation = replace(generation, temperature=config.temperature, max_tokens=max_tokens)
         return provider.stream(self.messages(max_tokens), generation)
 
@@ -222,22 +246,42 @@ def _system_prompt(topic: dict[str, Any] | None) -> str:
     return f"{DEFAULT_INSTRUCTION}\n\n{text}" if text else DEFAULT_INSTRUCTION
 
 
+def _reader(user_id: str) -> Access:
+    """A user's own access as it is now, user-wide: a token's scope bounded what its writer could name
+    when the config was written (`kallo.services.step_configs`); here the question is what the user may
+    still view."""
+    return Access(Principal(user_id=user_id, scheme="api_key"))
+
+
+def readers(job: ReplyJob, question: dict[str, Any]) -> list[Access]:
+    """I6 (grounding): whose access bounds the data sources a config names: the question's author, and
+    the job's requester when that is someone else (a regen): every one of them must be able to view a
+    data source now for the answer to use it."""
+    user_ids = dict.fromkeys(i for i in (question.get("authorId"), job.requested_by) if i)
+    return [_reader(user_id) for user_id in user_ids]
+
+
 def _grounding(
-    job: ReplyJob, convo: dict[str, Any], topic: dict[str, Any] | None, model: str, question: str
-) -> tuple[list[Hit], str]:
-    """The passages to ground the answer on and their excerpts for the system prompt; none when
-    retrieval fails (an ungrounded answer beats no answer). The step's own config names the data
-    sources its writer was checked for; the topic's defaults do not add any."""
+    job: ReplyJob,
+    convo: dict[str, Any],
+    topic: dict[str, Any] | None,
+    config: dict[str, Any],
+    question: dict[str, Any],
+) -> tuple[list[Hit], str, list[str]]:
+    """The passages to ground the answer on, their excerpts for the system prompt, and the named data
+    sources that passed the check (I6, see the module docstring); none when retrieval fails (an
+    ungrounded answer beats no answer)."""
     try:
-        sources = grounding.sources_for(convo, topic, job.config)
+        named = grounding.named_sources(config, readers(job, question))
+        sources = grounding.sources_for(convo, topic, named)
         if not sources:
-            return [], ""
-        budget = int(registry.context_tokens(model) * EXCERPT_SHARE)
-        hits = grounding.retrieve(sources, question, k=EXCERPTS, budget_tokens=budget)
+            return [], "", named
+        budget = int(registry.context_tokens(config["model"]) * EXCERPT_SHARE)
+        hits = grounding.retrieve(sources, _text(question), k=EXCERPTS, budget_tokens=budget)
     except Exception:
         logger.exception("retrieval failed: the answer is not grounded", extra={"convoId": job.convo_id})
-        return [], ""
-    return hits, grounding.excerpts(hits, sources) if hits else ""
+        return [], "", []
+    return hits, grounding.excerpts(hits, sources) if hits else "", named
 
 
 def _conversation(job: ReplyJob) -> list[dict[str, Any]] | None:
@@ -267,7 +311,11 @@ def _plan(job: ReplyJob, convo: dict[str, Any]) -> Plan | None:
     conversation = _conversation(job)
     if conversation is None:
         return None
-    hits, excerpts = _grounding(job, convo, topic, config["model"], _text(conversation[-1]))
+    hits, excerpts, named = _grounding(job, convo, topic, config, conversation[-1])
+    # The answer's config (which a regen reuses) keeps only the data sources that passed the check.
+    config.pop("dataSourceIds", None)
+    if named:
+        config["dataSourceIds"] = named
     system = _system_prompt(topic)
     if excerpts:
         system = f"{system}\n\n{GROUNDING_INSTRUCTION}\n\n{excerpts}"
@@ -361,12 +409,20 @@ def _announce(convo_id: str, message_type: str, payload: dict[str, Any]) -> None
         logger.warning("broadcast failed", extra={"convoId": convo_id, "type": message_type}, exc_info=True)
 
 
-def _readable(error: BaseException) -> str:
-    """What a failed step says: a provider's explanation, never internals (those are logged)."""
+def shown(error: BaseException) -> dict[str, str]:
+    """What a failed step says, `{code, message}`: never a provider's URL, upstream body or exception
+    text (I7); those are logged."""
     if isinstance(error, ProviderError):
-        return str(error)
+        logger.warning("the model could not answer", extra={"detail": str(error), "code": error.code})
+        return error.shown()
     logger.exception("the answer failed", exc_info=error)
-    return INTERNAL
+    return {"code": INTERNAL_CODE, "message": INTERNAL}
+
+
+def _json_bytes(text: str) -> int:
+    """The size of `text` inside a message's JSON (quotes, newlines and control characters are
+    escaped, so it may be larger than the text): what the frame limit counts."""
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
 
 
 class _Run:
@@ -377,7 +433,7 @@ class _Run:
         self.convo_id = convo_id
         self.hits = hits
         self.text = ""
-        self.size = 0  # of the text in UTF-8 bytes
+        self.size = 0  # of the text as JSON-escaped UTF-8 bytes
         self.full = False
         self.pending: list[str] = []
         self.pending_chars = 0
@@ -392,15 +448,21 @@ class _Run:
             raise _StepGone from error
 
     def _add(self, chunk: str) -> None:
-        encoded = chunk.encode()
-        if self.size + len(encoded) > TEXT_LIMIT_BYTES:
+        size = _json_bytes(chunk)
+        if self.size + size > TEXT_LIMIT_BYTES:
             # Cut at a character boundary, then stop: nothing more would be kept.
-            chunk = encoded[: TEXT_LIMIT_BYTES - self.size].decode(errors="ignore")
-            encoded = chunk.encode()
+            room, kept = TEXT_LIMIT_BYTES - self.size, []
+            for character in chunk:
+                room -= _json_bytes(character)
+                if room < 0:
+                    break
+                kept.append(character)
+            chunk = "".join(kept)
+            size = _json_bytes(chunk)
             self.full = True
             logger.warning("answer cut at the step text limit", extra={"stepId": self.step["id"]})
         self.text += chunk
-        self.size += len(encoded)
+        self.size += size
         self.pending.append(chunk)
         self.pending_chars += len(chunk)
 
@@ -427,7 +489,7 @@ class _Run:
                 wait = self._wait(moment)
                 if deadline is not None:
                     if moment >= deadline:
-                        raise ProviderError(TOO_LONG)
+                        raise ProviderError(TOO_LONG, code="answer_timeout", public=TOO_LONG)
                     wait = deadline - moment if wait is None else min(wait, deadline - moment)
                 chunks, end = producer.take(wait)
                 for chunk in chunks:
@@ -454,7 +516,7 @@ class _Run:
         except _StepGone:
             raise
         except Exception as error:
-            self.fail(_readable(error))
+            self.fail(shown(error))
             return False
         self.complete()
         return True
@@ -482,9 +544,9 @@ class _Run:
         self.step = self._save(changes)
         _announce(self.convo_id, "convoStepUpdate", update)
 
-    def fail(self, message: str) -> None:
+    def fail(self, error: dict[str, str]) -> None:
         self.seq += 1
-        content, error = {"text": self.text}, {"code": FAILED_CODE, "message": message}
+        content = {"text": self.text}
         self._save({"status": "failed", "content": content, "error": error, "seq": self.seq})
         _announce(
             self.convo_id,

@@ -13,8 +13,14 @@ Who may do what (checked on every message, never cached across messages):
   is the model's (never edited);
 - a step that cannot be seen (its convo is hidden, or it belongs to another convo than the
   connection's) is `not_found`;
-- data sources named by a step (`config.dataSourceIds`, `files`) must be visible to the writer, so a
-  reply is never grounded on someone else's data.
+- I6 (grounding): data sources named by a step (`config.dataSourceIds`, `files`, the `dataSourceId`
+  of each citation in `annotations`) must be visible to the writer (404), so a reply is never grounded
+  on, and a citation never names, someone else's data; the worker checks `dataSourceIds` again when it
+  answers. I10 (cost): a config's model must be allowed and its `maxTokens` capped (422); both through
+  `kallo.services.step_configs`.
+- a whole step must fit one WebSocket frame: as JSON at most `STEP_JSON_LIMIT` (100 KB), refused with
+  413 `payload_too_large` before anything is stored; a message that still outgrows the frame is not
+  posted, and its sender gets that `error`.
 
 Costs in AWS calls, for a convo its owner (a user) holds directly; a topic-owned convo adds one Query
 to every check (see `kallo.authz.access`); `c` connections on the convo:
@@ -31,7 +37,7 @@ to every check (see `kallo.authz.access`); `c` connections on the convo:
   and BatchGetItem for a group's primary) + Query and UpdateItem (the convo's latestStep) +
   BatchWriteItem (its words) + the broadcast(s).
 - regen: the deletion's cost, with a convoStepRegen broadcast, + SendMessage.
-- update: the check + Query (the step) + UpdateItem (+ a conditional UpdateItem of the convo's
+- update: the check + Query (the step) (+ the checks of the data sources new annotations cite) + UpdateItem (+ a conditional UpdateItem of the convo's
   latestStep for a primary step, + BatchWriteItem when the text changed) + the broadcast; a primary
   swap: Query + BatchGetItem (the group) + TransactWriteItems + a conditional UpdateItem (latestStep)
   + one broadcast per step that changed.
@@ -52,10 +58,11 @@ from kallo import realtime
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role
 from kallo.clock import iso, now, now_iso
-from kallo.errors import BadRequest, Conflict, NotFound, Unprocessable
+from kallo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from kallo.llm.jobs import ReplyJob, enqueue
-from kallo.models.steps import Step, StepConfig
+from kallo.models.steps import STEP_JSON_LIMIT, WEBSOCKET_FRAME_LIMIT, Step, StepConfig, json_size
 from kallo.models.ws import Annotation, NewStep, NewStepGroup, StepContent, StepGroupAddition, StepRegen
+from kallo.services import step_configs
 from kallo.store import grants, search
 from kallo.store import steps as store
 from kallo.store.keys import Ref
@@ -86,6 +93,10 @@ class Actor:
         return self.access.principal.user_id or ""
 
     def publish(self, convo_id: str, message_type: str, payload: dict[str, Any]) -> None:
+        # A message over the frame limit would fail on every connection, silently: the sender hears
+        # of it instead (the steps' own bound keeps this from happening to what they store).
+        if len(realtime.envelope(message_type, payload, self.request_id)) > WEBSOCKET_FRAME_LIMIT:
+            raise PayloadTooLarge("the message is too large for a WebSocket frame (128 KB)")
         # Looked up at call time, so patching kallo.realtime reaches every caller.
         send = self.broadcast or realtime.broadcast
         send(convo_id, message_type, payload, self.request_id)
@@ -118,20 +129,27 @@ def _require_authority_over(actor: Actor, step: dict[str, Any]) -> None:
         actor.access.require(_convo(step["convoId"]), Permission.can_delete_steps)
 
 
-def _require_data_sources(access: Access, new: Iterable[NewStep | StepConfig | None]) -> None:
-    """The data sources the steps name (to ground a reply on, or attached) must be visible to the
-    writer; their permissions are read together."""
-    ids: dict[str, None] = {}
+def _require_configs(access: Access, new: Iterable[NewStep | StepConfig | None]) -> None:
+    """I6 and I10: the steps' configs (allowed model, capped maxTokens: 422) and every data source they
+    name, to ground a reply on, attach or cite, visible to the writer (404); permissions read together."""
+    configs: list[StepConfig | None] = []
+    named: list[str] = []
     for item in new:
-        config = item.config if isinstance(item, NewStep) else item
-        ids.update(dict.fromkeys((config.data_source_ids or []) if config else []))
+        configs.append(item.config if isinstance(item, NewStep) else item)
         if isinstance(item, NewStep):
-            ids.update(dict.fromkeys(f.data_source_id for f in item.files or []))
-    refs = [Ref(ObjectType.data_source.value, i) for i in ids]
-    if refs:
-        access.preload(refs)
-    for ref in refs:
-        access.require(ref)
+            named += [f.data_source_id for f in item.files or []]
+            named += [a.data_source_id for a in item.annotations or []]
+    step_configs.require_writable(access, configs, also_data_sources=named)
+
+
+def _require_fits(fields: dict[str, Any]) -> None:
+    """A whole step must fit one WebSocket frame (see the module docstring): checked before storing."""
+    size = json_size(fields)
+    if size > STEP_JSON_LIMIT:
+        raise PayloadTooLarge(
+            f"the step would be {size} bytes as JSON: at most {STEP_JSON_LIMIT} (text, annotations and "
+            "files together) fit one WebSocket frame"
+        )
 
 
 # -- new steps ----------------------------------------------------------------------------------------
@@ -150,7 +168,7 @@ def _step(
         raise Unprocessable(
             "convoId must be the convo of the connection (or be left out)", code="validation_error"
         )
-    return Step(
+    step = Step(
         id=str(uuid4()),
         convoId=convo_id,
         groupId=group_id,
@@ -165,6 +183,8 @@ def _step(
         createdAt=created_at,
         updatedAt=created_at,
     )
+    _require_fits(step.model_dump(by_alias=True, exclude_none=True))
+    return step
 
 
 def _join_convo(actor: Actor, convo_id: str) -> None:
@@ -207,7 +227,7 @@ def add_step(actor: Actor, convo_id: str, data: NewStep) -> dict[str, Any]:
     """convoNewStep: a user step (the server sets everything but id, content, config, files and
     annotations); a reply is queued when its config asks for one."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
-    _require_data_sources(actor.access, [data])
+    _require_configs(actor.access, [data])
     step = _step(actor, convo_id, data, now_iso())
     return _store_new(actor, convo_id, [(step, data.wants_reply)])[0]
 
@@ -216,7 +236,7 @@ def add_step_group(actor: Actor, convo_id: str, data: NewStepGroup) -> list[dict
     """convoNewStepGroup: the steps share one server-made groupId; the first is the primary, the rest
     its alternates. They are one millisecond apart, so the group reads back in the order it was sent."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
-    _require_data_sources(actor.access, data.steps)
+    _require_configs(actor.access, data.steps)
     group_id, start = str(uuid4()), now()
     new = [
         (
@@ -239,7 +259,7 @@ def add_to_group(actor: Actor, convo_id: str, data: StepGroupAddition) -> dict[s
     """convoStepGroupAddition: the step joins the group of `primaryStepId` as an alternate; a primary
     without a group gets one first (broadcast as a convoStepUpdate with its new groupId)."""
     primary = _target(actor, data.primary_step_id, convo_id)
-    _require_data_sources(actor.access, [data.step])
+    _require_configs(actor.access, [data.step])
     group_id = primary.get("groupId")
     if not group_id:
         group_id = str(uuid4())
@@ -292,7 +312,9 @@ def regen_step(actor: Actor, convo_id: str, data: StepRegen) -> ReplyJob:
         )
     if not step.get("replyToStepId"):
         raise Conflict("this step does not say which step it answers", code="not_regenerable")
-    _require_data_sources(actor.access, [data.config])
+    # Only what this request names is checked here; the stored config's data sources are checked
+    # again when the worker answers (for the question's author and this requester), never trusted.
+    _require_configs(actor.access, [data.config])
     config = {
         **(step.get("config") or {}),
         **(data.config.model_dump(by_alias=True, exclude_none=True) if data.config else {}),
@@ -344,9 +366,11 @@ def update_step(
     if content is not None:
         changes["content"] = {"text": content.text}
     if annotations is not None:
+        step_configs.require_viewable(actor.access, [a.data_source_id for a in annotations])
         changes["annotations"] = [a.model_dump(by_alias=True, exclude_none=True) for a in annotations]
     result = step
     if changes:
+        _require_fits({**step, **changes})
         try:
             result = store.update(step, changes)
         except Conflict as error:  # deleted meanwhile

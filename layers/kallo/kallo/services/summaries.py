@@ -20,8 +20,10 @@ tokens), else in at most `MAX_SECTIONS` sections whose summaries are then summar
 the summary is then grounded: the BM25 passage of the data source that matches it best, and in that
 passage the sentence sharing most terms with it (`kallo.documents.quotes`), become a citation
 `{type: "citation", dataSourceId, text, start, end}` (offsets in the extracted text), at most
-`MAX_CITATIONS`, none twice. An LLM failure stores `failed` with a readable message (a later request
-asks again). A job whose summary is not pending (ready already: a duplicate delivery; gone: the data
+`MAX_CITATIONS`, none twice. I6 (grounding): a summary reads, and cites, only its own data source:
+the one index it is given, never another. An LLM failure stores `failed` with `error {code, message}`
+(I7: a code and a message of ours, e.g. `model_error` "the model could not answer", never a provider's
+URL or upstream body, which go to the log); a later request asks again. A job whose summary is not pending (ready already: a duplicate delivery; gone: the data
 source was deleted) does nothing.
 
 AWS calls:
@@ -64,7 +66,8 @@ logger = Logger(child=True)
 
 PENDING, READY, FAILED = "pending", "ready", "failed"
 JOB_TYPE = "summarize"
-FAILED_CODE = "summary_failed"
+TIMEOUT_CODE = "summary_timeout"
+INTERNAL_CODE = "internal_error"
 # A pending request older than this lost its job (or its worker): the next request queues another.
 PENDING_SECONDS = 600
 # When a client should ask again: a short document's summary takes a few seconds.
@@ -190,9 +193,7 @@ def summarize(data_source_id: str, *, seconds: float = GENERATION_SECONDS) -> st
     try:
         summary_text = generate(text, model, deadline=time.monotonic() + seconds)
     except Exception as error:
-        return _store(
-            data_source_id, {"status": FAILED, "error": {"code": FAILED_CODE, "message": _readable(error)}}
-        )
+        return _store(data_source_id, {"status": FAILED, "error": _shown(error)})
     index = Index.from_bytes(blobs.get(blobs.key(item["location"], blobs.INDEX)))
     changes = {
         "status": READY,
@@ -212,12 +213,17 @@ def _store(data_source_id: str, changes: dict[str, Any], *, remove: tuple[str, .
     return changes["status"]
 
 
-def _readable(error: BaseException) -> str:
-    """What a failed summary says: a provider's explanation, never internals (those are logged)."""
-    if isinstance(error, ProviderError | TimeoutError):
-        return str(error)
+def _shown(error: BaseException) -> dict[str, str]:
+    """What a failed summary says, `{code, message}`: never a provider's URL, upstream body or
+    exception text (I7); those are logged."""
+    if isinstance(error, ProviderError):
+        logger.warning("the model could not summarise", extra={"detail": str(error), "code": error.code})
+        return error.shown()
+    if isinstance(error, TimeoutError):
+        logger.warning("the summary timed out", extra={"detail": str(error)})
+        return {"code": TIMEOUT_CODE, "message": "the summary took longer than the worker may run"}
     logger.exception("the summary failed", exc_info=error)
-    return INTERNAL
+    return {"code": INTERNAL_CODE, "message": INTERNAL}
 
 
 # -- generating ----------------------------------------------------------------------------------------
@@ -256,7 +262,7 @@ def _ask(model: str, instruction: str, content: str, max_tokens: int, deadline: 
     text = collect(lambda: provider.stream(messages, generation), seconds=remaining, limit=max_tokens * 8)
     text = tidy(text)
     if not text:
-        raise ProviderError("the model returned no summary")
+        raise ProviderError("the model returned no summary", public="the model returned no summary")
     return text
 
 
@@ -280,7 +286,8 @@ def generate(text: str, model: str, *, deadline: float) -> str:
     """The summary of a text by `model`, in one request when the text fits its context, else by
     sections (see the module docstring)."""
     if not text.strip():
-        raise ProviderError("the data source has no text to summarise")
+        message = "the data source has no text to summarise"
+        raise ProviderError(message, code="nothing_to_summarise", public=message)
     whole = _budget_chars(model, SUMMARY_INSTRUCTION, SUMMARY_TOKENS)
     if len(text) <= whole:
         return _ask(model, SUMMARY_INSTRUCTION, text, SUMMARY_TOKENS, deadline)

@@ -1,8 +1,14 @@
 """Topics: creation under a user or team owner, edits, deletion (its convos follow through the purge
 worker), the topic's prompt, and the topics a caller can view.
 
+A topic's `config.defaults` is a stepConfig every step of its convos starts from, so it is checked as
+any written stepConfig is (`kallo.services.step_configs`): I10, an allowed model and a capped
+`maxTokens` (422); I6, data sources the writer can view (404). The LLM step worker checks its data
+sources again, for each step's author, when it answers.
+
 Costs in AWS calls: Query Topics with `topicIds` is `owned.viewable_among`, without it a page of
-`owned.list_viewable` (see `kallo.services.owned`).
+`owned.list_viewable` (see `kallo.services.owned`). Defaults naming data sources add their checks (one
+Query each + one BatchGetItem).
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ from uuid import uuid4
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role
 from kallo.clock import now_iso
-from kallo.models.topics import PAGE_LIMIT, TopicCreate, TopicUpdate
+from kallo.models.topics import PAGE_LIMIT, TopicConfig, TopicCreate, TopicUpdate
+from kallo.services import authority, step_configs
 from kallo.services.owned import (
     absent_as_not_found,
     create_owned,
@@ -52,6 +59,7 @@ def create_topic(
     access: Access, data: TopicCreate, *, user_id: str | None = None, team_id: str | None = None
 ) -> dict[str, Any]:
     owner = owner_for(access, ObjectType.topic, user_id=user_id, team_id=team_id)
+    _require_config(authority.acting_for(access, user_id) if user_id else access, data.config)
     fields = {
         "name": data.name,
         "description": data.description,
@@ -61,7 +69,15 @@ def create_topic(
     return create_owned(owner, _topic(str(uuid4())), fields)
 
 
+def _require_config(writer: Access, config: TopicConfig) -> None:
+    """I6 and I10: the defaults a writer gives a topic (see the module docstring)."""
+    step_configs.require_writable(writer, [config.defaults])
+
+
 def update_topic(access: Access, topic_id: str, data: TopicUpdate) -> dict[str, Any]:
+    if data.config is not None:
+        access.require(_topic(topic_id), Permission.can_edit)  # first: a hidden topic is 404 (free later)
+        _require_config(access, data.config)
     return update_owned(access, _topic(topic_id), data.changes())
 
 
