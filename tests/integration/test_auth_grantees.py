@@ -442,9 +442,10 @@ def test_owner_transfers_a_team_only_to_a_user_it_acts_for(aws, aws_calls):
     result = invoke("auth.set_grantees", service, query=on(team), body=body)
     assert result.status == 200, result.body
     assert result.json == body
-    # Check (1 BatchGetItem), the grants (1 Query), the authority over the new owner (1 BatchGetItem),
-    # the write: both grantees held grants already.
-    assert aws_calls["dynamodb:BatchGetItem"] == 2 and aws_calls["dynamodb:Query"] == 1
+    # Check (1 BatchGetItem), the grants (1 Query), the authority over the new owner (1 GetItem of the
+    # user), the write: both grantees held grants already.
+    assert aws_calls["dynamodb:BatchGetItem"] == 1 and aws_calls["dynamodb:Query"] == 1
+    assert aws_calls["dynamodb:GetItem"] == 1
     assert aws_calls["dynamodb:TransactWriteItems"] == 1 and aws_calls.total == 4
     assert {grants.grantee_ref(g): g["role"] for g in grants.all_of_object(team)} == {
         ref_of(pat): "owner",

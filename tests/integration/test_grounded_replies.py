@@ -65,7 +65,6 @@ def ready_data_source(owner: Principal, text: str = HERON, name: str = "heron.md
 def ask(connection: str, model: str, **config: Any) -> dict[str, Any]:
     """Send the question as a user step asking for a reply; returns the reply job it queued."""
     payload = {
-        "id": str(uuid4()),
         "content": {"text": QUESTION},
         "config": {"reply": True, "model": model, **config},
     }

@@ -264,14 +264,6 @@ def test_a_config_off_the_allow_list_or_over_the_cap_is_refused(world, heard, co
     assert len(steps.of_convo(world.convo).items) == 2 and reply_jobs() == []
 
 
-def test_a_client_chosen_id_must_be_unused(world, heard):
-    chosen = str(uuid4())
-    assert service.add_step(actor(world.owner, heard), world.convo, new(id=chosen))["id"] == chosen
-    with pytest.raises(Conflict) as taken:
-        service.add_step(actor(world.owner, heard), world.convo, new(id=chosen))
-    assert taken.value.code == "already_exists"
-
-
 # -- groups -------------------------------------------------------------------------------------------
 
 
