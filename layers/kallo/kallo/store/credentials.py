@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from kallo.store import keys
@@ -45,6 +46,12 @@ def put_access_token(record: dict[str, Any], *, ttl: int) -> None:
 
 def get_access_token(token_id: str) -> dict[str, Any] | None:
     return table().get(keys.access_token_key(token_id))
+
+
+def access_tokens(token_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The access-token records among these ids (pattern 11, many at once: one BatchGetItem)."""
+    found = table().batch_get(keys.access_token_key(t) for t in token_ids)
+    return {record["id"]: record for record in found}
 
 
 def revoke_access_token(token_id: str, revoked_at: str) -> None:

@@ -1,0 +1,128 @@
+"""Who may still hear a convo: the check every broadcast, and every client message, makes of a connection.
+
+I8 (live access): a connection hears a convo only while its principal may view it. `$connect` checks
+once and stores the principal on the connection (userId, scheme, tokenId, scope, isServiceAccount);
+afterwards a grant may be removed, a token revoked or a convo deleted, so each connection is checked
+again here, from its stored principal:
+- an access token must still exist, unrevoked, unexpired, for the same user;
+- `Access(principal)` must hold `can_view` on the convo (scope included).
+A connection that fails is refused: a broadcast does not post to it, and `kallo.realtime.drop` forgets
+it and closes its socket.
+
+Bound and cost: a verdict is kept in the process for `RECHECK_SECONDS` (3 s), so delivery to a revoked
+connection ends within that time (plus the time a broadcast takes), and a streaming answer that
+broadcasts many deltas checks each connection at most once per interval. A check of the `n`
+unremembered connections of one convo costs, whatever `n`: one Query per object of the convo's chain
+that can inherit (the convo, its topic) + 1 BatchGetItem (every principal's grants on that chain) + 1
+BatchGetItem (the access-token records, only when some of them use an access token).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kallo.auth.principal import Principal
+from kallo.authz.access import Access, preload_many
+from kallo.authz.policy import ObjectType, Permission
+from kallo.clock import now_iso
+from kallo.store import credentials
+from kallo.store.keys import Ref
+
+RECHECK_SECONDS = 3.0
+_MAX_REMEMBERED = 4096
+
+# (connectionId, convoId) → (monotonic time the verdict expires, allowed)
+_verdicts: dict[tuple[str, str], tuple[float, bool]] = {}
+_lock = threading.Lock()
+
+
+def forget() -> None:
+    """Drop every remembered verdict (tests, and a process pointed at another stack)."""
+    with _lock:
+        _verdicts.clear()
+
+
+def admit(convo_id: str, targets: Sequence[dict[str, Any]]) -> list[Access | None]:
+    """For each connection item of the convo, the Access of its principal when it may still hear the
+    convo, else None. A connection whose principal cannot be read is refused."""
+    moment = time.monotonic()
+    result: list[Access | None] = [None] * len(targets)
+    unchecked: list[tuple[int, Principal]] = []
+    with _lock:
+        remembered = {i: _verdicts.get(_key(t, convo_id)) for i, t in enumerate(targets)}
+    for index, target in enumerate(targets):
+        principal = _principal(target, convo_id)
+        if principal is None:
+            continue
+        verdict = remembered[index]
+        if verdict is not None and verdict[0] > moment:
+            result[index] = Access(principal) if verdict[1] else None
+        else:
+            unchecked.append((index, principal))
+    if unchecked:
+        for (index, _), access in zip(unchecked, _check(convo_id, [p for _, p in unchecked]), strict=True):
+            result[index] = access
+    with _lock:
+        if len(_verdicts) >= _MAX_REMEMBERED:
+            _verdicts.clear()
+        for index, _ in unchecked:
+            _verdicts[_key(targets[index], convo_id)] = (moment + RECHECK_SECONDS, result[index] is not None)
+    return result
+
+
+def _key(target: dict[str, Any], convo_id: str) -> tuple[str, str]:
+    return str(target.get("connectionId", "")), convo_id
+
+
+def _principal(target: dict[str, Any], convo_id: str) -> Principal | None:
+    """The principal stored on a connection of this convo; None for an item that has none (or names
+    another convo, or does not parse), which is then refused."""
+    context = target.get("principal")
+    if target.get("convoId") != convo_id or not isinstance(context, dict):
+        return None
+    try:
+        principal = Principal.from_context(context)
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError):
+        return None
+    if not principal.user_id or principal.user_id != target.get("userId"):
+        return None
+    return principal
+
+
+def _check(convo_id: str, principals: list[Principal]) -> list[Access | None]:
+    """Check the principals now: their credentials, then `can_view` on the convo, all at once."""
+    live = _live_credentials(principals)
+    accesses = [Access(p) for p, ok in zip(principals, live, strict=True) if ok]
+    convo = Ref(ObjectType.convo.value, convo_id)
+    preload_many(accesses, convo)
+    allowed = iter(accesses)
+    result: list[Access | None] = []
+    for ok in live:
+        access = next(allowed) if ok else None
+        result.append(access if access is not None and access.can(convo, Permission.can_view) else None)
+    return result
+
+
+def _live_credentials(principals: list[Principal]) -> list[bool]:
+    """Whether each principal's credential still stands: an access token must be on record, unrevoked,
+    unexpired and the same user's. (API keys and OIDC identities have no per-connection credential.)"""
+    token_ids = {p.token_id for p in principals if p.scheme == "access_token" and p.token_id}
+    records = credentials.access_tokens(token_ids) if token_ids else {}
+    moment = now_iso()
+    live = []
+    for principal in principals:
+        if principal.scheme != "access_token":
+            live.append(True)
+            continue
+        record = records.get(principal.token_id or "")
+        live.append(
+            record is not None
+            and not record.get("revokedAt")
+            and record.get("userId") == principal.user_id
+            and str(record.get("expiresAt", "")) > moment
+        )
+    return live
