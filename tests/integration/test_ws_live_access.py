@@ -12,6 +12,7 @@ from typing import Any
 import jwt as pyjwt
 import pytest
 
+from kallo.auth import api_keys
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.clock import iso, now
@@ -19,7 +20,7 @@ from kallo.models.auth import AccessTokenCreate
 from kallo.models.convos import ConvoCreate
 from kallo.realtime import audience
 from kallo.services import access_tokens, convos, purge
-from kallo.store import connections
+from kallo.store import connections, credentials
 from kallo.store.keys import Ref
 from tests.support import ws
 from tests.support.api import invoke as invoke_api
@@ -133,11 +134,25 @@ def test_a_revoked_connection_that_sends_is_refused_and_closed(tenants, sockets)
     assert sockets.closed == [connection] and connections.get(connection) is None
 
 
+def test_a_revoked_api_key_ends_delivery_and_closes_the_socket(tenants, sockets):
+    t = tenants
+    account, key = make_service_account("reader")
+    grant(Ref("convo", t["convo_id"]), account, "viewer")
+    connected = ws.invoke("connect", "by-key=", headers={"x-api-key": key}, query={"convoId": t["convo_id"]})
+    assert connected == {"statusCode": 200}
+    say(t, "before")
+    credentials.delete_api_key(api_keys.hash_key(key))  # the key leaked: its owner revokes it
+    audience.forget()
+    say(t, "after")
+    assert heard(sockets, "by-key=") == ["before"]
+    assert sockets.closed == ["by-key="] and connections.get("by-key=") is None
+
+
 def test_a_connection_forged_into_the_convo_is_never_posted_to(tenants, sockets):
     t = tenants
-    attacker, _ = make_service_account("attacker")
-    # An item in the convo's partition for a principal that never could view it.
-    forged = ws.connect(attacker, t["convo_id"])
+    attacker, key = make_service_account("attacker")
+    # An item in the convo's partition for a principal, with a valid key, that never could view it.
+    forged = ws.connect(attacker, t["convo_id"], api_key=key)
     say(t, "secret")
     assert sockets.to(forged) == []
     assert sockets.closed == [forged] and connections.get(forged) is None

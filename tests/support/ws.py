@@ -27,6 +27,7 @@ from botocore.awsrequest import AWSResponse
 
 from kallo import aws as kallo_aws
 from kallo import realtime
+from kallo.auth import api_keys
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.clock import epoch_seconds, now, now_iso
@@ -173,20 +174,22 @@ def send(
     return invoke(operation, connection_id, payload=payload, request_id=request_id)
 
 
-def connect(principal: Principal, convo_id: str, connection_id: str | None = None) -> str:
-    """Store a connection as `$connect` would for an authenticated principal (no credentials needed);
-    returns its id."""
+def connect(
+    principal: Principal, convo_id: str, connection_id: str | None = None, *, api_key: str | None = None
+) -> str:
+    """Store a connection as `$connect` would for an authenticated principal (no credentials needed,
+    but a principal of the `api_key` scheme names the key it connected with); returns its id."""
     connection_id = connection_id or uuid4().hex[:15] + "="
-    connections.put(
-        {
-            "connectionId": connection_id,
-            "convoId": convo_id,
-            "userId": principal.user_id,
-            "principal": principal.to_context(),
-            "connectedAt": now_iso(),
-        },
-        ttl=epoch_seconds(now()) + 7200,
-    )
+    connection = {
+        "connectionId": connection_id,
+        "convoId": convo_id,
+        "userId": principal.user_id,
+        "principal": principal.to_context(),
+        "connectedAt": now_iso(),
+    }
+    if api_key is not None:
+        connection["apiKeyHash"] = api_keys.hash_key(api_key)
+    connections.put(connection, ttl=epoch_seconds(now()) + 7200)
     return connection_id
 
 

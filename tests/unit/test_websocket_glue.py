@@ -76,9 +76,13 @@ def test_a_message_reaches_its_action_with_the_connections_session(sockets, alic
     assert sockets.frames == []  # success says nothing by itself: the broadcasts do
 
 
-def test_the_stored_principal_keeps_its_scheme_and_scope(sockets, alice, convo_id, seen):
-    scoped = Principal(user_id=alice.user_id, scheme="api_key", scope=(Ref("convo", convo_id),))
-    connection = ws.connect(scoped, convo_id)
+def test_the_stored_principal_keeps_its_scheme_and_scope(sockets, seen):
+    svc, key = make_service_account()
+    convo_id = convos.create_convo(Access(svc), ConvoCreate())["id"]
+    scoped = Principal(
+        user_id=svc.user_id, scheme="api_key", is_service_account=True, scope=(Ref("convo", convo_id),)
+    )
+    connection = ws.connect(scoped, convo_id, api_key=key)
     run({"type": "t", "payload": {"word": "x"}}, connection, seen)
     assert seen[0][0].access.principal.scope == (Ref("convo", convo_id),)
     assert seen[0][0].access.principal.scheme == "api_key"

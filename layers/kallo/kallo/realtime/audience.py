@@ -4,7 +4,8 @@ I8 (live access): a connection hears a convo only while its principal may view i
 once and stores the principal on the connection (userId, scheme, tokenId, scope, isServiceAccount);
 afterwards a grant may be removed, a token revoked or a convo deleted, so each connection is checked
 again here, from its stored principal:
-- an access token must still exist, unrevoked, unexpired, for the same user;
+- its credential must still stand: an access token on record, unrevoked, unexpired, for the same user;
+  the API key it connected with (its hash is stored on the connection) still on record;
 - `Access(principal)` must hold `can_view` on the convo (scope included).
 A connection that fails is refused: a broadcast does not post to it, and `kallo.realtime.drop` forgets
 it and closes its socket.
@@ -14,7 +15,7 @@ connection ends within that time (plus the time a broadcast takes), and a stream
 broadcasts many deltas checks each connection at most once per interval. A check of the `n`
 unremembered connections of one convo costs, whatever `n`: one Query per object of the convo's chain
 that can inherit (the convo, its topic) + 1 BatchGetItem (every principal's grants on that chain) + 1
-BatchGetItem (the access-token records, only when some of them use an access token).
+BatchGetItem (the access-token and API-key records, only when some of them use one).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def admit(convo_id: str, targets: Sequence[dict[str, Any]]) -> list[Access | Non
     convo, else None. A connection whose principal cannot be read is refused."""
     moment = time.monotonic()
     result: list[Access | None] = [None] * len(targets)
-    unchecked: list[tuple[int, Principal]] = []
+    unchecked: list[tuple[int, Principal, dict[str, Any]]] = []
     with _lock:
         remembered = {i: _verdicts.get(_key(t, convo_id)) for i, t in enumerate(targets)}
     for index, target in enumerate(targets):
@@ -62,14 +63,15 @@ def admit(convo_id: str, targets: Sequence[dict[str, Any]]) -> list[Access | Non
         if verdict is not None and verdict[0] > moment:
             result[index] = Access(principal) if verdict[1] else None
         else:
-            unchecked.append((index, principal))
+            unchecked.append((index, principal, target))
     if unchecked:
-        for (index, _), access in zip(unchecked, _check(convo_id, [p for _, p in unchecked]), strict=True):
+        checked = _check(convo_id, [(p, t) for _, p, t in unchecked])
+        for (index, _, _), access in zip(unchecked, checked, strict=True):
             result[index] = access
     with _lock:
         if len(_verdicts) >= _MAX_REMEMBERED:
             _verdicts.clear()
-        for index, _ in unchecked:
+        for index, _, _ in unchecked:
             _verdicts[_key(targets[index], convo_id)] = (moment + RECHECK_SECONDS, result[index] is not None)
     return result
 
@@ -93,10 +95,10 @@ def _principal(target: dict[str, Any], convo_id: str) -> Principal | None:
     return principal
 
 
-def _check(convo_id: str, principals: list[Principal]) -> list[Access | None]:
-    """Check the principals now: their credentials, then `can_view` on the convo, all at once."""
-    live = _live_credentials(principals)
-    accesses = [Access(p) for p, ok in zip(principals, live, strict=True) if ok]
+def _check(convo_id: str, connections: list[tuple[Principal, dict[str, Any]]]) -> list[Access | None]:
+    """Check the connections now: their credentials, then `can_view` on the convo, all at once."""
+    live = _live_credentials(connections)
+    accesses = [Access(p) for (p, _), ok in zip(connections, live, strict=True) if ok]
     convo = Ref(ObjectType.convo.value, convo_id)
     preload_many(accesses, convo)
     allowed = iter(accesses)
@@ -107,22 +109,29 @@ def _check(convo_id: str, principals: list[Principal]) -> list[Access | None]:
     return result
 
 
-def _live_credentials(principals: list[Principal]) -> list[bool]:
-    """Whether each principal's credential still stands: an access token must be on record, unrevoked,
-    unexpired and the same user's. (API keys and OIDC identities have no per-connection credential.)"""
-    token_ids = {p.token_id for p in principals if p.scheme == "access_token" and p.token_id}
-    records = credentials.access_tokens(token_ids) if token_ids else {}
+def _live_credentials(connections: list[tuple[Principal, dict[str, Any]]]) -> list[bool]:
+    """Whether the credential each connection was opened with still stands: an access token on
+    record, unrevoked, unexpired and the same user's; an API key on record for the same user. (An OIDC
+    identity has nothing Kallo can revoke: its user's grants are what is checked.)"""
+    token_ids = {p.token_id for p, _ in connections if p.scheme == "access_token" and p.token_id}
+    key_hashes = {
+        str(t["apiKeyHash"]) for p, t in connections if p.scheme == "api_key" and t.get("apiKeyHash")
+    }
+    tokens, api_keys = credentials.live_records(token_ids, key_hashes)
     moment = now_iso()
     live = []
-    for principal in principals:
-        if principal.scheme != "access_token":
+    for principal, target in connections:
+        if principal.scheme == "access_token":
+            record = tokens.get(principal.token_id or "")
+            live.append(
+                record is not None
+                and not record.get("revokedAt")
+                and record.get("userId") == principal.user_id
+                and str(record.get("expiresAt", "")) > moment
+            )
+        elif principal.scheme == "api_key":
+            key = api_keys.get(str(target.get("apiKeyHash") or ""))
+            live.append(key is not None and key.get("userId") == principal.user_id)
+        else:
             live.append(True)
-            continue
-        record = records.get(principal.token_id or "")
-        live.append(
-            record is not None
-            and not record.get("revokedAt")
-            and record.get("userId") == principal.user_id
-            and str(record.get("expiresAt", "")) > moment
-        )
     return live

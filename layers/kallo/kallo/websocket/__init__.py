@@ -220,7 +220,8 @@ def connect(event: Event) -> Response:
     credential failed (an expired or forged JWT, an unknown key) is logged, never told to the client.
     The connection stores its principal, so broadcasts and messages re-check it (I8)."""
     # Only $connect verifies credentials: the message routes need not pay for importing pyjwt.
-    from kallo.auth.authenticate import authenticate
+    from kallo.auth import api_keys
+    from kallo.auth.authenticate import authenticate, credential_from
 
     query = event.get("queryStringParameters") or {}
     try:
@@ -243,16 +244,18 @@ def connect(event: Event) -> Response:
         logger.info("connection refused: convo not viewable", extra={"reason": error.message})
         return _refuse(404, "not_found", "not found")
     connection_id = connection_id_of(event)
-    connections.put(
-        {
-            "connectionId": connection_id,
-            "convoId": convo_id,
-            "userId": principal.user_id,
-            "principal": principal.to_context(),
-            "connectedAt": _connected_at(event),
-        },
-        ttl=epoch_seconds(now()) + get_settings().ws_connection_ttl_seconds,
-    )
+    connection = {
+        "connectionId": connection_id,
+        "convoId": convo_id,
+        "userId": principal.user_id,
+        "principal": principal.to_context(),
+        "connectedAt": _connected_at(event),
+    }
+    kind, value = credential_from(event.get("headers") or {}, query)
+    if kind == "api_key":
+        # Which key opened it (its hash, as stored): revoking the key ends the connection too (I8).
+        connection["apiKeyHash"] = api_keys.hash_key(value)
+    connections.put(connection, ttl=epoch_seconds(now()) + get_settings().ws_connection_ttl_seconds)
     return OK
 
 
