@@ -83,7 +83,16 @@ def answer_once(model: str, max_tokens: int, recorder: Recorder) -> Answer:
     """One question in a new convo: enqueue its job, receive it as the worker would, answer it."""
     user = make_user()
     convo = make_object("convo", ref_of(user), name="bench")
-    connections.put({"connectionId": f"bench-{convo.id}", "convoId": convo.id}, ttl=2**31 - 1)
+    # The connection carries its principal, as `$connect` stores it: broadcasts re-check it (I8).
+    connections.put(
+        {
+            "connectionId": f"bench-{convo.id}",
+            "convoId": convo.id,
+            "userId": user.user_id,
+            "principal": user.to_context(),
+        },
+        ttl=2**31 - 1,
+    )
     question = add_user_step(convo, user, PROMPT)
     job = ReplyJob(
         jobId=str(uuid4()),

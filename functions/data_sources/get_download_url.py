@@ -1,7 +1,8 @@
 """Generate Signed URL for Download: GET /data-sources/{dataSourceId}/download-url → 200 "<url>".
 
 The URL downloads the original bytes as an attachment named after the data source, for a few minutes
-(`download_url_seconds`, at most 15); 409 `not_uploaded` while a presigned upload is awaited.
+(`download_url_seconds`, at most 15); 409 `not_uploaded` while a presigned upload is awaited, 409
+`not_ready` while the file is being checked or after it failed its checks (a failed file is never served).
 """
 
 import json

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+from kallo.documents import bounded, extract
 from kallo.documents.bm25 import Index
 from kallo.settings import get_settings
 from kallo.store import blobs, keys, objects
@@ -142,14 +144,50 @@ def test_a_file_beyond_the_cap_is_failed_and_deleted(owner, monkeypatch):
     assert s3_versions(blobs.prefix(owner, source.id)) == []
 
 
-def test_an_unreadable_document_is_failed_and_kept(owner):
+def test_an_unreadable_document_is_failed_and_deleted(owner):
     source, location = new_data_source(owner, "broken.pdf", "application/pdf")
-    broken = documents.pdf(["Nothing to see."])[:200]
+    broken = b"%PDF-1.7\n" + b"garbage " * 50 + b"\n%%EOF\n"
     blobs.put(location, broken, content_type="application/pdf")
     assert run(*delivered()) == []
     item = objects.get(source)
     assert item["status"] == "failed" and item["error"]["code"] == "unreadable_document"
-    assert s3_versions(blobs.prefix(owner, source.id)) == [location]
+    assert item["mimeType"] == "application/pdf"
+    assert s3_versions(blobs.prefix(owner, source.id)) == []  # a failed file is never served
+
+
+def test_a_pdf_in_front_of_a_zip_is_failed_and_deleted(owner):
+    source, location = new_data_source(owner, "report.pdf", "application/pdf")
+    blobs.put(location, documents.pdf_zip_polyglot(), content_type="application/pdf")
+    assert run(*delivered()) == []
+    item = objects.get(source)
+    assert item["status"] == "failed" and item["error"]["code"] == "unsupported_media_type"
+    assert s3_versions(blobs.prefix(owner, source.id)) == []
+
+
+def test_a_document_over_the_bound_fails_too_complex_and_the_next_one_is_processed(owner, monkeypatch):
+    """I11: one tenant's costly PDF holds up the batch no longer than the per-document bound."""
+    slow, slow_location = new_data_source(owner, "slow.pdf", "application/pdf")
+    other = make_user()
+    fine, fine_location = new_data_source(ref_of(other), "notes.txt", "text/plain")
+    blobs.put(slow_location, documents.pdf(["Looks innocent."]), content_type="application/pdf")
+    blobs.put(fine_location, SAMPLES["text/plain"][1], content_type="text/plain")
+    original = extract.text_of
+
+    def costly(data: bytes, media_type: str) -> str:
+        if media_type == "application/pdf":
+            while True:  # a parser stuck in a loop: only the CPU limit ends it
+                pass
+        return original(data, media_type)
+
+    monkeypatch.setattr(extract, "text_of", costly)
+    monkeypatch.setattr(bounded, "LIMITS", bounded.Limits(cpu_seconds=1, wall_seconds=10))
+    started = time.monotonic()
+    assert run(*s3_events(delivered())) == []
+    assert time.monotonic() - started < 8
+    item = objects.get(slow)
+    assert item["status"] == "failed" and item["error"]["code"] == "too_complex"
+    assert s3_versions(blobs.prefix(owner, slow.id)) == []
+    assert objects.get(fine)["status"] == "ready"
 
 
 def test_a_late_event_of_a_deleted_data_source_deletes_its_bytes(owner, aws_calls):

@@ -3,6 +3,7 @@
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import uuid4
 
+import pytest
 import requests
 
 from kallo import aws as kallo_aws
@@ -216,6 +217,7 @@ def test_download_url(aws, aws_calls):
     alice, bob = make_user(), make_user()
     data = b"Quarterly figures.\n"
     created = uploaded(alice, data)
+    objects.update(Ref("data_source", created["id"]), {"status": "ready"})  # as the worker leaves it
     version = objects.get(Ref("data_source", created["id"]))["versionId"]
     aws_calls.reset()
     result = invoke("data_sources.get_download_url", alice, path={"dataSourceId": created["id"]})
@@ -254,3 +256,13 @@ def test_no_download_before_the_presigned_upload(aws):
     assert result.status == 409 and result.json["code"] == "not_uploaded"
     missing = invoke("data_sources.get_download_url", alice, path={"dataSourceId": str(uuid4())})
     assert missing.status == 404
+
+
+@pytest.mark.parametrize("status", ["processing", "failed"])
+def test_a_data_source_that_is_not_ready_is_never_served(aws, status):
+    """I11: bytes being checked, or that failed their checks, have no download URL."""
+    alice = make_user()
+    created = uploaded(alice)
+    objects.update(Ref("data_source", created["id"]), {"status": status})
+    result = invoke("data_sources.get_download_url", alice, path={"dataSourceId": created["id"]})
+    assert result.status == 409 and result.json["code"] == "not_ready", result.body

@@ -15,6 +15,7 @@ from kallo.settings import get_settings
 from kallo.store import blobs, grants, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import table
+from tests.support import documents
 from tests.support.api import LambdaContext, Result, sample_event
 from tests.support.world import grant, make_object, make_service_account, make_user, ref_of
 
@@ -140,6 +141,7 @@ def test_disguised_executables_are_refused_before_anything_is_stored(aws, aws_ca
     for data in (
         b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 64,
         b"\x7fELF\x02\x01\x01",
+        documents.pdf_zip_polyglot(),
     ):
         result = upload(alice, data, "report.pdf", "application/pdf")
         assert result.status == 415 and result.json["code"] == "unsupported_media_type", result.body

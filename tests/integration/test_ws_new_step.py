@@ -18,11 +18,12 @@ def test_the_step_is_broadcast_to_the_convo_and_a_reply_queued(sockets, aws_call
     answer = ws.invoke("convo_new_step", room.participant_connection)  # the sample: reply asked for
     assert answer == {"statusCode": 200}
     # The connection; the check (structural grants + the caller's grants); the step, its marker and
-    # the convo's latestStep; its words; the caller's own grant; the convo's connections; 3 posts; the job.
+    # the convo's latestStep; its words; the caller's own grant; the convo's connections; the check of
+    # the two other connections (structural grants + their grants, I8); 3 posts; the job.
     assert dict(aws_calls.calls) == {
         "dynamodb:GetItem": 2,
-        "dynamodb:Query": 2,
-        "dynamodb:BatchGetItem": 1,
+        "dynamodb:Query": 3,
+        "dynamodb:BatchGetItem": 2,
         "dynamodb:TransactWriteItems": 1,
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 3,
@@ -126,12 +127,13 @@ def test_bad_payloads_get_an_error_and_the_socket_lives_on(sockets, aws_calls):
         assert answer == {"statusCode": 200}
         error = sockets.errors(room.owner_connection)[-1]
         assert (error["code"], error["requestId"]) == (code, f"b{position}"), (payload, error)
-    # Each bad payload costs the connection's read and the error; a foreign convoId is found out by the
-    # service, after the permission check (Query + BatchGetItem).
+    # Each bad payload costs the connection's read and the error; the first message checks the
+    # connection (Query + BatchGetItem, remembered for a few seconds), and a foreign convoId is found
+    # out by the service, after its own permission check (Query + BatchGetItem).
     assert dict(aws_calls.calls) == {
         "dynamodb:GetItem": len(cases),
-        "dynamodb:Query": 1,
-        "dynamodb:BatchGetItem": 1,
+        "dynamodb:Query": 2,
+        "dynamodb:BatchGetItem": 2,
         "apigatewaymanagementapi:PostToConnection": len(cases),
     }
     assert sockets.receivers == {room.owner_connection}

@@ -13,11 +13,12 @@ def test_a_group_is_broadcast_step_by_step_with_one_group_id(sockets, aws_calls)
     room = ws.room()
     aws_calls.reset()
     assert ws.invoke("convo_new_step_group", room.owner_connection) == {"statusCode": 200}  # the sample
-    # As one new step, with one broadcast per step and one job per step asking for a reply.
+    # As one new step, with one broadcast per step and one job per step asking for a reply; the first
+    # broadcast checks the two other connections (Query + BatchGetItem, I8), the second does not.
     assert dict(aws_calls.calls) == {
         "dynamodb:GetItem": 2,
-        "dynamodb:Query": 3,
-        "dynamodb:BatchGetItem": 1,
+        "dynamodb:Query": 4,
+        "dynamodb:BatchGetItem": 2,
         "dynamodb:TransactWriteItems": 1,
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 6,

@@ -3,6 +3,9 @@ repairs) and the magic bytes of formats a data source must refuse."""
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 
 def pdf(pages: list[str]) -> bytes:
     """A PDF with one page per string, each line of a string drawn as one line of Helvetica text
@@ -62,3 +65,16 @@ ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"\x00" * 16 + b"word/document.xml
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
 GZIP = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01"
+
+
+def zipped(name: str = "payload.exe", content: bytes = b"MZ\x90\x00not really a program") -> bytes:
+    """A real zip archive holding one file."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def pdf_zip_polyglot() -> bytes:
+    """`%PDF-` in front of a zip: an unzipper still opens it (it finds the archive from the end)."""
+    return b"%PDF-1.7\n" + zipped()

@@ -5,7 +5,8 @@ moto accepts `apigatewaymanagementapi` calls but neither delivers them nor ever 
 `sockets` fixture answers `PostToConnection` itself, inside the real botocore client that
 `kallo.realtime` uses: the calls still go through `kallo.realtime.post` (and are counted by the
 `aws_calls` fixture), frames are recorded per connection, and connections put in `Sockets.gone` answer
-GoneException as API Gateway does for a closed socket.
+GoneException as API Gateway does for a closed socket. `DeleteConnection` is answered the same way: the
+connection is recorded in `Sockets.closed` and is gone from then on.
 
 In a test module: `sockets = ws.sockets` makes the fixture available.
 """
@@ -25,12 +26,14 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from kallo import aws as kallo_aws
-from kallo import realtime, websocket
+from kallo import realtime
+from kallo.auth import api_keys
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.clock import epoch_seconds, now, now_iso
 from kallo.models.convos import ConvoCreate
 from kallo.models.steps import Step
+from kallo.realtime import audience
 from kallo.services import convos
 from kallo.settings import get_settings
 from kallo.store import connections, steps
@@ -45,6 +48,7 @@ class Sockets:
 
     frames: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     gone: set[str] = field(default_factory=set)
+    closed: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def to(self, connection_id: str, message_type: str | None = None) -> list[dict[str, Any]]:
@@ -86,22 +90,40 @@ class Sockets:
             self.frames.append((connection_id, message))
         return AWSResponse("", 200, {}, None), {"ResponseMetadata": {"HTTPStatusCode": 200}}
 
+    def _remember_closing(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["closing"] = params["ConnectionId"]
+
+    def _close(self, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        connection_id = context["closing"]
+        with self._lock:
+            if connection_id in self.gone:
+                error = {"Code": "GoneException", "Message": f"connection {connection_id} is gone"}
+                return AWSResponse("", 410, {}, None), {"Error": error, "ResponseMetadata": {}}
+            self.closed.append(connection_id)
+            self.gone.add(connection_id)
+        return AWSResponse("", 204, {}, None), {"ResponseMetadata": {"HTTPStatusCode": 204}}
+
     def install(self) -> None:
         events = realtime._management_client().meta.events
         events.register("before-parameter-build.apigatewaymanagementapi.PostToConnection", self._remember)
         events.register("before-call.apigatewaymanagementapi.PostToConnection", self._answer)
+        events.register(
+            "before-parameter-build.apigatewaymanagementapi.DeleteConnection", self._remember_closing
+        )
+        events.register("before-call.apigatewaymanagementapi.DeleteConnection", self._close)
 
 
 @pytest.fixture
-def sockets(aws: Any) -> Iterator[Sockets]:
-    """A fresh management client for this test's account, answering as API Gateway would."""
+def sockets(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sockets]:
+    """A fresh management client for this test's account, answering as API Gateway would. Verdicts on
+    connections (I8) are remembered until a test calls `audience.forget()`, so call budgets do not
+    depend on the machine's speed."""
+    monkeypatch.setattr(audience, "RECHECK_SECONDS", 600.0)
     realtime.reset()
-    websocket.forget_cached_credentials()
     captured = Sockets()
     captured.install()
     yield captured
     realtime.reset()
-    websocket.forget_cached_credentials()
 
 
 def sample_event(operation: str) -> dict[str, Any]:
@@ -152,20 +174,22 @@ def send(
     return invoke(operation, connection_id, payload=payload, request_id=request_id)
 
 
-def connect(principal: Principal, convo_id: str, connection_id: str | None = None) -> str:
-    """Store a connection as `$connect` would for an authenticated principal (no credentials needed);
-    returns its id."""
+def connect(
+    principal: Principal, convo_id: str, connection_id: str | None = None, *, api_key: str | None = None
+) -> str:
+    """Store a connection as `$connect` would for an authenticated principal (no credentials needed,
+    but a principal of the `api_key` scheme names the key it connected with); returns its id."""
     connection_id = connection_id or uuid4().hex[:15] + "="
-    connections.put(
-        {
-            "connectionId": connection_id,
-            "convoId": convo_id,
-            "userId": principal.user_id,
-            "principal": principal.to_context(),
-            "connectedAt": now_iso(),
-        },
-        ttl=epoch_seconds(now()) + 7200,
-    )
+    connection = {
+        "connectionId": connection_id,
+        "convoId": convo_id,
+        "userId": principal.user_id,
+        "principal": principal.to_context(),
+        "connectedAt": now_iso(),
+    }
+    if api_key is not None:
+        connection["apiKeyHash"] = api_keys.hash_key(api_key)
+    connections.put(connection, ttl=epoch_seconds(now()) + 7200)
     return connection_id
 
 

@@ -1,6 +1,9 @@
 """Media type detection (kallo.documents.sniff): decided by the bytes, the name only chooses among the
 text types the bytes fit."""
 
+import io
+import zipfile
+
 import pytest
 
 from kallo import errors
@@ -88,3 +91,28 @@ def test_an_empty_file_is_a_bad_request():
     with pytest.raises(errors.BadRequest) as raised:
         detect(b"", filename="empty.txt")
     assert raised.value.code == "empty_file" and raised.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("data", "looks_like"),
+    [
+        (documents.pdf_zip_polyglot(), "PDF"),  # %PDF- then a zip: no %%EOF at its end
+        (documents.pdf(["Hello."]) + documents.zipped(), "zip archive behind a PDF header"),
+        (b"%PDF-1.4\n" + documents.ZIP + b"\n" * 2000 + b"%%EOF\n", "zip archive behind a PDF header"),
+        (b"%PDF-1.4\n" + documents.ELF + b"\n%%EOF\n", "ELF executable behind a PDF header"),
+        (b"%PDF-\n" + b"x" * 100 + b"\n%%EOF\n", "only starts like a PDF"),
+        (documents.pdf(["Hello."])[:-200], "truncated PDF"),
+    ],
+)
+def test_a_file_that_only_starts_like_a_pdf_is_refused(data, looks_like):
+    with pytest.raises(errors.UnsupportedMediaType) as raised:
+        detect(data, filename="report.pdf", declared="application/pdf")
+    assert raised.value.status == 415 and looks_like in raised.value.message
+
+
+def test_the_polyglot_really_is_a_zip():
+    assert zipfile.ZipFile(io.BytesIO(documents.pdf_zip_polyglot())).namelist() == ["payload.exe"]
+
+
+def test_json_nested_too_deep_to_parse_is_text_not_a_crash():
+    assert detect(b"[" * 200_000 + b"]" * 200_000, filename="deep.json") == "text/plain"

@@ -21,6 +21,7 @@ from kallo.errors import Conflict
 from kallo.llm import ChatMessage, ProviderError, registry
 from kallo.llm.jobs import ReplyJob
 from kallo.models.steps import STEP_JSON_LIMIT, Step, json_size
+from kallo.realtime import audience
 from kallo.services import replies
 from kallo.store import connections, objects, search, steps
 from kallo.store.keys import Ref
@@ -637,18 +638,25 @@ def test_clean_name(raw, name):
 
 def test_aws_calls_of_a_short_answer(scene, aws_calls, monkeypatch, llm):
     _, model = llm
+    principal = {"scheme": "oidc", "userId": scene.user}
     connections.put(
-        {"connectionId": "conn-1", "convoId": scene.convo.id, "userId": scene.user}, ttl=2**31 - 1
+        {"connectionId": "conn-1", "convoId": scene.convo.id, "userId": scene.user, "principal": principal},
+        ttl=2**31 - 1,
     )
     frames: list[bytes] = []
     monkeypatch.setattr(realtime, "post", lambda connection_id, data: frames.append(data) or True)
+    monkeypatch.setattr(audience, "RECHECK_SECONDS", 600.0)  # a slow machine must not add a check
+    realtime.reset()
     job = scene.job(scene.step("Hi"), model)
     aws_calls.reset()
     replies.answer(job)
-    # running, new step, one delta, final, idle: one Query each for the convo's connections
+    # running, new step, one delta, final, idle: one Query each for the convo's connections; the first
+    # broadcast checks the connection (I8): the convo's structural grants and the user's grants, then
+    # its verdict is remembered for the other four.
     assert len(frames) == 5
     assert aws_calls.calls == {
-        "dynamodb:Query": 3 + 5,  # the step by id, the convo's steps, its data sources, the broadcasts
+        "dynamodb:Query": 3 + 5 + 1,  # the step by id, the convo's steps, its data sources, the broadcasts
+        "dynamodb:BatchGetItem": 1,  # the connection's check
         "dynamodb:GetItem": 1,  # the convo
         "dynamodb:TransactWriteItems": 1,  # the step (and the convo's latestStep)
         "dynamodb:UpdateItem": 2,  # the completed step, the convo's latestStep

@@ -21,11 +21,13 @@ from kallo.models.auth import AccessTokenCreate
 from kallo.models.common import ApiModel
 from kallo.models.convos import ConvoCreate
 from kallo.models.ws import NewStep
+from kallo.realtime import audience
 from kallo.services import access_tokens, convos
-from kallo.store import connections, credentials
+from kallo.store import connections, credentials, keys
 from kallo.store.keys import Ref
+from kallo.store.table import table
 from tests.support import ws
-from tests.support.world import make_service_account, make_user
+from tests.support.world import grant, make_service_account, make_user
 
 sockets = ws.sockets
 
@@ -74,9 +76,13 @@ def test_a_message_reaches_its_action_with_the_connections_session(sockets, alic
     assert sockets.frames == []  # success says nothing by itself: the broadcasts do
 
 
-def test_the_stored_principal_keeps_its_scheme_and_scope(sockets, alice, convo_id, seen):
-    scoped = Principal(user_id=alice.user_id, scheme="api_key", scope=(Ref("convo", convo_id),))
-    connection = ws.connect(scoped, convo_id)
+def test_the_stored_principal_keeps_its_scheme_and_scope(sockets, seen):
+    svc, key = make_service_account()
+    convo_id = convos.create_convo(Access(svc), ConvoCreate())["id"]
+    scoped = Principal(
+        user_id=svc.user_id, scheme="api_key", is_service_account=True, scope=(Ref("convo", convo_id),)
+    )
+    connection = ws.connect(scoped, convo_id, api_key=key)
     run({"type": "t", "payload": {"word": "x"}}, connection, seen)
     assert seen[0][0].access.principal.scope == (Ref("convo", convo_id),)
     assert seen[0][0].access.principal.scheme == "api_key"
@@ -202,14 +208,47 @@ def test_a_revoked_access_token_stops_the_connection(sockets, seen):
     run(body, connection, seen)
     assert len(seen) == 1
     credentials.revoke_access_token(token["id"], iso(now()))
-    run(body, connection, seen)  # within the cache bound: still accepted
+    run(body, connection, seen)  # within the re-check bound (a few seconds): still accepted
     assert len(seen) == 2
-    websocket.forget_cached_credentials()
+    audience.forget()  # the bound has passed
     run(body, connection, seen)
     assert len(seen) == 2 and sockets.errors(connection)[0]["code"] == "unauthorized"
-    assert connections.get(connection) is None  # it hears nothing more
+    assert "revoked" not in sockets.errors(connection)[0]["message"]
+    # It hears nothing more: forgotten, and its socket closed after the error was sent.
+    assert connections.get(connection) is None and sockets.closed == [connection]
     run(body, connection, seen)
-    assert sockets.errors(connection)[1]["code"] == "connection_unknown"
+    assert len(seen) == 2 and len(sockets.to(connection)) == 1
+
+
+def test_a_removed_grant_refuses_the_next_message_and_closes_the_socket(sockets, alice, convo_id, seen):
+    viewer = make_user()
+    grant(Ref("convo", convo_id), viewer, "participant")
+    connection = ws.connect(viewer, convo_id)
+    body = {"type": "t", "payload": {"word": "x"}, "requestId": "q"}
+    run(body, connection, seen)
+    assert len(seen) == 1
+    table().delete(keys.grant_key(Ref("convo", convo_id), Ref("user", viewer.user_id)))
+    audience.forget()
+    run(body, connection, seen)
+    assert len(seen) == 1 and [e["code"] for e in sockets.errors(connection)] == ["unauthorized"]
+    assert connections.get(connection) is None and sockets.closed == [connection]
+
+
+def test_a_message_rechecks_at_most_once_per_interval(sockets, alice, convo_id, seen, aws_calls, monkeypatch):
+    connection = ws.connect(alice, convo_id)
+    body = {"type": "t", "payload": {"word": "x"}}
+    aws_calls.reset()
+    run(body, connection, seen)
+    run(body, connection, seen)
+    # Each message reads its connection; only the first checks it (the convo's grants + alice's).
+    assert dict(aws_calls.calls) == {"dynamodb:GetItem": 2, "dynamodb:Query": 1, "dynamodb:BatchGetItem": 1}
+    monkeypatch.setattr(audience, "RECHECK_SECONDS", 0.0)
+    audience.forget()
+    aws_calls.reset()
+    run(body, connection, seen)
+    run(body, connection, seen)
+    assert dict(aws_calls.calls) == {"dynamodb:GetItem": 2, "dynamodb:Query": 2, "dynamodb:BatchGetItem": 2}
+    assert len(seen) == 4
 
 
 # -- $connect, $disconnect, $default -------------------------------------------------------------------

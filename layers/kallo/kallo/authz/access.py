@@ -8,6 +8,7 @@ request are free.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from kallo.auth.principal import Principal
@@ -152,3 +153,30 @@ class Access:
                 f"{permission.value} is required on {obj.type} {obj.id}", code="permission_denied"
             )
         return held
+
+
+def preload_many(accesses: Sequence[Access], obj: Ref) -> None:
+    """Read what checks on one object by many principals need, at the cost of one check: `obj`'s
+    chain is walked once (one Query per node that can inherit) and shared by every Access, and all
+    the principals' grants on it come in one BatchGetItem. (Used by broadcasts, which re-check every
+    connection of a convo.)"""
+    if not accesses:
+        return
+    first = accesses[0]
+    chain = first._chain(obj)
+    for other in accesses[1:]:
+        other._structural.update(first._structural)
+    wanted = {
+        (node, Ref("user", a.principal.user_id)): None
+        for a in accesses
+        if a.principal.user_id
+        for node in chain
+        if node not in a._direct
+    }
+    found = grants.batch_get(list(wanted)) if wanted else {}
+    for access in accesses:
+        me = Ref("user", access.principal.user_id or "")
+        for node in chain:
+            if node not in access._direct:
+                grant = found.get((node, me)) if access.principal.user_id else None
+                access._direct[node] = Role(grant["role"]) if grant else None

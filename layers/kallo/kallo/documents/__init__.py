@@ -4,9 +4,11 @@ The pipeline a data source goes through (`services.ingest` drives it, `services.
 LLM step read its result):
 
 1. `sniff.detect`: the media type comes from the bytes, never from the client's name or header alone,
-   so an executable called `report.pdf` is refused and a PDF called `notes.txt` is read as a PDF.
-2. `extract.text_of`: the plain text of the document (pypdf for PDF, the standard library's HTML
-   parser for HTML); citations point at offsets in this text, so it is what gets stored.
+   so an executable called `report.pdf` (or `%PDF-` in front of a zip) is refused and a PDF called
+   `notes.txt` is read as a PDF.
+2. `extract.bounded_text_of`: the plain text of the document (pypdf for PDF, the standard library's
+   HTML parser for HTML), read in a child process bound in CPU, memory and time (`bounded`);
+   citations point at offsets in this text, so it is what gets stored.
 3. `passages.split`: overlapping passages of about 800 characters cut on paragraph and sentence
    boundaries, each with its offsets in the text.
 4. `bm25.Index`: a BM25 index over the passages, serialised to compact JSON next to the original;

@@ -5,7 +5,10 @@ Whitespace is normalised moderately so that offsets stay meaningful to a reader:
 and pretty-printed JSON keep their shape), trailing spaces go, and three or more line
 breaks become a paragraph break (one blank line). Text is capped at MAX_CHARS characters (about 300,000
 words, far more than any prompt can hold); anything after the cap is not indexed or cited, and the cut
-falls on a paragraph, line or word boundary near it.
+falls on a paragraph, line or word boundary near it. Of a PDF, at most MAX_PAGES pages are read.
+
+I11 (hostile input): `bounded_text_of` is what the worker calls: `text_of` in a child process bound in
+CPU, memory and time (`kallo.documents.bounded`); a document over the bound fails `too_complex`.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import re
 from html.parser import HTMLParser
 
 from kallo import errors
+from kallo.documents import bounded
 from kallo.documents.sniff import UTF8_BOM
 
 MAX_CHARS = 2_000_000
+MAX_PAGES = 2_000
 
 _INNER_SPACE = re.compile(r"(?<=\S)[^\S\n]+")
 _LINE_END_SPACE = re.compile(r"[^\S\n]+\n")
@@ -27,6 +32,14 @@ _LINE_START_SPACE = re.compile(r"\n[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _ANY_SPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def bounded_text_of(data: bytes, media_type: str) -> str:
+    """`text_of` within the per-document bound on CPU, memory and time (raises `bounded.TooComplex`
+    over it)."""
+    if media_type == "application/pdf":
+        import pypdf  # noqa: F401  (imported once in the parent, not again in every child)
+    return str(bounded.run(text_of, data, media_type))
 
 
 def text_of(data: bytes, media_type: str) -> str:
@@ -81,7 +94,9 @@ def _pdf_text(data: bytes) -> str:
         if reader.is_encrypted and not reader.decrypt(""):
             raise _unreadable("The PDF is protected by a password.")
         size = 0
-        for page in reader.pages:
+        for number, page in enumerate(reader.pages):
+            if number >= MAX_PAGES:
+                break
             pages.append(page.extract_text() or "")
             size += len(pages[-1])
             if size > MAX_CHARS:
@@ -102,7 +117,7 @@ def _json_text(decoded: str) -> str:
     """Pretty-printed, so that a minified document still has lines to cut passages at."""
     try:
         return json.dumps(json.loads(decoded), indent=2, ensure_ascii=False)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting too deep to re-indent, kept as is
         return decoded
 
 

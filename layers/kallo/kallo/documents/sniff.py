@@ -1,7 +1,8 @@
 """Media type detection from a file's bytes.
 
 A client's file name and Content-Type are claims, not facts: the type of a data source is decided
-here from the bytes. PDFs are recognised by their `%PDF-` header; known binary formats (executables,
+here from the bytes. PDFs are recognised by their `%PDF-` header and must look like a PDF throughout
+(`_check_pdf`); known binary formats (executables,
 archives, Office files, images, audio, video) are refused by their magic numbers with a message that
 says what the file looks like; anything else must be UTF-8 text (a BOM is allowed, NUL bytes are not).
 Among text, JSON and HTML are recognised from the content; CSV and Markdown cannot be told from plain
@@ -54,6 +55,25 @@ _MAGICS: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\x1aE\xdf\xa3", "a Matroska/WebM video"),
     (4, b"ftyp", "an MP4/QuickTime/HEIF media file"),
 )
+# A PDF: `%PDF-1.7`; `%%EOF` within the last KiB (the spec's window for trailing junk); an unzipper
+# searches the last 64 KiB + 22 bytes for the end-of-archive record.
+_PDF_HEADER = re.compile(rb"%PDF-\d\.\d")
+_PDF_LINE_MAX = 64
+_PDF_EOF_WINDOW = 1024
+_PDF_HEAD_WINDOW = 4096
+_ZIP_END = b"PK\x05\x06"
+_ZIP_END_WINDOW = 64 * 1024 + 22
+# Signatures that have no business in the first KiBs of a PDF (its header comment and first objects).
+_EMBEDDED_MAGICS: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "a zip archive"),
+    (b"PK\x05\x06", "a zip archive"),
+    (b"\x7fELF", "an ELF executable"),
+    (b"MZ\x90\x00", "a Windows executable"),
+    (b"PE\x00\x00", "a Windows executable"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Office document"),
+)
 _RIFF_KINDS = {b"WAVE": "a WAV audio file", b"AVI ": "an AVI video", b"WEBP": "a WebP image"}
 
 # Control characters that do not occur in text files (tab, newlines, form feed and escape do).
@@ -94,6 +114,7 @@ def detect(data: bytes, *, filename: str | None = None, declared: str | None = N
     if not data:
         raise errors.BadRequest("The file is empty.", code="empty_file")
     if data.lstrip(b"\t\n\r ")[:5] == b"%PDF-":
+        _check_pdf(data)
         return "application/pdf"
     _refuse_binary(data)
     text = _as_text(data)
@@ -109,6 +130,27 @@ def detect(data: bytes, *, filename: str | None = None, declared: str | None = N
     if hint == "text/csv" and _fits_csv(body):
         return "text/csv"
     return "text/plain"
+
+
+def _check_pdf(data: bytes) -> None:
+    """I11 (hostile input): a file that starts like a PDF must be one throughout, not a polyglot that
+    another program reads as something else (`%PDF-` in front of a zip is still a zip to an unzipper,
+    and a download served as a PDF would carry it). So: a PDF version in the header line, `%%EOF`
+    near the end, no zip end-of-archive record in the last 64 KiB (where unzippers look for it), and
+    no signature of an archive or executable right after the header line (where a PDF has a comment
+    or its first object)."""
+    body = data.lstrip(b"\t\n\r ")
+    if not _PDF_HEADER.match(body):
+        raise _unsupported("a file that only starts like a PDF (its header has no version)")
+    if b"%%EOF" not in body[-_PDF_EOF_WINDOW:]:
+        raise _unsupported("a truncated PDF or another format behind a PDF header (no %%EOF at its end)")
+    if _ZIP_END in body[-_ZIP_END_WINDOW:]:
+        raise _unsupported("a zip archive behind a PDF header")
+    header_end = body.find(b"\n", 0, _PDF_LINE_MAX)
+    after = body[header_end + 1 if header_end >= 0 else 8 : _PDF_HEAD_WINDOW]
+    for magic, what in _EMBEDDED_MAGICS:
+        if magic in after:
+            raise _unsupported(f"{what} behind a PDF header")
 
 
 def _unsupported(what: str) -> errors.UnsupportedMediaType:
@@ -158,7 +200,7 @@ def _hint(filename: str | None, declared: str | None) -> str | None:
 def _is_json(body: str) -> bool:
     try:
         return isinstance(json.loads(body), dict | list)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep to parse: plain text, not a 5xx (I11)
         return False
 
 

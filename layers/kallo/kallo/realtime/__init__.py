@@ -1,8 +1,16 @@
 """WebSocket fan-out through the API Gateway management API (`@connections`).
 
 Every message uses the envelope of API.md, `{"type", "payload", "requestId"?}`. A broadcast posts to
-every connection of a convo in parallel; a connection API Gateway reports gone (410 GoneException) is
+the connections of a convo in parallel; a connection API Gateway reports gone (410 GoneException) is
 deleted: the *target* connection, never the sender.
+
+I8 (live access): a broadcast posts only to the connections whose principal may still view the convo
+(`kallo.realtime.audience`, re-checked at most every few seconds per connection); the others are
+dropped: deleted from the store and closed through the management API (`DeleteConnection`).
+
+Cost of a broadcast to `c` connections: 1 Query (the convo's connections) + `c` PostToConnection, plus
+the audience check of the connections not checked in the last few seconds (see `audience`), plus for
+`r` refused ones 1 BatchWriteItem and `r` DeleteConnection.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from kallo.realtime import audience
 from kallo.settings import get_settings
 from kallo.store import connections
 
@@ -28,6 +37,7 @@ class Delivery:
     delivered: int
     gone: int
     failed: int
+    refused: int = 0
 
 
 @cache
@@ -52,8 +62,10 @@ def _executor() -> ThreadPoolExecutor:
 
 
 def reset() -> None:
-    """Forget the cached client (tests and the local stack point it elsewhere)."""
+    """Forget the cached client and the remembered verdicts (tests and the local stack point them
+    elsewhere)."""
     _management_client.cache_clear()
+    audience.forget()
 
 
 def envelope(message_type: str, payload: Any, request_id: str | None = None) -> bytes:
@@ -86,17 +98,55 @@ def send_error(connection_id: str, code: str, message: str, request_id: str | No
     return send(connection_id, "error", body, request_id)
 
 
+def close(connection_id: str) -> bool:
+    """Close a socket (the client sees it closed; API Gateway then runs `$disconnect`). False when it
+    was gone already."""
+    client = _management_client()
+    try:
+        client.delete_connection(ConnectionId=connection_id)
+    except client.exceptions.GoneException:
+        return False
+    return True
+
+
+def close_all(connection_ids: list[str]) -> None:
+    """Close sockets, each failure logged: a socket that cannot be closed now hears nothing anyway,
+    once it is no longer stored (and it would be refused)."""
+    for connection_id in connection_ids:
+        try:
+            close(connection_id)
+        except Exception:
+            logger.warning(
+                "closing a connection failed", extra={"connectionId": connection_id}, exc_info=True
+            )
+
+
+def drop(targets: list[dict[str, Any]]) -> None:
+    """Forget connections that may no longer hear their convo (both items of each), and close their
+    sockets."""
+    connections.delete_many((t["connectionId"], t["convoId"]) for t in targets)
+    close_all([t["connectionId"] for t in targets])
+
+
 def broadcast(convo_id: str, message_type: str, payload: Any, request_id: str | None = None) -> Delivery:
-    """Send a message to every connection on the convo, in parallel."""
-    targets = connections.of_convo(convo_id)
-    if not targets:
+    """Send a message, in parallel, to every connection on the convo that may still view it; drop
+    the others (I8)."""
+    stored = connections.of_convo(convo_id)
+    if not stored:
         return Delivery(0, 0, 0)
+    verdicts = audience.admit(convo_id, stored)
+    targets = [t for t, access in zip(stored, verdicts, strict=True) if access is not None]
+    refused = [
+        {**t, "convoId": convo_id} for t, access in zip(stored, verdicts, strict=True) if access is None
+    ]
+    if refused:
+        logger.info("connections refused", extra={"convoId": convo_id, "refused": len(refused)})
+        drop(refused)
     data = envelope(message_type, payload, request_id)
     outcomes = list(_executor().map(lambda c: _deliver(c["connectionId"], data), targets))
     gone = [t for t, outcome in zip(targets, outcomes, strict=True) if outcome == "gone"]
-    for target in gone:
-        connections.delete(target["connectionId"], convo_id)
-    return Delivery(outcomes.count("delivered"), len(gone), outcomes.count("failed"))
+    connections.delete_many((t["connectionId"], convo_id) for t in gone)
+    return Delivery(outcomes.count("delivered"), len(gone), outcomes.count("failed"), len(refused))
 
 
 def _deliver(connection_id: str, data: bytes) -> str:

@@ -235,7 +235,8 @@ def delete_convo(access: Access, convo_id: str) -> None:
     """Delete the convo with every grant on it in one transaction, so it is gone for everyone at once;
     its steps, contributor markers, invitations and links go through the purge worker, which has no
     request timeout to fit in. (Should a convo have more grants than a transaction holds, the owner's
-    goes first and the rest wait for the purge.)"""
+    goes first and the rest wait for the purge.) I8: with its grants gone, its connections are refused
+    at their next broadcast or message, and the purge closes them."""
     ref = _convo(convo_id)
     access.require(ref, Permission.can_delete)
     on_convo = access.structural_grants(ref) + grants.all_of_object(ref, grantee_type=ObjectType.user.value)

@@ -44,7 +44,7 @@ from kallo.store.table import table
 
 # Presigned URLs live at most 15 minutes, whatever the configuration says.
 MAX_URL_SECONDS = 900
-AWAITING_UPLOAD, PROCESSING = "awaiting_upload", "processing"
+AWAITING_UPLOAD, PROCESSING, READY = "awaiting_upload", "processing", "ready"
 
 
 # How long a data source awaiting its presigned upload outlives the upload URL.
@@ -210,13 +210,23 @@ def _linked(access: Access, target: Ref) -> list[dict[str, Any]]:
 
 def download_url(access: Access, data_source_id: str) -> str:
     """A URL that downloads the original bytes (as uploaded, pinned to their version) as an attachment
-    under the data source's name, valid for `download_url_seconds` (at most 15 minutes)."""
+    under the data source's name, valid for `download_url_seconds` (at most 15 minutes).
+
+    I11 (hostile input): only a `ready` data source is served, whose bytes passed every check; one
+    that awaits its upload (409 `not_uploaded`), is being checked or failed them (409 `not_ready`) is
+    not."""
     ref = _data_source(data_source_id)
     access.require(ref)
     found = owned.require_existing(ref)
-    if found.get("status") == AWAITING_UPLOAD:
+    status = found.get("status")
+    if status == AWAITING_UPLOAD:
         raise Conflict(
             f"data_source {data_source_id} has no file yet: it awaits its upload", code="not_uploaded"
+        )
+    if status != READY:
+        raise Conflict(
+            f"data_source {data_source_id} is {status}: only a ready data source can be downloaded",
+            code="not_ready",
         )
     return blobs.presigned_get(
         found["location"],

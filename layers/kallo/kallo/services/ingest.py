@@ -7,15 +7,18 @@ object created at a data source's `.../original` (`kallo.store.blobs` has the la
 2. The bytes are read, at most `presigned_upload_max_bytes` of them (a presigned POST is capped by its
    policy; this is the backstop). Larger: failed `file_too_large`, and the bytes are deleted.
 3. Their media type is sniffed from the bytes (`kallo.documents.sniff`), never taken from the client:
-   a file that is not one of the allowed types (an executable named `report.pdf`) or an empty one is
-   failed (`unsupported_media_type`, `empty_file`) and its bytes are deleted, so that nothing anyone
-   downloads later can be a disguised program.
-4. The text is extracted, split into passages, embedded when an embedding model is configured, and
-   indexed; the text (UTF-8) and the index (JSON) are stored beside the original.
+   a file that is not one of the allowed types (an executable named `report.pdf`, `%PDF-` in front of
+   a zip) or an empty one is failed (`unsupported_media_type`, `empty_file`) and its bytes are
+   deleted, so that nothing anyone downloads later can be a disguised program.
+4. The text is extracted within the per-document bound on CPU, memory and time (I11:
+   `extract.bounded_text_of`, a child process), split into passages, embedded when an embedding model
+   is configured, and indexed; the text (UTF-8) and the index (JSON) are stored beside the original.
+   A document over the bound is `failed` `too_complex`, so one tenant's file holds up the others'
+   uploads no longer than the bound; one the extractor cannot read (corrupt, encrypted, scanned) is
+   `failed` `unreadable_document`. Either way its bytes are deleted: every failure deletes them.
 5. The item becomes `ready` with the sniffed `mimeType`, `size`, `passages`, `versionId`,
    `processedAt`: only while it still exists (a data source deleted meanwhile has its files deleted
-   again, since this run wrote new ones). A document the extractor cannot read (corrupt, encrypted,
-   scanned) is `failed` with the extractor's `unreadable_document` error, its original kept.
+   again, since this run wrote new ones).
 6. A summary requested while the data source was processing (`kallo.services.summaries`, status
    `pending`) is queued now: the request could not queue it before there was text to summarise.
 
@@ -25,8 +28,8 @@ files. An event for a version that already ended `ready` or `failed` is skipped 
 AWS calls for a text that is processed (no embedding model): 1 GetItem (the item) + 1 GetObject + 2
 PutObject (text, index) + 1 UpdateItem + 1 GetItem (the summary); a presigned upload (`awaiting_upload`)
 adds 2 UpdateItem (the `processing` status; the item's and its owner grant's `ttl` removed), a queued
-summary 1 SendMessage. A refused file: 1 GetItem + 1 GetObject + 1 ListObjectVersions + 1 DeleteObjects
-+ 1 UpdateItem. A late event for a deleted data source: 1 GetItem + 1 ListObjectVersions (+ 1
+summary 1 SendMessage. A refused or unreadable file: 1 GetItem + 1 GetObject + 1 ListObjectVersions + 1
+DeleteObjects + 1 UpdateItem. A late event for a deleted data source: 1 GetItem + 1 ListObjectVersions (+ 1
 DeleteObjects).
 """
 
@@ -167,14 +170,10 @@ def process(object_key: str, version_id: str | None, *, size: int | None = None)
         return _refuse(ref, uploaded_prefix, version_id, len(data), error.code, error.message)
 
     try:
-        text = extract.text_of(data, media_type)
+        text = extract.bounded_text_of(data, media_type)
     except Unprocessable as error:
         logger.info("document unreadable", extra={**context, "code": error.code})
-        changes = _outcome(FAILED, version_id, len(data)) | {
-            "mimeType": media_type,
-            "error": {"code": error.code, "message": error.message},
-        }
-        return FAILED if _update(ref, uploaded_prefix, changes, remove=("passages",)) else None
+        return _refuse(ref, uploaded_prefix, version_id, len(data), error.code, error.message, media_type)
 
     found_passages = passages.split(text)
     vectors = embeddings.embed([p.text for p in found_passages])
@@ -228,12 +227,21 @@ def _update(ref: Ref, uploaded_prefix: str, changes: dict[str, Any], *, remove: 
 
 
 def _refuse(
-    ref: Ref, uploaded_prefix: str, version_id: str | None, size: int, code: str, message: str
+    ref: Ref,
+    uploaded_prefix: str,
+    version_id: str | None,
+    size: int,
+    code: str,
+    message: str,
+    media_type: str | None = None,
 ) -> str | None:
-    """Fail the data source and delete its files: bytes we refused are never kept, nor served."""
+    """Fail the data source and delete its files. I11 (hostile input): a file that fails its checks
+    is never served: its bytes are not kept (and a download URL needs `ready` anyway)."""
     logger.info("upload refused: its files were deleted", extra={"dataSourceId": ref.id, "code": code})
     blobs.delete_all(uploaded_prefix)
     changes = _outcome(FAILED, version_id, size) | {"error": {"code": code, "message": message}}
+    if media_type:
+        changes["mimeType"] = media_type
     return FAILED if _update(ref, uploaded_prefix, changes, remove=("passages",)) else None
 
 

@@ -3,7 +3,7 @@
 Deleting a convo or a topic removes its item (and its owner grant) at once, then `schedule` sends a job
 `{"type": "<objectType>", "id": "<id>"}` to the purge queue; the purge worker runs `purge`, which deletes:
 - everything left in the object's partition: steps and contributor markers, grants, invitations,
-  connection entries;
+  connections (whose sockets are closed: `DeleteConnection` each);
 - the grants that name the object as grantee (GSI1): data-source and prompt links, team grants...;
 - the objects it owned (a topic's convos, a team's topics), each purged the same way, recursively.
 
@@ -20,7 +20,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
 
-from kallo import aws
+from kallo import aws, realtime
 from kallo.authz.policy import ObjectType, Role
 from kallo.models.common import Id
 from kallo.settings import get_settings
@@ -122,11 +122,17 @@ def _purge_dependents(ref: Ref, seen: set[Ref]) -> int:
 
 
 def _delete_partition(ref: Ref, *, keep: dict[str, str] | None) -> int:
-    """Every item of the object's partition but `keep`, a page (at most 1 MB) at a time."""
+    """Every item of the object's partition but `keep`, a page (at most 1 MB) at a time.
+
+    I8 (live access): a deleted convo's connections are forgotten (their own items too) and their
+    sockets closed through the management API, so they hear nothing more of it."""
     deleted, token = 0, None
     while True:
         page = table().query(keys.object_pk(ref), next_token=token)
-        deleted += table().batch_delete(k for k in map(_key, page.items) if k != keep)
+        sockets = [i["connectionId"] for i in page.items if i.get("entity") == "connection"]
+        doomed = [k for k in map(_key, page.items) if k != keep]
+        deleted += table().batch_delete(doomed + [keys.connection_key(c) for c in sockets])
+        realtime.close_all(sockets)
         token = page.next_token
         if not token:
             return deleted

@@ -60,9 +60,11 @@ failed (a provider error is a final answer, not retried), unless even that canno
 AWS calls for a short answer (one delta message, a convo with a name, not owned by a topic, `c`
 connections): 1 GetItem (the convo) + 3 Query (the step by id, the convo's steps, its linked data
 sources) + 1 TransactWriteItems (the step) + 2 UpdateItem (the final step, the convo's latestStep) + one
-Query per broadcast (5) and `c` PostToConnection each; a topic adds 1 GetItem (2 with a prompt) and 1
-Query (its linked data sources); data sources named by the config add their checks (1 Query each + 1
-BatchGetItem per reader); linked or named data sources add 1 BatchGetItem, and 1 GetObject per
+Query per broadcast (5) and `c` PostToConnection each, + 1 Query and 1 BatchGetItem the first time the
+connections are checked (I8: at most once every few seconds, `kallo.realtime.audience`); a topic adds
+1 GetItem (2 with a prompt) and 1 Query (its linked data sources); data sources named by the config
+add their checks (1 Query each + 1 BatchGetItem per reader); linked or named data sources add 1
+BatchGetItem, and 1 GetObject per
 index a warm worker has not read yet (an embedding model adds its call); every further save adds 2
 UpdateItem; indexing the answer for search adds 1 BatchWriteItem per 25 distinct words (at most 4);
 naming adds 1 UpdateItem and a broadcast.

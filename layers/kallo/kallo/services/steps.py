@@ -23,7 +23,9 @@ Who may do what (checked on every message, never cached across messages):
   posted, and its sender gets that `error`.
 
 Costs in AWS calls, for a convo its owner (a user) holds directly; a topic-owned convo adds one Query
-to every check (see `kallo.authz.access`); `c` connections on the convo:
+to every check (see `kallo.authz.access`); `c` connections on the convo. A broadcast also re-checks
+the connections it has not checked in the last few seconds (I8: Query + BatchGetItem for all of them,
++ BatchGetItem when some use an access token; `kallo.realtime.audience`):
 - new step: the check (Query + BatchGetItem) + TransactWriteItems + BatchWriteItem (its words, 25 per
   request) + GetItem (the writer's grant; + PutItem the first time, the participant grant) + the
   broadcast (Query + c PostToConnection) + SendMessage when it asks for a reply; data sources

@@ -7,6 +7,7 @@ with one query. Both expire through TTL after API Gateway's 2-hour connection li
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from kallo.store import keys
@@ -39,6 +40,17 @@ def of_convo(convo_id: str) -> list[dict[str, Any]]:
 
 
 def delete(connection_id: str, convo_id: str) -> None:
+    delete_many([(connection_id, convo_id)])
+
+
+def delete_many(pairs: Iterable[tuple[str, str]]) -> None:
+    """Forget connections, given as (connectionId, convoId) pairs: both items of each, 25 items per
+    BatchWriteItem."""
     table().batch_delete(
-        [keys.connection_key(connection_id), keys.convo_connection_key(Ref("convo", convo_id), connection_id)]
+        key
+        for connection_id, convo_id in pairs
+        for key in (
+            keys.connection_key(connection_id),
+            keys.convo_connection_key(Ref("convo", convo_id), connection_id),
+        )
     )

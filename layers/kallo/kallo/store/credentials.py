@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from kallo.store import keys
@@ -45,6 +46,19 @@ def put_access_token(record: dict[str, Any], *, ttl: int) -> None:
 
 def get_access_token(token_id: str) -> dict[str, Any] | None:
     return table().get(keys.access_token_key(token_id))
+
+
+def live_records(
+    token_ids: Iterable[str], key_hashes: Iterable[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The access-token records (by id) and API-key records (by hash) among these, read together
+    (patterns 10 and 11, many at once: one BatchGetItem per 100)."""
+    hash_of = {keys.api_key_key(h)["PK"]: h for h in key_hashes}
+    wanted = [keys.access_token_key(t) for t in token_ids] + [keys.api_key_key(h) for h in hash_of.values()]
+    found = table().batch_get(wanted) if wanted else []
+    tokens = {r["id"]: r for r in found if r.get("entity") == "access_token"}
+    api_keys = {hash_of[r["PK"]]: r for r in found if r.get("entity") == "api_key" and r["PK"] in hash_of}
+    return tokens, api_keys
 
 
 def revoke_access_token(token_id: str, revoked_at: str) -> None:

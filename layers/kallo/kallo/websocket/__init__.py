@@ -14,7 +14,10 @@ Events are API Gateway's WebSocket proxy events (`requestContext.routeKey`, `eve
 - `$connect` authenticates the caller (Authorization bearer, `token` query parameter, x-api-key),
   needs `can_view` on the convo named by `convoId`, and stores the connection with the principal's
   context, so each message is evaluated with the same scheme and token scope. Refusals: 400 (no or bad
-  convoId), 401 (no or bad credentials), 403 (an identity with no user), 404 (unknown or hidden convo).
+  convoId), 401 `unauthorized` (no or bad credentials, the reason logged only), 403 (an identity with
+  no user), 404 `not_found` (unknown or hidden convo).
+- I8 (live access): each message re-checks its connection as broadcasts do (`kallo.realtime.audience`);
+  a connection that may no longer view its convo gets an `unauthorized` error and is closed.
 - A message is parsed (`{type, payload, requestId?}`), its connection read, its payload validated with
   the handler's model, and the handler run with permissions evaluated afresh. Any failure becomes an
   `error` message `{code, message, details?, requestId?}` to the sender only; the function still
@@ -27,7 +30,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,15 +40,15 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
 from kallo import realtime
-from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission
 from kallo.clock import epoch_seconds, iso, now, now_iso
-from kallo.errors import DomainError, PayloadTooLarge, Unauthorized, Unprocessable
+from kallo.errors import DomainError, PayloadTooLarge, Unprocessable
 from kallo.models.ws import PAYLOAD_TOO_LARGE, Envelope
+from kallo.realtime import audience
 from kallo.services import steps
 from kallo.settings import get_settings
-from kallo.store import connections, credentials
+from kallo.store import connections
 from kallo.store.keys import Ref
 
 logger = Logger()
@@ -72,6 +74,17 @@ class MalformedMessage(DomainError):
 
 class UnknownMessageType(DomainError):
     status, code = 400, "unknown_message_type"
+
+
+class AccessEnded(DomainError):
+    """The connection's principal may no longer view its convo (a revoked or expired token, a removed
+    grant, a deleted convo): the message is refused and the connection dropped."""
+
+    status, code = 401, "unauthorized"
+
+    def __init__(self, connection: dict[str, Any]) -> None:
+        super().__init__("this connection may no longer use the convo: reconnect with valid credentials")
+        self.connection = connection
 
 
 class ConnectionUnknown(DomainError):
@@ -203,15 +216,21 @@ def _connected_at(event: Event) -> str:
 
 
 def connect(event: Event) -> Response:
-    """`$connect`: 200 stores the connection; anything else refuses the handshake."""
+    """`$connect`: 200 stores the connection; anything else refuses the handshake.
+
+    A refusal says only `unauthorized` or `not_found` (and 400 for a malformed convoId): why a
+    credential failed (an expired or forged JWT, an unknown key) is logged, never told to the client.
+    The connection stores its principal, so broadcasts and messages re-check it (I8)."""
     # Only $connect verifies credentials: the message routes need not pay for importing pyjwt.
-    from kallo.auth.authenticate import authenticate
+    from kallo.auth import api_keys
+    from kallo.auth.authenticate import authenticate, credential_from
 
     query = event.get("queryStringParameters") or {}
     try:
         principal = authenticate(event.get("headers") or {}, query)
     except DomainError as error:
-        return _refuse(error.status, error.code, error.message)
+        logger.info("connection refused: bad credentials", extra={"reason": error.message})
+        return _refuse(401, "unauthorized", "unauthorized")
     if principal.user_id is None:
         return _refuse(
             403,
@@ -224,18 +243,21 @@ def connect(event: Event) -> Response:
     try:
         Access(principal).require(Ref(ObjectType.convo.value, convo_id), Permission.can_view)
     except DomainError as error:
-        return _refuse(error.status, error.code, error.message)
+        logger.info("connection refused: convo not viewable", extra={"reason": error.message})
+        return _refuse(404, "not_found", "not found")
     connection_id = connection_id_of(event)
-    connections.put(
-        {
-            "connectionId": connection_id,
-            "convoId": convo_id,
-            "userId": principal.user_id,
-            "principal": principal.to_context(),
-            "connectedAt": _connected_at(event),
-        },
-        ttl=epoch_seconds(now()) + get_settings().ws_connection_ttl_seconds,
-    )
+    connection = {
+        "connectionId": connection_id,
+        "convoId": convo_id,
+        "userId": principal.user_id,
+        "principal": principal.to_context(),
+        "connectedAt": _connected_at(event),
+    }
+    kind, value = credential_from(event.get("headers") or {}, query)
+    if kind == "api_key":
+        # Which key opened it (its hash, as stored): revoking the key ends the connection too (I8).
+        connection["apiKeyHash"] = api_keys.hash_key(value)
+    connections.put(connection, ttl=epoch_seconds(now()) + get_settings().ws_connection_ttl_seconds)
     return OK
 
 
@@ -277,42 +299,21 @@ def _fault(connection_id: str, request_id: str | None) -> None:
 
 # -- messages -----------------------------------------------------------------------------------------
 
-# Access tokens whose record was read recently: token id → (read until, expiresAt).
-_live_tokens: dict[str, tuple[float, str]] = {}
-
-
-def _require_live_credentials(principal: Principal, connection: dict[str, Any]) -> None:
-    """A connection outlives the check `$connect` made: an access token revoked or expired since then
-    stops it (within `credential_cache_seconds`, as for REST). The connection is then forgotten, so it
-    hears nothing more of the convo."""
-    token_id = principal.token_id
-    if principal.scheme != "access_token" or not token_id:
-        return
-    cached = _live_tokens.get(token_id)
-    if cached is None or cached[0] <= time.time():
-        record = credentials.get_access_token(token_id)
-        expires_at = "" if record is None or record.get("revokedAt") else str(record.get("expiresAt", ""))
-        cached = (time.time() + get_settings().credential_cache_seconds, expires_at)
-        _live_tokens[token_id] = cached
-    if cached[1] <= now_iso():
-        connections.delete(connection["connectionId"], connection["convoId"])
-        raise Unauthorized("the access token has been revoked or has expired: reconnect with a valid one")
-
-
-def forget_cached_credentials() -> None:
-    _live_tokens.clear()
-
 
 def _session(event: Event, request_id: str | None) -> Session:
+    """The sender's session. I8 (live access): the connection is checked again as a broadcast checks
+    it (`kallo.realtime.audience`, the same remembered verdicts): a revoked token, a removed grant or a
+    deleted convo refuses the message, and the connection is then dropped."""
     connection_id = connection_id_of(event)
     connection = connections.get(connection_id)
     if connection is None:
         raise ConnectionUnknown(
             "this connection is not known (it was closed or its convo deleted): reconnect"
         )
-    principal = Principal.from_context(connection["principal"])
-    _require_live_credentials(principal, connection)
-    return Session(connection_id, connection["convoId"], Access(principal), request_id)
+    (access,) = audience.admit(connection["convoId"], [connection])
+    if access is None:
+        raise AccessEnded(connection)
+    return Session(connection_id, connection["convoId"], access, request_id)
 
 
 def handle_message(event: Event, model: type[Payload], action: Callable[[Session, Payload], Any]) -> Response:
@@ -331,6 +332,9 @@ def handle_message(event: Event, model: type[Payload], action: Callable[[Session
         except ValidationError as error:
             raise validation_error(error) from error
         action(session, payload)
+    except AccessEnded as error:
+        _send_error(connection_id, error, request_id)
+        realtime.drop([error.connection])  # after the error, so the client learns why it closes
     except DomainError as error:
         _send_error(connection_id, error, request_id)
     except Exception:

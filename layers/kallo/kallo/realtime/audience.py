@@ -1,0 +1,137 @@
+"""Who may still hear a convo: the check every broadcast, and every client message, makes of a connection.
+
+I8 (live access): a connection hears a convo only while its principal may view it. `$connect` checks
+once and stores the principal on the connection (userId, scheme, tokenId, scope, isServiceAccount);
+afterwards a grant may be removed, a token revoked or a convo deleted, so each connection is checked
+again here, from its stored principal:
+- its credential must still stand: an access token on record, unrevoked, unexpired, for the same user;
+  the API key it connected with (its hash is stored on the connection) still on record;
+- `Access(principal)` must hold `can_view` on the convo (scope included).
+A connection that fails is refused: a broadcast does not post to it, and `kallo.realtime.drop` forgets
+it and closes its socket.
+
+Bound and cost: a verdict is kept in the process for `RECHECK_SECONDS` (3 s), so delivery to a revoked
+connection ends within that time (plus the time a broadcast takes), and a streaming answer that
+broadcasts many deltas checks each connection at most once per interval. A check of the `n`
+unremembered connections of one convo costs, whatever `n`: one Query per object of the convo's chain
+that can inherit (the convo, its topic) + 1 BatchGetItem (every principal's grants on that chain) + 1
+BatchGetItem (the access-token and API-key records, only when some of them use one).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kallo.auth.principal import Principal
+from kallo.authz.access import Access, preload_many
+from kallo.authz.policy import ObjectType, Permission
+from kallo.clock import now_iso
+from kallo.store import credentials
+from kallo.store.keys import Ref
+
+RECHECK_SECONDS = 3.0
+_MAX_REMEMBERED = 4096
+
+# (connectionId, convoId) → (monotonic time the verdict expires, allowed)
+_verdicts: dict[tuple[str, str], tuple[float, bool]] = {}
+_lock = threading.Lock()
+
+
+def forget() -> None:
+    """Drop every remembered verdict (tests, and a process pointed at another stack)."""
+    with _lock:
+        _verdicts.clear()
+
+
+def admit(convo_id: str, targets: Sequence[dict[str, Any]]) -> list[Access | None]:
+    """For each connection item of the convo, the Access of its principal when it may still hear the
+    convo, else None. A connection whose principal cannot be read is refused."""
+    moment = time.monotonic()
+    result: list[Access | None] = [None] * len(targets)
+    unchecked: list[tuple[int, Principal, dict[str, Any]]] = []
+    with _lock:
+        remembered = {i: _verdicts.get(_key(t, convo_id)) for i, t in enumerate(targets)}
+    for index, target in enumerate(targets):
+        principal = _principal(target, convo_id)
+        if principal is None:
+            continue
+        verdict = remembered[index]
+        if verdict is not None and verdict[0] > moment:
+            result[index] = Access(principal) if verdict[1] else None
+        else:
+            unchecked.append((index, principal, target))
+    if unchecked:
+        checked = _check(convo_id, [(p, t) for _, p, t in unchecked])
+        for (index, _, _), access in zip(unchecked, checked, strict=True):
+            result[index] = access
+    with _lock:
+        if len(_verdicts) >= _MAX_REMEMBERED:
+            _verdicts.clear()
+        for index, _, _ in unchecked:
+            _verdicts[_key(targets[index], convo_id)] = (moment + RECHECK_SECONDS, result[index] is not None)
+    return result
+
+
+def _key(target: dict[str, Any], convo_id: str) -> tuple[str, str]:
+    return str(target.get("connectionId", "")), convo_id
+
+
+def _principal(target: dict[str, Any], convo_id: str) -> Principal | None:
+    """The principal stored on a connection of this convo; None for an item that has none (or names
+    another convo, or does not parse), which is then refused."""
+    context = target.get("principal")
+    if target.get("convoId") != convo_id or not isinstance(context, dict):
+        return None
+    try:
+        principal = Principal.from_context(context)
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError):
+        return None
+    if not principal.user_id or principal.user_id != target.get("userId"):
+        return None
+    return principal
+
+
+def _check(convo_id: str, connections: list[tuple[Principal, dict[str, Any]]]) -> list[Access | None]:
+    """Check the connections now: their credentials, then `can_view` on the convo, all at once."""
+    live = _live_credentials(connections)
+    accesses = [Access(p) for (p, _), ok in zip(connections, live, strict=True) if ok]
+    convo = Ref(ObjectType.convo.value, convo_id)
+    preload_many(accesses, convo)
+    allowed = iter(accesses)
+    result: list[Access | None] = []
+    for ok in live:
+        access = next(allowed) if ok else None
+        result.append(access if access is not None and access.can(convo, Permission.can_view) else None)
+    return result
+
+
+def _live_credentials(connections: list[tuple[Principal, dict[str, Any]]]) -> list[bool]:
+    """Whether the credential each connection was opened with still stands: an access token on
+    record, unrevoked, unexpired and the same user's; an API key on record for the same user. (An OIDC
+    identity has nothing Kallo can revoke: its user's grants are what is checked.)"""
+    token_ids = {p.token_id for p, _ in connections if p.scheme == "access_token" and p.token_id}
+    key_hashes = {
+        str(t["apiKeyHash"]) for p, t in connections if p.scheme == "api_key" and t.get("apiKeyHash")
+    }
+    tokens, api_keys = credentials.live_records(token_ids, key_hashes)
+    moment = now_iso()
+    live = []
+    for principal, target in connections:
+        if principal.scheme == "access_token":
+            record = tokens.get(principal.token_id or "")
+            live.append(
+                record is not None
+                and not record.get("revokedAt")
+                and record.get("userId") == principal.user_id
+                and str(record.get("expiresAt", "")) > moment
+            )
+        elif principal.scheme == "api_key":
+            key = api_keys.get(str(target.get("apiKeyHash") or ""))
+            live.append(key is not None and key.get("userId") == principal.user_id)
+        else:
+            live.append(True)
+    return live
