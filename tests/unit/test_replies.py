@@ -614,7 +614,7 @@ def test_aws_calls_of_a_short_answer(scene, aws_calls, monkeypatch, llm):
         "dynamodb:Query": 3 + 5,  # the step by id, the convo's steps, its data sources, the broadcasts
         "dynamodb:GetItem": 1,  # the convo
         "dynamodb:TransactWriteItems": 1,  # the step (and the convo's latestStep)
-        "dynamodb:UpdateItem": 2,  # the completed step, the convo's latestStep
+        "dynamodb:UpdateItem": 3,  # the completed step, the convo's latestStep, the token charge
         "dynamodb:BatchWriteItem": 1,  # its words, for search
     }
 

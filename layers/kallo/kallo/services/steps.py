@@ -20,7 +20,8 @@ Costs in AWS calls, for a convo its owner (a user) holds directly; a topic-owned
 to every check (see `kallo.authz.access`); `c` connections on the convo:
 - new step: the check (Query + BatchGetItem) + TransactWriteItems + BatchWriteItem (its words, 25 per
   request) + GetItem (the writer's grant; + PutItem the first time, the participant grant) + the
-  broadcast (Query + c PostToConnection) + SendMessage when it asks for a reply. A client-chosen id
+  broadcast (Query + c PostToConnection) + SendMessage when it asks for a reply, and then a
+  BatchGetItem first (the token budgets, I10). A client-chosen id
   adds a Query (is it taken?); data sources named by the step add their checks.
 - step group of n: as one new step (one transaction, the words of all steps batched together), n
   broadcasts, one SendMessage per step asking for a reply.
@@ -30,7 +31,8 @@ to every check (see `kallo.authz.access`); `c` connections on the convo:
 - deletion: the check + Query (the step) + DeleteItem (TransactWriteItems for a grouped step, + Query
   and BatchGetItem for a group's primary) + Query and UpdateItem (the convo's latestStep) +
   BatchWriteItem (its words) + the broadcast(s).
-- regen: the deletion's cost, with a convoStepRegen broadcast, + SendMessage.
+- regen: the deletion's cost, with a convoStepRegen broadcast, + BatchGetItem (the token budgets) +
+  SendMessage.
 - update: the check + Query (the step) + UpdateItem (+ a conditional UpdateItem of the convo's
   latestStep for a primary step, + BatchWriteItem when the text changed) + the broadcast; a primary
   swap: Query + BatchGetItem (the group) + TransactWriteItems + a conditional UpdateItem (latestStep)
@@ -48,7 +50,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
-from kallo import realtime
+from kallo import quotas, realtime
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role
 from kallo.clock import iso, now, now_iso
@@ -110,6 +112,16 @@ def _target(actor: Actor, step_id: str, convo_id: str | None) -> dict[str, Any]:
     if convo_id is None:
         actor.access.require(_convo(step["convoId"]), Permission.can_chat)
     return step
+
+
+def _require_token_budget(actor: Actor, convo_id: str) -> str | None:
+    """I10 (cost): an answer is asked for only while the requester's token budget for the day, and
+    that of the team whose topic owns the convo, are not used up (429 `quota_exceeded`); returns that
+    team, which the answer is charged to as well. The convo's grants were read by its check: one
+    BatchGetItem (the counters)."""
+    team_id = quotas.team_paying_for(actor.access, _convo(convo_id))
+    quotas.require_token_budget(actor.user_id, team_id)
+    return team_id
 
 
 def _require_authority_over(actor: Actor, step: dict[str, Any]) -> None:
@@ -190,7 +202,9 @@ def _join_convo(actor: Actor, convo_id: str) -> None:
         table().put(grant, must_not_exist=True)
 
 
-def _store_new(actor: Actor, convo_id: str, new: list[tuple[Step, bool]]) -> list[dict[str, Any]]:
+def _store_new(
+    actor: Actor, convo_id: str, new: list[tuple[Step, bool]], *, team_id: str | None = None
+) -> list[dict[str, Any]]:
     """Store new user steps (one transaction), index their words, make the writer a participant,
     broadcast them in order, then queue the replies they ask for (after the broadcast, so clients see
     the question before the answer starts)."""
@@ -209,6 +223,7 @@ def _store_new(actor: Actor, convo_id: str, new: list[tuple[Step, bool]]) -> lis
                     llmStepId=str(uuid4()),
                     config=step.get("config") or {},
                     requestedBy=actor.user_id,
+                    teamId=team_id,
                 )
             )
     return stored
@@ -218,16 +233,19 @@ def add_step(actor: Actor, convo_id: str, data: NewStep) -> dict[str, Any]:
     """convoNewStep: a user step (the server sets everything but id, content, config, files and
     annotations); a reply is queued when its config asks for one."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
+    team_id = _require_token_budget(actor, convo_id) if data.wants_reply else None
     _require_data_sources(actor.access, [data])
     _require_new_ids([data])
     step = _step(actor, convo_id, data, now_iso())
-    return _store_new(actor, convo_id, [(step, data.wants_reply)])[0]
+    return _store_new(actor, convo_id, [(step, data.wants_reply)], team_id=team_id)[0]
 
 
 def add_step_group(actor: Actor, convo_id: str, data: NewStepGroup) -> list[dict[str, Any]]:
     """convoNewStepGroup: the steps share one server-made groupId; the first is the primary, the rest
     its alternates. They are one millisecond apart, so the group reads back in the order it was sent."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
+    wants_reply = any(item.wants_reply for item in data.steps)
+    team_id = _require_token_budget(actor, convo_id) if wants_reply else None
     _require_data_sources(actor.access, data.steps)
     _require_new_ids(data.steps)
     group_id, start = str(uuid4()), now()
@@ -245,13 +263,14 @@ def add_step_group(actor: Actor, convo_id: str, data: NewStepGroup) -> list[dict
         )
         for position, item in enumerate(data.steps)
     ]
-    return _store_new(actor, convo_id, new)
+    return _store_new(actor, convo_id, new, team_id=team_id)
 
 
 def add_to_group(actor: Actor, convo_id: str, data: StepGroupAddition) -> dict[str, Any]:
     """convoStepGroupAddition: the step joins the group of `primaryStepId` as an alternate; a primary
     without a group gets one first (broadcast as a convoStepUpdate with its new groupId)."""
     primary = _target(actor, data.primary_step_id, convo_id)
+    team_id = _require_token_budget(actor, convo_id) if data.step.wants_reply else None
     _require_data_sources(actor.access, [data.step])
     _require_new_ids([data.step])
     group_id = primary.get("groupId")
@@ -263,7 +282,7 @@ def add_to_group(actor: Actor, convo_id: str, data: StepGroupAddition) -> dict[s
             raise NotFound(f"step {primary['id']} not found") from error
         actor.publish(convo_id, STEP_UPDATE, {"id": primary["id"], "groupId": group_id})
     step = _step(actor, convo_id, data.step, now_iso(), group_id=group_id, alternate=True)
-    return _store_new(actor, convo_id, [(step, data.step.wants_reply)])[0]
+    return _store_new(actor, convo_id, [(step, data.step.wants_reply)], team_id=team_id)[0]
 
 
 # -- deletion and regen -------------------------------------------------------------------------------
@@ -306,6 +325,7 @@ def regen_step(actor: Actor, convo_id: str, data: StepRegen) -> ReplyJob:
         )
     if not step.get("replyToStepId"):
         raise Conflict("this step does not say which step it answers", code="not_regenerable")
+    team_id = _require_token_budget(actor, convo_id)
     _require_data_sources(actor.access, [data.config])
     config = {
         **(step.get("config") or {}),
@@ -323,6 +343,7 @@ def regen_step(actor: Actor, convo_id: str, data: StepRegen) -> ReplyJob:
         createdAt=step["createdAt"],
         config=config,
         requestedBy=actor.user_id,
+        teamId=team_id,
     )
     enqueue(job)
     return job
