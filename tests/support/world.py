@@ -19,11 +19,15 @@ def make_user(
     firebase_id: str | None = None,
     admin: Principal | None = None,
     name: str = "Pat",
+    verified: bool = False,
 ) -> Principal:
-    """A registered user; `admin` (a service account) gets authority over it. Returns its principal."""
+    """A registered user; `admin` (a service account) gets authority over it; `verified`: its email is
+    one an OIDC issuer verified (`emailVerified: true`). Returns its principal."""
     user = {"id": str(uuid4()), "isServiceAccount": False, "displayName": name, "createdAt": now_iso()}
     if email:
         user["emailAddress"] = email.lower()
+        if verified:
+            user["emailVerified"] = True
     if firebase_id:
         user["firebaseId"] = firebase_id
     users.create(user, admin_id=admin.user_id if admin else None)

@@ -38,7 +38,13 @@ DAY = 86400
 # The authorizer's context key saying how long the principal must wait (absent: within its rate).
 THROTTLED = "throttledFor"
 QUOTA_EXCEEDED = "quota_exceeded"
-REQUESTS, TOKENS, UPLOAD_BYTES, SUMMARIES, EXPORTS = "requests", "tokens", "upload_bytes", "summaries", "exports"
+REQUESTS, TOKENS, UPLOAD_BYTES, SUMMARIES, EXPORTS = (
+    "requests",
+    "tokens",
+    "upload_bytes",
+    "summaries",
+    "exports",
+)
 
 
 def _window(seconds: int) -> tuple[int, int]:
@@ -85,7 +91,9 @@ def require_message_rate(user_id: str) -> None:
 
 def _exceeded(what: str, retry_after: int) -> TooManyRequests:
     return TooManyRequests(
-        f"{what} is used up for today; it renews in {retry_after} s", retry_after=retry_after, code=QUOTA_EXCEEDED
+        f"{what} is used up for today; it renews in {retry_after} s",
+        retry_after=retry_after,
+        code=QUOTA_EXCEEDED,
     )
 
 
@@ -103,9 +111,17 @@ def team_paying_for(access: Access, convo: Ref) -> str | None:
 
 def _token_counters(user_id: str, team_id: str | None, start: int) -> list[tuple[Counter, int, str]]:
     settings = get_settings()
-    found = [(Counter(Ref("user", user_id), TOKENS, start), settings.user_tokens_per_day, "your token budget")]
+    found = [
+        (Counter(Ref("user", user_id), TOKENS, start), settings.user_tokens_per_day, "your token budget")
+    ]
     if team_id:
-        found.append((Counter(Ref("team", team_id), TOKENS, start), settings.team_tokens_per_day, "the team's token budget"))
+        found.append(
+            (
+                Counter(Ref("team", team_id), TOKENS, start),
+                settings.team_tokens_per_day,
+                "the team's token budget",
+            )
+        )
     return found
 
 
@@ -139,10 +155,14 @@ def charge_upload(user_id: str, team_id: str | None, size: int) -> None:
     start, left = _window(DAY)
     limited = [(Counter(Ref("user", user_id), UPLOAD_BYTES, start), settings.user_upload_bytes_per_day)]
     if team_id:
-        limited.append((Counter(Ref("team", team_id), UPLOAD_BYTES, start), settings.team_upload_bytes_per_day))
+        limited.append(
+            (Counter(Ref("team", team_id), UPLOAD_BYTES, start), settings.team_upload_bytes_per_day)
+        )
     full = store.add_within(limited, size, ttl=start + DAY)
     if full is not None:
-        raise _exceeded("the team's upload allowance" if full.subject.type == "team" else "your upload allowance", left)
+        raise _exceeded(
+            "the team's upload allowance" if full.subject.type == "team" else "your upload allowance", left
+        )
 
 
 def _count_daily(user_id: str, counter: str, limit: int, what: str) -> None:
@@ -160,4 +180,3 @@ def count_export(user_id: str) -> None:
     """One more export requested by a user today (one write); 429 `quota_exceeded` past the limit.
     Part of I9 (outbound mail at a bounded rate)."""
     _count_daily(user_id, EXPORTS, get_settings().exports_per_day, "your allowance of exports")
-

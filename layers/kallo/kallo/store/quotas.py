@@ -45,7 +45,9 @@ def _update(counter: Counter, amount: int, ttl: int, limit: int | None) -> dict:
 
 def add(counter: Counter, amount: int, *, ttl: int) -> int:
     """Add `amount` to a counter; returns its new value (one UpdateItem)."""
-    response = aws.client("dynamodb").update_item(**_update(counter, amount, ttl, None), ReturnValues="UPDATED_NEW")
+    response = aws.client("dynamodb").update_item(
+        **_update(counter, amount, ttl, None), ReturnValues="UPDATED_NEW"
+    )
     return int(response["Attributes"]["used"]["N"])
 
 
