@@ -21,7 +21,8 @@ def test_the_step_is_broadcast_to_the_convo_and_a_reply_queued(sockets, aws_call
     assert dict(aws_calls.calls) == {
         "dynamodb:GetItem": 2,
         "dynamodb:Query": 2,
-        "dynamodb:BatchGetItem": 1,
+        "dynamodb:BatchGetItem": 1 + 1,  # + the token budgets (a reply is asked for)
+        "dynamodb:UpdateItem": 1,  # the message counted against the sender's rate
         "dynamodb:TransactWriteItems": 1,
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 3,
@@ -99,10 +100,11 @@ def test_bad_payloads_get_an_error_and_the_socket_lives_on(sockets, aws_calls):
         assert answer == {"statusCode": 200}
         error = sockets.errors(room.owner_connection)[-1]
         assert (error["code"], error["requestId"]) == (code, f"b{position}"), (payload, error)
-    # Each bad payload costs the connection's read and the error; a foreign convoId is found out by the
-    # service, after the permission check (Query + BatchGetItem).
+    # Each bad payload costs the connection's read, its count against the rate and the error; a foreign
+    # convoId is found out by the service, after the permission check (Query + BatchGetItem).
     assert dict(aws_calls.calls) == {
         "dynamodb:GetItem": len(cases),
+        "dynamodb:UpdateItem": len(cases),
         "dynamodb:Query": 1,
         "dynamodb:BatchGetItem": 1,
         "apigatewaymanagementapi:PostToConnection": len(cases),
