@@ -53,7 +53,9 @@ def through_gateway(handler: str, api_key: str) -> Result:
     headers = {"x-api-key": api_key}
     auth_event = sample_event("auth.authorizer")
     auth_event["headers"], auth_event["multiValueHeaders"] = headers, {k: [v] for k, v in headers.items()}
-    answer = authorizer.lambda_handler(auth_event, LambdaContext.starting("AuthorizerFunction", memory=1024, seconds=10))
+    answer = authorizer.lambda_handler(
+        auth_event, LambdaContext.starting("AuthorizerFunction", memory=1024, seconds=10)
+    )
     event = sample_event(handler)
     event["queryStringParameters"] = event["multiValueQueryStringParameters"] = None  # for the caller
     event["requestContext"]["authorizer"] = {

@@ -133,7 +133,8 @@ def _create_for_firebase_id(access: Access, firebase_id: str) -> tuple[dict[str,
     fields: dict[str, Any] = {"firebaseId": firebase_id}
     email = _verified_email(principal)
     if email:
-        fields["emailAddress"] = email
+        # The issuer vouched for it: exports may mail it (I9, `kallo.services.exports`).
+        fields["emailAddress"], fields["emailVerified"] = email, True
     try:
         return _create(fields), True
     except Conflict:
