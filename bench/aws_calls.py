@@ -42,7 +42,7 @@ class Scene:
 def build_scene() -> Scene:
     service, _ = world.make_service_account()
     alice = world.make_user(email="alice@example.com", admin=service)
-    bob = world.make_user(email="bob@example.com", admin=service)
+    bob = world.make_user(email="bob@example.com", admin=service, verified=True)  # an export destination
     team = world.make_object("team", world.ref_of(alice))
     world.grant(team, bob, "member")
     topic = world.make_object("topic", team, description="", config={"defaults": {}}, dataSourceIds=[])

@@ -13,7 +13,10 @@ app = create_app()
     "/exports",
     summary="Export Data",
     description="Send convos by email (format html-email): queued now, sent by a worker within moments. "
-    "The email holds what the caller may still view when it is sent.",
+    "Each destination (at most 5) must be the verified email address of a Kallo user who may view every "
+    "convo, else 422 `recipient_not_allowed`; both are checked again when the email is sent, which holds "
+    "what the caller may still view. The subject is fixed (`Kallo export: N convos, <date>`). A user may "
+    "request a limited number of exports a day (429 `quota_exceeded` with `Retry-After`).",
     tags=["Convos"],
     status_code=202,
 )

@@ -13,7 +13,7 @@ message group per convo, with `kallo.services.replies.answer`.
   retried by another invocation; one that runs out of time ends its step as failed (with the text so
   far) `SAFETY_SECONDS` before the Lambda timeout, so no step stays "running" forever.
 
-AWS calls per job: the answer's (`kallo.services.replies`; 13 for a short answer on a named convo) +
+AWS calls per job: the answer's (`kallo.services.replies`; 14 for a short answer on a named convo, its token charge included) +
 PutItem and UpdateItem (the idempotency record); a duplicate costs the PutItem alone.
 """
 

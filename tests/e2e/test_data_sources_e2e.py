@@ -85,7 +85,7 @@ def answer_of(client: WsClient, question_id: str) -> dict[str, Any]:
 def test_a_document_grounds_an_answer_is_downloaded_summarised_and_exported(
     stack: RunningStack, ws_connect: Callable[..., WsClient]
 ) -> None:
-    email, token = new_user(stack)
+    _, token = new_user(stack)
     auth = bearer(token)
 
     # Upload: 201 with the data source, processed by the worker until ready.
@@ -134,7 +134,16 @@ def test_a_document_grounds_an_answer_is_downloaded_summarised_and_exported(
     assert summarised["content"]["text"].strip()
     assert all(a["dataSourceId"] == source_id for a in summarised["annotations"])
 
-    # The export: 202, then an email to the user in the local mailbox, with the answer's text.
+    # The export: 202, then an email in the local mailbox, with the answer's text, to a person whose
+    # email the OIDC issuer verified and who may view the convo (I9: the address the service account
+    # gave the user is its own label, not a mailbox anyone vouched for).
+    sub = f"reader-{uuid.uuid4().hex[:8]}"
+    email = f"{sub}@example.com"
+    reader = bearer(stack.mint_id_token(sub, email=email))
+    reader_id = ok(stack.client.get("/users", params={"firebaseId": sub}, headers=reader), 201)["id"]
+    on_convo = {"objectType": "convo", "objectId": convo["id"]}
+    viewer = {"id": reader_id, "type": "user", "role": "viewer"}
+    ok(stack.client.post("/auth/grantees", params=on_convo, json=viewer, headers=auth), 201)
     body = {
         "format": "html-email",
         "sources": {"convoIds": [convo["id"]]},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from typing import Any
 from uuid import uuid4
@@ -22,12 +23,12 @@ from kallo.models.exports import ExportCreate
 from kallo.services import exports
 from kallo.settings import get_settings
 from kallo.store import exports as export_items
-from kallo.store import keys
+from kallo.store import keys, objects, users
 from kallo.store.keys import Ref
 from kallo.store.table import table
 from local.runtime import LambdaContext
 from tests.support.api import EVENTS, invoke
-from tests.support.world import add_user_step, make_object, make_user, ref_of
+from tests.support.world import add_user_step, grant, make_object, make_user, ref_of
 
 SAMPLE = json.loads((EVENTS / "workers" / "export.json").read_text())["Records"][0]
 ATTACK = "<script>alert('x')</script>"
@@ -63,6 +64,10 @@ def queued(aws) -> dict[str, Any]:
     add_user_step(convo, alice, f"Ship it {ATTACK}")
     other = make_object("convo", ref_of(alice), name="Other")
     add_user_step(other, alice, "Second convo")
+    for address in ("pat@example.com", "sam@example.com"):
+        reader = make_user(email=address)
+        grant(convo, reader, "viewer")
+        grant(other, reader, "viewer")
     result = invoke(
         "convos.export_data",
         alice,
@@ -83,7 +88,8 @@ def assert_one_email(export: dict[str, Any]) -> None:
     [message] = mailbox()
     assert message.source == get_settings().mail_from
     assert message.destinations["ToAddresses"] == ["pat@example.com", "sam@example.com"]
-    assert message.subject == "Kallo export: Launch plans (+1 more)"
+    # I9: the subject is ours (a count and a date), never a convo's name.
+    assert re.fullmatch(r"Kallo export: 2 convos, \d{4}-\d{2}-\d{2}", message.subject)
     assert "Ship it &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in message.body
     assert "<script" not in message.body and "Second convo" in message.body
     stored = export_items.get(export["id"])
@@ -98,13 +104,14 @@ def test_a_job_sends_one_email(queued, aws_calls):
     aws_calls.reset()
     assert run(job(queued["id"])) == []
     # The idempotency record (PutItem, UpdateItem); the export (GetItem); two convos' grants (2 Queries)
-    # and the creator's grants on them (BatchGetItem); the convos (BatchGetItem); their steps (2 Queries);
-    # the authors (BatchGetItem); the email; the outcome (UpdateItem).
-    assert aws_calls["dynamodb:GetItem"] == 1
-    assert aws_calls["dynamodb:Query"] == 4 and aws_calls["dynamodb:BatchGetItem"] == 3
+    # and the creator's grants on them (BatchGetItem); the convos (BatchGetItem); each address checked
+    # again (its claim and user: 2 GetItems; the convos' grants: 2 Queries; its grants: BatchGetItem);
+    # their steps (2 Queries); the authors (BatchGetItem); the email; the outcome (UpdateItem).
+    assert aws_calls["dynamodb:GetItem"] == 1 + 2 * 2
+    assert aws_calls["dynamodb:Query"] == 4 + 2 * 2 and aws_calls["dynamodb:BatchGetItem"] == 3 + 2
     assert aws_calls["dynamodb:PutItem"] == 1 and aws_calls["dynamodb:UpdateItem"] == 2
     assert aws_calls["ses:SendEmail"] == 1
-    assert aws_calls.total == 12, aws_calls.calls
+    assert aws_calls.total == 12 + 2 * 5, aws_calls.calls
     assert_one_email(queued)
 
 
@@ -171,7 +178,7 @@ def test_malformed_jobs_are_dropped_and_missing_exports_skipped(aws):
 
 
 def test_one_failing_job_fails_alone(queued, monkeypatch):
-    alice = make_user()
+    alice = make_user(email="other@example.com")  # to oneself
     convo = make_object("convo", ref_of(alice), name="Fine")
     other = exports.export_data(
         Access(alice),
@@ -193,7 +200,7 @@ def test_one_failing_job_fails_alone(queued, monkeypatch):
     monkeypatch.setattr(exports, "send_export", broken_for_the_first)
     failing, fine = job(queued["id"]), job(other["id"])
     assert run(failing, fine) == [failing["messageId"]]
-    assert [m.subject for m in mailbox()] == ["Kallo export: Fine"]
+    assert [m.subject.split(",")[0] for m in mailbox()] == ["Kallo export: 1 convo"]
     assert export_items.get(queued["id"])["status"] == "queued"
 
 
@@ -202,4 +209,28 @@ def test_the_email_leaves_out_a_convo_deleted_before_the_send(queued):
     table().delete(keys.object_key(Ref("convo", convo_id)))
     assert run(job(queued["id"])) == []
     [message] = mailbox()
-    assert message.subject == "Kallo export: Launch plans" and "Second convo" not in message.body
+    assert message.subject.startswith("Kallo export: 1 convo,") and "Second convo" not in message.body
+
+
+# -- I9 at send time ----------------------------------------------------------------------------------
+
+
+def test_a_destination_that_lost_access_is_dropped_at_send_time(queued):
+    """Access is checked again when the mail goes: Sam's grants are removed after the request."""
+    sam = users.find_by_email("sam@example.com")
+    for convo_id in queued["sources"]["convoIds"]:
+        table().delete(keys.grant_key(Ref("convo", convo_id), Ref("user", sam["id"])))
+    assert run(job(queued["id"])) == []
+    [message] = mailbox()
+    assert message.destinations["ToAddresses"] == ["pat@example.com"]
+
+
+def test_no_destination_left_fails_the_export_without_mail(queued):
+    for address in ("pat@example.com", "sam@example.com"):
+        user = users.find_by_email(address)
+        # The address is no longer a verified one (its owner changed it, or it was never confirmed).
+        objects.update(Ref("user", user["id"]), {"emailVerified": False})
+    assert run(job(queued["id"])) == []
+    stored = export_items.get(queued["id"])
+    assert stored["status"] == "failed" and stored["error"]["code"] == "no_recipients"
+    assert mailbox() == []

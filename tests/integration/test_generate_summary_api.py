@@ -84,7 +84,8 @@ def test_202_then_the_worker_then_200_with_citations(alice, llm, aws_calls):
     # the job.
     assert aws_calls["dynamodb:Query"] == 2 and aws_calls["dynamodb:BatchGetItem"] == 1
     assert aws_calls["dynamodb:PutItem"] == 1 and aws_calls["sqs:SendMessage"] == 1
-    assert aws_calls.total == 5
+    assert aws_calls["dynamodb:UpdateItem"] == 1  # the requester's daily allowance of summaries (I10)
+    assert aws_calls.total == 6
     assert summary_item(source)["status"] == "pending"
 
     messages = delivered()
@@ -217,3 +218,16 @@ def test_unknown_and_malformed_ids(alice):
     assert missing.status == 404 and missing.json["code"] == "not_found"
     malformed = invoke("data_sources.generate_summary", alice, path={"dataSourceId": "nope"})
     assert malformed.status == 422 and malformed.json["code"] == "validation_error"
+
+
+def test_summaries_past_the_daily_allowance_are_429(alice, llm, monkeypatch):
+    monkeypatch.setenv("KALLO_SUMMARIES_PER_DAY", "1")
+    get_settings.cache_clear()
+    first, second = uploaded(alice), uploaded(alice)
+    assert post(alice, first).status == 202
+    # Asking again about the pending one starts nothing and costs nothing.
+    assert post(alice, first).status == 202
+    refused = post(alice, second)
+    assert refused.status == 429 and refused.json["code"] == "quota_exceeded"
+    assert 0 < int(refused.headers["retry-after"]) <= 86400
+    assert summary_item(second) is None

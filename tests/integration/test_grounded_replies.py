@@ -315,7 +315,7 @@ def test_aws_calls_of_a_grounded_answer_and_of_an_ungrounded_one(sockets, aws_ca
     common = {
         "dynamodb:GetItem": 1,
         "dynamodb:TransactWriteItems": 1,
-        "dynamodb:UpdateItem": 2 + 1,
+        "dynamodb:UpdateItem": 2 + 1 + 1,  # + the token charge
         "dynamodb:PutItem": 1,
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 3 * 5,

@@ -58,7 +58,9 @@ def post(
     event["isBase64Encoded"] = binary
     event["requestContext"]["authorizer"] = {"principalId": principal.user_id, **principal.to_context()}
     response = upload_file.lambda_handler(event, LambdaContext())
-    return Result(response["statusCode"], {}, response.get("body") or "")
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    headers.update({k.lower(): v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()})
+    return Result(response["statusCode"], headers, response.get("body") or "")
 
 
 def upload(
@@ -101,9 +103,10 @@ def test_upload_each_allowed_type(aws, aws_calls, filename, declared, data, expe
     result = upload(alice, data, filename, declared)
     assert result.status == 201, result.body
     created = result.json
-    assert aws_calls.total == 3, aws_calls.calls
+    assert aws_calls.total == 4, aws_calls.calls
     assert aws_calls["dynamodb:TransactWriteItems"] == 1 and aws_calls["s3:PutObject"] == 1
-    assert aws_calls["dynamodb:UpdateItem"] == 1 and aws_calls["sqs:SendMessage"] == 0
+    # Its versionId, and the day's upload bytes (I10).
+    assert aws_calls["dynamodb:UpdateItem"] == 2 and aws_calls["sqs:SendMessage"] == 0
     assert created["name"] == filename and created["mimeType"] == expected and created["size"] == len(data)
     assert created["status"] == "processing" and created["type"] == "upload"
     assert created["createdBy"] == alice.user_id and "versionId" not in created and "teamId" not in created
@@ -208,7 +211,9 @@ def test_owner_by_team_or_by_user(aws, aws_calls):
     aws_calls.reset()
     result = upload(admin, b"team notes", query={"teamId": team.id})
     assert result.status == 201, result.body
-    assert aws_calls.total == 4 and aws_calls["dynamodb:BatchGetItem"] == 1
+    # + the team check, and the bytes charged to the uploader and the team in one transaction.
+    assert aws_calls.total == 5 and aws_calls["dynamodb:BatchGetItem"] == 1
+    assert aws_calls["dynamodb:TransactWriteItems"] == 2
     assert result.json["teamId"] == team.id and result.json["createdBy"] == admin.user_id
     assert result.json["location"].startswith(f"tenants/team/{team.id}/data-sources/")
     assert grants.get(Ref("data_source", result.json["id"]), team)["role"] == "owner"
@@ -233,7 +238,9 @@ def test_presigned_upload(aws, aws_calls):
     aws_calls.reset()
     result = post(alice, json.dumps(request).encode(), content_type="application/json", binary=False)
     assert result.status == 201, result.body
-    assert aws_calls.total == 1 and aws_calls["dynamodb:TransactWriteItems"] == 1
+    # The data source, and its declared size charged to the day's upload bytes.
+    assert aws_calls.total == 2 and aws_calls["dynamodb:TransactWriteItems"] == 1
+    assert aws_calls["dynamodb:UpdateItem"] == 1
     created = result.json
     assert created["status"] == "awaiting_upload" and created["name"] == "Big report.pdf"
     assert created["mimeType"] == "application/pdf" and created["size"] == request["size"]
@@ -278,3 +285,42 @@ def test_presigned_upload_bad_input(aws):
         assert result.status == status, (raw, result.body)
         assert {"code", "message"} <= set(result.json)
     assert stored_keys() == []
+
+
+# -- I10: daily upload allowances ------------------------------------------------------------------------
+
+
+def presign(principal: Any, size: int, **kw: Any) -> Result:
+    request = {"name": "big.pdf", "mimeType": "application/pdf", "size": size}
+    return post(principal, json.dumps(request).encode(), content_type="application/json", binary=False, **kw)
+
+
+def test_uploads_past_the_users_daily_bytes_are_429(aws, monkeypatch):
+    monkeypatch.setenv("KALLO_USER_UPLOAD_BYTES_PER_DAY", "100")
+    get_settings.cache_clear()
+    alice, bob = make_user(), make_user()
+    assert upload(alice, b"x" * 60).status == 201
+    refused = upload(alice, b"y" * 60)  # 120 bytes would pass the allowance
+    assert refused.status == 429 and refused.json["code"] == "quota_exceeded"
+    assert 0 < int(refused.headers["retry-after"]) <= 86400
+    assert len(stored_keys()) == 1  # nothing stored for the refused upload
+    # The presigned request counts the size it declares.
+    assert presign(alice, 41).status == 429
+    assert presign(alice, 40).status == 201
+    assert upload(alice, b"z").status == 429
+    # Another user's allowance is its own.
+    assert upload(bob, b"y" * 60).status == 201
+
+
+def test_a_teams_daily_bytes_bound_all_its_uploaders(aws, monkeypatch):
+    monkeypatch.setenv("KALLO_TEAM_UPLOAD_BYTES_PER_DAY", "100")
+    get_settings.cache_clear()
+    owner, admin = make_user(), make_user()
+    team = make_object("team", ref_of(owner))
+    grant(team, admin, "admin")
+    assert upload(owner, b"x" * 70, query={"teamId": team.id}).status == 201
+    refused = presign(admin, 31, query={"teamId": team.id})
+    assert refused.status == 429 and refused.json["code"] == "quota_exceeded"
+    assert "team" in refused.json["message"]
+    # Nothing was charged to the admin by the refused request: its own uploads go on.
+    assert presign(admin, 1000).status == 201

@@ -23,7 +23,8 @@ def test_the_step_is_broadcast_to_the_convo_and_a_reply_queued(sockets, aws_call
     assert dict(aws_calls.calls) == {
         "dynamodb:GetItem": 2,
         "dynamodb:Query": 3,
-        "dynamodb:BatchGetItem": 2,
+        "dynamodb:BatchGetItem": 2 + 1,  # + the token budgets (a reply is asked for)
+        "dynamodb:UpdateItem": 1,  # the message counted against the sender's rate
         "dynamodb:TransactWriteItems": 1,
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 3,
@@ -127,11 +128,12 @@ def test_bad_payloads_get_an_error_and_the_socket_lives_on(sockets, aws_calls):
         assert answer == {"statusCode": 200}
         error = sockets.errors(room.owner_connection)[-1]
         assert (error["code"], error["requestId"]) == (code, f"b{position}"), (payload, error)
-    # Each bad payload costs the connection's read and the error; the first message checks the
-    # connection (Query + BatchGetItem, remembered for a few seconds), and a foreign convoId is found
-    # out by the service, after its own permission check (Query + BatchGetItem).
+    # Each bad payload costs the connection's read, its count against the rate and the error; the first
+    # message checks the connection (Query + BatchGetItem, remembered for a few seconds), and a foreign
+    # convoId is found out by the service, after its own permission check (Query + BatchGetItem).
     assert dict(aws_calls.calls) == {
         "dynamodb:GetItem": len(cases),
+        "dynamodb:UpdateItem": len(cases),
         "dynamodb:Query": 2,
         "dynamodb:BatchGetItem": 2,
         "apigatewaymanagementapi:PostToConnection": len(cases),

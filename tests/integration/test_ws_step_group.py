@@ -18,7 +18,8 @@ def test_a_group_is_broadcast_step_by_step_with_one_group_id(sockets, aws_calls)
     assert dict(aws_calls.calls) == {
         "dynamodb:GetItem": 2,
         "dynamodb:Query": 4,
-        "dynamodb:BatchGetItem": 2,
+        "dynamodb:BatchGetItem": 2 + 1,  # + the token budgets
+        "dynamodb:UpdateItem": 1,  # the message counted against the sender's rate
         "dynamodb:TransactWriteItems": 1,
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 6,
@@ -70,9 +71,9 @@ def test_an_addition_creates_the_group_then_joins_it(sockets, aws_calls):
     assert dict(aws_calls.calls) == {
         "dynamodb:GetItem": 2,
         "dynamodb:Query": 4,
-        "dynamodb:BatchGetItem": 1,
+        "dynamodb:BatchGetItem": 1 + 1,  # + the token budgets
         "dynamodb:TransactWriteItems": 2,
-        "dynamodb:UpdateItem": 1,
+        "dynamodb:UpdateItem": 1 + 1,  # + the message counted against the sender's rate
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 6,
         "sqs:SendMessage": 1,

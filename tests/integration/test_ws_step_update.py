@@ -24,7 +24,7 @@ def test_the_author_edits_the_content(sockets, aws_calls):
         "dynamodb:GetItem": 1,
         "dynamodb:Query": 3,
         "dynamodb:BatchGetItem": 1,
-        "dynamodb:UpdateItem": 2,
+        "dynamodb:UpdateItem": 2 + 1,  # + the message counted against the sender's rate
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 3,
     }
@@ -98,7 +98,7 @@ def test_is_alternate_false_swaps_the_primary(sockets, aws_calls):
         "dynamodb:Query": 5,
         "dynamodb:BatchGetItem": 2,
         "dynamodb:TransactWriteItems": 1,
-        "dynamodb:UpdateItem": 1,
+        "dynamodb:UpdateItem": 1 + 1,  # + the message counted against the sender's rate
         "apigatewaymanagementapi:PostToConnection": 6,
     }
     updates = sockets.payloads(room.viewer_connection, "convoStepUpdate")

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from kallo.llm import ChatMessage, Generation, ProviderError, registry
+from kallo.llm import ChatMessage, Generation, ProviderError, Usage, registry
 
 NAME = "scripted"
 
@@ -29,6 +29,7 @@ class Script:
     delay: float | list[float] = 0.0
     fail_after: int | None = None  # raise `error` once this many chunks were yielded
     error: Exception = field(default_factory=lambda: ProviderError("the scripted model broke down"))
+    usage: Usage | None = None  # yielded after the chunks, as providers report their token counts
 
     @classmethod
     def saying(cls, text: str, *, size: int = 1, **options: Any) -> Script:
@@ -42,7 +43,7 @@ class ScriptedLLM:
         self.calls: list[tuple[list[ChatMessage], Generation]] = []
         self._lock = threading.Lock()
 
-    def stream(self, messages: list[ChatMessage], generation: Generation) -> Iterator[str]:
+    def stream(self, messages: list[ChatMessage], generation: Generation) -> Iterator[str | Usage]:
         with self._lock:
             script = self.scripts[min(len(self.calls), len(self.scripts) - 1)]
             self.calls.append((messages, generation))
@@ -55,6 +56,8 @@ class ScriptedLLM:
             yield chunk
         if script.fail_after is not None and script.fail_after >= len(script.chunks):
             raise script.error
+        if script.usage is not None:
+            yield script.usage
 
 
 @contextmanager

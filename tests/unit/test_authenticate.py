@@ -139,7 +139,8 @@ def test_an_api_key_is_a_service_account(world, aws_calls):
     aws_calls.reset()
     context = assert_allowed(authorize({"x-api-key": world.api_key}), world.service_account.user_id)
     assert context == {"scheme": "api_key", "isServiceAccount": True, "userId": world.service_account.user_id}
-    assert dict(aws_calls.calls) == {"dynamodb:GetItem": 1}
+    # The key's record, and the request counted against the principal's rate (I10).
+    assert dict(aws_calls.calls) == {"dynamodb:GetItem": 1, "dynamodb:UpdateItem": 1}
 
 
 def test_an_access_token_is_its_user_within_its_scope(world, aws_calls):
@@ -153,7 +154,8 @@ def test_an_access_token_is_its_user_within_its_scope(world, aws_calls):
         "tokenId": world.token_id,
         "scope": json.dumps([["user", world.user.user_id]], separators=(",", ":")),
     }
-    assert dict(aws_calls.calls) == {"dynamodb:GetItem": 1}  # the record (the signing key is cached)
+    # The record (the signing key is cached), and the request counted against the rate.
+    assert dict(aws_calls.calls) == {"dynamodb:GetItem": 1, "dynamodb:UpdateItem": 1}
     # What the functions rebuild from the context is the principal the authorizer saw.
     principal = Principal.from_context({k: str(v) if isinstance(v, bool) else v for k, v in context.items()})
     assert principal == authenticate.authenticate(bearer(world.jwt))
@@ -179,7 +181,8 @@ def test_an_oidc_id_token_is_the_user_with_that_firebase_id(world, aws_calls):
         "email": "pat@example.com",
         "emailVerified": True,
     }
-    assert dict(aws_calls.calls) == {"dynamodb:GetItem": 2}  # the identity's claim, then the user
+    # The identity's claim, then the user; the request counted against the rate.
+    assert dict(aws_calls.calls) == {"dynamodb:GetItem": 2, "dynamodb:UpdateItem": 1}
     principal = Principal.from_context({k: str(v) if isinstance(v, bool) else v for k, v in context.items()})
     assert principal == authenticate.authenticate(bearer(token))
     assert principal.issuer == world.issuer.issuer and principal.email_verified is True

@@ -20,7 +20,7 @@ from kallo.models.steps import Step
 from kallo.services import exports
 from kallo.settings import get_settings
 from kallo.store import exports as export_items
-from kallo.store import keys, steps
+from kallo.store import keys, steps, users
 from kallo.store.keys import Ref
 from kallo.store.table import table
 from tests.support.world import add_user_step, grant, make_object, make_user, ref_of
@@ -49,10 +49,10 @@ def test_a_valid_export_request():
     assert data.sources.convo_ids == [CONVO]
     assert data.destinations[0].address == "pat@example.com"  # compared case-insensitively
     fifty = [str(uuid4()) for _ in range(50)]
-    ten = [{"type": "email", "address": f"p{n}@example.com"} for n in range(10)]
+    five = [{"type": "email", "address": f"p{n}@example.com"} for n in range(5)]
     assert (
-        len(ExportCreate.model_validate(body(sources={"convoIds": fifty}, destinations=ten)).destinations)
-        == 10
+        len(ExportCreate.model_validate(body(sources={"convoIds": fifty}, destinations=five)).destinations)
+        == 5
     )
 
 
@@ -69,7 +69,8 @@ def test_a_valid_export_request():
         {"sources": {}},
         {"id": str(uuid4())},
         {"destinations": []},
-        {"destinations": [{"type": "email", "address": f"p{n}@example.com"} for n in range(11)]},
+        {"destinations": [{"type": "email", "address": f"p{n}@example.com"} for n in range(6)]},
+        {"destinations": [{"type": "email", "address": f"p{n}@example.com"} for n in range(30)]},
         {"destinations": [{"type": "sms", "address": "pat@example.com"}]},
         {"destinations": [{"type": "email", "address": "not an address"}]},
         {"destinations": [{"type": "email", "address": "pat@example.com", "name": "Pat"}]},
@@ -135,8 +136,10 @@ def test_user_text_is_escaped_everywhere():
     )
     assert "<script" not in email.html and "<img" not in email.html
     assert html.escape(attack) in email.html
-    # The title, the creator, the convo name, the author, the text, the source and the quote.
-    assert email.html.count(html.escape(attack)) == 7
+    # The creator, the convo name, the author, the text, the source and the quote (the title is the
+    # subject, which holds no caller text).
+    assert email.html.count(html.escape(attack)) == 6
+    assert attack not in email.subject and "Plans" not in email.subject
     # The plain-text part is text: nothing to escape, and nothing escaped.
     assert f"Hello {attack}" in email.text and "&lt;" not in email.text
 
@@ -174,13 +177,19 @@ def test_citations_become_footnotes_numbered_per_convo():
     assert email.complete
 
 
-def test_the_subject_names_the_first_convo_and_counts_the_others():
-    assert mail.subject_for(["Plans"]) == "Kallo export: Plans"
-    assert mail.subject_for(["Plans", "", "x"]) == "Kallo export: Plans (+2 more)"
-    assert mail.subject_for(["", "Plans"]) == "Kallo export: Untitled convo (+1 more)"
-    assert mail.subject_for(["a\r\nBcc: eve@example.com"]) == "Kallo export: a Bcc: eve@example.com"
-    long = mail.subject_for(["n" * 300])
-    assert len(long) == len("Kallo export: ") + 100 and long.endswith("…")
+def test_the_subject_is_a_count_and_a_date_never_caller_text():
+    """I9: the subject line is ours. A convo named like a phishing lure, or with a header injection,
+    reaches the body (escaped) and never the subject."""
+    assert mail.subject_for(1, "2026-11-22T23:59:59.000Z") == "Kallo export: 1 convo, 2026-11-22"
+    assert mail.subject_for(3, "2026-11-22T10:00:00.000Z") == "Kallo export: 3 convos, 2026-11-22"
+    lure = "Your account is locked: sign in at https://evil.example\r\nBcc: eve@example.com"
+    email = mail.render(
+        [mail.Section(lure, [entry("hi")]), mail.Section("Second", [])],
+        exported_by="Mallory https://evil.example",
+        exported_at="2026-11-22T10:05:00.000Z",
+    )
+    assert email.subject == "Kallo export: 2 convos, 2026-11-22"
+    assert "Your account is locked" in email.html
 
 
 def test_a_large_export_is_cut_to_the_size_cap_and_says_so():
@@ -222,6 +231,10 @@ def llm_step(convo: Ref, text: str, annotations: list[dict], *, alternate: bool 
 
 
 def queue(access: Access, convos: list[Ref], to: str = "team@example.com") -> dict:
+    """Export the convos to `to`, made the verified email of a user who may view them (I9)."""
+    reader = make_user(email=to, name="Reader")
+    for convo in convos:
+        grant(convo, reader, "viewer")
     data = ExportCreate.model_validate(
         body(sources={"convoIds": [c.id for c in convos]}, destinations=[{"type": "email", "address": to}])
     )
@@ -241,7 +254,7 @@ def test_the_email_holds_what_the_creator_may_still_view(aws):
 
     assert exports.send_export(export["id"]) == "sent"
     [message] = sent_messages()
-    assert message.subject == "Kallo export: Mine"
+    assert message.subject.startswith("Kallo export: 1 convo, ")
     assert "Hello &lt;b&gt;there&lt;/b&gt;" in message.body and "Alice" in message.body
     assert "secret" not in message.body and "Shared with me" not in message.body
     stored = export_items.get(export["id"])
@@ -264,6 +277,8 @@ def test_alternates_are_left_out_and_citations_name_only_visible_sources(aws):
     )
     llm_step(convo, "An alternate answer", [], alternate=True)
     export = queue(Access(alice), [convo])
+    # The recipient may view the handbook too (a source is named only when every reader may view it).
+    grant(visible, Ref("user", users.find_by_email("team@example.com")["id"]), "viewer")
     assert exports.send_export(export["id"]) == "sent"
     [message] = sent_messages()
     assert "<em>handbook.pdf</em>: &ldquo;ten days&rdquo;" in message.body
@@ -312,3 +327,15 @@ def test_a_hidden_convo_is_not_found_and_not_named(aws):
     with pytest.raises(NotFound) as raised:
         queue(Access(alice), [mine, theirs])
     assert theirs.id not in raised.value.message and mine.id not in raised.value.message
+
+
+def test_a_source_the_recipient_may_not_view_is_not_named(aws):
+    """I9: the recipient sees what it may view. The creator's own document is cited, unnamed."""
+    alice = make_user(name="Alice")
+    convo = make_object("convo", ref_of(alice), name="Cited")
+    private = make_object("data_source", ref_of(alice), name="alice-salary.xlsx")
+    llm_step(convo, "Yes.", [{"type": "citation", "dataSourceId": private.id, "text": "a quote"}])
+    export = queue(Access(alice), [convo])
+    assert exports.send_export(export["id"]) == "sent"
+    [message] = sent_messages()
+    assert "alice-salary" not in message.body and "<em>a data source</em>" in message.body

@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError, EventStreamError
 from botocore.stub import Stubber
 
-from kallo.llm import ChatMessage, Generation, ProviderError
+from kallo.llm import ChatMessage, Generation, ProviderError, Usage
 from kallo.llm.bedrock import BedrockProvider, converse_request
 
 MESSAGES = [
@@ -90,8 +90,18 @@ def test_text_deltas_are_yielded_as_they_arrive():
             {"metadata": {"usage": {"inputTokens": 12, "outputTokens": 6, "totalTokens": 18}}},
         ]
     )
-    assert list(BedrockProvider(fake).stream(MESSAGES, GENERATION)) == ["The sky ", "scatters blue light."]
+    # The closing metadata event's token counts come last (budgets are charged with them).
+    assert list(BedrockProvider(fake).stream(MESSAGES, GENERATION)) == [
+        "The sky ",
+        "scatters blue light.",
+        Usage(input_tokens=12, output_tokens=6),
+    ]
     assert fake.requests == [EXPECTED_REQUEST]
+
+
+def test_a_stream_without_usage_reports_none():
+    fake = FakeBedrock([delta("Hi"), {"metadata": {"metrics": {"latencyMs": 5}}}])
+    assert list(BedrockProvider(fake).stream(MESSAGES, GENERATION)) == ["Hi"]
 
 
 @pytest.mark.parametrize(

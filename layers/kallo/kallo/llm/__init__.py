@@ -27,6 +27,23 @@ MODEL_ERROR = "model_error"
 MODEL_ERROR_MESSAGE = "the model could not answer"
 
 
+@dataclass(frozen=True)
+class Usage:
+    """The provider's own count of the tokens one generation read and wrote. A provider yields it
+    last, after the text, when it knows it; token budgets are charged with it (I10)."""
+
+    input_tokens: int
+    output_tokens: int
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def to_api(self, model: str) -> dict[str, int | str]:
+        """`usage {inputTokens, outputTokens, model}` as steps and `convoStepUpdate` carry it."""
+        return {"inputTokens": self.input_tokens, "outputTokens": self.output_tokens, "model": model}
+
+
 class ProviderError(Exception):
     """A model could not answer. `str(error)` is the detail for the log: it may hold a provider's URL,
     status or upstream body. What people see (a failed step's or summary's `error`) is only `code` and
@@ -44,6 +61,7 @@ class ProviderError(Exception):
 
 
 class Provider(Protocol):
-    def stream(self, messages: list[ChatMessage], generation: Generation) -> Iterator[str]:
-        """Yield the answer's text as it is generated, in pieces of any size."""
+    def stream(self, messages: list[ChatMessage], generation: Generation) -> Iterator[str | Usage]:
+        """Yield the answer's text as it is generated, in pieces of any size, then its `Usage` when
+        the provider reports one."""
         ...

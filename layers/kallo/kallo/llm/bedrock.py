@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from kallo.llm import ChatMessage, Generation, ProviderError
+from kallo.llm import ChatMessage, Generation, ProviderError, Usage
 
 # How each error code reads to a person; the code itself and Bedrock's message follow it.
 _WHAT_HAPPENED = {
@@ -63,6 +63,15 @@ def converse_request(messages: list[ChatMessage], generation: Generation) -> dic
     return request
 
 
+def usage_of(event: dict[str, Any]) -> Usage | None:
+    """The token counts of the stream's closing `metadata` event (`usage {inputTokens, outputTokens}`)."""
+    usage = (event.get("metadata") or {}).get("usage") or {}
+    read, written = usage.get("inputTokens"), usage.get("outputTokens")
+    if isinstance(read, int) and isinstance(written, int):
+        return Usage(read, written)
+    return None
+
+
 class BedrockProvider:
     """Streams answers with `bedrock-runtime` ConverseStream. The client is created on first use (in
     the Lambda's region) unless one is given."""
@@ -87,7 +96,7 @@ class BedrockProvider:
                 self._client = boto3.session.Session().client("bedrock-runtime", config=config)
             return self._client
 
-    def stream(self, messages: list[ChatMessage], generation: Generation) -> Iterator[str]:
+    def stream(self, messages: list[ChatMessage], generation: Generation) -> Iterator[str | Usage]:
         request = converse_request(messages, generation)
         try:
             response = self.client.converse_stream(**request)
@@ -98,6 +107,9 @@ class BedrockProvider:
                 text = event.get("contentBlockDelta", {}).get("delta", {}).get("text")
                 if text:
                     yield text
+                usage = usage_of(event)
+                if usage is not None:
+                    yield usage
         except ClientError as error:
             raise ProviderError(describe(error)) from error
         except BotoCoreError as error:  # no connection, a read timeout, no credentials...

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kallo.llm import ChatMessage, Generation, ProviderError
+from kallo.llm import ChatMessage, Generation, ProviderError, Usage
 from kallo.settings import get_settings
 
 # The context window the model is loaded with (prompt and answer together): SmolLM2's training length,
@@ -89,10 +89,12 @@ def unload() -> None:
 
 
 REPEAT_PENALTY = 1.1
+# What SmolLM2's chat template adds around one turn (`<|im_start|>role\n` ... `<|im_end|>\n`).
+TEMPLATE_TOKENS = 5
 
 
 class EmbeddedProvider:
-    def stream(self, messages: list[ChatMessage], generation: Generation) -> Iterator[str]:
+    def stream(self, messages: list[ChatMessage], generation: Generation) -> Iterator[str | Usage]:
         llama = _llama(model_path(generation.model))
         # llama.cpp's own default (the Python binding's is 1.0): without it, small models loop.
         options: dict[str, Any] = {"repeat_penalty": REPEAT_PENALTY}
@@ -101,6 +103,7 @@ class EmbeddedProvider:
         if generation.temperature is not None:
             options["temperature"] = generation.temperature
         with _generate_lock:
+            written = 0
             try:
                 chunks = llama.create_chat_completion(
                     messages=[{"role": m.role, "content": m.content} for m in messages],
@@ -111,6 +114,17 @@ class EmbeddedProvider:
                     for choice in chunk.get("choices", []):
                         content = choice.get("delta", {}).get("content")
                         if content:
+                            written += 1
                             yield content
+                read = prompt_tokens(llama, messages)
             except (ValueError, RuntimeError) as error:  # e.g. a prompt longer than the context window
                 raise ProviderError(f"the embedded model could not answer: {error}") from error
+            yield Usage(read, written)
+
+
+def prompt_tokens(llama: Any, messages: list[ChatMessage]) -> int:
+    """What the prompt counts in the model's own tokenizer. llama-cpp-python's streamed chunks carry no
+    `usage` (its non-streamed answers do): the messages are tokenized as they are, with the chat
+    template's few tokens per turn added, and each streamed chunk is one generated token."""
+    text = "".join(m.content for m in messages)
+    return len(llama.tokenize(text.encode(), add_bos=False, special=False)) + TEMPLATE_TOKENS * len(messages)

@@ -19,6 +19,9 @@ class ReplyJob(BaseModel):
     )
     config: dict = Field(default_factory=dict, description="The stepConfig of the request")
     requested_by: str = Field(alias="requestedBy")
+    team_id: str | None = Field(
+        default=None, alias="teamId", description="The team whose token budget the answer also uses"
+    )
 
     model_config = {"populate_by_name": True}
 

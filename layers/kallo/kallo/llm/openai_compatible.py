@@ -13,7 +13,7 @@ from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from kallo.llm import ChatMessage, Generation, ProviderError
+from kallo.llm import ChatMessage, Generation, ProviderError, Usage
 
 # Seconds to connect, and the longest silence allowed between two pieces of the stream.
 DEFAULT_TIMEOUT = 120.0
@@ -56,8 +56,9 @@ def server_sent_events(lines: Iterable[bytes]) -> Iterator[str]:
         yield "\n".join(data)
 
 
-def deltas(events: Iterable[str]) -> Iterator[str]:
-    """The answer's text in chat.completion.chunk events, up to `[DONE]`."""
+def deltas(events: Iterable[str]) -> Iterator[str | Usage]:
+    """The answer's text in chat.completion.chunk events, up to `[DONE]`, and the `usage` the last
+    chunk carries when the request asked for it (`stream_options.include_usage`)."""
     for data in events:
         if data.strip() == "[DONE]":
             return
@@ -75,6 +76,11 @@ def deltas(events: Iterable[str]) -> Iterator[str]:
             content = (choice.get("delta") or {}).get("content")
             if content:
                 yield content
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            read, written = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            if isinstance(read, int) and isinstance(written, int):
+                yield Usage(read, written)
 
 
 class OpenAICompatibleProvider:
@@ -88,6 +94,8 @@ class OpenAICompatibleProvider:
             "model": generation.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "stream": True,
+            # The provider's own token counts, in a last chunk: budgets are charged with them.
+            "stream_options": {"include_usage": True},
         }
         if generation.temperature is not None:
             body["temperature"] = generation.temperature
@@ -98,7 +106,7 @@ class OpenAICompatibleProvider:
             headers["Authorization"] = f"Bearer {self._api_key}"
         return Request(self.url, data=json.dumps(body).encode(), headers=headers, method="POST")
 
-    def stream(self, messages: list[ChatMessage], generation: Generation) -> Iterator[str]:
+    def stream(self, messages: list[ChatMessage], generation: Generation) -> Iterator[str | Usage]:
         request = self._request(messages, generation)
         try:
             response = urlopen(request, timeout=self._timeout)

@@ -1,4 +1,5 @@
-"""Export Data (API.md, Schemas: export): convos sent as an HTML email to up to ten addresses."""
+"""Export Data (API.md, Schemas: export): convos sent as an HTML email to up to five addresses, each
+the verified email of a user who may view every convo (I9, `kallo.services.exports`)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from kallo.models.common import ApiModel, Email, Id, ResponseModel
 from kallo.models.topics import NewObject
 
 # One email carries at most this many convos, sent to at most this many addresses (SES takes 50
-# recipients per message; ten keeps an export from becoming a mailing list).
+# recipients per message; I9: five keeps an export from becoming a mailing list).
 MAX_EXPORT_CONVOS = 50
-MAX_EXPORT_DESTINATIONS = 10
+MAX_EXPORT_DESTINATIONS = 5
 
 ExportFormat = Literal["html-email"]
 ExportStatus = Literal["queued", "sent", "failed"]
@@ -39,7 +40,9 @@ class ExportSources(ApiModel):
 
 class ExportDestination(ApiModel):
     type: Literal["email"]
-    address: Email
+    address: Email = Field(
+        description="The verified email address of a Kallo user who may view every convo of the export"
+    )
 
 
 class ExportCreate(NewObject):

@@ -9,10 +9,15 @@ influences; its `versionId` pins signed download URLs to the bytes that were upl
 
 Costs in AWS calls (a check on a data source is 1 Query for its structural grants and 1 BatchGetItem
 for the caller's grants on it and what it inherits from, plus 1 Query per linked topic or convo):
-- Upload New File (multipart): 1 TransactWriteItems + 1 PutObject + 1 UpdateItem (its versionId),
-  + 1 BatchGetItem with `teamId` (the team check); nothing when the bytes are refused.
-- Upload New File (presigned): 1 TransactWriteItems (+ 1 BatchGetItem with `teamId`); signing the POST
-  is local.
+- Upload New File (multipart): 1 UpdateItem (the day's upload bytes; a TransactWriteItems with
+  `teamId`) + 1 TransactWriteItems + 1 PutObject + 1 UpdateItem (its versionId), + 1 BatchGetItem with
+  `teamId` (the team check); nothing when the bytes are refused.
+- Upload New File (presigned): the day's upload bytes as above + 1 TransactWriteItems (+ 1 BatchGetItem
+  with `teamId`); signing the POST is local.
+
+I10 (cost): every upload is charged to the uploader's, and for a team's data source the team's, daily
+upload allowance before anything is stored (a presigned upload by the size it declares, which its POST
+policy enforces); past it, 429 `quota_exceeded` with `Retry-After` (`kallo.quotas.charge_upload`).
 - Get a Data Source: the check + 1 GetItem. Update: the check + 1 UpdateItem.
 - Generate Signed URL for Download: the check + 1 GetItem (signing is local).
 - Query Data Sources: `dataSourceIds` and the listings as `owned.viewable_among` / `list_viewable`
@@ -29,6 +34,7 @@ from typing import Any
 from urllib.parse import quote
 from uuid import uuid4
 
+from kallo import quotas
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType
 from kallo.clock import epoch_seconds, iso, now
@@ -71,6 +77,11 @@ def _new_fields(
 # -- Upload New File ------------------------------------------------------------------------------------
 
 
+def _charge(owner: owned.Owner, size: int) -> None:
+    """I10: the bytes count against the uploader's (the user acted for) and the owning team's day."""
+    quotas.charge_upload(owner.created_by, owner.ref.id if owner.ref.type == "team" else None, size)
+
+
 def upload_file(
     access: Access,
     data: bytes,
@@ -89,6 +100,7 @@ def upload_file(
     object cannot be stored, the item and its owner grant go again: no data source without bytes."""
     mime_type = sniff.detect(data, filename=filename, declared=declared_type)
     owner = owned.owner_for(access, ObjectType.data_source, user_id=user_id, team_id=team_id)
+    _charge(owner, len(data))
     ref = _data_source(str(uuid4()))
     fields = _new_fields(
         owner, ref, name=safe_name(filename), mime_type=mime_type, size=len(data), status=PROCESSING
@@ -117,6 +129,7 @@ def presign_upload(
     (bytes of no allowed type fail the data source) and moves it to `processing`. One never uploaded is
     deleted by DynamoDB's TTL a day after `expiresAt`, with its owner grant."""
     owner = owned.owner_for(access, ObjectType.data_source, user_id=user_id, team_id=team_id)
+    _charge(owner, data.size)
     ref = _data_source(str(uuid4()))
     fields = _new_fields(
         owner, ref, name=data.name, mime_type=data.mime_type, size=data.size, status=AWAITING_UPLOAD

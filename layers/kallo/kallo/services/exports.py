@@ -1,16 +1,30 @@
 """Export Data: convos sent by email, off the request path.
 
-`export_data` (POST /exports) checks that the caller may view every convo, stores the export `queued`
-and sends `{"exportId": <id>}` to the export queue. The export worker runs `send_export`, which renders
-what the creator may view *at send time* (access can be lost between the request and the send: such
-convos, and the names of data sources the creator no longer sees, are left out) and sends one email
-through SES. The export item then records the outcome, `sent` or `failed`, on condition that it is
-still `queued`, so a job seen again after its idempotency record expired sends nothing.
+I9 (outbound mail): mail goes only to verified addresses of users who may view what is sent, at a
+bounded rate. Enforced here, twice:
+- at the request (`export_data`): the caller may view every convo; each destination (at most
+  `MAX_EXPORT_DESTINATIONS`) is the verified email of a user (`users.find_by_email`, `emailVerified`)
+  who may view every convo, else 422 `recipient_not_allowed`, the same answer whether the address
+  belongs to nobody, to an unverified claim or to someone who may not view the convos (it tells no
+  tenant's users apart); and the caller has an export left today (`kallo.quotas`, 429 `quota_exceeded`);
+- at the send (`send_export`): what is rendered is what the creator may view *then* (access can be lost
+  meanwhile: such convos are left out), each destination is checked again the same way, and those who
+  may no longer view every convo the email holds are dropped; a data source is named only when the
+  creator and every remaining recipient may view it.
+The subject is ours (`Kallo export: N convos, <date>`), never a convo name or any caller text; the text
+in the body is escaped (`kallo.mail`).
 
-AWS calls: Export Data on N convos costs N Queries + 2 BatchGetItems (the caller's grants, the convos;
-more Queries when convos belong to topics) + PutItem + SQS SendMessage. A send reads the export
-(GetItem), checks the convos as above, reads each convo's steps a page of 100 at a time, reads the
-authors and cited data sources in one BatchGetItem (plus the checks on those data sources), then SES
+`export_data` stores the export `queued` and sends `{"exportId": <id>}` to the export queue. The export
+worker runs `send_export`, which sends one email through SES. The export item then records the
+outcome, `sent` or `failed`, on condition that it is still `queued`, so a job seen again after its
+idempotency record expired sends nothing.
+
+AWS calls: Export Data on N convos to R addresses costs N Queries + 2 BatchGetItems (the caller's
+grants, the convos; more Queries when convos belong to topics) + UpdateItem (the day's export count)
++ per address 2 GetItems (its claim, the user) and N Queries + 1 BatchGetItem (the user's grants) +
+PutItem + SQS SendMessage. A send reads the export (GetItem), checks the convos and the addresses as
+above, reads each convo's steps a page of 100 at a time, reads the authors and cited data sources in
+one BatchGetItem (plus the checks on those data sources, for the creator and each recipient), then SES
 SendEmail and UpdateItem.
 """
 
@@ -24,16 +38,16 @@ from uuid import uuid4
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from kallo import aws, mail
+from kallo import aws, mail, quotas
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.authz.policy import Permission
 from kallo.clock import now_iso
-from kallo.errors import Conflict, NotFound
+from kallo.errors import Conflict, NotFound, Unprocessable
 from kallo.models.common import Id
 from kallo.models.exports import ExportCreate
 from kallo.settings import get_settings
-from kallo.store import exports, objects, steps
+from kallo.store import exports, objects, steps, users
 from kallo.store.keys import Ref
 
 logger = Logger(child=True)
@@ -71,8 +85,21 @@ def _viewable(access: Access, refs: list[Ref]) -> dict[Ref, dict[str, Any]]:
     return {r: found[r] for r in allowed if r in found}
 
 
+def _recipient(address: str, refs: list[Ref]) -> Access | None:
+    """I9: the access of the user whose verified email `address` is, when that user may view every
+    convo of `refs`; None otherwise (no such user, an unverified claim, or convos it may not view: one
+    answer for all, so nothing about other tenants' users shows)."""
+    user = users.find_by_email(address)
+    if user is None or user.get("emailVerified") is not True or user.get("emailAddress") != address:
+        return None
+    access = Access(Principal(user_id=user["id"], scheme="api_key"))
+    access.preload(refs)  # the convos exist: the caller's check read them
+    return access if all(access.can(r, Permission.can_view) for r in refs) else None
+
+
 def export_data(access: Access, data: ExportCreate) -> dict[str, Any]:
-    """Queue an export of convos the caller may view; returns the export (`status: queued`)."""
+    """Queue an export of convos the caller may view, to users who may view them too (I9, see the
+    module docstring); returns the export (`status: queued`)."""
     settings = get_settings()
     if not settings.mail_from:
         raise Conflict(
@@ -83,6 +110,14 @@ def export_data(access: Access, data: ExportCreate) -> dict[str, Any]:
     if len(_viewable(access, refs)) != len(refs):
         # Which ones is not said: that would tell hidden convos from missing ones.
         raise NotFound("one or more of sources.convoIds were not found")
+    quotas.count_export(access.principal.user_id or "")
+    for destination in data.destinations:
+        if _recipient(destination.address, refs) is None:
+            raise Unprocessable(
+                f"{destination.address} cannot receive this export: every destination must be the "
+                "verified email address of a Kallo user who may view every convo of the export",
+                code="recipient_not_allowed",
+            )
     fields: dict[str, Any] = {
         "id": str(uuid4()),
         "format": data.format,
@@ -163,9 +198,10 @@ def _citations(step: dict[str, Any]) -> list[dict[str, Any]]:
     return [a for a in step.get("annotations") or [] if a.get("type") == "citation" and a.get("dataSourceId")]
 
 
-def _sections(access: Access, read: list[_Read], creator_id: str) -> tuple[list[mail.Section], str]:
+def _sections(readers: list[Access], read: list[_Read], creator_id: str) -> tuple[list[mail.Section], str]:
     """The email's sections, and the creator's display name, with one BatchGetItem for every author
-    and cited data source; a data source is named only when the creator may view it."""
+    and cited data source; a data source is named only when every reader (the creator and each
+    recipient) may view it."""
     authors = {
         s["authorId"] for r in read for s in r.steps if s.get("authorType") == "user" and s.get("authorId")
     }
@@ -174,11 +210,12 @@ def _sections(access: Access, read: list[_Read], creator_id: str) -> tuple[list[
     )
     found = objects.batch_get([Ref("user", u) for u in sorted(authors | {creator_id})] + cited)
     if cited:
-        access.preload(cited)
+        for reader in readers:
+            reader.preload(cited)
     names = {
         ref.id: found[ref].get("name") or HIDDEN_SOURCE
         for ref in cited
-        if ref in found and access.can(ref, Permission.can_view)
+        if ref in found and all(reader.can(ref, Permission.can_view) for reader in readers)
     }
 
     def author(step: dict[str, Any]) -> str:
@@ -257,12 +294,28 @@ def send_export(export_id: str) -> str:
                 },
             },
         )
-    sections, creator_name = _sections(access, _read_steps(convos, mail.MAX_EMAIL_BYTES), export["createdBy"])
+    kept = [r for r in refs if r in viewable]
+    recipients: dict[str, Access] = {}
+    for destination in export["destinations"]:
+        recipient = _recipient(destination["address"], kept)
+        if recipient is not None:
+            recipients[destination["address"]] = recipient
+    if not recipients:
+        return _finish(
+            export_id,
+            {
+                "status": "failed",
+                "error": {
+                    "code": "no_recipients",
+                    "message": "no destination may view the convos of the export any more",
+                },
+            },
+        )
+    read = _read_steps(convos, mail.MAX_EMAIL_BYTES)
+    sections, creator_name = _sections([access, *recipients.values()], read, export["createdBy"])
     email = mail.render(sections, exported_by=creator_name, exported_at=export["createdAt"])
     try:
-        message_id = mail.send(
-            source=settings.mail_from, to=[d["address"] for d in export["destinations"]], email=email
-        )
+        message_id = mail.send(source=settings.mail_from, to=list(recipients), email=email)
     except mail.MailRejected as error:
         logger.warning("export refused by SES", extra={"exportId": export_id, "sesCode": error.code})
         return _finish(

@@ -67,7 +67,12 @@ add their checks (1 Query each + 1 BatchGetItem per reader); linked or named dat
 BatchGetItem, and 1 GetObject per
 index a warm worker has not read yet (an embedding model adds its call); every further save adds 2
 UpdateItem; indexing the answer for search adds 1 BatchWriteItem per 25 distinct words (at most 4);
-naming adds 1 UpdateItem and a broadcast.
+naming adds 1 UpdateItem and a broadcast. Charging the answer's tokens (I10) adds 1 UpdateItem, or 1
+TransactWriteItems when a team pays too.
+
+Usage: each provider reports its own token counts (`kallo.llm.Usage`); the completed step stores them as
+`usage {inputTokens, outputTokens, model}`, the final `convoStepUpdate` carries them, and they are
+charged to the requester's and the team's daily budgets (`kallo.quotas`).
 """
 
 from __future__ import annotations
@@ -86,13 +91,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
-from kallo import realtime
+from kallo import quotas, realtime
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.clock import iso, now, now_iso
 from kallo.documents.bm25 import Hit
 from kallo.errors import Conflict
-from kallo.llm import ChatMessage, ProviderError, registry
+from kallo.llm import ChatMessage, ProviderError, Usage, registry
 from kallo.llm.jobs import ReplyJob
 from kallo.models.steps import STEP_TEXT_LIMIT, Step, StepConfig
 from kallo.services import grounding
@@ -340,16 +345,22 @@ class _Producer:
     the provider's pace (a slow token does not hold back the ones before it), and so that a deadline
     can end an answer whose provider has gone quiet."""
 
-    def __init__(self, open_stream: Callable[[], Iterator[str]]) -> None:
+    def __init__(self, open_stream: Callable[[], Iterator[str | Usage]]) -> None:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._stopped = threading.Event()
+        # The provider's token counts, set before the end of the stream is queued (so whoever has
+        # taken `_END` sees it).
+        self.usage: Usage | None = None
         threading.Thread(target=self._run, args=(open_stream,), name="llm-stream", daemon=True).start()
 
-    def _run(self, open_stream: Callable[[], Iterator[str]]) -> None:
-        chunks: Iterator[str] | None = None
+    def _run(self, open_stream: Callable[[], Iterator[str | Usage]]) -> None:
+        chunks: Iterator[str | Usage] | None = None
         try:
             chunks = open_stream()
             for chunk in chunks:
+                if isinstance(chunk, Usage):
+                    self.usage = chunk
+                    continue
                 if self._stopped.is_set():
                     break
                 if chunk:
@@ -382,7 +393,7 @@ class _Producer:
         self._stopped.set()
 
 
-def collect(open_stream: Callable[[], Iterator[str]], *, seconds: float, limit: int) -> str:
+def collect(open_stream: Callable[[], Iterator[str | Usage]], *, seconds: float, limit: int) -> str:
     """A whole (short) generation, at most `limit` characters, within `seconds`."""
     producer, text, deadline = _Producer(open_stream), "", time.monotonic() + seconds
     try:
@@ -520,7 +531,7 @@ class _Run:
         except Exception as error:
             self.fail(shown(error))
             return False
-        self.complete()
+        self.complete(producer.usage)
         return True
 
     def _citations(self) -> list[dict[str, Any]]:
@@ -531,7 +542,7 @@ class _Run:
             logger.exception("citing the answer's sources failed", extra={"stepId": self.step["id"]})
             return []
 
-    def complete(self) -> None:
+    def complete(self, usage: Usage | None = None) -> None:
         self.seq += 1
         content = {"text": self.text}
         changes: dict[str, Any] = {"status": "completed", "content": content, "seq": self.seq}
@@ -541,6 +552,9 @@ class _Run:
             "status": "completed",
             "seq": self.seq,
         }
+        if usage is not None:  # API.md: the final convoStepUpdate carries the provider's counts
+            model = (self.step.get("config") or {}).get("model", "")
+            changes["usage"] = update["usage"] = usage.to_api(model)
         if self.hits:
             changes["annotations"] = update["annotations"] = self._citations()
         self.step = self._save(changes)
@@ -628,6 +642,7 @@ def answer(job: ReplyJob, *, deadline: float | None = None) -> None:
     except _StepGone:
         logger.info("the answer step was deleted while it was written", extra=context)
         completed = False
+    _charge(job, plan, run.text, producer.usage)
     _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"})
     if not completed:
         return
@@ -638,6 +653,24 @@ def answer(job: ReplyJob, *, deadline: float | None = None) -> None:
         logger.exception("indexing the answer for search failed", extra=context)
     if not convo.get("name"):
         name_convo(convo, plan, run.text)
+
+
+def _charge(job: ReplyJob, plan: Plan, text: str, usage: Usage | None) -> None:
+    """I10 (cost): the generation's tokens go to the requester's budget and the team's (`job.team_id`),
+    as the provider counted them, once per generation (a duplicate job stops before generating). A
+    stream that ended without counts (cut short, failed, stopped) is charged our estimate of what was
+    read and written; one that wrote nothing and said nothing (a refused request) costs nothing. Never
+    fails the answer."""
+    if usage is not None:
+        spent = usage.total
+    elif not text:
+        return
+    else:
+        spent = tokens(plan.system) + sum(tokens(_text(s)) for s in plan.conversation) + tokens(text)
+    try:
+        quotas.charge_tokens(job.requested_by, job.team_id, spent)
+    except Exception:
+        logger.exception("charging the answer's tokens failed", extra={"convoId": job.convo_id})
 
 
 # -- naming -----------------------------------------------------------------------------------------------

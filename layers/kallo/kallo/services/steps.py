@@ -28,8 +28,9 @@ the connections it has not checked in the last few seconds (I8: Query + BatchGet
 + BatchGetItem when some use an access token; `kallo.realtime.audience`):
 - new step: the check (Query + BatchGetItem) + TransactWriteItems + BatchWriteItem (its words, 25 per
   request) + GetItem (the writer's grant; + PutItem the first time, the participant grant) + the
-  broadcast (Query + c PostToConnection) + SendMessage when it asks for a reply; data sources
-  named by the step add their checks. No id is looked up: I4 (ids), the server makes step ids.
+  broadcast (Query + c PostToConnection) + SendMessage when it asks for a reply, and then a
+  BatchGetItem first (the token budgets, I10); data sources named by the step add their checks. No id
+  is looked up: I4 (ids), the server makes step ids.
 - step group of n: as one new step (one transaction, the words of all steps batched together), n
   broadcasts, one SendMessage per step asking for a reply.
 - group addition: the check + Query (the primary) + TransactWriteItems and a conditional UpdateItem
@@ -38,7 +39,8 @@ the connections it has not checked in the last few seconds (I8: Query + BatchGet
 - deletion: the check + Query (the step) + DeleteItem (TransactWriteItems for a grouped step, + Query
   and BatchGetItem for a group's primary) + Query and UpdateItem (the convo's latestStep) +
   BatchWriteItem (its words) + the broadcast(s).
-- regen: the deletion's cost, with a convoStepRegen broadcast, + SendMessage.
+- regen: the deletion's cost, with a convoStepRegen broadcast, + BatchGetItem (the token budgets) +
+  SendMessage.
 - update: the check + Query (the step) (+ the checks of the data sources new annotations cite) + UpdateItem (+ a conditional UpdateItem of the convo's
   latestStep for a primary step, + BatchWriteItem when the text changed) + the broadcast; a primary
   swap: Query + BatchGetItem (the group) + TransactWriteItems + a conditional UpdateItem (latestStep)
@@ -56,7 +58,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
-from kallo import realtime
+from kallo import quotas, realtime
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role
 from kallo.clock import iso, now, now_iso
@@ -123,6 +125,16 @@ def _target(actor: Actor, step_id: str, convo_id: str | None) -> dict[str, Any]:
     if convo_id is None:
         actor.access.require(_convo(step["convoId"]), Permission.can_chat)
     return step
+
+
+def _require_token_budget(actor: Actor, convo_id: str) -> str | None:
+    """I10 (cost): an answer is asked for only while the requester's token budget for the day, and
+    that of the team whose topic owns the convo, are not used up (429 `quota_exceeded`); returns that
+    team, which the answer is charged to as well. The convo's grants were read by its check: one
+    BatchGetItem (the counters)."""
+    team_id = quotas.team_paying_for(actor.access, _convo(convo_id))
+    quotas.require_token_budget(actor.user_id, team_id)
+    return team_id
 
 
 def _require_authority_over(actor: Actor, step: dict[str, Any]) -> None:
@@ -201,7 +213,9 @@ def _join_convo(actor: Actor, convo_id: str) -> None:
         table().put(grant, must_not_exist=True)
 
 
-def _store_new(actor: Actor, convo_id: str, new: list[tuple[Step, bool]]) -> list[dict[str, Any]]:
+def _store_new(
+    actor: Actor, convo_id: str, new: list[tuple[Step, bool]], *, team_id: str | None = None
+) -> list[dict[str, Any]]:
     """Store new user steps (one transaction), index their words, make the writer a participant,
     broadcast them in order, then queue the replies they ask for (after the broadcast, so clients see
     the question before the answer starts)."""
@@ -220,6 +234,7 @@ def _store_new(actor: Actor, convo_id: str, new: list[tuple[Step, bool]]) -> lis
                     llmStepId=str(uuid4()),
                     config=step.get("config") or {},
                     requestedBy=actor.user_id,
+                    teamId=team_id,
                 )
             )
     return stored
@@ -229,15 +244,18 @@ def add_step(actor: Actor, convo_id: str, data: NewStep) -> dict[str, Any]:
     """convoNewStep: a user step (the server sets everything but id, content, config, files and
     annotations); a reply is queued when its config asks for one."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
+    team_id = _require_token_budget(actor, convo_id) if data.wants_reply else None
     _require_configs(actor.access, [data])
     step = _step(actor, convo_id, data, now_iso())
-    return _store_new(actor, convo_id, [(step, data.wants_reply)])[0]
+    return _store_new(actor, convo_id, [(step, data.wants_reply)], team_id=team_id)[0]
 
 
 def add_step_group(actor: Actor, convo_id: str, data: NewStepGroup) -> list[dict[str, Any]]:
     """convoNewStepGroup: the steps share one server-made groupId; the first is the primary, the rest
     its alternates. They are one millisecond apart, so the group reads back in the order it was sent."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
+    wants_reply = any(item.wants_reply for item in data.steps)
+    team_id = _require_token_budget(actor, convo_id) if wants_reply else None
     _require_configs(actor.access, data.steps)
     group_id, start = str(uuid4()), now()
     new = [
@@ -254,13 +272,14 @@ def add_step_group(actor: Actor, convo_id: str, data: NewStepGroup) -> list[dict
         )
         for position, item in enumerate(data.steps)
     ]
-    return _store_new(actor, convo_id, new)
+    return _store_new(actor, convo_id, new, team_id=team_id)
 
 
 def add_to_group(actor: Actor, convo_id: str, data: StepGroupAddition) -> dict[str, Any]:
     """convoStepGroupAddition: the step joins the group of `primaryStepId` as an alternate; a primary
     without a group gets one first (broadcast as a convoStepUpdate with its new groupId)."""
     primary = _target(actor, data.primary_step_id, convo_id)
+    team_id = _require_token_budget(actor, convo_id) if data.step.wants_reply else None
     _require_configs(actor.access, [data.step])
     group_id = primary.get("groupId")
     if not group_id:
@@ -271,7 +290,7 @@ def add_to_group(actor: Actor, convo_id: str, data: StepGroupAddition) -> dict[s
             raise NotFound(f"step {primary['id']} not found") from error
         actor.publish(convo_id, STEP_UPDATE, {"id": primary["id"], "groupId": group_id})
     step = _step(actor, convo_id, data.step, now_iso(), group_id=group_id, alternate=True)
-    return _store_new(actor, convo_id, [(step, data.step.wants_reply)])[0]
+    return _store_new(actor, convo_id, [(step, data.step.wants_reply)], team_id=team_id)[0]
 
 
 # -- deletion and regen -------------------------------------------------------------------------------
@@ -314,6 +333,7 @@ def regen_step(actor: Actor, convo_id: str, data: StepRegen) -> ReplyJob:
         )
     if not step.get("replyToStepId"):
         raise Conflict("this step does not say which step it answers", code="not_regenerable")
+    team_id = _require_token_budget(actor, convo_id)
     # Only what this request names is checked here; the stored config's data sources are checked
     # again when the worker answers (for the question's author and this requester), never trusted.
     _require_configs(actor.access, [data.config])
@@ -333,6 +353,7 @@ def regen_step(actor: Actor, convo_id: str, data: StepRegen) -> ReplyJob:
         createdAt=step["createdAt"],
         config=config,
         requestedBy=actor.user_id,
+        teamId=team_id,
     )
     enqueue(job)
     return job

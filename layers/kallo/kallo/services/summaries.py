@@ -28,8 +28,9 @@ source was deleted) does nothing.
 
 AWS calls:
 - Generate Summary: the check on the data source (1 Query + 1 BatchGetItem for an unlinked one) + 1
-  Query (the data source and its summary) = 3 for a ready summary; a new request adds 1 PutItem (or
-  UpdateItem) and 1 SendMessage (none while the data source is processing).
+  Query (the data source and its summary) = 3 for a ready summary; a new request adds 1 UpdateItem (the
+  requester's daily allowance of summaries, I10: past it 429 `quota_exceeded` with `Retry-After`), 1
+  PutItem (or UpdateItem) and 1 SendMessage (none while the data source is processing).
 - `summarize`: 2 GetItem (summary, data source) + 2 GetObject (text, index) + 1 UpdateItem (+ the
   embedding model's calls when one is configured).
 """
@@ -47,7 +48,7 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from kallo import aws
+from kallo import aws, quotas
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission
 from kallo.clock import iso, now, now_iso
@@ -136,7 +137,11 @@ def request(access: Access, data_source_id: str) -> tuple[dict[str, Any], int]:
             code="not_processable",
         )
     moment = now()
-    requested = _needs_request(summary, moment) and _mark_pending(data_source_id, summary, moment)
+    needed = _needs_request(summary, moment)
+    if needed:
+        # I10 (cost): a generation counts against the requester's daily allowance of summaries.
+        quotas.count_summary(access.principal.user_id or "")
+    requested = needed and _mark_pending(data_source_id, summary, moment)
     if requested and item.get("status") == READY:
         schedule(data_source_id)
     return {"retryAfter": iso(moment + timedelta(seconds=RETRY_AFTER_SECONDS))}, 202

@@ -22,6 +22,7 @@ Entity chart
 | search posting  | `OBJ#convo#<convoId>`   | `TERM#<stepId>#<term>`          | `TERM#<term>`                   | `<createdAt>#<stepId>`     |     |
 | data source summary | `OBJ#data_source#<id>` | `#SUMMARY`                   | -                               | -                          |     |
 | export          | `EXPORT#<exportId>`     | `#META`                         | -                               | -                          | yes |
+| quota counter   | `QUOTA#<type>#<id>`     | `<counter>#<window start>`      | -                               | -                          | yes |
 
 A grant says "grantee G holds role R on object O"; there is at most one per (object, grantee). Grants
 whose grantee is a team, topic or convo ("structural" grants: ownership and dependent links) sort
@@ -39,6 +40,11 @@ so the key is unambiguous). `EMAIL#` is claimed only by an OIDC user whose issue
 (`email_verified` exactly true); the email a service account gives a user it creates is claimed only
 within that service account (`LOCALEMAIL#`), so no tenant can take an address from another tenant or
 from the person it belongs to.
+
+A quota counter counts one thing (`requests`, `tokens`, `upload_bytes`, `summaries`, `exports`) for
+one subject (a user, a team, or an OIDC identity without a user: `QUOTA#oidc#<sub>`) in one fixed
+window, whose start (epoch seconds) ends its sort key; it is only ever changed with `ADD`, and its `ttl`
+is the end of its window, so old windows disappear by themselves.
 
 A data source's bytes, text and retrieval index are in S3 (`kallo.store.blobs`); its summary lives in
 its partition, so deleting the data source's partition removes it. The data sources linked to a convo
@@ -69,6 +75,7 @@ Access patterns
 | 19 | the steps containing a word, newest first    | GSI1PK=`TERM#<term>` (descending GSI1SK)                   | `search.postings` |
 | 20 | a data source's summary                      | PK=`OBJ#data_source#id`, SK=`#SUMMARY`                     | `summary_key` |
 | 21 | an export by id                              | PK=`EXPORT#<exportId>`, SK=`#META`                         | `export_key` |
+| 22 | a subject's counter in one window (I10)      | PK=`QUOTA#<type>#<id>`, SK=`<counter>#<window start>` (UpdateItem ADD; BatchGetItem to read) | `store.quotas` |
 """
 
 from __future__ import annotations
@@ -227,3 +234,8 @@ def summary_key(data_source_id: str) -> dict[str, str]:
 
 def export_key(export_id: str) -> dict[str, str]:
     return {"PK": f"EXPORT#{export_id}", "SK": META}
+
+
+def quota_key(subject: Ref, counter: str, window_start: int) -> dict[str, str]:
+    """A counter of one subject (user, team, OIDC identity) in the window starting at `window_start`."""
+    return {"PK": f"QUOTA#{subject.type}#{subject.id}", "SK": f"{counter}#{window_start}"}

@@ -24,19 +24,26 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
+from kallo import quotas
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
-from kallo.errors import DomainError, Forbidden, Unauthorized
+from kallo.errors import DomainError, Forbidden, TooManyRequests, Unauthorized
 
 logger = Logger()
 JSON = "application/json"
 
 
-def error_response(status: int, code: str, message: str, details: list | None = None) -> Response:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: list | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
         body["details"] = details
-    return Response(status, JSON, json.dumps(body, default=str))
+    return Response(status, JSON, json.dumps(body, default=str), headers=headers)
 
 
 def _validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -51,7 +58,8 @@ def create_app() -> APIGatewayRestResolver:
 
     @app.exception_handler(DomainError)
     def _domain_error(error: DomainError) -> Response:
-        return error_response(error.status, error.code, error.message, error.details)
+        headers = {"Retry-After": str(error.retry_after)} if isinstance(error, TooManyRequests) else None
+        return error_response(error.status, error.code, error.message, error.details, headers)
 
     @app.exception_handler(RequestValidationError)
     def _validation_error(error: RequestValidationError) -> Response:
@@ -73,9 +81,13 @@ def create_app() -> APIGatewayRestResolver:
 
 
 def principal_of(app: APIGatewayRestResolver) -> Principal:
+    """The principal the authorizer saw. I10 (cost): the authorizer counted this request against the
+    principal's rate (it cannot answer 429 itself, only allow or deny); over the limit, it says so in its
+    context and the request ends here with 429 and `Retry-After`, before any work is done."""
     context = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
     if "scheme" not in context:
         raise Unauthorized("no credentials")
+    quotas.raise_if_throttled(context)
     return Principal.from_context(context)
 
 

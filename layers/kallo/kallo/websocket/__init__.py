@@ -19,8 +19,10 @@ Events are API Gateway's WebSocket proxy events (`requestContext.routeKey`, `eve
 - I8 (live access): each message re-checks its connection as broadcasts do (`kallo.realtime.audience`);
   a connection that may no longer view its convo gets an `unauthorized` error and is closed.
 - A message is parsed (`{type, payload, requestId?}`), its connection read, its payload validated with
-  the handler's model, and the handler run with permissions evaluated afresh. Any failure becomes an
-  `error` message `{code, message, details?, requestId?}` to the sender only; the function still
+  the handler's model, and the handler run with permissions evaluated afresh. Each message counts
+  against its user's request rate (I10, `kallo.quotas`; one UpdateItem): over it, or over a quota, the
+  `error` carries `retryAfter` (seconds). Any failure becomes an
+  `error` message `{code, message, details?, retryAfter?, requestId?}` to the sender only; the function still
   answers 200, so the socket lives on (API Gateway would otherwise tell the client "Internal server
   error" without its requestId).
 """
@@ -39,11 +41,11 @@ from uuid import UUID
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
-from kallo import realtime
+from kallo import quotas, realtime
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission
 from kallo.clock import epoch_seconds, iso, now, now_iso
-from kallo.errors import DomainError, PayloadTooLarge, Unprocessable
+from kallo.errors import DomainError, PayloadTooLarge, TooManyRequests, Unprocessable
 from kallo.models.ws import PAYLOAD_TOO_LARGE, Envelope
 from kallo.realtime import audience
 from kallo.services import steps
@@ -165,6 +167,8 @@ def _send_error(connection_id: str, error: DomainError, request_id: str | None) 
     body: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.details:
         body["details"] = error.details
+    if isinstance(error, TooManyRequests):
+        body["retryAfter"] = error.retry_after
     if request_id:
         body["requestId"] = request_id
     try:
@@ -327,6 +331,8 @@ def handle_message(event: Event, model: type[Payload], action: Callable[[Session
         except ValidationError as error:
             raise validation_error(error, where="message") from error
         session = _session(event, request_id)
+        # I10 (cost): every client message writes; each counts against its user's rate (one UpdateItem).
+        quotas.require_message_rate(session.access.principal.user_id or "")
         try:
             payload = model.model_validate(envelope.payload if envelope.payload is not None else {})
         except ValidationError as error:
