@@ -93,3 +93,22 @@ def test_reads_do_not_get_write_access(route: template.Route) -> None:
 
 def test_only_health_is_public() -> None:
     assert [r.function for r in ROUTES if not r.authorized] == ["HealthCheckFunction"]
+
+
+def _takes_cursors(function: str) -> bool:
+    return "nextToken" in _module_path(FUNCTIONS[function]["Properties"]["Handler"]).read_text()
+
+
+PAGED = [r for r in ROUTES if _takes_cursors(r.function)]
+
+
+def test_the_paged_operations_are_found() -> None:
+    assert len(PAGED) >= 10 and "QueryStepsFunction" in {r.function for r in PAGED}
+
+
+@pytest.mark.parametrize("route", PAGED, ids=lambda r: r.function)
+def test_paged_operations_may_read_the_cursor_key(route: template.Route) -> None:
+    """A paged list's cursors are encrypted with a key derived from the token signing secret
+    (`kallo.paging`): the function may read that secret."""
+    policies = FUNCTIONS[route.function]["Properties"]["Policies"]
+    assert {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "JwtSigningSecret"}}} in policies

@@ -92,9 +92,9 @@ def _purge(ref: Ref, *, link: dict[str, str] | None, seen: set[Ref]) -> int:
 
 def _purge_dependents(ref: Ref, seen: set[Ref]) -> int:
     """The grants naming `ref` as grantee: owned objects are purged, other links simply deleted."""
-    deleted, token = 0, None
+    deleted, start = 0, None
     while True:
-        page = table().query(keys.grantee_pk(ref), index="GSI1", next_token=token)
+        page = table().query(keys.grantee_pk(ref), index="GSI1", start_key=start)
         links = []
         for grant in page.items:
             if grant.get("entity") == "grant" and grant.get("role") == Role.owner:
@@ -102,17 +102,17 @@ def _purge_dependents(ref: Ref, seen: set[Ref]) -> int:
             else:
                 links.append(_key(grant))
         deleted += table().batch_delete(links)
-        token = page.next_token
-        if not token:
+        start = page.last_key
+        if not start:
             return deleted
 
 
 def _delete_partition(ref: Ref, *, keep: dict[str, str] | None) -> int:
     """Every item of the object's partition but `keep`, a page (at most 1 MB) at a time."""
-    deleted, token = 0, None
+    deleted, start = 0, None
     while True:
-        page = table().query(keys.object_pk(ref), next_token=token)
+        page = table().query(keys.object_pk(ref), start_key=start)
         deleted += table().batch_delete(k for k in map(_key, page.items) if k != keep)
-        token = page.next_token
-        if not token:
+        start = page.last_key
+        if not start:
             return deleted
