@@ -6,8 +6,8 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from kallo.models.common import Id
-from kallo.models.convos import STEP_PAGE_LIMIT, DateTime, StepPageLimit
+from kallo.models.common import DateTime, Id
+from kallo.models.convos import STEP_PAGE_LIMIT, StepPageLimit
 from kallo.models.steps import Step
 from kallo.models.topics import PageToken
 from kallo.services import convos

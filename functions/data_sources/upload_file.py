@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import ValidationError
 
+from kallo import json_input
 from kallo.errors import UnsupportedMediaType
 from kallo.models.common import Id
 from kallo.models.data_sources import DataSource, PresignedUpload, PresignedUploadRequest
@@ -69,7 +70,8 @@ def upload_file(
         )
     if kind == JSON:
         try:
-            request = PresignedUploadRequest.model_validate_json(body or b"null")
+            # The one parser of JSON bodies (bounded size and nesting), as for every other route.
+            request = PresignedUploadRequest.model_validate(json_input.parse(body or b"null"))
         except ValidationError as error:
             raise RequestValidationError(
                 [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
@@ -80,4 +82,4 @@ def upload_file(
     )
 
 
-lambda_handler = lambda_handler_for(app)
+lambda_handler = lambda_handler_for(app, media_types=(multipart.MULTIPART, JSON))

@@ -182,7 +182,7 @@ def test_create_bad_input_is_a_4xx_json_error(svc):
     as_text = invoke("auth.create_access_token", svc, raw_body=good, headers={"content-type": "text/plain"})
     assert as_text.status == 415 and as_text.json == {
         "code": "unsupported_media_type",
-        "message": "Unsupported content type: text/plain",
+        "message": "send application/json, not text/plain",
     }
 
 

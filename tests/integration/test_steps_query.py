@@ -1,5 +1,7 @@
 """Query Steps: GET /steps?searchTerm= → 200 [step], newest first, only steps the caller may view."""
 
+import base64
+
 from kallo.authz.access import Access
 from kallo.models.convos import ConvoCreate
 from kallo.models.ws import NewStep
@@ -74,6 +76,31 @@ def test_pages(aws):
         nextToken=search(alice, searchTerm="harbour", limit="1").headers["x-next-token"],
     )
     assert other.status == 400 and other.json["code"] == "invalid_next_token"
+
+
+def test_a_search_cursor_hides_the_index_and_serves_only_its_caller(aws):
+    """I7 (attack): tenant A searches a word tenant B also wrote; A's cursor must show no key of the
+    global word index (B's convo and step ids), and B cannot use it."""
+    tenant_a, tenant_b = make_user(), make_user()
+    theirs = convos.create_convo(Access(tenant_b), ConvoCreate())["id"]
+    hidden = [write(tenant_b, theirs, f"harbour secret {i}") for i in range(3)]
+    mine = convos.create_convo(Access(tenant_a), ConvoCreate())["id"]
+    own = [write(tenant_a, mine, f"harbour plan {i}")["id"] for i in range(3)]
+    first = search(tenant_a, searchTerm="harbour", limit="2")
+    token = first.headers["x-next-token"]
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    for secret in (theirs, mine, *(s["id"] for s in hidden), *own, tenant_b.user_id):
+        assert secret.encode() not in raw and secret not in token
+    for marker in (b"TERM#", b"OBJ#", b"GSI1", b"harbour"):
+        assert marker not in raw
+    seen, following = ids(first), token
+    while following:  # page 2 and on, by the caller the cursor was issued to
+        page = search(tenant_a, searchTerm="harbour", limit="2", nextToken=following)
+        seen += ids(page)
+        following = page.headers.get("x-next-token")
+    assert seen == list(reversed(own))
+    stolen = search(tenant_b, searchTerm="harbour", limit="2", nextToken=token)
+    assert stolen.status == 400 and stolen.json["code"] == "invalid_next_token"
 
 
 def test_bad_input(aws):

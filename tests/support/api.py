@@ -58,10 +58,10 @@ def invoke(
     if query is not None:
         event["queryStringParameters"] = query or None
         event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
-    if raw_body is not None:
-        event["body"] = raw_body
-    elif body is not None:
-        event["body"] = json.dumps(body)
+    if raw_body is not None or body is not None:
+        # A text body, whatever the sample carried (the upload sample's is base64 multipart).
+        event["body"] = raw_body if raw_body is not None else json.dumps(body)
+        event["isBase64Encoded"] = False
     if headers:
         event["headers"] = {**(event.get("headers") or {}), **headers}
         event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}

@@ -85,8 +85,8 @@ def test_postings_are_newest_first_and_paged(convo):
     search.index_many(made)
     page = search.postings("harbour", limit=3)
     assert [p["stepId"] for p in page.items] == [s["id"] for s in reversed(made[2:])]
-    rest = search.postings("harbour", limit=3, next_token=page.next_token)
-    assert [p["stepId"] for p in rest.items] == [made[1]["id"], made[0]["id"]] and rest.next_token is None
+    rest = search.postings("harbour", limit=3, start_key=page.last_key)
+    assert [p["stepId"] for p in rest.items] == [made[1]["id"], made[0]["id"]] and rest.last_key is None
     assert search.postings("nowhere", limit=3).items == []
 
 

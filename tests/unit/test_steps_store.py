@@ -98,30 +98,30 @@ def test_of_convo_oldest_first_after_a_time_and_paged(convo):
     # Strictly after: the step created at exactly `after` is left out.
     after = datetime(2026, 11, 22, 10, 0, 3, tzinfo=UTC)
     assert [s["id"] for s in steps.of_convo(convo.id, after=after).items] == ids[4:]
-    seen, token = [], None
+    seen, start = [], None
     while True:
-        page = steps.of_convo(convo.id, limit=3, next_token=token)
+        page = steps.of_convo(convo.id, limit=3, start_key=start)
         seen += [s["id"] for s in page.items]
-        token = page.next_token
-        if not token:
+        start = page.last_key
+        if not start:
             break
     assert seen == ids
 
 
-def test_a_cursor_only_works_for_its_own_convo(convo):
+def test_a_start_key_only_works_for_its_own_convo(convo):
     for second in range(3):
         steps.add(new_step(convo, f"2026-11-22T10:00:0{second}.000Z"))
-    token = steps.of_convo(convo.id, limit=1).next_token
+    start = steps.of_convo(convo.id, limit=1).last_key
     other = make_object("convo", ref_of(make_user()))
     with pytest.raises(BadRequest):
-        steps.of_convo(other.id, next_token=token)
+        steps.of_convo(other.id, start_key=start)
 
 
-def test_a_cursor_outside_the_query_is_a_bad_request(convo):
+def test_a_start_key_outside_the_query_is_a_bad_request(convo):
     """DynamoDB refuses a start key outside the key condition (moto does not emulate it)."""
     steps.add(new_step(convo, "2026-11-22T10:00:00.000Z"))
     steps.add(new_step(convo, "2026-11-22T10:00:01.000Z"))
-    token = steps.of_convo(convo.id, limit=1).next_token
+    start = steps.of_convo(convo.id, limit=1).last_key
     refused = ClientError(
         {
             "Error": {
@@ -132,7 +132,7 @@ def test_a_cursor_outside_the_query_is_a_bad_request(convo):
         "Query",
     )
     with mock.patch.object(table()._client, "query", side_effect=refused), pytest.raises(BadRequest):
-        steps.of_convo(convo.id, next_token=token)
+        steps.of_convo(convo.id, start_key=start)
 
 
 def test_get_unknown_step(aws):

@@ -179,8 +179,10 @@ def test_only_the_functions_that_call_a_model_read_the_provider_key() -> None:
 
 
 def test_the_signing_key_is_read_only_by_the_functions_that_sign_or_verify_tokens() -> None:
+    """...and the paged lists, whose cursors are encrypted with a key derived from it (`kallo.paging`)."""
     readers = {f for f in FUNCTIONS if "JwtSigningSecret" in _secrets_read_by(f)}
-    assert readers == {"AuthorizerFunction", "CreateAccessTokenFunction", "WsConnectFunction"}
+    signers = {"AuthorizerFunction", "CreateAccessTokenFunction", "WsConnectFunction"}
+    assert readers == signers | {r.function for r in PAGED}
 
 
 def test_workers_have_reserved_concurrency_and_sqs_caps_them_too() -> None:
@@ -260,3 +262,22 @@ def test_bedrock_is_granted_only_for_the_allowed_models():
         provider, _, model_id = model.partition(":")
         if provider == "bedrock":
             assert f"arn:aws:bedrock:*::foundation-model/{model_id}" in arns, model
+
+
+def _takes_cursors(function: str) -> bool:
+    return "nextToken" in _module_path(FUNCTIONS[function]["Properties"]["Handler"]).read_text()
+
+
+PAGED = [r for r in ROUTES if _takes_cursors(r.function)]
+
+
+def test_the_paged_operations_are_found() -> None:
+    assert len(PAGED) >= 10 and "QueryStepsFunction" in {r.function for r in PAGED}
+
+
+@pytest.mark.parametrize("route", PAGED, ids=lambda r: r.function)
+def test_paged_operations_may_read_the_cursor_key(route: template.Route) -> None:
+    """A paged list's cursors are encrypted with a key derived from the token signing secret
+    (`kallo.paging`): the function may read that secret."""
+    policies = FUNCTIONS[route.function]["Properties"]["Policies"]
+    assert {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "JwtSigningSecret"}}} in policies

@@ -7,6 +7,7 @@ from uuid import uuid4
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from kallo import paging
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.authz.policy import Permission
@@ -160,12 +161,23 @@ def test_listing_matches_the_permission_model(aws, seed):
     assert [t["id"] for t in found] == [i for i in asked if i in expected]
 
 
-def test_cursors_are_checked():
-    assert owned._decode_cursor(None, "topic") == ""
-    assert owned._decode_cursor(owned._encode_cursor("topic", A), "topic") == A
-    for bad in ("x", "%%", owned._encode_cursor("prompt", A), owned._encode_cursor("topic", "1; drop")):
+def test_cursors_are_checked(aws):
+    alice = make_user()
+    for _ in range(3):
+        make_object("topic", ref_of(alice))
+    _, token = owned.list_viewable(Access(alice), "topic", limit=1)
+    assert token and owned.list_viewable(Access(alice), "topic", limit=1, next_token=token)[0]
+    listing = owned._listing(Access(alice), "topic")
+    forged = paging.encode_cursor({"after": 1}, kind=listing, principal=alice.user_id)
+    for caller, kind, bad in (
+        (alice, "topic", "x"),
+        (alice, "topic", "%%"),
+        (alice, "prompt", token),  # another listing
+        (make_user(), "topic", token),  # another caller
+        (alice, "topic", forged),  # not an id (only the server could have made it)
+    ):
         with pytest.raises(BadRequest):
-            owned._decode_cursor(bad, "topic")
+            owned.list_viewable(Access(caller), kind, next_token=bad)
 
 
 # -- writes --------------------------------------------------------------------------------------------

@@ -96,6 +96,9 @@ def test_the_stored_principal_keeps_its_scheme_and_scope(sockets, seen):
         ('"text"', "malformed_message"),
         ("", "malformed_message"),
         ('{"a":' * 50_000 + "1" + "}" * 50_000, "malformed_message"),
+        # I11: nesting is bounded before parsing, unbalanced or not, however small the message.
+        ('{"type": "t", "payload": ' + "[" * 100_000, "malformed_message"),
+        ('{"type": "t", "payload": {"word": ' + "[" * 65 + "]" * 65 + "}}", "malformed_message"),
     ],
 )
 def test_frames_that_are_not_a_json_object(sockets, alice, convo_id, seen, body, code):
@@ -174,6 +177,30 @@ def test_a_base64_body_is_decoded(sockets, alice, convo_id, seen):
     sample["isBase64Encoded"] = True
     websocket.handle_message(sample, Echo, lambda session, payload: seen.append(payload))
     assert seen == [Echo(word="é")]
+
+
+def test_nesting_within_the_bound_reaches_validation(sockets, alice, convo_id, seen):
+    connection = ws.connect(alice, convo_id)
+    # 64 levels in all: the frame, the payload and 62 arrays.
+    run('{"type": "t", "payload": {"word": ' + "[" * 62 + "]" * 62 + "}}", connection, seen, raw=True)
+    (error,) = sockets.errors(connection)
+    assert error["code"] == "validation_error" and seen == []
+
+
+def test_step_text_keeps_its_lines_but_no_control_or_bidirectional_characters():
+    assert NewStep.model_validate({"content": {"text": "Line 1\n\tLine 2\r\n"}}).content.text
+    for text, found in (("a\x00b", "U+0000"), ("a\u202eb", "U+202E"), ("a\x1bb", "U+001B")):
+        with pytest.raises(ValidationError) as caught:
+            NewStep.model_validate({"content": {"text": text}})
+        error = websocket.validation_error(caught.value)
+        assert error.code == "validation_error" and found in error.message
+    with pytest.raises(ValidationError):
+        NewStep.model_validate(
+            {
+                "content": {"text": "x"},
+                "files": [{"dataSourceId": str(uuid4()), "name": "a\u202eb", "mimeType": "text/plain"}],
+            }
+        )
 
 
 def test_a_too_long_step_text_is_payload_too_large():

@@ -28,6 +28,8 @@ class Principal:
     issuer: str | None = None
     email: str | None = None
     email_verified: bool = False
+    # The caller's own user id when this principal acts for another user (`acting_as`).
+    caller_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_context(self) -> dict[str, str | bool | int]:
@@ -71,7 +73,11 @@ class Principal:
     def acting_as(self, user_id: str) -> Principal:
         """The same caller acting for another user it has authority over (no scope widening)."""
         return Principal(
-            user_id=user_id, scheme=self.scheme, scope=self.scope, allow_origin=self.allow_origin
+            user_id=user_id,
+            scheme=self.scheme,
+            scope=self.scope,
+            allow_origin=self.allow_origin,
+            caller_id=self.caller_id or self.user_id,
         )
 
 

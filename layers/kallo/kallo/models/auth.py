@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from kallo.authz.policy import GranteeType, ObjectType, Permission, Role
-from kallo.models.common import ApiModel, Id, ResponseModel
+from kallo.models.common import ApiModel, DateTime, Id, ResponseModel
 
 # ==== Access tokens: Create Access Token ==============================================================
 
@@ -64,7 +64,7 @@ class AccessTokenCreate(ApiModel):
         description="The origin answered in access-control-allow-origin to requests made with the "
         "token (`*` for any); without it the header is omitted",
     )
-    expires_at: AwareDatetime = Field(
+    expires_at: DateTime = Field(
         alias="expiresAt",
         description="RFC 3339 with a time zone; in the future, and at most the configured maximum "
         "lifetime (30 days by default) ahead",

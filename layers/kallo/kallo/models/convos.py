@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from kallo.models.common import ApiModel, Name, ResponseModel
+from kallo.models.common import ApiModel, Line, Name, ResponseModel
 from kallo.models.steps import Step
 from kallo.models.topics import NewObject, OwnedObject
 
@@ -18,27 +16,10 @@ STEP_PAGE_MAX = 500
 StepPageLimit = Annotated[int, Field(ge=1, le=STEP_PAGE_MAX)]
 
 # A convo may start without a name (one is generated later from its first steps).
-ConvoName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)]
+ConvoName = Line(256, min_length=None)
 
 # Seed flags such as `includeLatestStep=1`: any non-empty value turns them on.
 Flag = Annotated[str, StringConstraints(max_length=64)]
-
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
-_RFC3339_HINT = "must be an RFC 3339 date-time, e.g. 2026-11-22T10:00:00.000Z"
-
-
-def _rfc3339(value: Any) -> datetime:
-    # pydantic's own datetime parsing also takes Unix timestamps and dates without a time or offset;
-    # `after` is documented as an RFC 3339 date-time, so only that is accepted.
-    if not isinstance(value, str) or len(value) > 64 or not _RFC3339.match(value):
-        raise ValueError(_RFC3339_HINT)
-    try:
-        return datetime.fromisoformat(value.upper().replace(" ", "T")).astimezone(UTC)
-    except ValueError as error:  # e.g. month 13
-        raise ValueError(_RFC3339_HINT) from error
-
-
-DateTime = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
 class ConvoCreate(NewObject):

@@ -10,9 +10,9 @@ import re
 import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field
 
-from kallo.models.common import ApiModel, ResponseModel
+from kallo.models.common import ApiModel, Line, ResponseModel
 from kallo.models.steps import ConvoAnnotation
 from kallo.models.topics import OwnedObject, Patch, TopicIds
 from kallo.settings import get_settings
@@ -45,11 +45,10 @@ def _file_size(value: int) -> int:
     return value
 
 
-DataSourceName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=1024),
-    AfterValidator(safe_name),
-]
+# A name a client gives in JSON: refused with control or bidirectional characters (I11), then reduced
+# to its base name. The file name of a multipart upload is cleaned by `safe_name` instead, since
+# browsers send whatever the file is called.
+DataSourceName = Annotated[Line(1024), AfterValidator(safe_name)]
 
 
 class DataSourceError(ResponseModel):

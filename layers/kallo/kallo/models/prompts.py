@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import StringConstraints
-
+from kallo.models.common import Text
 from kallo.models.topics import NewObject, OwnedObject, Patch
 
 PROMPT_TEXT_LIMIT = 32768
 # Kept verbatim (whitespace can matter to a prompt), but never blank.
-PromptText = Annotated[str, StringConstraints(min_length=1, max_length=PROMPT_TEXT_LIMIT, pattern=r"\S")]
+PromptText = Text(PROMPT_TEXT_LIMIT, min_length=1, pattern=r"\S")
 
 
 class PromptCreate(NewObject):

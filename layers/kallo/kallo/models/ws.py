@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from kallo.models.common import ApiModel, Id, Name, RefusedId
+from kallo.models.common import ApiModel, Id, Line, Name, RefusedId, Text, multi_line
 from kallo.models.steps import STEP_TEXT_LIMIT, StepConfig
 
 MAX_GROUP_STEPS = 10
@@ -47,7 +47,10 @@ def _fits_a_frame(text: str) -> str:
     return text
 
 
-StepText = Annotated[str, AfterValidator(_fits_a_frame)]
+# Several lines, without control or bidirectional formatting characters (I11), and fitting a frame.
+StepText = Annotated[str, AfterValidator(multi_line), AfterValidator(_fits_a_frame)]
+QuoteText = Text(4096)
+MimeType = Line(255)
 
 
 class StepContent(ApiModel):
@@ -63,7 +66,7 @@ class Annotation(ApiModel):
 
     type: Literal["citation"] = "citation"
     data_source_id: Id = Field(alias="dataSourceId")
-    text: Annotated[str, StringConstraints(max_length=4096)]
+    text: QuoteText
     start: NonNegativeInt | None = None
     end: NonNegativeInt | None = None
 
@@ -79,9 +82,7 @@ class File(ApiModel):
 
     data_source_id: Id = Field(alias="dataSourceId")
     name: Name
-    mime_type: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)] = Field(
-        alias="mimeType"
-    )
+    mime_type: MimeType = Field(alias="mimeType")
 
 
 # Fields of the step schema that only the server sets: accepted so a client can send a whole step

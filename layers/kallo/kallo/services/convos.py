@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from kallo import paging
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role, permissions_of
 from kallo.clock import now_iso
@@ -79,13 +80,13 @@ def query_convos(
     if topic_id:
         topic = Ref(ObjectType.topic.value, topic_id)
         access.require(topic)
-        found, token = _page_of_grantee(topic, limit, next_token)
+        found, token = _page_of_grantee(access, topic, limit, next_token)
         # Whatever a topic owns is within an access token's scope when the topic is (checked above).
         convos = _load(g for g in found if g["role"] == Role.owner)
     else:
         acting = authority.acting_for(access, user_id)
         found, token = _page_of_grantee(
-            Ref(ObjectType.user.value, acting.principal.user_id or ""), limit, next_token
+            access, Ref(ObjectType.user.value, acting.principal.user_id or ""), limit, next_token
         )
         viewable = (
             g for g in found if Permission.can_view in permissions_of(ObjectType.convo, Role(g["role"]))
@@ -97,19 +98,20 @@ def query_convos(
 
 
 def _page_of_grantee(
-    grantee: Ref, limit: int, next_token: str | None
+    access: Access, grantee: Ref, limit: int, next_token: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of the grantee's grants on convos, by descending convo id (newest first for the
-    server's time-ordered ids)."""
+    server's time-ordered ids), and the caller's cursor of the next page."""
+    kind = f"convos/{grantee}"
     page = table().query(
         keys.grantee_pk(grantee),
         index="GSI1",
         prefix=_CONVO_INDEX_PREFIX,
         limit=limit,
-        next_token=next_token,
+        start_key=paging.position(next_token, kind=kind, principal=access.principal),
         newest_first=True,
     )
-    return page.items, page.next_token
+    return page.items, paging.cursor(page.last_key, kind=kind, principal=access.principal)
 
 
 def _load(listed: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -280,8 +282,11 @@ def query_convo_steps(
     """A page of the convo's steps, oldest first (only those created after `after`, a datetime)."""
     ref = _convo(convo_id)
     access.require(ref)
-    page = steps.of_convo(convo_id, after=after, limit=limit, next_token=next_token)
-    return page.items, page.next_token
+    # The cursor is bound to `after` too: a start key outside the range is DynamoDB's 400.
+    kind = f"convo-steps/{convo_id}/{after.isoformat() if after else ''}"
+    start = paging.position(next_token, kind=kind, principal=access.principal)
+    page = steps.of_convo(convo_id, after=after, limit=limit, start_key=start)
+    return page.items, paging.cursor(page.last_key, kind=kind, principal=access.principal)
 
 
 def _user_grantees(obj: Ref) -> list[str]:

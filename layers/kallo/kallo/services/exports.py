@@ -175,9 +175,9 @@ def _read_steps(convos: list[dict[str, Any]], budget: int) -> list[_Read]:
     for convo in convos:
         current = _Read(convo, [])
         read.append(current)
-        token = None
+        start = None
         while True:
-            page = steps.of_convo(convo["id"], limit=STEP_PAGE, next_token=token)
+            page = steps.of_convo(convo["id"], limit=STEP_PAGE, start_key=start)
             for step in page.items:
                 if step.get("isAlternate"):
                     continue
@@ -188,8 +188,8 @@ def _read_steps(convos: list[dict[str, Any]], budget: int) -> list[_Read]:
                     current.complete = False
                     return read
                 current.steps.append(step)
-            token = page.next_token
-            if not token:
+            start = page.last_key
+            if not start:
                 break
     return read
 

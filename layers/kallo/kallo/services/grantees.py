@@ -36,6 +36,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+from kallo import paging
 from kallo.authz.access import Access
 from kallo.authz.policy import (
     ALLOWED_GRANTS,
@@ -185,8 +186,12 @@ def query_grantees(
     """A page of the object's direct grants (structural ones, i.e. teams, topics and convos, first),
     for whoever can view the object, and the cursor of the next page."""
     access.require(obj)
-    page = grants.of_object(obj, limit=limit, next_token=next_token)
-    return [_view_of(g) for g in page.items], page.next_token
+    kind = f"grantees/{obj}"
+    start = paging.position(next_token, kind=kind, principal=access.principal)
+    page = grants.of_object(obj, limit=limit, start_key=start)
+    return [_view_of(g) for g in page.items], paging.cursor(
+        page.last_key, kind=kind, principal=access.principal
+    )
 
 
 # -- Add Grantee ----------------------------------------------------------------------------------------

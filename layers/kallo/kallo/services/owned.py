@@ -8,20 +8,19 @@ object of the inheritance chain and a BatchGetItem, see `kallo.authz.access`):
   ceil(n·(1+T)/100) BatchGetItem for its and its teams' grants on the objects that exist;
 - a `list_viewable` page: 1 Query for the caller's teams, 1+T Queries (run side by side) for its own and
   its teams' grants, 1 BatchGetItem for the page's objects;
-- scoped access tokens (other than the whole-user scope) add the scope check, a Query per listed object.
+- scoped access tokens (other than the whole-user scope) add the scope check, a Query per listed object;
+- a page that takes or returns a cursor reads the signing secret once per container (`kallo.paging`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from uuid import UUID
 
+from kallo import paging
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role, greater, lesser, permissions_of
 from kallo.clock import now_iso
@@ -201,21 +200,18 @@ def viewable_among(access: Access, refs: list[Ref]) -> list[dict[str, Any]]:
     return [found[r] for r in present if _viewable(access, r, roles.get(r.id))]
 
 
-def _encode_cursor(object_type: str, last_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{object_type}:{last_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(token: str | None, object_type: str) -> str:
+def _after(access: Access, token: str | None, object_type: str) -> str:
     """The id a page starts after ("" for the first page)."""
-    if not token:
-        return ""
-    try:
-        kind, _, last_id = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().partition(":")
-        if kind == object_type and str(UUID(last_id)) == last_id:
-            return last_id
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        pass
-    raise BadRequest("nextToken is not a cursor this API issued", code="invalid_next_token")
+    found = paging.position(token, kind=_listing(access, object_type), principal=access.principal)
+    after = (found or {}).get("after", "")
+    if not isinstance(after, str):
+        raise paging.invalid()
+    return after
+
+
+def _listing(access: Access, object_type: str) -> str:
+    # The listing of one user's objects of one type (the caller, or a user it acts for).
+    return f"owned/{object_type}/{access.principal.user_id or ''}"
 
 
 @dataclass
@@ -234,7 +230,7 @@ def _grants_after(grantee: Ref, object_type: str, after: str, limit: int) -> _So
         keys.grantee_pk(grantee), index="GSI1", after=str(Ref(object_type, after)), limit=limit
     )
     mine = [g for g in page.items if g["objectType"] == object_type]
-    return _Source(mine, bool(page.next_token) and len(mine) == len(page.items))
+    return _Source(mine, bool(page.last_key) and len(mine) == len(page.items))
 
 
 def list_viewable(
@@ -248,7 +244,7 @@ def list_viewable(
     of the merged sources are among the first `limit` of each source: every grant that decides a listed
     object's role is read, at one Query per source whatever the page.
     """
-    after = _decode_cursor(next_token, object_type)
+    after = _after(access, next_token, object_type)
     me = Ref("user", access.principal.user_id or "")
     team_roles = _team_roles(me)
     sources = concurrently(lambda g: _grants_after(g, object_type, after, limit), [me, *team_roles])
@@ -262,4 +258,5 @@ def list_viewable(
     refs = [Ref(object_type, i) for i in ids]
     found = objects.batch_get(refs) if refs else {}
     page = [found[r] for r in refs if r in found and _viewable(access, r, roles.get(r.id))]
-    return page, _encode_cursor(object_type, ids[-1]) if more and ids else None
+    position = {"after": ids[-1]} if more and ids else None
+    return page, paging.cursor(position, kind=_listing(access, object_type), principal=access.principal)

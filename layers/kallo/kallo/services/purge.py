@@ -106,9 +106,9 @@ def _purge(ref: Ref, *, link: dict[str, str] | None, seen: set[Ref]) -> int:
 
 def _purge_dependents(ref: Ref, seen: set[Ref]) -> int:
     """The grants naming `ref` as grantee: owned objects are purged, other links simply deleted."""
-    deleted, token = 0, None
+    deleted, start = 0, None
     while True:
-        page = table().query(keys.grantee_pk(ref), index="GSI1", next_token=token)
+        page = table().query(keys.grantee_pk(ref), index="GSI1", start_key=start)
         links = []
         for grant in page.items:
             if grant.get("entity") == "grant" and grant.get("role") == Role.owner:
@@ -116,8 +116,8 @@ def _purge_dependents(ref: Ref, seen: set[Ref]) -> int:
             else:
                 links.append(_key(grant))
         deleted += table().batch_delete(links)
-        token = page.next_token
-        if not token:
+        start = page.last_key
+        if not start:
             return deleted
 
 
@@ -126,13 +126,13 @@ def _delete_partition(ref: Ref, *, keep: dict[str, str] | None) -> int:
 
     I8 (live access): a deleted convo's connections are forgotten (their own items too) and their
     sockets closed through the management API, so they hear nothing more of it."""
-    deleted, token = 0, None
+    deleted, start = 0, None
     while True:
-        page = table().query(keys.object_pk(ref), next_token=token)
+        page = table().query(keys.object_pk(ref), start_key=start)
         sockets = [i["connectionId"] for i in page.items if i.get("entity") == "connection"]
         doomed = [k for k in map(_key, page.items) if k != keep]
         deleted += table().batch_delete(doomed + [keys.connection_key(c) for c in sockets])
         realtime.close_all(sockets)
-        token = page.next_token
-        if not token:
+        start = page.last_key
+        if not start:
             return deleted

@@ -295,17 +295,17 @@ def _conversation(job: ReplyJob) -> list[dict[str, Any]] | None:
     """The convo's primary steps, oldest first, up to and including the step being answered (whether
     or not it is primary); None when that step no longer exists."""
     found: list[dict[str, Any]] = []
-    token = None
+    start = None
     while True:
-        page = steps.of_convo(job.convo_id, limit=HISTORY_PAGE, next_token=token)
+        page = steps.of_convo(job.convo_id, limit=HISTORY_PAGE, start_key=start)
         for step in page.items:
             if step["id"] == job.reply_to_step_id:
                 found.append(step)
                 return found
             if not step.get("isAlternate") and step["id"] != job.llm_step_id:
                 found.append(step)
-        token = page.next_token
-        if not token:
+        start = page.last_key
+        if not start:
             return None
 
 

@@ -58,7 +58,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
-from kallo import quotas, realtime
+from kallo import paging, quotas, realtime
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role
 from kallo.clock import iso, now, now_iso
@@ -438,7 +438,10 @@ def query_steps(
             "searchTerm must hold a word of 2 to 40 letters or digits", code="search_term_has_no_words"
         )
     anchor = max(words, key=len)
-    page = search.postings(anchor, limit=limit, next_token=next_token)
+    # I7 (cursors): the index's keys name postings of every tenant; the cursor hides them.
+    kind = f"step-search/{anchor}"
+    start = paging.position(next_token, kind=kind, principal=access.principal)
+    page = search.postings(anchor, limit=limit, start_key=start)
     convo_ids = list(dict.fromkeys(p["convoId"] for p in page.items))
     refs = [_convo(c) for c in convo_ids]
     if refs:
@@ -457,4 +460,4 @@ def query_steps(
         # The index may lag a change of text (or a deletion): the step itself decides.
         if step is not None and needed <= set(search.terms(search.text_of(step), limit=None)):
             hits.append(step)
-    return hits, page.next_token
+    return hits, paging.cursor(page.last_key, kind=kind, principal=access.principal)

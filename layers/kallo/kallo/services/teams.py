@@ -22,6 +22,7 @@ from collections import Counter
 from typing import Any
 from uuid import uuid4
 
+from kallo import paging
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role, permissions_of, remove_permission
 from kallo.clock import now_iso
@@ -78,7 +79,9 @@ def query_teams(
     outlives its team or an access token's scope leaves a team out."""
     acting = authority.acting_for(access, user_id)
     me = _user(acting.principal.user_id or "")
-    page = grants.of_grantee(me, object_type=ObjectType.team.value, limit=limit, next_token=next_token)
+    kind = f"teams/{me}"
+    start = paging.position(next_token, kind=kind, principal=access.principal)
+    page = grants.of_grantee(me, object_type=ObjectType.team.value, limit=limit, start_key=start)
     # Teams inherit nothing: the user's grant on a team is its whole role there.
     refs = [
         grants.object_ref(g)
@@ -86,7 +89,8 @@ def query_teams(
         if Permission.can_view in permissions_of(ObjectType.team, Role(g["role"]))
     ]
     found = objects.batch_get(refs) if refs else {}
-    return [found[r] for r in refs if r in found and acting.in_scope(r)], page.next_token
+    teams = [found[r] for r in refs if r in found and acting.in_scope(r)]
+    return teams, paging.cursor(page.last_key, kind=kind, principal=access.principal)
 
 
 def update_team(access: Access, team_id: str, data: TeamUpdate) -> dict[str, Any]:
@@ -140,8 +144,12 @@ def get_team_users(
     """A page of the team's users (every role), by user id, for whoever can view the team."""
     ref = _team(team_id)
     access.require(ref)
-    page = grants.of_object(ref, grantee_type=ObjectType.user.value, limit=limit, next_token=next_token)
-    return [team_user(g) for g in page.items], page.next_token
+    kind = f"team-users/{ref}"
+    start = paging.position(next_token, kind=kind, principal=access.principal)
+    page = grants.of_object(ref, grantee_type=ObjectType.user.value, limit=limit, start_key=start)
+    return [team_user(g) for g in page.items], paging.cursor(
+        page.last_key, kind=kind, principal=access.principal
+    )
 
 
 def add_team_user(access: Access, team_id: str, user_id: str) -> dict[str, Any]:

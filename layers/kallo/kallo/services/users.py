@@ -35,13 +35,12 @@ Costs in AWS calls:
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from pydantic import TypeAdapter, ValidationError
 
+from kallo import paging
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.clock import now_iso
@@ -220,9 +219,12 @@ def related_users(
     MAX_RELATED_OBJECTS objects), then one BatchGetItem for the page. Every page recomputes the set;
     the cursor is the last id returned.
     """
-    after = _decode_cursor(next_token)
     # I1, I3: the user's own relations are the user object's: authority and a whole-user scope.
     authority.acting_for(access, user_id)
+    listing = f"related-users/{user_id}"
+    after = (paging.position(next_token, kind=listing, principal=access.principal) or {}).get("after", "")
+    if not isinstance(after, str):
+        raise paging.invalid()
     me = Ref("user", user_id)
     rank = {kind: i for i, kind in enumerate(_SHARED_TYPES)}
     held = [g for g in grants.all_of_grantee(me) if g["objectType"] in rank]
@@ -238,25 +240,8 @@ def related_users(
     page = remaining[:limit]
     found = objects.batch_get([Ref("user", i) for i in page]) if page else {}
     page_users = [found[Ref("user", i)] for i in page if Ref("user", i) in found]
-    return page_users, (_encode_cursor(page[-1]) if len(remaining) > limit else None)
-
-
-def _encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(f"related:{last_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(token: str | None) -> str:
-    """The user id a page starts after ("" for the first page)."""
-    if not token:
-        return ""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        kind, _, last_id = raw.partition(":")
-        if kind == "related" and str(UUID(last_id)) == last_id:
-            return last_id
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        pass
-    raise BadRequest("nextToken is not a cursor this API issued", code="invalid_next_token")
+    position = {"after": page[-1]} if len(remaining) > limit else None
+    return page_users, paging.cursor(position, kind=listing, principal=access.principal)
 
 
 # -- Get Dashboard User Stats -------------------------------------------------------------------------

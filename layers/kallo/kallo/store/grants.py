@@ -40,10 +40,10 @@ def structural(obj: Ref) -> list[dict[str, Any]]:
 
 
 def of_object(
-    obj: Ref, *, grantee_type: str | None = None, limit: int | None = None, next_token: str | None = None
+    obj: Ref, *, grantee_type: str | None = None, limit: int | None = None, start_key: dict | None = None
 ) -> Page:
     prefix = f"GRANT#{grantee_type}#" if grantee_type else "GRANT#"
-    return table().query(keys.object_pk(obj), prefix=prefix, limit=limit, next_token=next_token)
+    return table().query(keys.object_pk(obj), prefix=prefix, limit=limit, start_key=start_key)
 
 
 def all_of_object(obj: Ref, *, grantee_type: str | None = None) -> list[dict[str, Any]]:
@@ -52,11 +52,11 @@ def all_of_object(obj: Ref, *, grantee_type: str | None = None) -> list[dict[str
 
 
 def of_grantee(
-    grantee: Ref, *, object_type: str | None = None, limit: int | None = None, next_token: str | None = None
+    grantee: Ref, *, object_type: str | None = None, limit: int | None = None, start_key: dict | None = None
 ) -> Page:
     prefix = f"{object_type}#" if object_type else None
     return table().query(
-        keys.grantee_pk(grantee), index="GSI1", prefix=prefix, limit=limit, next_token=next_token
+        keys.grantee_pk(grantee), index="GSI1", prefix=prefix, limit=limit, start_key=start_key
     )
 
 

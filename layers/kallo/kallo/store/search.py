@@ -102,11 +102,14 @@ def reindex(before: Mapping[str, Any], after: Mapping[str, Any]) -> int:
     return _write(puts=[_posting(after, t) for t in new if t not in old], deletes=gone)
 
 
-def postings(term: str, *, limit: int, next_token: str | None = None) -> Page:
+def postings(term: str, *, limit: int, start_key: dict[str, Any] | None = None) -> Page:
     """One page of the postings of a word, newest step first (items: `convoId`, `stepId`,
-    `createdAt`). Raises `BadRequest` (`invalid_next_token`) for a cursor of another query."""
+    `createdAt`). Raises `BadRequest` (`invalid_next_token`) for a start key of another query.
+
+    The page's `last_key` names a posting of any tenant (its convo and step ids): it leaves the server
+    only as an opaque cursor (`kallo.paging`)."""
     return table().query(
-        keys.term_pk(term), index="GSI1", limit=limit, next_token=next_token, newest_first=True
+        keys.term_pk(term), index="GSI1", limit=limit, start_key=start_key, newest_first=True
     )
 
 

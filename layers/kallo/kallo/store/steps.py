@@ -114,7 +114,7 @@ def _member_item(stored: dict[str, Any]) -> dict[str, Any]:
 
 
 def of_convo(
-    convo_id: str, *, after: datetime | None = None, limit: int = 100, next_token: str | None = None
+    convo_id: str, *, after: datetime | None = None, limit: int = 100, start_key: dict | None = None
 ) -> Page:
     """One page of a convo's steps, oldest first; with `after`, only those created strictly after it
     (at the stored millisecond precision)."""
@@ -123,9 +123,9 @@ def of_convo(
         keys.object_pk(Ref("convo", convo_id)),
         between=(low, f"{STEP_PREFIX}{_HIGH}"),
         limit=limit,
-        next_token=next_token,
+        start_key=start_key,
     )
-    return Page([objects.public(i) for i in page.items], page.next_token)
+    return Page([objects.public(i) for i in page.items], page.last_key)
 
 
 def get(step_id: str) -> dict[str, Any] | None:
@@ -149,12 +149,12 @@ def delete_all_of_convo(convo_id: str) -> int:
         {"between": (STEP_PREFIX, f"{STEP_PREFIX}{_HIGH}")},
         {"prefix": CONTRIBUTOR_PREFIX},
     ):
-        token = None
+        start = None
         while True:
-            page = table().query(partition, next_token=token, **condition)
+            page = table().query(partition, start_key=start, **condition)
             deleted += table().batch_delete({"PK": i["PK"], "SK": i["SK"]} for i in page.items)
-            token = page.next_token
-            if not token:
+            start = page.last_key
+            if not start:
                 break
     return deleted
 
@@ -260,20 +260,20 @@ def set_primary(members: list[dict[str, Any]], primary_id: str) -> list[dict[str
 
 
 def _newest_primary(convo_id: str) -> dict[str, Any] | None:
-    token = None
+    start = None
     while True:
         page = table().query(
             keys.object_pk(Ref("convo", convo_id)),
             between=(STEP_PREFIX, f"{STEP_PREFIX}{_HIGH}"),
             newest_first=True,
             limit=20,
-            next_token=token,
+            start_key=start,
         )
         for found in page.items:
             if not found.get("isAlternate"):
                 return objects.public(found)
-        token = page.next_token
-        if not token:
+        start = page.last_key
+        if not start:
             return None
 
 

@@ -6,9 +6,6 @@ float). Conditional failures surface as `Conflict`; nothing here knows about ent
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,7 +15,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from kallo import aws
-from kallo.errors import BadRequest, Conflict
+from kallo.errors import Conflict
+from kallo.paging import invalid as invalid_cursor
 from kallo.settings import get_settings
 
 _serializer = TypeSerializer()
@@ -60,26 +58,19 @@ def deserialize(item: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Page:
+    """One page of a query, and where the next one starts (`last_key`: DynamoDB's LastEvaluatedKey as
+    a plain dict, None on the last page). A raw key never leaves the server: the services turn it into
+    an opaque cursor with `kallo.paging`."""
+
     items: list[dict[str, Any]]
-    next_token: str | None
+    last_key: dict[str, Any] | None
 
 
-def _encode_token(last_key: dict[str, Any] | None) -> str | None:
-    if not last_key:
-        return None
-    raw = json.dumps(deserialize(last_key), separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(
-    token: str, partition_attr: str, partition_value: str, key_attrs: frozenset[str]
+def _start_key(
+    key: dict[str, Any], partition_attr: str, partition_value: str, key_attrs: frozenset[str]
 ) -> dict[str, Any]:
-    """Decode a cursor, refusing any that does not belong to the query it is used with."""
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
-        raise BadRequest("nextToken is not a cursor this API issued", code="invalid_next_token") from error
+    """A start key, refused unless it belongs to the query it is used with (a cursor is authenticated,
+    but may come from another listing of the same kind)."""
     if (
         not isinstance(key, dict)
         # A start key with missing or extra attributes is a DynamoDB ValidationException (a 5xx).
@@ -87,7 +78,7 @@ def _decode_token(
         or key.get(partition_attr) != partition_value
         or not all(isinstance(v, str) for v in key.values())
     ):
-        raise BadRequest("nextToken is not a cursor this API issued", code="invalid_next_token")
+        raise invalid_cursor()
     return serialize(key)
 
 
@@ -127,7 +118,7 @@ class Table:
         between: tuple[str, str] | None = None,
         after: str | None = None,
         limit: int | None = None,
-        next_token: str | None = None,
+        start_key: dict[str, Any] | None = None,
         newest_first: bool = False,
     ) -> Page:
         """One page of a key-condition query on the table or GSI1 (`index="GSI1"`)."""
@@ -155,30 +146,29 @@ class Table:
             params["IndexName"] = index
         if limit:
             params["Limit"] = limit
-        if next_token:
+        if start_key:
             key_attrs = _TABLE_KEY | (_INDEX_KEY if index else frozenset())
-            params["ExclusiveStartKey"] = _decode_token(next_token, pk_attr, partition, key_attrs)
+            params["ExclusiveStartKey"] = _start_key(start_key, pk_attr, partition, key_attrs)
         try:
             response = self._client.query(**params)
         except ClientError as error:
             # DynamoDB refuses a start key outside the key condition (a cursor of another query).
-            if next_token and error.response.get("Error", {}).get("Code") == "ValidationException":
-                raise BadRequest(
-                    "nextToken is not a cursor of this query", code="invalid_next_token"
-                ) from error
+            if start_key and error.response.get("Error", {}).get("Code") == "ValidationException":
+                raise invalid_cursor() from error
             raise
         items = [deserialize(i) for i in response.get("Items", [])]
-        return Page(items, _encode_token(response.get("LastEvaluatedKey")))
+        last_key = response.get("LastEvaluatedKey")
+        return Page(items, deserialize(last_key) if last_key else None)
 
     def query_all(self, partition: str, **conditions: Any) -> list[dict[str, Any]]:
         """Every item a query matches, following the pages."""
         items: list[dict[str, Any]] = []
-        token = None
+        start = None
         while True:
-            page = self.query(partition, next_token=token, **conditions)
+            page = self.query(partition, start_key=start, **conditions)
             items.extend(page.items)
-            token = page.next_token
-            if not token:
+            start = page.last_key
+            if not start:
                 return items
 
     def count(self, partition: str, *, index: str | None = None, prefix: str | None = None) -> int:

@@ -19,12 +19,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-)
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from kallo import quotas
+from kallo import json_input, quotas
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.errors import DomainError, Forbidden, TooManyRequests, Unauthorized
@@ -54,7 +52,10 @@ def _validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def create_app() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    """The resolver of one handler module. I11 (hostile input): every JSON body goes through
+    `kallo.json_input.parse` (bounded size and nesting, 400 `malformed_json`), and every failure of
+    validation is a 4xx `{code, message}`."""
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=json_input.parse)
 
     @app.exception_handler(DomainError)
     def _domain_error(error: DomainError) -> Response:
@@ -64,18 +65,16 @@ def create_app() -> APIGatewayRestResolver:
     @app.exception_handler(RequestValidationError)
     def _validation_error(error: RequestValidationError) -> Response:
         errors = error.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return error_response(400, "malformed_json", "the request body is not valid JSON")
         first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         message = f"{where}: {first.get('msg', 'invalid')}" if where else "the request is invalid"
         return error_response(422, "validation_error", message, _validation_details(errors))
 
-    @app.exception_handler(RequestUnsupportedContentType)
-    def _unsupported_content_type(error: RequestUnsupportedContentType) -> Response:
-        # Powertools' own answer is `{statusCode, detail}`, not the API's error shape.
-        found = next((e.get("msg") for e in error.errors() if e.get("msg")), None)
-        return error_response(415, "unsupported_media_type", found or "unsupported content type")
+    @app.exception_handler(NotFoundError)
+    def _no_route(error: NotFoundError) -> Response:
+        # A path whose parameters match no route (e.g. a NUL in an id): Powertools' own answer is not
+        # the API's error shape.
+        return error_response(404, "not_found", "no such resource")
 
     return app
 
@@ -125,16 +124,41 @@ def no_content() -> Response:
     return Response(204, None, "")
 
 
-def lambda_handler_for(app: APIGatewayRestResolver) -> Callable[[dict, Any], dict]:
-    """The Lambda entry point: structured logs with the request's context, then CORS for tokens that
-    name an allowed origin (seed, Create Access Token: without one the header is omitted).
+def _unsupported_media_type(event: dict, media_types: tuple[str, ...]) -> dict | None:
+    """The 415 answer to a body of a media type the operation does not read, before the resolver
+    tries to parse it (it would read a form or a multipart body for a JSON route, and raise a
+    ValueError, a 5xx, on a malformed one). A body without a content type is read as JSON."""
+    if not event.get("body"):
+        return None
+    headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+    media_type = str(headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if not media_type or media_type in media_types:
+        return None
+    body = {
+        "code": "unsupported_media_type",
+        "message": f"send {' or '.join(media_types)}, not {media_type[:100]}",
+    }
+    return {
+        "statusCode": 415,
+        "multiValueHeaders": {"Content-Type": [JSON]},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def lambda_handler_for(
+    app: APIGatewayRestResolver, *, media_types: tuple[str, ...] = (JSON,)
+) -> Callable[[dict, Any], dict]:
+    """The Lambda entry point: structured logs with the request's context, bodies of other media
+    types than `media_types` refused (415), then CORS for tokens that name an allowed origin (seed,
+    Create Access Token: without one the header is omitted).
 
     The event is never logged, whatever POWERTOOLS_LOGGER_LOG_EVENT says: its headers and query string
     carry credentials (x-api-key, Authorization, `?token=`)."""
 
     @logger.inject_lambda_context(clear_state=True, log_event=False)
     def lambda_handler(event: dict, context: Any) -> dict:
-        response = app.resolve(event, context)
+        response = _unsupported_media_type(event, media_types) or app.resolve(event, context)
         origin = (event.get("requestContext", {}).get("authorizer") or {}).get("allowOrigin")
         if origin:
             headers = response.setdefault("multiValueHeaders", {})

@@ -41,7 +41,7 @@ from uuid import UUID
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
-from kallo import quotas, realtime
+from kallo import json_input, quotas, realtime
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission
 from kallo.clock import epoch_seconds, iso, now, now_iso
@@ -132,11 +132,11 @@ def _body(event: Event) -> str:
 
 
 def _frame(event: Event) -> dict[str, Any]:
-    """The JSON object a message carries."""
+    """The JSON object a message carries, parsed as REST bodies are (I11: bounded size and nesting)."""
     try:
-        frame = json.loads(_body(event))
-    except (ValueError, RecursionError) as error:  # RecursionError: absurdly deep nesting
-        raise MalformedMessage("the message is not JSON: send {type, payload, requestId?}") from error
+        frame = json_input.parse(_body(event), what="the message")
+    except json_input.MalformedJson as error:
+        raise MalformedMessage(f"{error.message}: send {{type, payload, requestId?}}") from error
     if not isinstance(frame, dict):
         raise MalformedMessage("the message must be a JSON object: {type, payload, requestId?}")
     return frame
