@@ -134,7 +134,7 @@ def used(subject: Ref) -> int:
 
 
 def ask(connection: str, request_id: str = "ask") -> None:
-    payload = {"id": str(uuid4()), "content": {"text": "What now?"}, "config": {"reply": True}}
+    payload = {"content": {"text": "What now?"}, "config": {"reply": True}}
     assert ws.send(connection, "convoNewStep", payload, request_id) == {"statusCode": 200}
 
 
@@ -202,7 +202,7 @@ def test_the_providers_usage_is_stored_sent_and_charged_once(sockets):
     member, team, _, member_connection = team_room()
     usage = Usage(input_tokens=120, output_tokens=30)
     with installed(ScriptedLLM(Script(["Fine."], usage=usage), Script(["A name"]))) as model:
-        payload = {"id": str(uuid4()), "content": {"text": "Hi"}, "config": {"reply": True, "model": model}}
+        payload = {"content": {"text": "Hi"}, "config": {"reply": True, "model": model}}
         ws.send(member_connection, "convoNewStep", payload)
         [job] = ws.reply_jobs()
         assert job["teamId"] == team.id and job["requestedBy"] == member.user_id
