@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.support import local_stack
@@ -83,10 +84,11 @@ class WsClient:
             skipped.append(message)
 
     def nothing_within(self, seconds: float) -> None:
-        """Fails the test if a message arrives within `seconds`."""
+        """Fails the test if a message arrives within `seconds` (a connection the server closed hears
+        nothing)."""
         try:
             message = self.receive(timeout=seconds)
-        except TimeoutError:
+        except (TimeoutError, ConnectionClosed):
             return
         pytest.fail(f"expected no message, got {message}")
 
