@@ -21,6 +21,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -115,6 +116,7 @@ class World:
 
 
 Build = Callable[[World], list[Attack]]
+IN_AN_HOUR = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
 UPLOAD = {"file": ("b.md", b"tenant B's notes\n", "text/markdown")}
 STEP = {"content": {"text": "from B"}}
 
@@ -173,7 +175,7 @@ ATTACKS: dict[str, Build] = {
         "DELETE",
         "/auth/grantees",
         "DELETE /auth/grantees [objectId]",
-        params={"granteeType": "user", "granteeRole": "owner"},
+        params={"granteeId": str(uuid.uuid4()), "granteeType": "user", "granteeRole": "viewer"},
     ),
     "DELETE /auth/grantees [granteeId]": one(
         "DELETE",
@@ -183,7 +185,7 @@ ATTACKS: dict[str, Build] = {
             "objectId": w.b.topic_id,
             "granteeId": w.a.user_id,
             "granteeType": "user",
-            "granteeRole": "owner",
+            "granteeRole": "viewer",
         },
     ),
     "GET /convos [topicId]": one("GET", lambda w: "/convos", params=lambda w: {"topicId": w.a.topic_id}),
@@ -357,7 +359,7 @@ BODY_ATTACKS: dict[str, Build] = {
         json=lambda w: {
             "userId": w.a.user_id,
             "scopeObjects": [{"type": "user", "id": w.a.user_id}],
-            "expiresAt": "2099-01-01T00:00:00Z",
+            "expiresAt": IN_AN_HOUR,
         },
     ),
     "POST /auth/access-tokens [body scopeObjects]": one(
@@ -366,7 +368,7 @@ BODY_ATTACKS: dict[str, Build] = {
         json=lambda w: {
             "userId": w.b.user_id,
             "scopeObjects": [{"type": "convo", "id": w.a.convo_id}],
-            "expiresAt": "2099-01-01T00:00:00Z",
+            "expiresAt": IN_AN_HOUR,
         },
     ),
     "POST /auth/permissions [body userId]": one(
@@ -591,7 +593,7 @@ def test_i4_websocket_messages_naming_a_s_ids_are_refused(
         assert witness.unchanged(), f"{case} changed A's objects"
     assert answer is not None, f"{case}: no answer at all (an error was due)"
     assert answer["type"] == "error", f"{case}: accepted: {answer}"
-    assert answer["payload"]["code"] in ("not_found", "forbidden", "permission_denied"), answer
+    assert answer["payload"].get("code") and answer["payload"].get("message"), answer
     assert_no_leak(
         case, json.dumps(answer), world.secrets() - {s for s in world.secrets() if s in json.dumps(payload)}
     )
