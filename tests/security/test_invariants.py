@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 import zipfile
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -40,7 +41,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.security]
 
 # Seconds after which a revocation must have ended delivery (the stack's credential cache is 1 s).
 REVOCATION_SECONDS = 3
-REPLY_CONFIG = {"reply": True, "maxTokens": 24, "temperature": 0}
+FRAME_BYTES = 128 * 1024  # API Gateway's WebSocket message cap, both ways
+REPLY_CONFIG = {"reply": True, "maxTokens": 8, "temperature": 0}
 # What an error body must never carry (I7): stack traces, AWS internals, internal addresses.
 INTERNALS = ("Traceback", 'File "', "botocore", "arn:aws:", "amazonaws.com", "127.0.0.1", "localhost")
 
@@ -115,11 +117,8 @@ def test_i1_finding1_an_early_invitation_gives_no_authority(tenant_a: Tenant, te
         assert_refused(api.call("GET", "/users", params={"userId": victim_id}), f"{who} reads the victim")
         assert_refused(api.call("GET", f"/data-sources/{source['id']}/download-url"), f"{who} downloads")
         assert_refused(api.call("PATCH", f"/convos/{convo['id']}", json={"name": "pwned"}), f"{who} renames")
-    body = {
-        "userId": victim_id,
-        "scopeObjects": [{"type": "user", "id": victim_id}],
-        "expiresAt": "2099-01-01T00:00:00Z",
-    }
+    in_an_hour = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    body = {"userId": victim_id, "scopeObjects": [{"type": "user", "id": victim_id}], "expiresAt": in_an_hour}
     assert_refused(tenant_a.sa.call("POST", "/auth/access-tokens", json=body), "A mints a token for B's user")
     assert victim.ok("GET", f"/convos/{convo['id']}")["name"] == "Victim's convo"
 
@@ -357,7 +356,14 @@ def test_i6_finding5_topic_defaults_never_ground_on_another_tenants_document(
     client = ws_connect(convo["id"], headers=b.headers)
     question = f"What is the vault code of tenant a? {tenant_a.secret[:6]}"
     client.send("convoNewStep", {"content": {"text": question}, "config": REPLY_CONFIG}, request_id="ask")
-    heard = json.dumps(reply_to(client))
+    first = reply_to(client)
+    # A regen answers again from the stored step config, which must not be trusted either.
+    answers = [
+        m["payload"]["stepId"] for m in first if m["type"] == "convoStatus" and m["payload"].get("stepId")
+    ]
+    assert answers, f"no answer to regenerate: {first}"
+    client.send("convoStepRegen", {"id": answers[0]}, request_id="regen")
+    heard = json.dumps([*first, *reply_to(client)])
     stored = json.dumps(b.ok("GET", f"/convos/{convo['id']}/steps"))
     for text, where in ((heard, "the answer"), (stored, "the stored steps")):
         assert tenant_a.secret not in text, f"{where} quotes A's document"
@@ -435,7 +441,7 @@ def test_i7_finding17_connect_does_not_say_why_a_jwt_failed(
         with pytest.raises(InvalidStatus) as refusal:
             ws_connect(tenant_a.convo_id, headers=bearer(token))
         response = refusal.value.response
-        answers[name] = (response.status_code, response.body)
+        answers[name] = (response.status_code, bytes(response.body or b""))
     assert len(set(answers.values())) == 1, f"refusals differ by the reason: {answers}"
     assert next(iter(answers.values()))[0] == 401
 
@@ -611,14 +617,22 @@ def test_i11_finding13_a_zip_behind_a_pdf_prefix_is_never_served(tenant_b: Tenan
 def test_i11_finding16_an_oversized_step_is_refused_to_its_sender(
     tenant_b: Tenant, ws_connect: Connect
 ) -> None:
+    """A client message just under the 128 KB frame cap, with 100 annotations: what the server adds to the
+    step (ids, times, each annotation's type) must not make its broadcast fail in silence."""
     b = tenant_b
     sender = ws_connect(b.convo_id, headers=b.user.headers)
     listener = ws_connect(b.convo_id, headers=b.user.headers)
-    annotations = [{"dataSourceId": b.data_source_id, "text": "q" * 4096} for _ in range(100)]
-    sender.send(
-        "convoNewStep", {"content": {"text": "x" * 60_000}, "annotations": annotations}, request_id="big"
-    )
-    answer = sender.receive(timeout=15)
+    annotations = [{"dataSourceId": b.data_source_id, "text": "q" * 700} for _ in range(100)]
+
+    def frame(text: str) -> str:
+        message = {"type": "convoNewStep", "payload": {"content": {"text": text}, "annotations": annotations}}
+        return json.dumps({**message, "requestId": "big"}, separators=(",", ":"))
+
+    sender.send_raw(frame("x" * (FRAME_BYTES - 64 - len(frame("").encode()))))
+    try:
+        answer = sender.receive(timeout=15)
+    except TimeoutError:
+        pytest.fail("the sender of an oversized step heard nothing: neither an error nor its broadcast")
     if answer["type"] == "error":
         assert answer["payload"]["code"], answer
         return
