@@ -98,8 +98,9 @@ def oidc(stack: RunningStack, issuer: OidcIssuer, sub: str, **claims: Any) -> Ap
 
 def test_i1_finding1_an_early_invitation_gives_no_authority(tenant_a: Tenant, tenant_b: Tenant) -> None:
     email = f"victim-{tag()}@corp-b.example"
-    # A invites the address to A's team before anyone has it.
-    invite(tenant_a.user, "team", tenant_a.team_id, email)
+    # A's service account invites the address to a team it owns, before anyone has the address.
+    team = tenant_a.sa.ok("POST", "/teams", 201, json={"name": "A's bait"})
+    invite(tenant_a.sa, "team", team["id"], email)
     # B then creates its user with that address, who makes a convo and uploads a file.
     victim_id = tenant_b.sa.ok("GET", "/users", 201, params={"email": email})["id"]
     victim = Api(
