@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.security.conftest import (
     SHARED_WORD,
+    UPSTREAM_DETAIL,
     Api,
     Connect,
     Tenant,
@@ -426,6 +427,19 @@ def test_i7_finding6_search_cursors_reveal_no_key_and_are_bound_to_their_caller(
     assert_client_error(
         b.call("GET", "/steps", params={**search, "nextToken": tampered}), "a tampered cursor"
     )
+
+
+def test_i7_finding17_step_errors_reveal_no_provider_url_or_upstream_body(
+    stack: RunningStack, tenant_b: Tenant, ws_connect: Connect
+) -> None:
+    client = ws_connect(tenant_b.convo_id, headers=tenant_b.user.headers)
+    config = {**REPLY_CONFIG, "model": "openai:gpt-4o-mini"}
+    client.send("convoNewStep", {"content": {"text": "answer through a broken provider"}, "config": config})
+    heard = json.dumps(reply_to(client, seconds=60))
+    stored = json.dumps(tenant_b.user.ok("GET", f"/convos/{tenant_b.convo_id}/steps"))
+    for text, where in ((heard, "the messages"), (stored, "the stored steps")):
+        for internal in (UPSTREAM_DETAIL, "10.0.0.7", "127.0.0.1", "http://", "Traceback"):
+            assert internal not in text, f"{where} reveal {internal!r}"
 
 
 def test_i7_finding17_connect_does_not_say_why_a_jwt_failed(
