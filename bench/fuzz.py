@@ -1,7 +1,7 @@
 """The long fuzzing run: schemathesis sends at least 100 generated requests to every operation of
 docs/openapi.json on a local stack, half valid and half invalid, half with a service account's key and
-half with a user's token, and counts the answers that are server errors (5xx) or break the schema the
-document gives their status. The bounded run in `make test` is tests/security/test_fuzz.py.
+half with a user's token, path parameters naming that tenant's own objects (DELETE excepted), and
+counts the answers that are server errors (5xx) or break the schema the document gives their status. The bounded run in `make test` is tests/security/test_fuzz.py.
 
     python -m bench.fuzz [--examples 100] [--seed 10] [--only SUBSTRING]
 
@@ -20,7 +20,7 @@ import time
 
 from tests.support import fuzz
 from tests.support.local_stack import StackFailed, start_stack
-from tests.support.tenants import credentials
+from tests.support.tenants import make_tenant
 
 CREDENTIALS = ("key", "token")
 
@@ -40,7 +40,8 @@ def main() -> int:
     try:
         # The throttle is the cost engineer's KALLO_REQUESTS_PER_MINUTE: one caller sends thousands here.
         with start_stack(None, KALLO_REQUESTS_PER_MINUTE="10000000") as stack:
-            callers = credentials(stack, "fuzz")
+            tenant = make_tenant(stack, "fuzz")
+            callers = {"key": tenant.sa.headers, "token": tenant.user.headers}
             for operation in operations:
                 total = fuzz.Tally(operation.label)
                 for credential in CREDENTIALS:
@@ -52,6 +53,7 @@ def main() -> int:
                             examples=share,
                             mode=mode,
                             seed_value=arguments.seed,
+                            known_ids=tenant.path_ids(),
                         )
                         total.examples += tally.examples
                         total.findings += tally.findings

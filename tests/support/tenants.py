@@ -165,6 +165,18 @@ class Tenant:
             "topic_token": self.topic_token["id"],
         }
 
+    def path_ids(self) -> dict[str, str]:
+        """This tenant's objects by the name of the path parameter that takes them (for fuzzing)."""
+        return {
+            "convoId": self.convo_id,
+            "topicId": self.topic_id,
+            "teamId": self.team_id,
+            "promptId": self.prompt_id,
+            "dataSourceId": self.data_source_id,
+            "stepId": self.step_id,
+            "userId": self.user_id,
+        }
+
     def secrets(self) -> set[str]:
         """What must never reach another tenant: its ids, its secret word, its emails."""
         return {*self.ids().values(), self.secret, self.email, self.invited_email}
