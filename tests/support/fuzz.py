@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core import NOT_SET
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -78,7 +79,11 @@ def _describe(case: Any) -> str:
     sent = {
         "path": case.formatted_path,
         "query": case.query or None,
-        "body": case.body if not isinstance(case.body, bytes | bytearray) else f"<{len(case.body)} bytes>",
+        "body": None
+        if case.body is NOT_SET
+        else case.body
+        if not isinstance(case.body, bytes | bytearray)
+        else f"<{len(case.body)} bytes>",
     }
     return json.dumps({k: v for k, v in sent.items() if v is not None}, default=str)[:600]
 
