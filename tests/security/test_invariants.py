@@ -582,7 +582,9 @@ def test_i11_finding15_deep_nesting_is_a_client_error(
 
 
 @pytest.mark.parametrize(
-    "after", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0000-00-00T00:00:00Z", "9" * 400]
+    "after",
+    ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0000-00-00T00:00:00Z", "9" * 400],
+    ids=["year-1-at-+14", "year-9999-at--14", "zeros", "400-digits"],
 )
 def test_i11_finding15_extreme_dates_are_no_server_error(tenant_b: Tenant, after: str) -> None:
     answer = tenant_b.user.call("GET", f"/convos/{tenant_b.convo_id}/steps", params={"after": after})
@@ -591,7 +593,9 @@ def test_i11_finding15_extreme_dates_are_no_server_error(tenant_b: Tenant, after
 
 
 @pytest.mark.parametrize(
-    "name", ["nul\u0000byte", "\u202egnp.exe", "zero\u200bwidth\u2066isolate", "x" * 100_000]
+    "name",
+    ["nul\u0000byte", "\u202egnp.exe", "zero\u200bwidth\u2066isolate", "x" * 100_000],
+    ids=["nul", "right-to-left-override", "bidi-isolate", "100k-characters"],
 )
 def test_i11_finding17_control_characters_and_huge_names_are_refused_or_removed(
     tenant_b: Tenant, name: str
