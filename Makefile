@@ -55,6 +55,7 @@ bench: $(VENV)/.installed
 	$(PY) -m bench.fanout
 	$(PY) -m bench.upload
 	$(PY) -m bench.retrieval
+	$(PY) -m bench.fuzz
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam

@@ -8,6 +8,7 @@ e2e conftest turns them into test failures).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,12 +23,16 @@ from typing import IO, Any
 
 import httpx
 
-from tests.support.oidc import OidcIssuer
+from tests.support.oidc import OidcIssuer, issuers_configuration
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "kallo_e2e_bootstrap_key_0123456789"
 READY_TIMEOUT_SECONDS = 90
 STOP_TIMEOUT_SECONDS = 10
+# The stack's table (`local.template.STACK_NAME` + the template's logical id), for `tools.admin --table`.
+TABLE_NAME = "kallo-local-Table"
+# The line the stack logs once its embedded AWS services are up (`local.stack.run`).
+_EMBEDDED_AWS = re.compile(r"embedded AWS on (http://127\.0\.0\.1:\d+)")
 
 
 class StackFailed(RuntimeError):
@@ -40,8 +45,18 @@ class RunningStack:
     base_url: str
     api_key: str
     client: httpx.Client
-    issuer: OidcIssuer | None  # the OpenID Connect issuer the stack trusts, if any
+    issuer: OidcIssuer | None  # the (first) OpenID Connect issuer the stack trusts, if any
     log: IO[bytes]
+    issuers: tuple[OidcIssuer, ...] = ()  # every issuer the stack trusts
+
+    @property
+    def aws_endpoint(self) -> str:
+        """The address of the stack's embedded AWS services, as its log announces it (what
+        `tools.admin` needs in AWS_ENDPOINT_URL to manage this stack's service accounts)."""
+        found = _EMBEDDED_AWS.search(self.output())
+        if found is None:
+            raise StackFailed(f"the stack did not announce its embedded AWS:\n{self.output()}")
+        return found.group(1)
 
     @property
     def ws_url(self) -> str:
@@ -94,16 +109,20 @@ def wait_until_ready(stack: RunningStack, timeout: float = READY_TIMEOUT_SECONDS
 
 
 @contextmanager
-def start_stack(issuer: OidcIssuer | None = None, **environment: str) -> Iterator[RunningStack]:
+def start_stack(
+    issuer: OidcIssuer | None = None, *, more_issuers: tuple[OidcIssuer, ...] = (), **environment: str
+) -> Iterator[RunningStack]:
     """A stack on a free port, ready, with the bootstrap key `API_KEY` (unless `environment` sets
-    KALLO_API_KEY) and trusting `issuer`; killed at the end if the caller did not stop it."""
+    KALLO_API_KEY) and trusting `issuer` and `more_issuers`; killed at the end if the caller did not
+    stop it."""
     port = free_port()
+    trusted = tuple(i for i in (issuer, *more_issuers) if i is not None)
     env = {
         **os.environ,
         "PORT": str(port),
         "KALLO_API_KEY": API_KEY,
         "PYTHONUNBUFFERED": "1",
-        **({"KALLO_OIDC_ISSUERS": issuer.configuration()} if issuer else {}),
+        **({"KALLO_OIDC_ISSUERS": issuers_configuration(trusted)} if trusted else {}),
         **environment,
     }
     with tempfile.NamedTemporaryFile(prefix="kallo-stack-", suffix=".log") as log:
@@ -112,7 +131,9 @@ def start_stack(issuer: OidcIssuer | None = None, **environment: str) -> Iterato
         )
         base_url = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base_url, timeout=30) as client:
-            stack = RunningStack(process, base_url, env["KALLO_API_KEY"], client, issuer, log)
+            stack = RunningStack(
+                process, base_url, env["KALLO_API_KEY"], client, trusted[0] if trusted else None, log, trusted
+            )
             try:
                 wait_until_ready(stack)
                 yield stack

@@ -12,6 +12,7 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -62,9 +63,15 @@ class OidcIssuer:
 
     def configuration(self) -> str:
         """The KALLO_OIDC_ISSUERS value that trusts this issuer."""
-        return json.dumps([{"issuer": self.issuer, "audience": self.audience, "jwksUri": self.jwks_uri}])
+        return issuers_configuration([self])
 
-    def claims(self, sub: str, *, email: str | None = None, email_verified: bool = True) -> dict[str, Any]:
+    def entry(self) -> dict[str, str]:
+        """This issuer's entry in KALLO_OIDC_ISSUERS."""
+        return {"issuer": self.issuer, "audience": self.audience, "jwksUri": self.jwks_uri}
+
+    def claims(
+        self, sub: str, *, email: str | None = None, email_verified: bool | str = True
+    ) -> dict[str, Any]:
         now = int(time.time())
         return {
             "iss": self.issuer,
@@ -81,13 +88,14 @@ class OidcIssuer:
         sub: str,
         *,
         email: str | None = None,
-        email_verified: bool = True,
+        email_verified: bool | str = True,
         key: rsa.RSAPrivateKey | None = None,
         kid: str | None = None,
         **claims: Any,
     ) -> str:
         """An ID token for `sub`; `claims` override or add claims (a value of None removes one);
-        `key` / `kid` sign with another key or name another key id."""
+        `key` / `kid` sign with another key or name another key id. `email_verified` may be a string,
+        as some issuers send it (`"false"` must not read as true)."""
         payload = {**self.claims(sub, email=email, email_verified=email_verified), **claims}
         return self.sign(payload, key=key, kid=kid)
 
@@ -102,6 +110,11 @@ class OidcIssuer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def issuers_configuration(issuers: Iterable[OidcIssuer]) -> str:
+    """The KALLO_OIDC_ISSUERS value that trusts every one of `issuers`."""
+    return json.dumps([issuer.entry() for issuer in issuers])
 
 
 def _segment(data: dict[str, Any]) -> str:
