@@ -9,7 +9,17 @@ I3 (scope): acting for a user, oneself included, is an operation on that user ob
 token must hold the whole-user scope `{type: user, id: <user>}`. Outside it the user is hidden like any
 object outside a token's scope: 404, as if unknown.
 
-Costs in AWS calls: none for oneself; 1 GetItem (the user item) for anyone else.
+I1 / I4 (reachable users): a user may be NAMED by id as a grantee or a team member only by a caller in
+the same tenant (`require_reachable_user`). The tenant of a user is the service account that created it
+(`createdBy`); a service account and a self-registered OIDC user are each their own. So a caller
+reaches itself, the users it has authority over and its tenant's other users; another tenant's user
+answers 404 with the very message a missing id gets, so no one learns which ids exist elsewhere or
+pushes grants onto them. People outside the tenant are reached by email invitation, which the invitee
+accepts (I2, `services.invitations`).
+
+Costs in AWS calls: authority: none for oneself; 1 GetItem (the user item) for anyone else. Reaching a
+user: 1 BatchGetItem (the user, and the caller's own item unless the caller is a service account
+acting as itself).
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from typing import Any
 
 from kallo.authz.access import Access
 from kallo.errors import NotFound
-from kallo.store import users
+from kallo.store import objects, users
 from kallo.store.keys import Ref
 
 
@@ -28,6 +38,57 @@ def over(access: Access, user: dict[str, Any]) -> bool:
     if not me or (user["id"] != me and user.get("createdBy") != me):
         return False
     return access.in_scope(Ref("user", user["id"]))
+
+
+def tenant_of(user: dict[str, Any]) -> str:
+    """The tenant of a user item: a service account and a self-registered (OIDC) user are their own;
+    a user a service account created belongs to that service account (I1)."""
+    if user.get("isServiceAccount"):
+        return str(user["id"])
+    return str(user.get("createdBy") or user["id"])
+
+
+def caller_keys(access: Access) -> list[Ref]:
+    """What `reaches` needs to read about the caller besides the named users: its own user item,
+    unless it is a service account acting as itself (its own tenant)."""
+    me = access.principal.user_id
+    if not me or access.principal.is_service_account:
+        return []
+    return [Ref("user", me)]
+
+
+def reaches(access: Access, user: dict[str, Any] | None, caller: dict[str, Any] | None) -> bool:
+    """Whether the caller may name this (already read, None when missing) user by id as a grantee or a
+    team member (I1/I4, see the module): it is the caller, or of the caller's tenant. `caller` is the
+    caller's user item as read for `caller_keys` (unused for a service account acting as itself)."""
+    me = access.principal.user_id
+    if user is None or not me:
+        return False
+    if user["id"] == me:
+        return True
+    if access.principal.is_service_account:
+        mine = me
+    elif caller is not None:
+        mine = tenant_of(caller)
+    else:
+        return False
+    return tenant_of(user) == mine
+
+
+def not_found(user_id: str) -> NotFound:
+    """The one answer for a user the caller can't reach, whether it exists (in another tenant) or not."""
+    return NotFound(f"user {user_id} not found")
+
+
+def require_reachable_user(access: Access, user_id: str) -> dict[str, Any]:
+    """The user item of `user_id` when the caller may name it as a grantee or team member (I1/I4:
+    itself, a user it has authority over, or another user of its tenant); anyone else, another
+    tenant's user or a missing id, is 404 with the same message."""
+    refs = [Ref("user", user_id), *caller_keys(access)]
+    found = objects.batch_get(list(dict.fromkeys(refs)))
+    if not reaches(access, found.get(refs[0]), found.get(Ref("user", access.principal.user_id or ""))):
+        raise not_found(user_id)
+    return found[refs[0]]
 
 
 def has_authority(access: Access, user_id: str) -> bool:
