@@ -18,7 +18,7 @@ from kallo.store import grants, invitations, users
 from kallo.store.keys import Ref
 from kallo.store.table import table
 from tests.support.oidc import ISSUER
-from tests.support.world import make_object, make_service_account, make_user, ref_of
+from tests.support.world import grant, make_object, make_service_account, make_user, ref_of
 from tests.unit.test_invitations import invite
 
 
@@ -111,10 +111,56 @@ def test_memberships_give_no_authority(aws):
 
 
 def test_an_admin_grant_on_a_user_object_gives_no_authority(aws):
-    """A user (or, before I3, any narrow token of theirs) makes a service account admin of its user
-    object through Add Grantee: a permission on the object, not authority over the user."""
+    """An admin grant on a user object for a service account (Add Grantee no longer names another
+    tenant's account, I1/I4, but such a grant may exist) is a permission on the object, not authority
+    over the user."""
     service, _ = make_service_account()
     pat = make_user()
-    grantees.add_grantee(Access(pat), ref_of(pat), Grantee(type="user", id=service.user_id, role="admin"))
-    assert grants.get(ref_of(pat), ref_of(service))["role"] == "admin"
+    with pytest.raises(NotFound):
+        grantees.add_grantee(Access(pat), ref_of(pat), Grantee(type="user", id=service.user_id, role="admin"))
+    grant(ref_of(pat), service, "admin")
     assert_no_authority(service, pat.user_id)
+
+
+# -- I1/I4: which users a caller may name as grantees ---------------------------------------------------
+
+
+def test_reachable_users_are_oneself_and_ones_tenant(aws):
+    tenant, _ = make_service_account("a")
+    other, _ = make_service_account("b")
+    alice, bob = make_user(admin=tenant), make_user(admin=tenant)
+    pat = make_user(email="pat@example.com")
+    stranger = make_user(admin=other)
+    reach = authority.require_reachable_user
+    # A service account: itself and the users it created.
+    assert reach(Access(tenant), tenant.user_id)["id"] == tenant.user_id
+    assert reach(Access(tenant), alice.user_id)["id"] == alice.user_id
+    # Its users: themselves, each other and their service account.
+    assert reach(Access(alice), bob.user_id)["id"] == bob.user_id
+    assert reach(Access(alice), tenant.user_id)["id"] == tenant.user_id
+    # A service account acting for its user reaches that user's tenant.
+    assert reach(authority.acting_for(Access(tenant), alice.user_id), bob.user_id)["id"] == bob.user_id
+    # A self-registered user is its own tenant.
+    assert reach(Access(pat), pat.user_id)["id"] == pat.user_id
+    refused = [
+        (tenant, stranger.user_id),
+        (tenant, other.user_id),
+        (tenant, pat.user_id),
+        (alice, stranger.user_id),
+        (alice, pat.user_id),
+        (pat, alice.user_id),
+        (pat, tenant.user_id),
+    ]
+    for caller, user_id in refused:
+        with pytest.raises(NotFound) as caught:
+            reach(Access(caller), user_id)
+        assert str(caught.value) == f"user {user_id} not found"
+
+
+def test_reaching_a_user_is_one_batch_read(aws, aws_calls):
+    tenant, _ = make_service_account()
+    alice, bob = make_user(admin=tenant), make_user(admin=tenant)
+    aws_calls.reset()
+    authority.require_reachable_user(Access(tenant), alice.user_id)
+    authority.require_reachable_user(Access(alice), bob.user_id)
+    assert aws_calls["dynamodb:BatchGetItem"] == 2 and aws_calls.total == 2
