@@ -149,8 +149,8 @@ def add_team_user(access: Access, team_id: str, user_id: str) -> dict[str, Any]:
     """Make a user a `member` of the team; a user who already holds a role on it keeps that role (so
     repeating the request changes nothing). Needs `can_add_member`.
 
-    I1/I4: the user must be one the caller may name (`authority.reaches`: itself or of its tenant);
-    another tenant's user answers 404 exactly like a missing id, and nothing is written.
+    I1/I4: a newcomer must be a user the caller may name (`authority.reaches`: itself or of its
+    tenant); another tenant's user answers 404 exactly like a missing id, and nothing is written.
     """
     team, user = _team(team_id), _user(user_id)
     access.require(team, Permission.can_add_member)
@@ -158,14 +158,15 @@ def add_team_user(access: Access, team_id: str, user_id: str) -> dict[str, Any]:
     # One BatchGetItem: the user, its current grant, and what the tenant check needs of the caller.
     wanted = [keys.object_key(user), grant_key, *(keys.object_key(r) for r in authority.caller_keys(access))]
     found = {(i["PK"], i["SK"]): i for i in table().batch_get(wanted)}
+    current = found.get((grant_key["PK"], grant_key["SK"]))
+    if current is not None:
+        # A user of the team already: Get a Team's Users lists it anyway.
+        return team_user(current)
     me = keys.object_key(_user(access.principal.user_id or ""))
     if not authority.reaches(
         access, found.get((keys.object_pk(user), keys.META)), found.get((me["PK"], me["SK"]))
     ):
         raise authority.not_found(user_id)
-    current = found.get((grant_key["PK"], grant_key["SK"]))
-    if current is not None:
-        return team_user(current)
     item = grants.item(
         team, user, Role.member.value, created_by=access.principal.user_id or "", created_at=now_iso()
     )
