@@ -10,7 +10,8 @@ token must hold the whole-user scope `{type: user, id: <user>}`. Outside it the 
 object outside a token's scope: 404, as if unknown.
 
 I1 / I4 (reachable users): a user may be NAMED by id as a grantee or a team member only by a caller in
-the same tenant (`require_reachable_user`). The tenant of a user is the service account that created it
+the same tenant (`reaches`, on items the operation reads in its own BatchGetItem, `caller_keys` saying
+what it needs of the caller). The tenant of a user is the service account that created it
 (`createdBy`); a service account and a self-registered OIDC user are each their own. So a caller
 reaches itself, the users it has authority over and its tenant's other users; another tenant's user
 answers 404 with the very message a missing id gets, so no one learns which ids exist elsewhere or
@@ -18,8 +19,7 @@ pushes grants onto them. People outside the tenant are reached by email invitati
 accepts (I2, `services.invitations`).
 
 Costs in AWS calls: authority: none for oneself; 1 GetItem (the user item) for anyone else. Reaching a
-user: 1 BatchGetItem (the user, and the caller's own item unless the caller is a service account
-acting as itself).
+user: none of its own (its items join the operation's BatchGetItem).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 from kallo.authz.access import Access
 from kallo.errors import NotFound
-from kallo.store import objects, users
+from kallo.store import users
 from kallo.store.keys import Ref
 
 
@@ -78,17 +78,6 @@ def reaches(access: Access, user: dict[str, Any] | None, caller: dict[str, Any] 
 def not_found(user_id: str) -> NotFound:
     """The one answer for a user the caller can't reach, whether it exists (in another tenant) or not."""
     return NotFound(f"user {user_id} not found")
-
-
-def require_reachable_user(access: Access, user_id: str) -> dict[str, Any]:
-    """The user item of `user_id` when the caller may name it as a grantee or team member (I1/I4:
-    itself, a user it has authority over, or another user of its tenant); anyone else, another
-    tenant's user or a missing id, is 404 with the same message."""
-    refs = [Ref("user", user_id), *caller_keys(access)]
-    found = objects.batch_get(list(dict.fromkeys(refs)))
-    if not reaches(access, found.get(refs[0]), found.get(Ref("user", access.principal.user_id or ""))):
-        raise not_found(user_id)
-    return found[refs[0]]
 
 
 def has_authority(access: Access, user_id: str) -> bool:
