@@ -6,17 +6,19 @@ Grants the body's `{id, type, role}` on the object and answers 201 with the gran
   `dependent` grants, and convos or topics on data sources and prompts, are links made by Add Convo /
   Topic Data Source and Set Topic Prompt (400 `use_link_endpoint`).
 - The caller needs `can_add_<role>` on the object (404 when it cannot view it, 403 when it can). The
-  grantee must exist: any user, or a team, topic or convo the caller can view (else 404).
+  grantee must exist and be reachable: a user the caller may name (itself or a user of its tenant:
+  another tenant's user is 404 with the same message as an unknown id), or a team, topic or convo the
+  caller can view (else 404).
 - A grantee that already holds another role gets the new one, which also needs `can_remove_<old role>`
   (an owner's role is changed only by PUT); the role it already holds changes nothing.
 
 Invitations (`inviteEmail`, teams and convos only; the body is a user grantee without `id`, e.g.
-`{"type": "user", "role": "member"}`): when a user has that email address, it is granted the role as
-above and the answer is the grantee. Otherwise an invitation is stored (a new one for the same email and
-object replaces it) and the answer is the invitation `{objectType, objectId, inviteEmail, role,
-createdBy, createdAt}`. It expires after the configured days (30 by default), is listed by Get
-Invitations, withdrawn by Delete Invitation, and becomes the grant when the invitee registers with that
-email address.
+`{"type": "user", "role": "member"}`): an invitation is always stored (a new one for the same email and
+object replaces it), whether or not someone has that address, and the answer is the invitation
+`{objectType, objectId, inviteEmail, role, createdBy, createdAt}`. It expires after the configured days
+(30 by default), is listed by Get Invitations, withdrawn by Delete Invitation, and becomes the grant
+when the owner of that verified address accepts it (Accept Invitation, listed by Get My Invitations) or
+registers with it.
 """
 
 from typing import Annotated

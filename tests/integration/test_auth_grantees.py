@@ -42,9 +42,15 @@ def assert_client_error(result, status: int | None = None, code: str | None = No
 
 
 @pytest.fixture
-def team_world(aws):
-    """A team: its owner, an admin and a member, and an outsider."""
-    owner, admin, mate, outsider = make_user(), make_user(), make_user(), make_user()
+def tenant(aws) -> Principal:
+    """The service account whose users the tests' users are: grantees named by id are of one's tenant."""
+    return make_service_account("tenant")[0]
+
+
+@pytest.fixture
+def team_world(tenant):
+    """A team: its owner, an admin and a member, and an outsider, all users of one tenant."""
+    owner, admin, mate, outsider = (make_user(admin=tenant) for _ in range(4))
     team = make_object("team", ref_of(owner))
     grant(team, admin, "admin")
     grant(team, mate, "member")
@@ -130,14 +136,15 @@ def test_query_grantees_bad_input(team_world):
 # -- Add Grantee --------------------------------------------------------------------------------------
 
 
-def test_owner_adds_a_member(team_world, aws_calls):
+def test_owner_adds_a_member(team_world, tenant, aws_calls):
     team, owner, *_ = team_world
-    newcomer = make_user()
+    newcomer = make_user(admin=tenant)
     aws_calls.reset()
     result = invoke("auth.add_grantee", owner, query=on(team), body=member(newcomer, "member"))
     assert result.status == 201, result.body
     assert result.json == member(newcomer, "member")
-    # Check (1 BatchGetItem), the grantee with its current grant (1 BatchGetItem), the write.
+    # Check (1 BatchGetItem), the grantee with its current grant and the caller's user for the tenant
+    # check (1 BatchGetItem), the write.
     assert aws_calls["dynamodb:BatchGetItem"] == 2 and aws_calls["dynamodb:TransactWriteItems"] == 1
     assert aws_calls.total == 3
     assert role_of(team, newcomer) == "member"
@@ -249,9 +256,9 @@ def test_grants_outside_the_policy_are_refused(aws):
         )
 
 
-def test_who_may_add(team_world):
+def test_who_may_add(team_world, tenant):
     team, _, admin, mate, outsider = team_world
-    newcomer = make_user()
+    newcomer = make_user(admin=tenant)
     assert_client_error(
         invoke("auth.add_grantee", mate, query=on(team), body=member(newcomer, "viewer")),
         403,
@@ -284,19 +291,19 @@ def test_grantees_must_exist_and_be_visible(aws):
     assert role_of(topic, own_team) == "member"
 
 
-def test_adding_to_a_deleted_object_is_404(aws):
-    alice, bob = make_user(), make_user()
+def test_adding_to_a_deleted_object_is_404(tenant):
+    alice, bob = make_user(admin=tenant), make_user(admin=tenant)
     team = make_object("team", ref_of(alice))
     table().delete(keys.object_key(team))  # its grants wait for the purge worker
     assert_client_error(invoke("auth.add_grantee", alice, query=on(team), body=member(bob, "member")), 404)
     assert role_of(team, bob) is None
 
 
-def test_a_token_scoped_elsewhere_cannot_add(team_world):
+def test_a_token_scoped_elsewhere_cannot_add(team_world, tenant):
     team, owner, *_ = team_world
     other = make_object("team", ref_of(owner))
     scoped = Principal(user_id=owner.user_id, scheme="access_token", scope=(other,))
-    newcomer = make_user()
+    newcomer = make_user(admin=tenant)
     assert_client_error(
         invoke("auth.add_grantee", scoped, query=on(team), body=member(newcomer, "member")), 404
     )
@@ -329,28 +336,32 @@ def test_invitation_of_an_unknown_email_is_stored(team_world, aws_calls):
         "member",
     )
     assert invitation["createdBy"] == owner.user_id and invitation["createdAt"].endswith("Z")
-    # Check (1 BatchGetItem), the email's claim (1 GetItem, none), the invitation (1 TransactWriteItems).
-    assert aws_calls["dynamodb:GetItem"] == 1 and aws_calls["dynamodb:TransactWriteItems"] == 1
-    assert aws_calls.total == 3
+    # Check (1 BatchGetItem), the invitation (1 TransactWriteItems): no one's address is looked up.
+    assert aws_calls["dynamodb:BatchGetItem"] == 1 and aws_calls["dynamodb:TransactWriteItems"] == 1
+    assert aws_calls.total == 2
     stored = invitations.get(team, "new.person@example.com")
     assert stored is not None and stored["ttl"] > 0
 
 
-def test_invitation_of_a_user_grants_directly(team_world, aws_calls):
+def test_inviting_a_registered_address_answers_as_an_unknown_one(team_world, aws_calls):
+    """I2 from the inviter's side: inviting the address another tenant's OIDC user verified grants
+    nothing and answers exactly as inviting an address no one has (status, fields, cost)."""
     team, owner, *_ = team_world
     known = make_user(email="known@example.com")
-    aws_calls.reset()
-    result = invoke(
-        "auth.add_grantee",
-        owner,
-        query=on(team, inviteEmail="KNOWN@example.com"),
-        body={"type": "user", "role": "viewer"},
-    )
-    assert result.status == 201 and result.json == member(known, "viewer")
-    # Check, the email's claim and user (2 GetItem), the grantee and its grant, the write.
-    assert aws_calls["dynamodb:GetItem"] == 2 and aws_calls["dynamodb:BatchGetItem"] == 2
-    assert aws_calls.total == 5
-    assert role_of(team, known) == "viewer" and invitations.get(team, "known@example.com") is None
+    answers = []
+    for email in ("KNOWN@example.com", "unknown@example.com"):
+        aws_calls.reset()
+        result = invoke(
+            "auth.add_grantee",
+            owner,
+            query=on(team, inviteEmail=email),
+            body={"type": "user", "role": "viewer"},
+        )
+        shown = {k: v for k, v in result.json.items() if k not in ("inviteEmail", "createdAt")}
+        answers.append((result.status, sorted(result.json), shown, dict(aws_calls.calls)))
+    assert answers[0] == answers[1] and answers[0][0] == 201
+    assert role_of(team, known) is None
+    assert invitations.get(team, "known@example.com")["role"] == "viewer"
 
 
 def test_an_invitation_never_matches_a_service_accounts_user(team_world):
@@ -442,8 +453,8 @@ def test_owner_transfers_a_team_only_to_a_user_it_acts_for(aws, aws_calls):
     result = invoke("auth.set_grantees", service, query=on(team), body=body)
     assert result.status == 200, result.body
     assert result.json == body
-    # Check (1 BatchGetItem), the grants (1 Query), the authority over the new owner (1 GetItem of the
-    # user), the write: both grantees held grants already.
+    # Check (1 BatchGetItem), the grants (1 Query), the authority over the new owner (1 GetItem: its
+    # user item), the write: both grantees held grants already.
     assert aws_calls["dynamodb:BatchGetItem"] == 1 and aws_calls["dynamodb:Query"] == 1
     assert aws_calls["dynamodb:GetItem"] == 1
     assert aws_calls["dynamodb:TransactWriteItems"] == 1 and aws_calls.total == 4
@@ -478,9 +489,9 @@ def test_a_viewer_cannot_move_its_topic_into_a_team(aws):
     assert invoke("convos.create_convo", mate, query={"topicId": topic.id}).status == 404
 
 
-def test_set_grantees_vets_newcomers_in_one_read(team_world, aws_calls):
+def test_set_grantees_vets_newcomers_in_one_read(team_world, tenant, aws_calls):
     team, owner, admin, mate, _ = team_world
-    newcomers = [make_user() for _ in range(3)]
+    newcomers = [make_user(admin=tenant) for _ in range(3)]
     body = [member(owner, "owner"), member(admin, "viewer")] + [member(u, "member") for u in newcomers]
     aws_calls.reset()
     result = invoke("auth.set_grantees", owner, query=on(team), body=body)

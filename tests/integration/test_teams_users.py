@@ -4,7 +4,7 @@ from uuid import uuid4
 
 from kallo.store import grants
 from tests.support.api import invoke
-from tests.support.world import grant, make_object, make_user, ref_of
+from tests.support.world import grant, make_object, make_service_account, make_user, ref_of
 
 
 def path(team, user=None) -> dict[str, str]:
@@ -50,14 +50,15 @@ def test_get_team_users_pages(aws):
 
 
 def test_add_team_user(aws, aws_calls):
-    owner, newcomer = make_user(), make_user()
+    tenant, _ = make_service_account()
+    owner, newcomer = make_user(admin=tenant), make_user(admin=tenant)
     team = make_object("team", ref_of(owner))
     aws_calls.reset()
     result = invoke("teams.add_team_user", owner, path=path(team, newcomer))
     assert result.status == 200, result.body
     assert result.json["teamId"] == team.id and result.json["userId"] == newcomer.user_id
     assert result.json["isOwner"] is False
-    # The check, the user and its current grant (1 BatchGetItem), the new grant.
+    # The check, the user, its current grant and the caller's user (1 BatchGetItem), the new grant.
     assert aws_calls["dynamodb:BatchGetItem"] == 2 and aws_calls["dynamodb:TransactWriteItems"] == 1
     assert aws_calls.total == 3
     aws_calls.reset()
@@ -75,6 +76,31 @@ def test_add_team_user_keeps_a_held_role(aws):
     assert invoke("teams.add_team_user", owner, path=path(team, admin)).json["isOwner"] is False
     assert grants.get(team, ref_of(admin))["role"] == "admin"
     assert invoke("teams.add_team_user", admin, path=path(team, owner)).json["isOwner"] is True
+
+
+def test_another_tenants_user_answers_like_an_unknown_id(aws):
+    """I1/I4, from tenant A's side: adding B's user (or a self-registered user) to A's team is the 404
+    a random id gets, same code and message shape, and writes nothing; A's own user is added."""
+    tenant_a, _ = make_service_account("a")
+    tenant_b, _ = make_service_account("b")
+    team = make_object("team", ref_of(tenant_a))
+    a_admin = make_user(admin=tenant_a)
+    grant(team, a_admin, "admin")
+    unknown = str(uuid4())
+    victims = (make_user(admin=tenant_b), make_user(email="b@b.example"), tenant_b)
+    for caller in (tenant_a, a_admin):
+        missing = invoke("teams.add_team_user", caller, path={"teamId": team.id, "userId": unknown})
+        for victim in victims:
+            result = invoke("teams.add_team_user", caller, path=path(team, victim))
+            assert result.status == missing.status == 404
+            assert result.json == {
+                "code": missing.json["code"],
+                "message": missing.json["message"].replace(unknown, victim.user_id or ""),
+            }
+            assert grants.get(team, ref_of(victim)) is None
+    mate = make_user(admin=tenant_a)
+    assert invoke("teams.add_team_user", a_admin, path=path(team, mate)).status == 200
+    assert grants.get(team, ref_of(mate))["role"] == "member"
 
 
 def test_add_team_user_refusals(aws):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from kallo.auth.principal import Principal
 from kallo.store import grants, users
 from tests.support.api import invoke
-from tests.support.world import make_object, make_service_account, make_user, ref_of
+from tests.support.world import grant, make_object, make_service_account, make_user, ref_of
 
 
 def token(user: Principal, *scope) -> Principal:
@@ -62,8 +62,9 @@ def test_the_whole_user_scope_reaches_the_user_object(aws):
 
 
 def test_an_admin_grant_on_a_user_object_gives_no_authority(aws):
-    """From tenant A: pat (a user of tenant B) made A admin of its user object. A still cannot act
-    for pat: no profile change, no token, no listing."""
+    """From tenant A: pat (a user of tenant B) cannot name A as a grantee any more (another tenant's
+    account is as unknown as a missing id), but should A hold an admin grant on pat's user object, A
+    still cannot act for pat: no profile change, no token, no listing."""
     tenant_a, _ = make_service_account("a")
     tenant_b, _ = make_service_account("b")
     pat = make_user(admin=tenant_b)
@@ -73,7 +74,8 @@ def test_an_admin_grant_on_a_user_object_gives_no_authority(aws):
         query={"objectType": "user", "objectId": pat.user_id},
         body={"type": "user", "id": tenant_a.user_id, "role": "admin"},
     )
-    assert granted.status == 201, granted.body
+    assert granted.status == 404, granted.body
+    grant(ref_of(pat), tenant_a, "admin")
     patch = invoke(
         "users.update_user", tenant_a, path={"userId": pat.user_id}, body={"displayName": "Mallory"}
     )

@@ -2,6 +2,7 @@
 attack is written from the side of the tenant that tries to act for someone else's user."""
 
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 
@@ -14,11 +15,11 @@ from kallo.models.common import Grantee
 from kallo.models.users import UserUpdate
 from kallo.services import access_tokens, authority, convos, grantees, teams
 from kallo.services import users as user_service
-from kallo.store import grants, invitations, users
+from kallo.store import grants, invitations, objects, users
 from kallo.store.keys import Ref
 from kallo.store.table import table
 from tests.support.oidc import ISSUER
-from tests.support.world import make_object, make_service_account, make_user, ref_of
+from tests.support.world import grant, make_object, make_service_account, make_user, ref_of
 from tests.unit.test_invitations import invite
 
 
@@ -111,10 +112,60 @@ def test_memberships_give_no_authority(aws):
 
 
 def test_an_admin_grant_on_a_user_object_gives_no_authority(aws):
-    """A user (or, before I3, any narrow token of theirs) makes a service account admin of its user
-    object through Add Grantee: a permission on the object, not authority over the user."""
+    """An admin grant on a user object for a service account (Add Grantee no longer names another
+    tenant's account, I1/I4, but such a grant may exist) is a permission on the object, not authority
+    over the user."""
     service, _ = make_service_account()
     pat = make_user()
-    grantees.add_grantee(Access(pat), ref_of(pat), Grantee(type="user", id=service.user_id, role="admin"))
-    assert grants.get(ref_of(pat), ref_of(service))["role"] == "admin"
+    with pytest.raises(NotFound):
+        grantees.add_grantee(Access(pat), ref_of(pat), Grantee(type="user", id=service.user_id, role="admin"))
+    grant(ref_of(pat), service, "admin")
     assert_no_authority(service, pat.user_id)
+
+
+# -- I1/I4: which users a caller may name as grantees ---------------------------------------------------
+
+
+def _reaches(access: Access, user_id: str) -> bool:
+    """`authority.reaches` on the items it needs, read as the services read them."""
+    me = access.principal.user_id or ""
+    found = objects.batch_get([Ref("user", user_id), *authority.caller_keys(access)])
+    return authority.reaches(access, found.get(Ref("user", user_id)), found.get(Ref("user", me)))
+
+
+def test_reachable_users_are_oneself_and_ones_tenant(aws):
+    tenant, _ = make_service_account("a")
+    other, _ = make_service_account("b")
+    alice, bob = make_user(admin=tenant), make_user(admin=tenant)
+    pat = make_user(email="pat@example.com")
+    stranger = make_user(admin=other)
+    reached = [
+        # A service account: itself and the users it created.
+        (Access(tenant), tenant.user_id),
+        (Access(tenant), alice.user_id),
+        # Its users: themselves, each other and their service account.
+        (Access(alice), alice.user_id),
+        (Access(alice), bob.user_id),
+        (Access(alice), tenant.user_id),
+        # A service account acting for its user reaches that user's tenant.
+        (authority.acting_for(Access(tenant), alice.user_id), bob.user_id),
+        # A self-registered user is its own tenant.
+        (Access(pat), pat.user_id),
+    ]
+    for access, user_id in reached:
+        assert _reaches(access, user_id), (access.principal, user_id)
+    # No one needs to read anything more of a service account acting as itself.
+    assert authority.caller_keys(Access(tenant)) == []
+    refused = [
+        (tenant, stranger.user_id),
+        (tenant, other.user_id),
+        (tenant, pat.user_id),
+        (alice, stranger.user_id),
+        (alice, pat.user_id),
+        (alice, str(uuid4())),
+        (pat, alice.user_id),
+        (pat, tenant.user_id),
+    ]
+    for caller, user_id in refused:
+        assert not _reaches(Access(caller), user_id), (caller, user_id)
+    assert str(authority.not_found("x")) == "user x not found"

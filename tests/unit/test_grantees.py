@@ -122,13 +122,82 @@ def test_a_role_change_needs_removing_the_old_role(aws, aws_calls, monkeypatch):
 
 
 def test_add_grantee_to_an_object_deleted_meanwhile(aws):
-    alice, bob = make_user(), make_user()
+    tenant, _ = make_service_account()
+    alice, bob = make_user(admin=tenant), make_user(admin=tenant)
     topic = make_object("topic", ref_of(alice))
     # Its grants wait for the purge worker, so the permission check still passes.
     table().delete(keys.object_key(topic))
     with pytest.raises(NotFound):
         grantees.add_grantee(Access(alice), topic, user_grantee(bob, "viewer"))
     assert grants.get(topic, ref_of(bob)) is None
+
+
+def _not_found(call, *args) -> tuple[int, str, str]:
+    with pytest.raises(NotFound) as caught:
+        call(*args)
+    return caught.value.status, caught.value.code, caught.value.message
+
+
+@pytest.mark.parametrize("object_type", ["convo", "team", "topic"])
+def test_another_tenants_user_is_no_grantee_and_answers_like_an_unknown_id(aws, aws_calls, object_type):
+    """I1/I4: tenant A (its service account, or one of its users) naming B's user by id as a grantee of
+    A's object learns nothing (the very 404 of a random id) and writes nothing; Set Grantees likewise."""
+    tenant_a, _ = make_service_account("a")
+    tenant_b, _ = make_service_account("b")
+    victims = [make_user(admin=tenant_b).user_id, make_user(email="b@b.example").user_id, tenant_b.user_id]
+    for caller in (tenant_a, make_user(admin=tenant_a)):
+        obj = make_object(object_type, ref_of(caller))
+        role = "viewer"
+        for victim in victims:
+            unknown = str(uuid4())
+            body = Grantee(id=victim, type=GranteeType.user, role=Role(role))
+            aws_calls.reset()
+            refused = _not_found(grantees.add_grantee, Access(caller), obj, body)
+            assert aws_calls["dynamodb:TransactWriteItems"] == 0
+            missing = _not_found(
+                grantees.add_grantee, Access(caller), obj, body.model_copy(update={"id": unknown})
+            )
+            assert refused == (*missing[:2], missing[2].replace(unknown, victim))
+            whole = [user_grantee(caller, "owner"), body]
+            assert _not_found(grantees.set_grantees, Access(caller), obj, whole) == refused
+            assert grants.get(obj, Ref("user", victim)) is None
+
+
+def test_a_tenants_users_share_with_each_other(aws):
+    tenant, _ = make_service_account()
+    alice, bob = make_user(admin=tenant), make_user(admin=tenant)
+    convo = make_object("convo", ref_of(alice))
+    assert grantees.add_grantee(Access(alice), convo, user_grantee(bob, "participant")) == {
+        "id": bob.user_id,
+        "type": "user",
+        "role": "participant",
+    }
+    grantees.set_grantees(
+        Access(alice),
+        convo,
+        [user_grantee(alice, "owner"), user_grantee(bob, "viewer"), user_grantee(tenant, "viewer")],
+    )
+    assert grants.get(convo, ref_of(tenant))["role"] == "viewer"
+
+
+def test_inviting_an_address_someone_verified_only_stores_an_invitation(aws, aws_calls):
+    """I2: no oracle on who is registered: inviting the address of a registered (verified) user answers
+    exactly as inviting an unknown one, and grants nothing until that user accepts."""
+    tenant, _ = make_service_account()
+    pat = make_user(email="pat@b.example")
+    convo = make_object("convo", ref_of(tenant))
+    body = Grantee(type=GranteeType.user, role=Role.participant)
+    answers, costs = [], []
+    for email in ("pat@b.example", "nobody@b.example"):
+        aws_calls.reset()
+        answer = grantees.add_grantee(Access(tenant), convo, body, invite_email=email)
+        answers.append({k: v for k, v in answer.items() if k not in ("inviteEmail", "createdAt")})
+        costs.append(dict(aws_calls.calls))
+    # The same answer at the same cost: the convo's check and the invitation's write, no user lookup.
+    assert answers[0] == answers[1] and costs[0] == costs[1]
+    assert costs[0]["dynamodb:TransactWriteItems"] == 1 and "dynamodb:GetItem" not in costs[0]
+    assert grants.get(convo, ref_of(pat)) is None
+    assert invitations.get(convo, "pat@b.example")["role"] == "participant"
 
 
 def test_an_invitation_expires_after_the_configured_days(aws):

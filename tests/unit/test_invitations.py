@@ -4,14 +4,16 @@ from uuid import uuid4
 
 import pytest
 
+from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.clock import epoch_seconds, now, now_iso
 from kallo.errors import BadRequest, Forbidden, NotFound
 from kallo.models.users import Invitation
 from kallo.services import invitations as service
-from kallo.store import grants, invitations
+from kallo.store import grants, invitations, keys
 from kallo.store.keys import Ref
-from tests.support.world import grant, make_object, make_user, ref_of
+from kallo.store.table import table
+from tests.support.world import grant, make_object, make_service_account, make_user, ref_of
 
 
 def invite(obj: Ref, email: str, role: str = "member", *, by: str | None = None, ttl: int = 3600) -> None:
@@ -122,3 +124,71 @@ def test_acceptance_without_invitations_writes_nothing(aws, aws_calls):
     aws_calls.reset()
     assert service.accept_invitations(pat.user_id, "nobody@example.com") == 0
     assert aws_calls.total == 1 and aws_calls["dynamodb:Query"] == 1
+
+
+# -- Get My Invitations / Accept Invitation (I2) ---------------------------------------------------------
+
+
+def test_the_invitee_lists_and_accepts_its_invitations(aws):
+    """Another tenant invited the address B's OIDC user verified: the user sees it and accepts it; the
+    grant is the inviter's and the invitation is used up."""
+    tenant, _ = make_service_account("a")
+    team, convo = make_object("team", ref_of(tenant)), make_object("convo", ref_of(tenant))
+    invite(team, "pat@b.example", "viewer", by=tenant.user_id)
+    invite(convo, "pat@b.example", "participant", by=tenant.user_id)
+    invite(make_object("team", ref_of(tenant)), "pat@b.example", ttl=-5)
+    invite(team, "someone@b.example", by=tenant.user_id)
+    pat = make_user(email="pat@b.example")
+    mine = service.my_invitations(Access(pat))
+    assert sorted((i["objectType"], i["objectId"]) for i in mine) == [("convo", convo.id), ("team", team.id)]
+    assert {i["inviteEmail"] for i in mine} == {"pat@b.example"} and "ttl" not in mine[0]
+    accepted = service.accept_invitation(Access(pat), "team", team.id)
+    assert accepted == {"id": pat.user_id, "type": "user", "role": "viewer"}
+    assert grants.get(team, ref_of(pat))["createdBy"] == tenant.user_id
+    assert invitations.get(team, "pat@b.example") is None
+    assert [i["objectType"] for i in service.my_invitations(Access(pat))] == ["convo"]
+    with pytest.raises(NotFound):  # used up
+        service.accept_invitation(Access(pat), "team", team.id)
+
+
+def test_an_accepted_invitation_keeps_a_role_already_held(aws):
+    pat = make_user(email="pat@example.com")
+    convo = make_object("convo", ref_of(pat))
+    invite(convo, "pat@example.com", "viewer")
+    assert service.accept_invitation(Access(pat), "convo", convo.id)["role"] == "owner"
+    assert grants.get(convo, ref_of(pat))["role"] == "owner"
+    assert invitations.get(convo, "pat@example.com") is None
+
+
+def test_only_the_verified_owner_of_the_address_accepts(aws):
+    """I2/I3: a user a service account made with the address (unverified, tenant-local), another user,
+    the service account itself, a narrow token of the invitee: 404 as if there were no invitation, and
+    they see none."""
+    tenant, _ = make_service_account("a")
+    team = make_object("team", ref_of(tenant))
+    invite(team, "pat@b.example", by=tenant.user_id)
+    pat = make_user(email="pat@b.example")
+    local = make_user(email="pat@b.example", admin=tenant)
+    narrow = Principal(user_id=pat.user_id, scheme="access_token", scope=(team,))
+    whole = Principal(user_id=pat.user_id, scheme="access_token", scope=(ref_of(pat),))
+    for caller in (local, make_user(email="other@b.example"), tenant, narrow):
+        assert service.my_invitations(Access(caller)) == []
+        with pytest.raises(NotFound) as refused:
+            service.accept_invitation(Access(caller), "team", team.id)
+        assert refused.value.message == f"no invitation to team {team.id}"
+    assert grants.get(team, ref_of(local)) is None and grants.get(team, ref_of(pat)) is None
+    assert invitations.get(team, "pat@b.example") is not None
+    # A token with the whole-user scope acts as the user.
+    assert service.accept_invitation(Access(whole), "team", team.id)["role"] == "member"
+
+
+def test_accepting_for_a_deleted_object_writes_nothing(aws):
+    pat = make_user(email="pat@example.com")
+    owner = make_user()
+    team = make_object("team", ref_of(owner))
+    invite(team, "pat@example.com")
+    table().delete(keys.object_key(team))
+    with pytest.raises(NotFound):
+        service.accept_invitation(Access(pat), "team", team.id)
+    assert grants.get(team, ref_of(pat)) is None
+    assert invitations.get(team, "pat@example.com") is not None

@@ -2,6 +2,7 @@
 permission model."""
 
 from dataclasses import replace
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -228,7 +229,8 @@ def test_get_team_users_pages_every_role(aws):
 
 
 def test_add_team_user_makes_a_member_once(aws):
-    owner, admin, newcomer = make_user(), make_user(), make_user()
+    tenant, _ = make_service_account()
+    owner, admin, newcomer = (make_user(admin=tenant) for _ in range(3))
     team = new_team(owner)
     grant(team, admin, "admin")
     added = teams.add_team_user(Access(admin), team.id, newcomer.user_id)
@@ -264,17 +266,65 @@ def test_adding_a_user_to_a_service_accounts_team_gives_it_no_authority(aws):
     """Otherwise a service account could add anyone whose id it knows to a team it owns, then act for
     them (services.authority counts only memberships someone else granted)."""
     service, _ = make_service_account()
-    victim = make_user()
+    own = make_user(admin=service)
     team = new_team(service)
-    teams.add_team_user(Access(service), team.id, victim.user_id)
-    assert grants.get(team, ref_of(victim))["createdBy"] == service.user_id
+    teams.add_team_user(Access(service), team.id, own.user_id)
+    assert grants.get(team, ref_of(own))["createdBy"] == service.user_id
+    # A membership of the user's own making gives the service account nothing over it either.
+    victim = make_user()
+    victims_team = new_team(victim)
+    grant(victims_team, service, "member")
     with pytest.raises(NotFound):
         teams.query_teams(Access(service), victim.user_id)
 
 
+def _refusal(*args: Any) -> tuple[type, str]:
+    with pytest.raises(NotFound) as caught:
+        teams.add_team_user(*args)
+    return type(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("victim_kind", ["other_tenants_user", "self_registered", "other_service_account"])
+def test_another_tenants_user_is_as_missing_as_an_unknown_id(aws, victim_kind):
+    """I1/I4: tenant A adding B's user to A's team learns nothing (the 404 is the one a random id gets)
+    and pushes nothing onto it; nor does a user of A acting by itself."""
+    tenant_a, _ = make_service_account("a")
+    tenant_b, _ = make_service_account("b")
+    victim = {
+        "other_tenants_user": lambda: make_user(admin=tenant_b).user_id,
+        "self_registered": lambda: make_user(email="pat@b.example").user_id,
+        "other_service_account": lambda: tenant_b.user_id,
+    }[victim_kind]()
+    a_user = make_user(admin=tenant_a)
+    for caller in (tenant_a, a_user):
+        team = new_team(caller)
+        unknown = str(uuid4())
+        refused = _refusal(Access(caller), team.id, victim)
+        missing = _refusal(Access(caller), team.id, unknown)
+        assert refused == (missing[0], missing[1].replace(unknown, victim))
+        assert grants.get(team, Ref("user", victim)) is None
+
+
+def test_a_tenants_users_add_each_other_and_themselves(aws):
+    tenant, _ = make_service_account()
+    alice, bob = make_user(admin=tenant), make_user(admin=tenant)
+    team = new_team(alice)
+    assert teams.add_team_user(Access(alice), team.id, bob.user_id)["userId"] == bob.user_id
+    assert teams.add_team_user(Access(alice), team.id, tenant.user_id)["userId"] == tenant.user_id
+    own = new_team(tenant)
+    assert teams.add_team_user(Access(tenant), own.id, alice.user_id)["userId"] == alice.user_id
+    # A self-registered user is a tenant of its own: itself only.
+    pat = make_user(email="pat@example.com")
+    pats = new_team(pat)
+    assert teams.add_team_user(Access(pat), pats.id, pat.user_id)["isOwner"] is True
+    with pytest.raises(NotFound):
+        teams.add_team_user(Access(pat), pats.id, alice.user_id)
+
+
 def test_add_team_user_concurrent_grant_wins(aws, monkeypatch):
     """A role granted between the read and the write is kept: the write only creates a new grant."""
-    owner, user = make_user(), make_user()
+    tenant, _ = make_service_account()
+    owner, user = make_user(admin=tenant), make_user(admin=tenant)
     team = new_team(owner)
     grant(team, user, "admin")
     hidden = keys.grant_key(team, ref_of(user))

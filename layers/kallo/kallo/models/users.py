@@ -56,8 +56,8 @@ class UserStats(ResponseModel):
 
 
 class Invitation(ResponseModel):
-    """A pending invitation of an email address to a team or convo; the invitee gets `role` on the
-    object when they register with that address."""
+    """A pending invitation of an email address to a team or convo; the owner of that verified address
+    gets `role` on the object by accepting it (Accept Invitation) or by registering with it."""
 
     object_type: InvitableType = Field(alias="objectType")
     object_id: str = Field(alias="objectId")

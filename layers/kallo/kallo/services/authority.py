@@ -9,7 +9,17 @@ I3 (scope): acting for a user, oneself included, is an operation on that user ob
 token must hold the whole-user scope `{type: user, id: <user>}`. Outside it the user is hidden like any
 object outside a token's scope: 404, as if unknown.
 
-Costs in AWS calls: none for oneself; 1 GetItem (the user item) for anyone else.
+I1 / I4 (reachable users): a user may be NAMED by id as a grantee or a team member only by a caller in
+the same tenant (`reaches`, on items the operation reads in its own BatchGetItem, `caller_keys` saying
+what it needs of the caller). The tenant of a user is the service account that created it
+(`createdBy`); a service account and a self-registered OIDC user are each their own. So a caller
+reaches itself, the users it has authority over and its tenant's other users; another tenant's user
+answers 404 with the very message a missing id gets, so no one learns which ids exist elsewhere or
+pushes grants onto them. People outside the tenant are reached by email invitation, which the invitee
+accepts (I2, `services.invitations`).
+
+Costs in AWS calls: authority: none for oneself; 1 GetItem (the user item) for anyone else. Reaching a
+user: none of its own (its items join the operation's BatchGetItem).
 """
 
 from __future__ import annotations
@@ -28,6 +38,46 @@ def over(access: Access, user: dict[str, Any]) -> bool:
     if not me or (user["id"] != me and user.get("createdBy") != me):
         return False
     return access.in_scope(Ref("user", user["id"]))
+
+
+def tenant_of(user: dict[str, Any]) -> str:
+    """The tenant of a user item: a service account and a self-registered (OIDC) user are their own;
+    a user a service account created belongs to that service account (I1)."""
+    if user.get("isServiceAccount"):
+        return str(user["id"])
+    return str(user.get("createdBy") or user["id"])
+
+
+def caller_keys(access: Access) -> list[Ref]:
+    """What `reaches` needs to read about the caller besides the named users: its own user item,
+    unless it is a service account acting as itself (its own tenant)."""
+    me = access.principal.user_id
+    if not me or access.principal.is_service_account:
+        return []
+    return [Ref("user", me)]
+
+
+def reaches(access: Access, user: dict[str, Any] | None, caller: dict[str, Any] | None) -> bool:
+    """Whether the caller may name this (already read, None when missing) user by id as a grantee or a
+    team member (I1/I4, see the module): it is the caller, or of the caller's tenant. `caller` is the
+    caller's user item as read for `caller_keys` (unused for a service account acting as itself)."""
+    me = access.principal.user_id
+    if user is None or not me:
+        return False
+    if user["id"] == me:
+        return True
+    if access.principal.is_service_account:
+        mine = me
+    elif caller is not None:
+        mine = tenant_of(caller)
+    else:
+        return False
+    return tenant_of(user) == mine
+
+
+def not_found(user_id: str) -> NotFound:
+    """The one answer for a user the caller can't reach, whether it exists (in another tenant) or not."""
+    return NotFound(f"user {user_id} not found")
 
 
 def has_authority(access: Access, user_id: str) -> bool:

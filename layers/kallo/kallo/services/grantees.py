@@ -14,15 +14,21 @@ Rules (the role → permission table is `kallo.authz.policy`):
   dedicated endpoints (Add Topic / Convo Data Source, Set Topic Prompt), which need the link
   permission on the topic or convo and `can_add_dependent` on the linked object (I5); the grantee
   endpoints neither make, change nor remove them (400 `use_link_endpoint`);
-- a new grantee must exist: a user at all, a team, topic or convo also visible to the caller (one that
-  holds a grant already may have its role changed without).
+- a new grantee must exist and be reachable: a user the caller may name (I1/I4,
+  `authority.reaches`: itself or a user of its tenant; another tenant's user is 404 exactly like a
+  missing id), a team, topic or convo visible to the caller (one that holds a grant already may have
+  its role changed without);
+- an email invitation (`inviteEmail`) is always stored as a pending invitation, whoever has the
+  address (I2: the answer says nothing about who is registered); the invitee accepts it
+  (`services.invitations`).
 
 Costs in AWS calls (a check on an object is one Query per object of its ownership chain that can
 inherit, plus one BatchGetItem, see `kallo.authz.access`; on a team or user object just the BatchGetItem):
 - Query: the check + 1 Query.
 - Add: the check + 1 BatchGetItem (the grantee, the caller's grant on a team grantee, the current
-  grant) + 1 TransactWriteItems (nothing when the grant is already there). With `inviteEmail`: the check
-  + 2 GetItem (the email's user), then 1 TransactWriteItems for an invitation, or as Add for a user.
+  grant, and for a user grantee the caller's own user item unless it is a service account) + 1
+  TransactWriteItems (nothing when the grant is already there). With `inviteEmail`: the check + 1
+  TransactWriteItems.
 - Set: the check + 1 Query (every grant on the object) + 1 BatchGetItem (the new grantees; none when
   there are none) + 1 TransactWriteItems; a new owner adds its check (`owned.require_can_own`: a
   team's is 1 BatchGetItem, a topic's 1 Query + 1 BatchGetItem, another user's the authority check).
@@ -53,9 +59,10 @@ from kallo.clock import epoch_seconds, iso, now, now_iso
 from kallo.errors import BadRequest, Forbidden, NotFound
 from kallo.models.common import Grantee
 from kallo.models.topics import PAGE_LIMIT
+from kallo.services import authority
 from kallo.services.owned import absent_as_not_found, require_can_own
 from kallo.settings import get_settings
-from kallo.store import grants, invitations, keys, users
+from kallo.store import grants, invitations, keys
 from kallo.store.keys import Ref
 from kallo.store.table import TRANSACT_LIMIT, table
 
@@ -141,11 +148,14 @@ def _needs(held: frozenset[Permission], permission: Permission | None, obj: Ref)
 def _read_grantees(
     access: Access, grantees: list[Ref], *extra: dict[str, str]
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """In one BatchGetItem: the grantees' items, the caller's grants on team grantees, and `extra`
+    """In one BatchGetItem: the grantees' items, the caller's grants on team grantees, the caller's own
+    user item when a user grantee's tenant is to be checked (`authority.caller_keys`), and `extra`
     items; keyed by (PK, SK)."""
     me = _me(access)
     wanted = [keys.object_key(g) for g in grantees]
     wanted += [keys.grant_key(g, me) for g in grantees if g.type == GranteeType.team]
+    if any(g.type == GranteeType.user for g in grantees):
+        wanted += [keys.object_key(r) for r in authority.caller_keys(access)]
     wanted += extra
     found = table().batch_get(wanted) if wanted else []
     return {(i["PK"], i["SK"]): i for i in found}
@@ -156,7 +166,9 @@ def _at(found: dict[tuple[str, str], dict[str, Any]], key: dict[str, str]) -> di
 
 
 def _require_grantees(access: Access, grantees: Iterable[Ref], found: dict[tuple[str, str], Any]) -> None:
-    """404 unless every grantee exists and, but for users, the caller can view it.
+    """404 unless every grantee exists and the caller may name it: a user of its tenant or itself (I1/I4,
+    `authority.reaches`: another tenant's user is as missing as an unknown id), a team, topic or convo
+    it can view.
 
     Teams inherit nothing, so the caller's view of a team is its own grant on it, read in the same
     BatchGetItem as the objects (`Access.require` would cost a call per team). A topic or convo is
@@ -164,6 +176,11 @@ def _require_grantees(access: Access, grantees: Iterable[Ref], found: dict[tuple
     """
     me = _me(access)
     for grantee in grantees:
+        if grantee.type == GranteeType.user:
+            caller = _at(found, keys.object_key(me))
+            if not authority.reaches(access, _at(found, keys.object_key(grantee)), caller):
+                raise authority.not_found(grantee.id)
+            continue
         visible = _at(found, keys.object_key(grantee)) is not None
         if visible and grantee.type == GranteeType.team:
             held = _at(found, keys.grant_key(grantee, me))
@@ -171,7 +188,7 @@ def _require_grantees(access: Access, grantees: Iterable[Ref], found: dict[tuple
             visible = Permission.can_view in permissions_of(ObjectType.team, role) and access.in_scope(
                 grantee
             )
-        elif visible and grantee.type != GranteeType.user:
+        elif visible:
             visible = access.can(grantee, Permission.can_view)
         if not visible:
             raise NotFound(f"{grantee.type} {grantee.id} not found")
@@ -204,12 +221,13 @@ def add_grantee(
 
     A grantee that already holds another role gets the new one (which also needs the permission to
     remove the old one; an owner is changed only by Set Grantees); asking again for the role it
-    holds changes nothing. With `invite_email` (objects of `policy.INVITABLE_TYPES`, a user grantee
-    without id): the user whose VERIFIED email it is (I2: an OIDC user whose issuer verified it) is
-    granted the role directly when there is one, otherwise an invitation is stored and returned
-    (`{objectType, objectId, inviteEmail, role, createdBy, createdAt}`), which becomes the grant when
-    the person registers with that verified address. A service account's users are never matched by
-    their (unverified, tenant-local) address: their service account adds them by id.
+    holds changes nothing. A user grantee must be one the caller may name (I1/I4, see the module).
+
+    With `invite_email` (objects of `policy.INVITABLE_TYPES`, a user grantee without id) an invitation
+    is stored (or renewed) and returned (`{objectType, objectId, inviteEmail, role, createdBy,
+    createdAt}`), the same whether or not someone has that address (I2: no oracle on who is
+    registered). It becomes a grant when the owner of that verified address accepts it (Accept
+    Invitation) or registers with it (`services.invitations`).
 
     A grant on a user object (admin) is a permission on that object only, never authority over the
     user (I1, `services.authority`).
@@ -222,11 +240,8 @@ def add_grantee(
         held = access.require(obj, needed)
     else:
         _check_invitation(obj, grantee)
-        held = access.require(obj, needed)
-        user = users.find_by_email(invite_email)
-        if user is None:
-            return _invite(access, obj, invite_email, grantee.role)
-        target = Ref(GranteeType.user.value, user["id"])
+        access.require(obj, needed)
+        return _invite(access, obj, invite_email, grantee.role)
     return _grant(access, obj, target, grantee.role, held)
 
 

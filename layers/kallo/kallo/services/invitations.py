@@ -1,31 +1,40 @@
-"""Invitations: pending grants for email addresses that have no user yet (Get Invitations, Delete
-Invitation), and their acceptance by the person invited.
+"""Invitations: pending grants for email addresses (Get Invitations, Delete Invitation), and their
+acceptance by the person invited (Get My Invitations, Accept Invitation, registration).
 
-I2 (identity): an invitation is accepted only by the person it was sent to: an OpenID Connect identity
-registering with that address, verified by its issuer (`services.users`). Users a service account
-creates with an address never accept one (their address is unverified and tenant-local). I1
-(authority): an accepted invitation is a grant like any other, never authority over the invitee.
+I2 (identity): an invitation is accepted only by the person it was sent to, the owner of the VERIFIED
+address: an OpenID Connect identity registering with that address verified by its issuer
+(`services.users`), or a registered user whose item carries that address with `emailVerified: true`
+accepting it explicitly (Accept Invitation; an access token only with the whole-user scope, I3).
+Users a service account creates with an address never accept one (their address is unverified and
+tenant-local). Anyone else sees no invitation at all (404, as if there were none). I1 (authority): an
+accepted invitation is a grant like any other, never authority over the invitee.
 
-Add Grantee (`inviteEmail`) creates them; they expire through DynamoDB's TTL, which deletes lazily
-(and never on the local stack), so every reader keeps only the current ones.
+Add Grantee (`inviteEmail`) creates them, always, whether or not someone has the address (so inviting
+tells nothing about who is registered); they expire through DynamoDB's TTL, which deletes lazily (and
+never on the local stack), so every reader keeps only the current ones.
 
 Costs in AWS calls, besides the permission check on the object (a team: 1 BatchGetItem; a convo: a
 Query per object of its ownership chain and 1 BatchGetItem, see `kallo.authz.access`):
 - Get Invitations: 1 Query;
 - Delete Invitation: 1 GetItem and 1 DeleteItem;
-- acceptance: 1 Query, then 1 TransactWriteItems per 50 invitations (none when there are none).
+- Get My Invitations: 1 GetItem (the caller's user) + 1 Query;
+- Accept Invitation: 1 GetItem (the caller's user) + 1 BatchGetItem (the invitation and the caller's
+  current grant) + 1 TransactWriteItems;
+- acceptance at registration: 1 Query, then 1 TransactWriteItems per 50 invitations (none when there are none).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kallo.authz.access import Access
 from kallo.authz.policy import Permission
 from kallo.clock import epoch_seconds, iso, now
-from kallo.errors import BadRequest, NotFound
+from kallo.errors import BadRequest, Conflict, NotFound
 from kallo.models.users import InvitableType
-from kallo.store import grants, invitations, keys, objects
+from kallo.store import grants, invitations, keys, objects, users
 from kallo.store.keys import Ref
 from kallo.store.table import TRANSACT_LIMIT, table
 
@@ -67,6 +76,81 @@ def delete_invitation(access: Access, object_type: str, object_id: str, email: s
     if not found or not invitations.is_current(found, epoch_seconds(now())):
         raise NotFound(f"no invitation for {email} on {ref.type} {ref.id}")
     invitations.delete(ref, email)
+
+
+def _my_verified_email(access: Access) -> str | None:
+    """The caller's own VERIFIED email address (I2), when it may act on its user (I3: a token needs the
+    whole-user scope); None otherwise."""
+    me = access.principal.user_id
+    if not me or not access.in_scope(Ref("user", me)):
+        return None
+    user = users.get(me)
+    if user is None or user.get("emailVerified") is not True:
+        return None
+    return user.get("emailAddress") or None
+
+
+def my_invitations(access: Access) -> list[dict[str, Any]]:
+    """The current invitations sent to the caller's verified email address, by object (none without
+    one, see `_my_verified_email`)."""
+    email = _my_verified_email(access)
+    if email is None:
+        return []
+    moment = epoch_seconds(now())
+    found = [objects.public(i) for i in invitations.for_email(email) if invitations.is_current(i, moment)]
+    return sorted(found, key=lambda i: (i["objectType"], i["objectId"]))
+
+
+def accept_invitation(access: Access, object_type: str, object_id: str) -> dict[str, str]:
+    """Accept the caller's invitation to an object: its grant `{id, type, role}` (I2: only the owner of
+    the invited verified address, see the module; anyone else 404 as if there were no invitation).
+
+    A caller that already holds a role on the object keeps it (an invitation never demotes an owner,
+    nor promotes past what the grantee endpoints check) and the invitation is used up. The grant and
+    the invitation's deletion share one transaction, conditioned on the object still existing.
+    """
+    try:
+        ref = Ref(InvitableType(object_type).value, object_id)
+    except ValueError:
+        ref = None
+    email = _my_verified_email(access)
+    missing = NotFound(f"no invitation to {object_type} {object_id}")
+    if ref is None or email is None:
+        raise missing
+    me = Ref("user", access.principal.user_id or "")
+    invitation_key, grant_key = keys.invitation_key(ref, email), keys.grant_key(ref, me)
+    found = {(i["PK"], i["SK"]): i for i in table().batch_get([invitation_key, grant_key])}
+    invitation = found.get((invitation_key["PK"], invitation_key["SK"]))
+    if invitation is None or not invitations.is_current(invitation, epoch_seconds(now())):
+        raise missing
+    current = found.get((grant_key["PK"], grant_key["SK"]))
+    if current is not None:
+        with _gone_as(missing):
+            table().transact([{"delete": invitation_key, "exists": True}])
+        return {"id": me.id, "type": me.type, "role": current["role"]}
+    # The grant is the inviter's, as at registration.
+    grant = grants.item(
+        ref, me, invitation["role"], created_by=invitation["createdBy"], created_at=iso(now())
+    )
+    with _gone_as(missing):
+        table().transact(
+            [
+                {"put": grant, "new": True},
+                {"delete": invitation_key, "exists": True},
+                {"check": keys.object_key(ref), "exists": True},
+            ]
+        )
+    return {"id": me.id, "type": me.type, "role": invitation["role"]}
+
+
+@contextmanager
+def _gone_as(error: NotFound) -> Iterator[None]:
+    """A conditional write that fails here means the invitation or its object went away meanwhile (or a
+    concurrent accept won): as if there were no invitation."""
+    try:
+        yield
+    except Conflict as conflict:
+        raise error from conflict
 
 
 def accept_invitations(user_id: str, email: str) -> int:

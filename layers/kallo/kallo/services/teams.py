@@ -11,8 +11,9 @@ Costs in AWS calls (`c` = that check):
 - Delete: c + 1 Query (grants naming the team) + 1 Query (the team's partition) + 1 TransactWriteItems
   + ceil(rest / 25) BatchWriteItem for members, invitations and the team's grants on others' objects;
 - Get Users: c + 1 Query;
-- Add User: c + 1 BatchGetItem (the user and its current grant) + 1 TransactWriteItems (none when the
-  user already holds a role);
+- Add User: c + 1 BatchGetItem (the user, its current grant and, unless the caller is a service
+  account, the caller's own user item for the tenant check) + 1 TransactWriteItems (none when the user
+  already holds a role);
 - Remove User: c + 1 DeleteItem, + 1 GetItem when removing someone else (one's own role was read by c).
 """
 
@@ -153,17 +154,27 @@ def get_team_users(
 
 
 def add_team_user(access: Access, team_id: str, user_id: str) -> dict[str, Any]:
-    """Make an existing user (404 otherwise) a `member` of the team; a user who already holds a role on
-    it keeps that role (so repeating the request changes nothing). Needs `can_add_member`."""
+    """Make a user a `member` of the team; a user who already holds a role on it keeps that role (so
+    repeating the request changes nothing). Needs `can_add_member`.
+
+    I1/I4: a newcomer must be a user the caller may name (`authority.reaches`: itself or of its
+    tenant); another tenant's user answers 404 exactly like a missing id, and nothing is written.
+    """
     team, user = _team(team_id), _user(user_id)
     access.require(team, Permission.can_add_member)
     grant_key = keys.grant_key(team, user)
-    found = {(i["PK"], i["SK"]): i for i in table().batch_get([keys.object_key(user), grant_key])}
-    if (keys.object_pk(user), keys.META) not in found:
-        raise NotFound(f"user {user_id} not found")
+    # One BatchGetItem: the user, its current grant, and what the tenant check needs of the caller.
+    wanted = [keys.object_key(user), grant_key, *(keys.object_key(r) for r in authority.caller_keys(access))]
+    found = {(i["PK"], i["SK"]): i for i in table().batch_get(wanted)}
     current = found.get((grant_key["PK"], grant_key["SK"]))
     if current is not None:
+        # A user of the team already: Get a Team's Users lists it anyway.
         return team_user(current)
+    me = keys.object_key(_user(access.principal.user_id or ""))
+    if not authority.reaches(
+        access, found.get((keys.object_pk(user), keys.META)), found.get((me["PK"], me["SK"]))
+    ):
+        raise authority.not_found(user_id)
     item = grants.item(
         team, user, Role.member.value, created_by=access.principal.user_id or "", created_at=now_iso()
     )
