@@ -340,9 +340,10 @@ def set_grantees(access: Access, obj: Ref, body: list[Grantee]) -> list[dict[str
     (`owned.require_can_own`, 404 / 403 on the new owner), so that no one moves its objects into a
     team (or a convo into a topic) it may not add to, or gives them to a user it does not act for.
     """
-    wanted = _wanted(obj, body)
+    # The object first: one the caller cannot see (or may not give away) says so whatever the body.
     held = access.require(obj, Permission.can_add_owner)
     _needs(held, Permission.can_remove_owner, obj)
+    wanted = _wanted(obj, body)
     current = {grants.grantee_ref(g): Role(g["role"]) for g in grants.all_of_object(obj)}
     owner = next(ref for ref, role in wanted.items() if role == Role.owner)
     previous_owner = next((ref for ref, role in current.items() if role == Role.owner), None)
