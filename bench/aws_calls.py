@@ -32,6 +32,7 @@ class Scene:
     service: Principal
     alice: Principal
     bob: Principal
+    reader: Principal
     team: Ref
     topic: Ref
     convo: Ref
@@ -42,14 +43,17 @@ class Scene:
 def build_scene() -> Scene:
     service, _ = world.make_service_account()
     alice = world.make_user(email="alice@example.com", admin=service)
-    bob = world.make_user(email="bob@example.com", admin=service, verified=True)  # an export destination
+    bob = world.make_user(email="bob@example.com", admin=service)
+    # Exports go only to verified addresses (I9): a person registered with their own provider.
+    reader = world.make_user(email="reader@example.com")
     team = world.make_object("team", world.ref_of(alice))
     world.grant(team, bob, "member")
+    world.grant(team, reader, "member")
     topic = world.make_object("topic", team, description="", config={"defaults": {}}, dataSourceIds=[])
     convo = world.make_object("convo", topic, topicId=topic.id)
     prompt = world.make_object("prompt", world.ref_of(alice), text="Be brief.")
     data_source = _ready_data_source(team, alice, linked_to=convo)
-    return Scene(service, alice, bob, team, topic, convo, prompt, data_source)
+    return Scene(service, alice, bob, reader, team, topic, convo, prompt, data_source)
 
 
 def _ready_data_source(owner: Ref, uploader: Principal, *, linked_to: Ref) -> Ref:
@@ -227,12 +231,12 @@ SCENARIOS: dict[str, Callable[[Scene], Request]] = {
     ),
     "Export Data": lambda s: (
         "convos.export_data",
-        s.bob,
+        s.reader,
         {
             "body": {
                 "format": "html-email",
                 "sources": {"convoIds": [s.convo.id]},
-                "destinations": [{"type": "email", "address": "bob@example.com"}],
+                "destinations": [{"type": "email", "address": "reader@example.com"}],
             }
         },
     ),
