@@ -166,10 +166,13 @@ def test_query_by_uploader_and_all(aws, aws_calls):
         grant(data_source, carol, "viewer")
     mine = make_data_source(ref_of(carol))
 
-    by_alice = invoke("data_sources.query_data_sources", carol, query={"userId": alice.user_id})
-    assert by_alice.status == 200, by_alice.body
-    assert sorted(d["id"] for d in by_alice.json) == sorted(r.id for r in alices)
-    assert invoke("data_sources.query_data_sources", bob, query={"userId": alice.user_id}).json == []
+    by_me = invoke("data_sources.query_data_sources", carol, query={"userId": carol.user_id})
+    assert by_me.status == 200, by_me.body
+    assert [d["id"] for d in by_me.json] == [mine.id]
+    # `userId` names whom the caller acts for: viewing a user's data sources gives no authority over it.
+    for caller in (carol, bob):
+        refused = invoke("data_sources.query_data_sources", caller, query={"userId": alice.user_id})
+        assert refused.status == 404 and refused.json["code"] == "not_found", refused.body
 
     aws_calls.reset()
     everything = invoke("data_sources.query_data_sources", carol, query={})
@@ -266,3 +269,23 @@ def test_a_data_source_that_is_not_ready_is_never_served(aws, status):
     objects.update(Ref("data_source", created["id"]), {"status": status})
     result = invoke("data_sources.get_download_url", alice, path={"dataSourceId": created["id"]})
     assert result.status == 409 and result.json["code"] == "not_ready", result.body
+
+
+def test_another_tenants_user_is_not_found(aws):
+    """I1 (authority), attacked from tenant B: listing by the id of tenant A's user answers as for an
+    unknown user, even when B can view what that user uploaded; B's own user's listing works."""
+    tenant_a, _ = make_service_account("tenant A")
+    tenant_b, _ = make_service_account("tenant B")
+    alice, bob = make_user(admin=tenant_a), make_user(admin=tenant_b)
+    alices = make_data_source(ref_of(alice))
+    grant(alices, bob, "viewer")
+    missing = str(uuid4())
+    for caller in (tenant_b, bob):
+        hidden = invoke("data_sources.query_data_sources", caller, query={"userId": alice.user_id})
+        unknown = invoke("data_sources.query_data_sources", caller, query={"userId": missing})
+        assert hidden.status == unknown.status == 404
+        assert hidden.json == {"code": "not_found", "message": f"user {alice.user_id} not found"}
+        assert unknown.json == {"code": "not_found", "message": f"user {missing} not found"}
+    bobs = make_data_source(ref_of(bob))
+    for_bob = invoke("data_sources.query_data_sources", tenant_b, query={"userId": bob.user_id})
+    assert for_bob.status == 200 and [d["id"] for d in for_bob.json] == [bobs.id]

@@ -38,8 +38,11 @@ def delete(principal: Principal, data_source: Ref):
 
 
 def new_topic(owner: Principal, ids: list[str]) -> Ref:
-    data = TopicCreate(name="T", description="", dataSourceIds=ids)
-    return Ref("topic", topics.create_topic(Access(owner), data)["id"])
+    """A topic with `ids` linked to it."""
+    topic = Ref("topic", topics.create_topic(Access(owner), TopicCreate(name="T", description=""))["id"])
+    for data_source_id in ids:
+        data_source_links.add_topic_data_source(Access(owner), topic.id, data_source_id)
+    return topic
 
 
 def test_owner_deletes_everything(aws, aws_calls):

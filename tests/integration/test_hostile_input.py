@@ -122,28 +122,36 @@ def owned(aws) -> dict[str, Any]:
     return {
         "alice": alice,
         "team": make_object("team", ref_of(alice)),
-        "topic": make_object("topic", ref_of(alice)),
+        "topic": make_object("topic", ref_of(alice), description="", config={"defaults": {}}),
         "prompt": make_object("prompt", ref_of(alice), text="p"),
         "convo": make_object("convo", ref_of(alice)),
         "data_source": make_data_source(ref_of(alice), name="a.txt", mimeType="text/plain")[0],
     }
 
 
-def _writes(owned: dict[str, Any], text: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """(handler, path, body) of every operation that takes a name-like text, with `text` in it."""
+def _name_writes(owned: dict[str, Any], text: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(handler, path, body) of every operation that takes a name (one line), with `text` in it."""
     return [
         ("teams.create_team", {}, {"name": text}),
         ("teams.update_team", {"teamId": owned["team"].id}, {"name": text}),
         ("topics.create_topic", {}, {"name": text, "description": ""}),
-        ("topics.create_topic", {}, {"name": "t", "description": text}),
         ("topics.update_topic", {"topicId": owned["topic"].id}, {"name": text}),
         ("convos.create_convo", {}, {"name": text}),
         ("convos.patch_convo", {"convoId": owned["convo"].id}, {"name": text}),
-        ("prompts.create_prompt", {}, {"text": text}),
-        ("prompts.update_prompt", {"promptId": owned["prompt"].id}, {"text": text}),
         ("users.update_user", {"userId": owned["alice"].user_id}, {"displayName": text}),
         ("data_sources.update_data_source", {"dataSourceId": owned["data_source"].id}, {"name": text}),
         ("data_sources.upload_file", {}, {"name": text, "mimeType": "text/plain", "size": 10}),
+    ]
+
+
+def _text_writes(owned: dict[str, Any], text: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(handler, path, body) of every REST operation that takes a multi-line text, with `text` in it
+    (a step's text comes over the WebSocket: tests/unit/test_websocket_glue.py)."""
+    return [
+        ("topics.create_topic", {}, {"name": "t", "description": text}),
+        ("topics.update_topic", {"topicId": owned["topic"].id}, {"description": text}),
+        ("prompts.create_prompt", {}, {"text": text}),
+        ("prompts.update_prompt", {"promptId": owned["prompt"].id}, {"text": text}),
     ]
 
 
@@ -152,16 +160,40 @@ def _writes(owned: dict[str, Any], text: str) -> list[tuple[str, dict[str, Any],
     [
         ("a\x00b", "U+0000"),  # NUL
         ("invoice\u202efdp.exe", "U+202E"),  # right-to-left override: shows as invoiceexe.pdf
+        ("x\u202ay", "U+202A"),  # left-to-right embedding
         ("x\u2066y", "U+2066"),  # left-to-right isolate
-        ("x\u200fy", "U+200F"),  # right-to-left mark
+        ("x\u2069y", "U+2069"),  # pop directional isolate
         ("x\x1by", "U+001B"),  # escape (terminal control sequences)
         ("x\x7fy", "U+007F"),  # delete
         ("x\x85y", "U+0085"),  # a C1 control (next line)
     ],
 )
-def test_control_and_bidirectional_characters_are_refused_in_every_name(owned, text, found):
-    for handler, path, body in _writes(owned, text):
+def test_control_and_bidirectional_characters_are_refused_in_every_name_and_text(owned, text, found):
+    for handler, path, body in _name_writes(owned, text) + _text_writes(owned, text):
         result = invoke(handler, owned["alice"], path=path, body=body, headers=JSON_BODY)
+        assert refused(result, 422, "validation_error"), (handler, body)
+        assert found in result.json["message"], result.json["message"]
+
+
+# Ordinary right-to-left text: a right-to-left mark keeps "(1)" by its Hebrew word; an Arabic letter
+# mark sets off a number; a left-to-right mark keeps a Latin name in order.
+MARKED = {
+    "U+200F": "\u05e9\u05dc\u05d5\u05dd (1)\u200f\n\u05e2\u05d5\u05dc\u05dd",
+    "U+061C": "\u0627\u0644\u0639\u062f\u062f \u061c-5\u061c",
+    "U+200E": "\u05e8\u05d0\u05d5 Kallo\u200e.",
+}
+
+
+@pytest.mark.parametrize("found", sorted(MARKED))
+def test_bidirectional_marks_are_kept_in_texts_and_refused_in_names(owned, found):
+    text = MARKED[found]
+    for handler, path, body in _text_writes(owned, text):
+        result = invoke(handler, owned["alice"], path=path, query={}, body=body, headers=JSON_BODY)
+        assert result.status in (200, 201), (handler, result.body)
+        kept = result.json.get("description") or result.json.get("text")
+        assert kept == text, handler
+    for handler, path, body in _name_writes(owned, text.replace("\n", " ")):
+        result = invoke(handler, owned["alice"], path=path, query={}, body=body, headers=JSON_BODY)
         assert refused(result, 422, "validation_error"), (handler, body)
         assert found in result.json["message"], result.json["message"]
 

@@ -5,7 +5,7 @@ from uuid import uuid4
 from kallo.store import steps
 from tests.support import ws
 from tests.support.api import invoke
-from tests.support.world import make_user
+from tests.support.world import make_service_account, make_user
 
 sockets = ws.sockets
 
@@ -53,3 +53,17 @@ def test_permissions_and_probes(sockets):
     assert delete(None, owners).status == 401
     assert delete(room.owner, participants).status == 204  # can_delete_steps
     assert [s["id"] for s in steps.of_convo(room.convo_id).items] == [owners]
+
+
+def test_another_tenants_step_is_told_as_missing(sockets):
+    """I7 (errors): tenant B deleting tenant A's step learns nothing, not even the id of its convo."""
+    room = ws.room()
+    ws.send(room.participant_connection, "convoNewStep", {"content": {"text": "tenant A's"}})
+    (step,) = sockets.payloads(room.owner_connection, "convoNewStep")
+    tenant_b, _ = make_service_account("tenant B")
+    hidden = delete(tenant_b, step["id"])
+    missing = delete(tenant_b, str(uuid4()))
+    assert hidden.status == missing.status == 404
+    assert hidden.json == {"code": missing.json["code"], "message": f"step {step['id']} not found"}
+    assert room.convo_id not in hidden.body
+    assert steps.get(step["id"]) is not None

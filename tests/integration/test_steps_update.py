@@ -5,7 +5,7 @@ from uuid import uuid4
 from kallo.store import steps
 from tests.support import ws
 from tests.support.api import invoke
-from tests.support.world import make_user
+from tests.support.world import make_service_account, make_user
 
 sockets = ws.sockets
 
@@ -73,3 +73,19 @@ def test_refusals(sockets):
     assert steps.get(second["id"])["isAlternate"] is True
     # The owner may choose among the participant's steps (can_delete_steps).
     assert patch(room.owner, second["id"]).status == 200
+
+
+def test_another_tenants_step_is_told_as_missing(sockets):
+    """I7 (errors): tenant B patching tenant A's step learns nothing, not even the id of its convo."""
+    room = ws.room()
+    ws.send(room.participant_connection, "convoNewStep", {"content": {"text": "tenant A's"}})
+    (step,) = sockets.payloads(room.owner_connection, "convoNewStep")
+    tenant_b, _ = make_service_account("tenant B")
+    hidden = patch(tenant_b, step["id"])
+    missing_id = str(uuid4())
+    missing = patch(tenant_b, missing_id)
+    assert hidden.status == missing.status == 404
+    assert hidden.json == {"code": missing.json["code"], "message": f"step {step['id']} not found"}
+    assert missing.json["message"] == f"step {missing_id} not found"
+    assert room.convo_id not in hidden.body
+    assert steps.get(step["id"])["content"] == {"text": "tenant A's"}

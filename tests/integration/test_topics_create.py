@@ -23,7 +23,7 @@ def test_create_topic_owned_by_the_caller(aws, aws_calls):
             "config": {
                 "defaults": {"model": "bedrock:amazon.nova-lite-v1:0", "temperature": 0.2, "maxTokens": 512}
             },
-            "dataSourceIds": ["e39ea5f2-2188-47f8-add0-f1976630af5e"],
+            "dataSourceIds": [],
             "createdBy": str(uuid4()),
             "createdAt": "2019-08-24T14:15:22Z",
         },
@@ -34,7 +34,7 @@ def test_create_topic_owned_by_the_caller(aws, aws_calls):
     assert topic["config"] == {
         "defaults": {"model": "bedrock:amazon.nova-lite-v1:0", "temperature": 0.2, "maxTokens": 512}
     }
-    assert topic["dataSourceIds"] == ["e39ea5f2-2188-47f8-add0-f1976630af5e"]
+    assert topic["dataSourceIds"] == []
     # The server sets the creator and the time, whatever the body says.
     assert topic["createdBy"] == alice.user_id and topic["createdAt"] != "2019-08-24T14:15:22Z"
     assert "promptId" not in topic and "teamId" not in topic
@@ -181,3 +181,28 @@ def test_defaults_off_the_model_allow_list_or_over_the_cap_are_refused(aws):
         )
         assert (result.status, result.json["code"]) == (422, code), result.body
     assert invoke("topics.query_topics", alice, query={}).json == []
+
+
+def test_another_tenants_data_source_cannot_be_listed_on_a_topic(aws):
+    """I5/I6, attacked from tenant B: B's new topic cannot list A's data source in its `dataSourceIds`
+    (only linking does, which checks it); the refusal points at the link operation and tells nothing
+    about the data source, which stays unlinked."""
+    tenant_a, _ = make_service_account("tenant A")
+    tenant_b, _ = make_service_account("tenant B")
+    alice, bob = make_user(admin=tenant_a), make_user(admin=tenant_b)
+    theirs = make_object("data_source", ref_of(alice))
+    missing = str(uuid4())
+    answers = []
+    for ids in ([theirs.id], [{"id": theirs.id, "name": "a.pdf"}], [missing]):
+        result = invoke(
+            "topics.create_topic",
+            tenant_b,
+            query={"userId": bob.user_id},
+            body={**BODY, "dataSourceIds": ids},
+        )
+        assert result.status == 422 and result.json["code"] == "validation_error", result.body
+        assert "PUT /topics/{topicId}/data-sources/{dataSourceId}" in result.json["message"]
+        answers.append(result.json["message"].replace(missing, theirs.id))
+    assert answers[0] == answers[2]  # A's data source and a missing one: the same answer
+    assert [g["role"] for g in grants.all_of_object(theirs)] == ["owner"]
+    assert invoke("topics.query_topics", bob, query={}).json == []

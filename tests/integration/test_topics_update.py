@@ -26,13 +26,13 @@ def test_update_topic_changes_only_the_given_fields(aws, aws_calls):
         alice,
         path={"topicId": created["id"]},
         # The seed's sample puts a uuid in `name`: any text is a name.
-        body={"name": "9ffa9185-7453-4fb2-aa6a-3105a6ae83a8", "dataSourceIds": [str(uuid4())]},
+        body={"name": "9ffa9185-7453-4fb2-aa6a-3105a6ae83a8"},
     )
     assert result.status == 200, result.body
     topic = result.json
     assert topic["name"] == "9ffa9185-7453-4fb2-aa6a-3105a6ae83a8"
     assert topic["description"] == "Antarctic" and topic["config"] == {"defaults": {"temperature": 1.0}}
-    assert len(topic["dataSourceIds"]) == 1 and topic["updatedAt"] >= topic["createdAt"]
+    assert topic["dataSourceIds"] == [] and topic["updatedAt"] >= topic["createdAt"]
     # The permission check (Query + BatchGetItem), then one UpdateItem returning the new topic.
     assert aws_calls.total == 3 and aws_calls["dynamodb:UpdateItem"] == 1
 
@@ -89,6 +89,7 @@ def test_update_topic_bad_input(aws):
         '{"config": {"defaults": {}, "extra": true}}',
         '{"config": null}',
         '{"dataSourceIds": ["x"]}',
+        '{"dataSourceIds": []}',
         '{"promptId": "' + str(uuid4()) + '"}',
         '{"createdBy": "' + str(uuid4()) + '"}',
     ):
@@ -122,3 +123,19 @@ def test_an_update_naming_another_tenants_data_source_or_model_is_refused(aws):
         "topics.update_topic", bob, path=path, body={"config": {"defaults": {"dataSourceIds": [theirs.id]}}}
     )
     assert hidden.status == 404 and created["id"] in hidden.json["message"]
+
+
+def test_another_tenants_data_source_cannot_be_put_in_a_topics_list(aws):
+    """I5/I6, attacked from tenant B: B's own topic's `dataSourceIds` cannot be set to A's data source
+    (only linking writes it, after checking the data source); the topic keeps its list."""
+    tenant_a, _ = make_service_account("tenant A")
+    tenant_b, _ = make_service_account("tenant B")
+    alice, bob = make_user(admin=tenant_a), make_user(admin=tenant_b)
+    theirs = make_object("data_source", ref_of(alice))
+    created = topics.create_topic(Access(bob), TopicCreate(name="T", description=""))
+    for body in ({"dataSourceIds": [theirs.id]}, {"name": "x", "dataSourceIds": [theirs.id]}):
+        result = invoke("topics.update_topic", bob, path={"topicId": created["id"]}, body=body)
+        assert result.status == 422 and result.json["code"] == "validation_error", result.body
+        assert "PUT /topics/{topicId}/data-sources/{dataSourceId}" in result.json["message"]
+    [topic] = invoke("topics.query_topics", bob, query={"topicIds": created["id"]}).json
+    assert topic["dataSourceIds"] == [] and topic["name"] == "T"

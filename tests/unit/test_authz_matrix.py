@@ -237,6 +237,20 @@ def test_a_user_without_grants_holds_nothing(world):
     assert missing.value.code == "not_found"
 
 
+def test_an_object_reached_through_another_is_hidden_as_that_one(world):
+    """I7 (errors): a hidden object reached through the one the caller named (a step's convo) answers
+    as that one missing; its own id is never told. The caller who can see it is told it (403)."""
+    through = Ref("step", str(uuid4()))
+    for obj, _ in world.direct.values():
+        with pytest.raises(NotFound) as hidden:
+            Access(world.stranger).require(obj, Permission.can_edit, hidden_as=through)
+        assert str(hidden.value) == f"step {through.id} not found" and obj.id not in str(hidden.value)
+    obj, holder = world.direct[(ObjectType.convo, Role.viewer)]
+    with pytest.raises(Forbidden) as refused:
+        Access(holder).require(obj, Permission.can_delete, hidden_as=through)
+    assert obj.id in str(refused.value)
+
+
 def test_no_user_holds_nothing(world):
     """An OIDC identity without a user yet reads nothing, and costs no call."""
     access = Access(Principal(user_id=None, scheme="oidc"))

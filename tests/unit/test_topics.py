@@ -2,6 +2,7 @@
 link, deletion."""
 
 import random
+import re
 from uuid import uuid4
 
 import pytest
@@ -12,7 +13,7 @@ from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.authz.policy import Permission
 from kallo.errors import BadRequest, Forbidden, NotFound
-from kallo.models.topics import Topic, TopicCreate, TopicIds, TopicUpdate
+from kallo.models.topics import LINK_OPERATION, Topic, TopicCreate, TopicIds, TopicUpdate
 from kallo.services import owned, topics
 from kallo.store import grants, objects
 from kallo.store.keys import Ref
@@ -53,11 +54,8 @@ def test_topic_config_accepts_only_a_valid_defaults():
 
 
 def test_topic_update_changes():
-    update = TopicUpdate.model_validate({"config": {"defaults": {"reply": False}}, "dataSourceIds": [A, B]})
-    assert update.changes() == {"config": {"defaults": {"reply": False}}, "dataSourceIds": [A, B]}
-    # dataSource objects (the seed's Create) count for their id.
-    objects_given = TopicUpdate.model_validate({"dataSourceIds": [{"id": A, "name": "a.pdf"}, B]})
-    assert objects_given.changes() == {"dataSourceIds": [A, B]}
+    update = TopicUpdate.model_validate({"config": {"defaults": {"reply": False}}})
+    assert update.changes() == {"config": {"defaults": {"reply": False}}}
     assert TopicUpdate.model_validate({"name": " Trees "}).changes() == {"name": "Trees"}
     for bad in (
         {},
@@ -65,9 +63,24 @@ def test_topic_update_changes():
         {"dataSourceIds": [A, A]},
         {"dataSourceIds": None},
         {"dataSourceIds": [{}]},
+        # Only the link operations write a topic's list, even to empty it.
+        {"dataSourceIds": [A]},
+        {"dataSourceIds": [{"id": A, "name": "a.pdf"}]},
+        {"dataSourceIds": []},
     ):
         with pytest.raises(ValidationError):
             TopicUpdate.model_validate(bad)
+
+
+def test_topic_create_takes_no_data_source_ids():
+    """I5/I6: a create body may give the list empty (the seed's samples carry it), never with ids."""
+    assert (
+        TopicCreate.model_validate({"name": "n", "description": "", "dataSourceIds": []}).data_source_ids
+        == []
+    )
+    for ids in ([A], [{"id": A, "name": "a.pdf"}]):
+        with pytest.raises(ValidationError, match=re.escape(LINK_OPERATION)):
+            TopicCreate.model_validate({"name": "n", "description": "", "dataSourceIds": ids})
 
 
 def test_topic_response_leaves_out_unset_optionals():

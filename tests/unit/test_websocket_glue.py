@@ -187,9 +187,19 @@ def test_nesting_within_the_bound_reaches_validation(sockets, alice, convo_id, s
     assert error["code"] == "validation_error" and seen == []
 
 
-def test_step_text_keeps_its_lines_but_no_control_or_bidirectional_characters():
+def test_step_text_keeps_its_lines_and_marks_but_no_control_or_bidirectional_override():
     assert NewStep.model_validate({"content": {"text": "Line 1\n\tLine 2\r\n"}}).content.text
-    for text, found in (("a\x00b", "U+0000"), ("a\u202eb", "U+202E"), ("a\x1bb", "U+001B")):
+    # Hebrew and Arabic text carries the bidirectional marks (RLM, LRM, ALM): kept as given.
+    marked = "\u05e9\u05dc\u05d5\u05dd (1)\u200f Kallo\u200e \u0639\u062f\u062f \u061c-5"
+    assert NewStep.model_validate({"content": {"text": marked}}).content.text == marked
+    refusals = (
+        ("a\x00b", "U+0000"),
+        ("a\u202eb", "U+202E"),
+        ("a\u202bb", "U+202B"),
+        ("a\u2067b", "U+2067"),
+        ("a\x1bb", "U+001B"),
+    )
+    for text, found in refusals:
         with pytest.raises(ValidationError) as caught:
             NewStep.model_validate({"content": {"text": text}})
         error = websocket.validation_error(caught.value)
@@ -199,6 +209,14 @@ def test_step_text_keeps_its_lines_but_no_control_or_bidirectional_characters():
             {
                 "content": {"text": "x"},
                 "files": [{"dataSourceId": str(uuid4()), "name": "a\u202eb", "mimeType": "text/plain"}],
+            }
+        )
+    # A file's name is one line: the marks are refused there.
+    with pytest.raises(ValidationError):
+        NewStep.model_validate(
+            {
+                "content": {"text": "x"},
+                "files": [{"dataSourceId": str(uuid4()), "name": "a\u200fb", "mimeType": "text/plain"}],
             }
         )
 

@@ -142,12 +142,19 @@ class Access:
     def can(self, obj: Ref, permission: Permission) -> bool:
         return permission in self.permissions(obj)
 
-    def require(self, obj: Ref, permission: Permission = Permission.can_view) -> frozenset[Permission]:
+    def require(
+        self, obj: Ref, permission: Permission = Permission.can_view, *, hidden_as: Ref | None = None
+    ) -> frozenset[Permission]:
         """Raise unless the principal holds `permission` on `obj`: 404 when it cannot even see the
-        object (so hidden objects are indistinguishable from missing ones), 403 when it can."""
+        object (so hidden objects are indistinguishable from missing ones), 403 when it can.
+
+        I7 (errors): when `obj` was reached through another object the caller named (a step's convo),
+        `hidden_as` is that object, and the 404 names it alone, worded as for a missing one: the
+        hidden object's id is never told. (A 403 may name `obj`: the caller can see it.)"""
         held = self.permissions(obj)
         if Permission.can_view not in held:
-            raise NotFound(f"{obj.type} {obj.id} not found")
+            shown = hidden_as or obj
+            raise NotFound(f"{shown.type} {shown.id} not found")
         if permission not in held:
             raise Forbidden(
                 f"{permission.value} is required on {obj.type} {obj.id}", code="permission_denied"

@@ -24,13 +24,17 @@ from kallo.authz.policy import GranteeType, Role
 # -- text ---------------------------------------------------------------------------------------------
 # I11 (hostile input): text a client gives (names, titles, descriptions, prompt and step text, file
 # names) never holds control characters (NUL and the other C0 controls, DEL, the C1 controls; multi-line
-# text keeps tab, line feed and carriage return), or bidirectional formatting controls (an override
-# makes `exe.pdf` display as `fdp.exe`; marks and isolates too). Each is refused with 422, never silently
-# dropped. Lone surrogates (`"\ud800"` in JSON) are not Unicode text: pydantic refuses them already.
-_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_NOT_IN_TEXT = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI}]")
+# text keeps tab, line feed and carriage return), or bidirectional embeddings, overrides and isolates
+# (an override makes `exe.pdf` display as `fdp.exe`). Each is refused with 422, never silently dropped.
+# Lone surrogates (`"\ud800"` in JSON) are not Unicode text: pydantic refuses them already.
+_EMBEDDINGS_AND_ISOLATES = "\u202a-\u202e\u2066-\u2069"
+# The bidirectional marks (LRM, RLM, ALM) reorder nothing by themselves: ordinary Hebrew and Arabic text
+# carries them around numbers and punctuation, so multi-line text keeps them. A name, shown inline
+# among other text (a file name, a list), refuses them as well.
+_MARKS = "\u200e\u200f\u061c"
+_NOT_IN_TEXT = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_EMBEDDINGS_AND_ISOLATES}]")
 # A single line also refuses line breaks, the Unicode line and paragraph separators included.
-_NOT_IN_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI}]")
+_NOT_IN_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_EMBEDDINGS_AND_ISOLATES}{_MARKS}]")
 
 
 def _refuse(pattern: re.Pattern[str], value: str, what: str) -> str:
@@ -46,8 +50,8 @@ def single_line(value: str) -> str:
 
 
 def multi_line(value: str) -> str:
-    """A text of several lines: refused when it holds a control (but tab and line breaks) or
-    bidirectional formatting character."""
+    """A text of several lines: refused when it holds a control (but tab and line breaks) or a
+    bidirectional embedding, override or isolate; bidirectional marks are kept (see `_MARKS`)."""
     return _refuse(_NOT_IN_TEXT, value, "control or bidirectional formatting characters")
 
 

@@ -17,7 +17,7 @@ from pydantic import (
 from kallo.models.common import ApiModel, Description, Id, Name, RefusedId, ResponseModel
 from kallo.models.steps import StepConfig
 
-# dataSourceIds only orders a topic's data sources (seed: "Careful!"); 500 keeps the item small.
+# At most this many data sources linked to a topic (its `dataSourceIds`): 500 keeps the item small.
 MAX_DATA_SOURCE_IDS = 500
 # At most this many ids per Query Topics request: one BatchGetItem reads them all.
 MAX_QUERY_IDS = 100
@@ -25,12 +25,6 @@ MAX_QUERY_IDS = 100
 PAGE_LIMIT = 100
 PageLimit = Annotated[int, Field(ge=1, le=PAGE_LIMIT)]
 PageToken = Annotated[str, StringConstraints(max_length=1024)]
-
-
-def _unique(ids: list[str]) -> list[str]:
-    if len(set(ids)) != len(ids):
-        raise ValueError("must not repeat an id")
-    return ids
 
 
 def _split_ids(value: Any) -> Any:
@@ -53,16 +47,41 @@ def _ids_of_objects(value: Any) -> Any:
     return value
 
 
+# I5/I6: a topic's `dataSourceIds` lists the data sources linked to it, in order, and only the link
+# operations write it, each after checking the caller may view and link the data source. A create or
+# update body cannot: an id written there would not be checked, and would list another tenant's data
+# source on the topic (as its grounding defaults once did).
+LINK_OPERATION = "PUT /topics/{topicId}/data-sources/{dataSourceId}"
+
+
+_KEPT_BY_LINKS = (
+    f"dataSourceIds is kept by linking data sources to the topic ({LINK_OPERATION}); it cannot be given here"
+)
+
+
+def _none_given(ids: list[str]) -> list[str]:
+    if ids:
+        raise ValueError(_KEPT_BY_LINKS)
+    return ids
+
+
+def _refused(ids: list[str]) -> list[str]:
+    raise ValueError(_KEPT_BY_LINKS)
+
+
 DataSourceIds = Annotated[
     list[Id],
     BeforeValidator(_ids_of_objects),
     Field(
         max_length=MAX_DATA_SOURCE_IDS,
-        description="The order of the topic's data sources (not their links: see GET /data-sources). "
-        "Ids are not checked and grant nothing; dataSource objects are accepted for their id.",
+        description="Kept by Add / Remove Topic Data Source "
+        f"({LINK_OPERATION}): the topic's linked data sources, in the order they were linked. "
+        "A create body may leave it out or give it empty, an update body must leave it out (422).",
     ),
-    AfterValidator(_unique),
+    AfterValidator(_none_given),
 ]
+# In an update body even an empty list is refused: it would drop the links from the topic's list.
+RefusedDataSourceIds = Annotated[DataSourceIds, AfterValidator(_refused)]
 TopicIds = Annotated[
     list[Id],
     BeforeValidator(_split_ids),
@@ -122,7 +141,7 @@ class TopicUpdate(Patch):
     name: Name | None = None
     description: Description | None = None
     config: TopicConfig | None = None
-    data_source_ids: DataSourceIds | None = Field(default=None, alias="dataSourceIds")
+    data_source_ids: RefusedDataSourceIds | None = Field(default=None, alias="dataSourceIds")
 
     def changes(self) -> dict[str, Any]:
         changes = super().changes()

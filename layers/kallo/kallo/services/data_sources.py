@@ -172,8 +172,9 @@ def query_data_sources(
     - `data_source_ids`: those the caller can view (its own or its teams' grants), in request order;
     - `convo_id` / `topic_id`: its linked data sources (the caller must view it); a topic's in the order
       of its `dataSourceIds`, then the others and a convo's in the order they were linked;
-    - `user_id`: those that user uploaded, among the data sources the caller can view, or the user
-      can, when the caller has authority over the user (a service account acting for its users);
+    - `user_id`: those that user uploaded among the data sources it can view; I1 (authority): the
+      caller must act for the user (itself, or a service account for the users it created), through
+      `authority.acting_for` like every `userId`: anyone else is 404, as an unknown user;
     - none: a page of the data sources the caller holds a grant on, itself or through its teams.
     Only the listings page (`limit`, `next_token`); a page may hold fewer than `limit`."""
     given = [
@@ -195,9 +196,7 @@ def query_data_sources(
     if topic_id is not None:
         return _linked(access, Ref(ObjectType.topic.value, topic_id)), None
     if user_id is not None:
-        viewer = access
-        if user_id != access.principal.user_id and authority.has_authority(access, user_id):
-            viewer = Access(access.principal.acting_as(user_id))
+        viewer = authority.acting_for(access, user_id)
         page, token = owned.list_viewable(
             viewer, ObjectType.data_source.value, limit=limit, next_token=next_token
         )

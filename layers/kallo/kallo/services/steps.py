@@ -123,7 +123,9 @@ def _target(actor: Actor, step_id: str, convo_id: str | None) -> dict[str, Any]:
     if step is None or (convo_id is not None and step["convoId"] != convo_id):
         raise NotFound(f"step {step_id} not found")
     if convo_id is None:
-        actor.access.require(_convo(step["convoId"]), Permission.can_chat)
+        # I7 (errors): the convo was reached through the step, so a hidden one is told as the step.
+        hidden_as = Ref("step", step_id)
+        actor.access.require(_convo(step["convoId"]), Permission.can_chat, hidden_as=hidden_as)
     return step
 
 

@@ -4,7 +4,9 @@ worker), the topic's prompt, and the topics a caller can view.
 A topic's `config.defaults` is a stepConfig every step of its convos starts from, so it is checked as
 any written stepConfig is (`kallo.services.step_configs`): I10, an allowed model and a capped
 `maxTokens` (422); I6, data sources the writer can view (404). The LLM step worker checks its data
-sources again, for each step's author, when it answers.
+sources again, for each step's author, when it answers. I5 and I6: the topic's own `dataSourceIds` is
+written only by Add / Remove Topic Data Source (`kallo.services.data_source_links`), which check the
+data source; a create or update body naming one is refused (422, `kallo.models.topics`).
 
 Costs in AWS calls: Query Topics with `topicIds` is `owned.viewable_among`, without it a page of
 `owned.list_viewable` (see `kallo.services.owned`). Defaults naming data sources add their checks (one
@@ -64,7 +66,8 @@ def create_topic(
         "name": data.name,
         "description": data.description,
         "config": data.config.stored(),
-        "dataSourceIds": data.data_source_ids,
+        # Empty: only the link operations list data sources (`kallo.models.topics.DataSourceIds`).
+        "dataSourceIds": [],
     }
     return create_owned(owner, _topic(str(uuid4())), fields)
 
