@@ -58,21 +58,67 @@ ERROR_SCHEMA: dict[str, Any] = {
     },
     "required": ["code", "message"],
 }
-# The gateway refuses missing or invalid credentials before any function runs.
-_UNAUTHORIZED = {
-    "description": "Missing or invalid credentials",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-}
-
-
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 # Powertools documents its own validation error body; `kallo.web` answers `{code, message, details}`.
 _POWERTOOLS_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError")
-_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 
-def _use_error_schema(responses: dict[str, Any]) -> None:
-    if "422" in responses:
-        responses["422"] = {"description": "The request does not match the schema", "content": _ERROR_CONTENT}
+def _error(description: str, **extra: Any) -> dict[str, Any]:
+    return {"description": description, "content": _ERROR_CONTENT, **extra}
+
+
+# Error responses, shared under components/responses (`kallo.web` maps every DomainError to
+# `{code, message, details?}`), by status.
+ERROR_RESPONSES: dict[str, tuple[str, dict[str, Any]]] = {
+    "400": ("BadRequest", _error("Malformed request (e.g. a body that is not JSON, a bad cursor)")),
+    "401": ("Unauthorized", _error("Missing or invalid credentials (refused before any function runs)")),
+    "403": (
+        "Forbidden",
+        _error("The caller can see the object but lacks the permission, or is not registered"),
+    ),
+    "404": ("NotFound", _error("No such object, or one the caller cannot see")),
+    "409": ("Conflict", _error("The request conflicts with the object's current state")),
+    "413": ("PayloadTooLarge", _error("The body is larger than the operation accepts")),
+    "415": ("UnsupportedMediaType", _error("The body is of a media type the operation does not read")),
+    "422": ("ValidationError", _error("The request does not match the schema")),
+    "429": (
+        "TooManyRequests",
+        _error(
+            "A rate or quota of the caller is used up (I10)",
+            headers={
+                "Retry-After": {
+                    "description": "Seconds to wait before trying again",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            },
+        ),
+    ),
+}
+# Any operation may answer a malformed, oversized or non-JSON body, an unknown id or a bad field; only
+# writes conflict with an object's state; only a caller with credentials is refused them, lacks a
+# permission or uses up a rate or quota.
+_ALWAYS = ("400", "404", "413", "415", "422")
+_WRITES_ONLY = ("409",)
+_AUTHORIZED_ONLY = ("401", "403", "429")
+_WRITES = ("put", "post", "delete", "patch")
+# Every authenticated operation takes any of the three credentials.
+_AUTHENTICATED = [{name: []} for name in SECURITY_SCHEMES]
+
+
+def _document_responses(method: str, operation: dict[str, Any], authorized: bool) -> None:
+    """The operation's errors with the API's error schema, and 204s without a body (Powertools
+    declares a JSON `null` for a handler that returns no content)."""
+    responses = operation.setdefault("responses", {})
+    if "204" in responses:
+        responses["204"] = {"description": "No content"}
+    statuses = (
+        _ALWAYS + (_WRITES_ONLY if method in _WRITES else ()) + (_AUTHORIZED_ONLY if authorized else ())
+    )
+    for status in statuses:  # 422 replaces Powertools' HTTPValidationError
+        responses[status] = {"$ref": f"#/components/responses/{ERROR_RESPONSES[status][0]}"}
+    operation["responses"] = dict(sorted(responses.items()))
+    operation["security"] = _AUTHENTICATED if authorized else []
 
 
 def build_document(
@@ -95,11 +141,7 @@ def build_document(
             for method, operation in operations.items():
                 if method not in _METHODS:
                     continue
-                _use_error_schema(operation.setdefault("responses", {}))
-                if route.authorized:
-                    operation["responses"].setdefault("401", _UNAUTHORIZED)
-                else:
-                    operation["security"] = []  # overrides the document's default: no credentials
+                _document_responses(method, operation, route.authorized)
                 paths.setdefault(path, {})[method] = operation
         schemas.update(document.get("components", {}).get("schemas", {}))
     for replaced in _POWERTOOLS_ERROR_SCHEMAS:
@@ -113,7 +155,11 @@ def build_document(
             "credentials below unless it declares `security: []`.",
         },
         "paths": dict(sorted(paths.items())),
-        "components": {"schemas": dict(sorted(schemas.items())), "securitySchemes": SECURITY_SCHEMES},
+        "components": {
+            "schemas": dict(sorted(schemas.items())),
+            "responses": dict(ERROR_RESPONSES.values()),
+            "securitySchemes": SECURITY_SCHEMES,
+        },
         "security": [{name: []} for name in SECURITY_SCHEMES],
     }
     return document, missing

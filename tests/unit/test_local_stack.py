@@ -130,9 +130,38 @@ def test_the_openapi_document_merges_the_handlers_and_skips_missing_ones() -> No
     assert (document["info"]["title"], document["info"]["version"]) == ("Kallo API", "4.9.1")
     assert set(document["paths"]) == {"/teams", "/health/{apiName}"}
     assert document["paths"]["/health/{apiName}"]["get"]["security"] == []
-    assert "security" not in document["paths"]["/teams"]["post"]
+    assert document["paths"]["/teams"]["post"]["security"] == [
+        {"ApiKeyAuth": []},
+        {"AccessTokenAuth": []},
+        {"FirebaseAuth": []},
+    ]
     assert {"Team", "TeamCreate", "Error"} <= set(document["components"]["schemas"])
     assert "<code>/teams</code>" in openapi.docs_page(document)
+
+
+def test_the_openapi_document_gives_204_no_body_and_every_error_the_api_error_schema() -> None:
+    routes = [
+        r
+        for r in template.rest_routes(TEMPLATE)
+        if r.function in ("DeleteTeamFunction", "QueryTeamsFunction", "HealthCheckFunction")
+    ]
+    document, _ = openapi.build_document(routes, runtime.load_functions(TEMPLATE), "4.9.1")
+    delete = document["paths"]["/teams/{teamId}"]["delete"]["responses"]
+    listing = document["paths"]["/teams"]["get"]["responses"]
+    health = document["paths"]["/health/{apiName}"]["get"]["responses"]
+
+    assert delete["204"] == {"description": "No content"}
+    errors = {"400", "401", "403", "404", "409", "413", "415", "422", "429"}
+    assert errors <= set(delete)
+    assert errors - {"409"} <= set(listing) and "409" not in listing  # a read conflicts with nothing
+    assert not {"401", "403", "429"} & set(health)  # no credentials, no throttle
+    components = document["components"]
+    for status in errors:
+        name = delete[status]["$ref"].rsplit("/", 1)[1]
+        content = components["responses"][name]["content"]
+        assert content == {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    assert components["responses"]["TooManyRequests"]["headers"]["Retry-After"]["required"] is True
+    assert not {"HTTPValidationError", "ValidationError"} & set(components["schemas"])
 
 
 def test_the_model_callers_get_the_provider_endpoint_and_its_secret_not_a_key() -> None:
