@@ -137,13 +137,14 @@ def test_a_document_grounds_an_answer_is_downloaded_summarised_and_exported(
     # The export: 202, then an email in the local mailbox, with the answer's text, to a person whose
     # email the OIDC issuer verified and who may view the convo (I9: the address the service account
     # gave the user is its own label, not a mailbox anyone vouched for).
+    # Another tenant's person is reached by an email invitation, which their registration accepts.
     sub = f"reader-{uuid.uuid4().hex[:8]}"
     email = f"{sub}@example.com"
+    on_convo = {"objectType": "convo", "objectId": convo["id"], "inviteEmail": email}
+    invitation = {"type": "user", "role": "participant"}
+    ok(stack.client.post("/auth/grantees", params=on_convo, json=invitation, headers=auth), 201)
     reader = bearer(stack.mint_id_token(sub, email=email))
-    reader_id = ok(stack.client.get("/users", params={"firebaseId": sub}, headers=reader), 201)["id"]
-    on_convo = {"objectType": "convo", "objectId": convo["id"]}
-    viewer = {"id": reader_id, "type": "user", "role": "viewer"}
-    ok(stack.client.post("/auth/grantees", params=on_convo, json=viewer, headers=auth), 201)
+    ok(stack.client.get("/users", params={"firebaseId": sub}, headers=reader), 201)
     body = {
         "format": "html-email",
         "sources": {"convoIds": [convo["id"]]},

@@ -309,6 +309,13 @@ def test_aws_calls_of_a_grounded_answer_and_of_an_ungrounded_one(sockets, aws_ca
         aws_calls.reset()
         run_worker(plain_job)
         ungrounded = dict(aws_calls.calls)
+    # 3 connections per broadcast: 5 broadcasts, or 4 when a slow machine coalesces the two chunks
+    # into one delta (the coalescing is by time; its own tests pin it).
+    # Each broadcast also Queries the convo's connections.
+    for calls in (grounded, ungrounded):
+        broadcasts = calls.pop("apigatewaymanagementapi:PostToConnection") // 3
+        assert broadcasts in (4, 5)
+        calls["dynamodb:Query"] -= broadcasts
     # The answer of a named convo without a topic (replies' docstring), 3 connections per broadcast, the
     # idempotency record; grounding adds 1 Query (the convo's links) and, with a source, 1 BatchGetItem
     # and 1 GetObject (its index).
@@ -318,7 +325,6 @@ def test_aws_calls_of_a_grounded_answer_and_of_an_ungrounded_one(sockets, aws_ca
         "dynamodb:UpdateItem": 2 + 1 + 1,  # + the token charge
         "dynamodb:PutItem": 1,
         "dynamodb:BatchWriteItem": 1,
-        "apigatewaymanagementapi:PostToConnection": 3 * 5,
     }
-    assert ungrounded == {**common, "dynamodb:Query": 3 + 5}
-    assert grounded == {**common, "dynamodb:Query": 3 + 5, "dynamodb:BatchGetItem": 1, "s3:GetObject": 1}
+    assert ungrounded == {**common, "dynamodb:Query": 3}
+    assert grounded == {**common, "dynamodb:Query": 3, "dynamodb:BatchGetItem": 1, "s3:GetObject": 1}

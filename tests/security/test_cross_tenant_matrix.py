@@ -269,6 +269,10 @@ ATTACKS: dict[str, Build] = {
         "DELETE /invitations [objectId]",
         params={"inviteEmail": "nobody@corp-b.example"},
     ),
+    # B accepting an invitation to A's object (A's world has one, to an address B does not hold).
+    "POST /invitations/accept [objectId]": on_each_type(
+        "POST", "/invitations/accept", "POST /invitations/accept [objectId]"
+    ),
     "GET /prompts [topicId]": one("GET", lambda w: "/prompts", params=lambda w: {"topicId": w.a.topic_id}),
     "GET /prompts [userId]": one("GET", lambda w: "/prompts", params=lambda w: {"userId": w.a.user_id}),
     "POST /prompts [teamId]": one(
