@@ -27,6 +27,8 @@ import anyio.to_thread
 from local.template import ACCOUNT, REGION, ROOT, STACK_NAME, functions
 
 logger = logging.getLogger(__name__)
+# One import of a handler module at a time (see LocalFunction.module).
+_IMPORT_LOCK = threading.RLock()
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
@@ -76,9 +78,13 @@ class LocalFunction:
         self._lock = threading.Lock()
 
     def module(self) -> ModuleType:
-        """The handler's module, imported on first use; raises whatever importing it raises."""
+        """The handler's module, imported on first use; raises whatever importing it raises.
+
+        Imports are serialised across functions: two pollers importing handlers at once could each meet
+        a shared package (Powertools) half-initialised by the other thread."""
         try:
-            return importlib.import_module(self.handler_name.rpartition(".")[0])
+            with _IMPORT_LOCK:
+                return importlib.import_module(self.handler_name.rpartition(".")[0])
         except ImportError:
             # The finders cache directory listings: forget them so that a module created after this
             # failure is found on the next attempt.
