@@ -100,7 +100,7 @@ def acting_for(access: Access, user_id: str | None) -> Access:
     if user_id is None:
         return access
     if not has_authority(access, user_id):
-        raise NotFound(f"user {user_id} not found")
+        raise not_found(user_id)
     if user_id == access.principal.user_id:
         return access
     return Access(access.principal.acting_as(user_id))

@@ -94,7 +94,7 @@ def get_or_create_user(
 def _by_id(access: Access, user_id: str) -> dict[str, Any]:
     found = users.get(user_id)
     if found is None or not authority.over(access, found):
-        raise NotFound(f"user {user_id} not found")
+        raise authority.not_found(user_id)
     return found
 
 
@@ -202,7 +202,7 @@ def update_user(access: Access, user_id: str, data: UserUpdate) -> dict[str, Any
     try:
         return objects.update(ref, data.changes())
     except Conflict as error:
-        raise NotFound(f"user {user_id} not found") from error
+        raise authority.not_found(user_id) from error
 
 
 # -- Get Related Users --------------------------------------------------------------------------------
