@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -138,9 +139,19 @@ def _default_authorizer(properties: dict[str, Any]) -> str | None:
 
 
 def _path_priority(path: str) -> list[bool]:
-    # API Gateway prefers a literal segment to a parameter (/users/stats before /users/{userId});
-    # Starlette takes the first route that matches, so literal-first order gives the same choice.
-    return [segment.startswith("{") for segment in path.split("/")]
+    # API Gateway prefers a literal segment to a parameter (/users/stats before /users/{userId}), and
+    # any path to a greedy one ({proxy+}); Starlette takes the first route that matches, so this order
+    # gives the same choice.
+    segments = path.split("/")
+    return [any(s.endswith("+}") for s in segments), *(s.startswith("{") for s in segments)]
+
+
+_GREEDY = re.compile(r"\{(\w+)\+\}")
+
+
+def starlette_path(path: str) -> str:
+    """API Gateway's greedy parameter `{proxy+}` (one or more segments) as Starlette's `{proxy:path}`."""
+    return _GREEDY.sub(r"{\1:path}", path)
 
 
 def _arn_matches(pattern: str, arn: str) -> bool:
@@ -257,14 +268,14 @@ class RestGateway:
         API Gateway for a path it does not know (so it must come after every other route)."""
         ordered = sorted(self.operations, key=_path_priority)
         return [
-            *(Route(path, _Endpoint(self, path)) for path in ordered),
+            *(Route(starlette_path(path), _Endpoint(self, path)) for path in ordered),
             Route("/{path:path}", _Endpoint(self, None)),
         ]
 
     async def handle(self, request: Request, resource: str | None, request_id: str) -> Response:
         """The response to one request on a resource path (None: a path the API does not have)."""
+        operation = self.operation(request.method, resource)
         operations = self.operations.get(resource, {}) if resource else {}
-        operation = operations.get(request.method)
         if operation is None:
             if request.method == "OPTIONS" and operations and self.cors:
                 return self.cors.preflight(operations)
@@ -280,6 +291,23 @@ class RestGateway:
                 return outcome
             event["requestContext"]["authorizer"] = outcome
         return await self._integrate(self.functions[operation.function], event, request_id)
+
+    def operation(self, method: str, resource: str | None) -> template.Route | None:
+        """The route of a method on a resource path (`ANY` catches every method)."""
+        operations = self.operations.get(resource, {}) if resource else {}
+        return operations.get(method) or operations.get("ANY")
+
+    async def asgi_app(self, method: str, resource: str | None) -> ASGIApp | None:
+        """The ASGI app of the function serving this route, when it is one (a compatibility surface,
+        `kallo.surfaces.lambda_handler_for_asgi`): the local stack serves it directly, streaming,
+        as the streaming Function URL does in the cloud. Its routes are public to API Gateway
+        (`Authorizer: NONE`): the app authenticates its callers itself."""
+        operation = self.operation(method, resource)
+        if operation is None or operation.authorized:
+            return None
+        function = self.functions[operation.function]
+        handler = await anyio.to_thread.run_sync(function.handler)
+        return getattr(handler, "asgi_app", None)
 
     def _is_binary(self, content_type: str | None) -> bool:
         media_type = (content_type or "").split(";", 1)[0].strip().lower()
@@ -405,6 +433,12 @@ class _Endpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         request_id = str(uuid4())
+        app = await self.gateway.asgi_app(request.method, self.resource)
+        if app is not None:
+            operation = self.gateway.operation(request.method, self.resource)
+            request.state.function = operation.function if operation else None  # for the access log
+            await app(scope, receive, send)
+            return
         response = await self.gateway.handle(request, self.resource, request_id)
         response.headers["x-amzn-requestid"] = request_id
         await response(scope, receive, send)

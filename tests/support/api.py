@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
 import re
@@ -75,3 +76,50 @@ def invoke(
     merged = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
     merged.update({k.lower(): v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()})
     return Result(response["statusCode"], merged, response.get("body") or "")
+
+
+def call_surface(
+    handler: str,
+    method: str,
+    path: str,
+    *,
+    resource: str,
+    body: Any = None,
+    raw_body: str | bytes | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+) -> Result:
+    """Invoke a compatibility surface's Lambda handler (`compat.dify`, ...) as API Gateway does for its
+    greedy route `resource` (e.g. `/dify/v1/{proxy+}`): a public route, so no authorizer context; the
+    surface authenticates the headers itself. A bytes `raw_body` is sent base64-encoded (multipart)."""
+    event = sample_event("teams.create_team")
+    event["requestContext"].pop("authorizer", None)
+    prefix = resource.split("{", 1)[0]
+    greedy = re.search(r"\{(\w+)\+\}", resource)
+    event.update(
+        resource=resource,
+        path=path,
+        httpMethod=method,
+        pathParameters={greedy.group(1): path[len(prefix) :]} if greedy else None,
+        queryStringParameters=query or None,
+        multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()} or None,
+    )
+    event["requestContext"].update(resourcePath=resource, httpMethod=method)
+    all_headers = {"Host": "api.example.com", **(headers or {})}
+    if isinstance(raw_body, bytes):
+        event["body"], event["isBase64Encoded"] = base64.b64encode(raw_body).decode(), True
+    elif raw_body is not None or body is not None:
+        event["body"], event["isBase64Encoded"] = (raw_body if raw_body is not None else json.dumps(body)), False
+        all_headers.setdefault("Content-Type", "application/json")
+    else:
+        event["body"], event["isBase64Encoded"] = None, False
+    event["headers"] = all_headers
+    event["multiValueHeaders"] = {k: [v] for k, v in all_headers.items()}
+    module = importlib.import_module(handler)
+    response = module.lambda_handler(event, LambdaContext())
+    merged = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    merged.update({k.lower(): v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()})
+    text = response.get("body") or ""
+    if response.get("isBase64Encoded"):
+        text = base64.b64decode(text).decode()
+    return Result(response["statusCode"], merged, text)

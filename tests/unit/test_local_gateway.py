@@ -77,6 +77,19 @@ FAKE_FUNCTIONS = textwrap.dedent(
         return "not a proxy response"
 
 
+    async def _surface_app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": f"asgi {scope['path']}".encode(), "more_body": True})
+        await send({"type": "http.response.body", "body": b" streamed"})
+
+
+    def surface(event, context):
+        return {"statusCode": 200, "body": "buffered"}
+
+
+    surface.asgi_app = _surface_app
+
+
     def binary(event, context):
         return {
             "statusCode": 200,
@@ -119,6 +132,9 @@ def fake_template() -> dict[str, Any]:
             "BoomFunction": _function("boom", "/boom", "get"),
             "MalformedFunction": _function("malformed", "/malformed", "get"),
             "BinaryFunction": _function("binary", "/binary", "get"),
+            "ProxyFunction": _function("echo", "/things/{thingId}/{proxy+}", "any"),
+            "SurfaceFunction": _function("surface", "/surface/{proxy+}", "any", public=True),
+            "PrivateSurfaceFunction": _function("surface", "/private-surface/{proxy+}", "any"),
         },
     }
 
@@ -248,6 +264,38 @@ def test_unknown_operations_are_the_templates_404(client: TestClient, method: st
     response = client.request(method, path)
     assert response.status_code == 404
     assert response.json() == {"code": "not_found", "message": "no such operation"}
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_a_greedy_path_takes_any_method_and_the_rest_of_the_path(
+    client: TestClient, fakes: Any, method: str
+) -> None:
+    response = client.request(method, "/things/t1/a/b/c", headers={"authorization": "Bearer x"})
+    assert response.status_code == 200
+    event = fakes.calls["echo"]["event"]
+    assert event["resource"] == "/things/{thingId}/{proxy+}"
+    assert event["httpMethod"] == method
+    assert event["pathParameters"] == {"thingId": "t1", "proxy": "a/b/c"}
+
+
+def test_a_path_of_its_own_wins_over_a_greedy_one(client: TestClient, fakes: Any) -> None:
+    client.post("/things/t1", headers={"authorization": "Bearer x"})
+    assert fakes.calls["echo"]["event"]["resource"] == "/things/{thingId}"
+
+
+def test_a_public_asgi_function_is_served_by_its_app_streaming(client: TestClient, fakes: Any) -> None:
+    response = client.post("/surface/x/y")
+    assert response.status_code == 200
+    assert response.text == "asgi /surface/x/y streamed"
+
+
+def test_an_authorized_route_of_an_asgi_function_still_goes_through_the_authorizer(
+    client: TestClient, fakes: Any
+) -> None:
+    response = client.get("/private-surface/x", headers={"x-test-auth": "refuse"})
+    assert response.status_code == 401
+    response = client.get("/private-surface/x", headers={"authorization": "Bearer x"})
+    assert response.text == "buffered"
 
 
 def test_cors_preflight_is_answered_from_the_template(client: TestClient, fakes: Any) -> None:

@@ -82,9 +82,10 @@ def raise_if_throttled(authorizer_context: dict[str, Any]) -> None:
         raise _too_many_requests(int(retry_after))
 
 
-def require_message_rate(user_id: str) -> None:
-    """Count one WebSocket message of a user (one UpdateItem); 429 over the rate."""
-    retry_after = count_request(user_id)
+def require_message_rate(user_id: str | None, firebase_id: str | None = None) -> None:
+    """Count one WebSocket message, or one request to a compatibility surface (which has no authorizer
+    to count it), of a principal (one UpdateItem); 429 over the rate."""
+    retry_after = count_request(user_id, firebase_id)
     if retry_after is not None:
         raise _too_many_requests(retry_after)
 
