@@ -201,3 +201,15 @@ def test_requests_are_counted_against_the_callers_rate(
     response = client.get("/demo/who", headers={"x-api-key": key})
     assert response.json()["code"] == "throttled" and int(response.headers["retry-after"]) > 0
     assert client.get("/demo/who", headers={"x-api-key": other}).status_code == 200
+
+
+def test_surfaces_are_found_by_their_path_prefix() -> None:
+    combined = surfaces.by_prefix({"/demo": APP, "/other": surfaces.create_surface([])})
+    with TestClient(combined) as client:
+        assert client.post("/demo/greet", json={"name": "Ada"}).json() == {"hello": ["Ada"]}
+        assert client.get("/other/x").json()["code"] == "not_found"
+        assert client.get("/demonstration").json() == {
+            "code": "not_found",
+            "message": "no such resource",
+            "status": 404,
+        }

@@ -142,6 +142,23 @@ def create_surface(routes: list[BaseRoute]) -> ASGIApp:
     return _InternalErrors(app)
 
 
+def by_prefix(apps: dict[str, ASGIApp]) -> ASGIApp:
+    """One ASGI app that hands each request to the surface whose path prefix it starts with (the
+    path is kept whole: each surface routes its full paths, as behind API Gateway); 404 otherwise.
+    The streaming Function URL serves all the surfaces with one function this way."""
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        for prefix, app in apps.items():
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                await app(scope, receive, send)
+                return
+        if scope["type"] == "http":
+            await error_response(404, "not_found", "no such resource")(scope, receive, send)
+
+    return dispatch
+
+
 # -- input ------------------------------------------------------------------------------------------------
 
 
