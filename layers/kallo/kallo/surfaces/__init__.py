@@ -148,6 +148,11 @@ def by_prefix(apps: dict[str, ASGIApp]) -> ASGIApp:
     The streaming Function URL serves all the surfaces with one function this way."""
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # nothing to start or stop: the surfaces keep no state
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
         path = scope.get("path", "")
         for prefix, app in apps.items():
             if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
