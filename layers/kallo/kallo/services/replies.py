@@ -148,14 +148,26 @@ class Pacing:
 
     flush_interval: float = 0.25
     flush_chars: int = 200
-    save_interval: float = 1.0
+    # Also how soon a stop is seen: every save asks whether one was requested.
+    save_interval: float = 0.5
 
 
 pacing = Pacing()
 
 
 class _StepGone(Exception):
-    """The LLM step was deleted while it was being written (Delete Step, a deleted convo)."""
+    """The LLM step was deleted while it was being written (Delete Step, a deleted convo), or another
+    attempt ended it."""
+
+
+class _StopRequested(Exception):
+    """Stop Step marked the LLM step (`stopRequestedAt`) while it was being written."""
+
+
+Listener = Callable[[str, dict[str, Any]], None]
+COMPLETED, FAILED, STOPPED = "completed", "failed", "stopped"
+# After a stop, how long the provider's stream may take to end (and report its token counts).
+STOP_DRAIN_SECONDS = 0.2
 
 
 # -- what the model reads --------------------------------------------------------------------------------
@@ -392,6 +404,17 @@ class _Producer:
     def stop(self) -> None:
         self._stopped.set()
 
+    def drain(self, seconds: float) -> None:
+        """After `stop`: wait at most `seconds` for the stream to end, dropping what it still sends, so
+        that token counts reported on the way out (`usage`) are in."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                if self._queue.get(timeout=remaining) is _END:
+                    return
+            except queue.Empty:
+                return
+
 
 def collect(open_stream: Callable[[], Iterator[str | Usage]], *, seconds: float, limit: int) -> str:
     """A whole (short) generation, at most `limit` characters, within `seconds`."""
@@ -412,10 +435,18 @@ def collect(open_stream: Callable[[], Iterator[str | Usage]], *, seconds: float,
     return text[:limit]
 
 
-def _announce(convo_id: str, message_type: str, payload: dict[str, Any]) -> None:
+def _announce(
+    convo_id: str, message_type: str, payload: dict[str, Any], listener: Listener | None = None
+) -> None:
     """Broadcast without ever failing the answer: a lost message shows as a `seq` gap or a stale
     status, which a client repairs by reading the convo over REST, while raising would throw the answer
-    away (the post to each connection is already best-effort in `realtime`)."""
+    away (the post to each connection is already best-effort in `realtime`). The `listener` of an
+    answer run in process hears the message first, as it is broadcast."""
+    if listener is not None:
+        try:
+            listener(message_type, payload)
+        except Exception:
+            logger.warning("an answer's listener failed", extra={"type": message_type}, exc_info=True)
     try:
         realtime.broadcast(convo_id, message_type, payload)
     except Exception:
@@ -441,24 +472,53 @@ def _json_bytes(text: str) -> int:
 class _Run:
     """The LLM step while it is written: text, coalesced deltas, saved progress, and its end."""
 
-    def __init__(self, step: dict[str, Any], convo_id: str, hits: tuple[Hit, ...] = ()) -> None:
+    def __init__(
+        self,
+        step: dict[str, Any],
+        convo_id: str,
+        hits: tuple[Hit, ...] = (),
+        listener: Listener | None = None,
+    ) -> None:
         self.step = step
         self.convo_id = convo_id
         self.hits = hits
+        self.listener = listener
         self.text = ""
         self.size = 0  # of the text as JSON-escaped UTF-8 bytes
         self.full = False
         self.pending: list[str] = []
         self.pending_chars = 0
         self.seq = 0
+        self.sent_chars = 0  # of `text`, in deltas 1..seq
+        self.saved_seq = 0
         self.last_flush = -math.inf  # the first delta goes out at once
         self.last_save = time.monotonic()
 
-    def _save(self, changes: dict[str, Any], *, remove: tuple[str, ...] = ()) -> dict[str, Any]:
+    def _announce(self, message_type: str, payload: dict[str, Any]) -> None:
+        _announce(self.convo_id, message_type, payload, self.listener)
+
+    def _save(
+        self,
+        changes: dict[str, Any],
+        *,
+        expect: tuple[str, Any] | None = None,
+        latest: bool = True,
+    ) -> dict[str, Any]:
         try:
-            return steps.update(self.step, changes, remove=remove)
-        except Conflict as error:  # the step is gone
+            return steps.update(self.step, changes, expect=expect, latest=latest)
+        except Conflict as error:  # the step is gone, or the expectation failed
             raise _StepGone from error
+
+    def _save_running(self, changes: dict[str, Any], *, latest: bool = True) -> dict[str, Any]:
+        """Save while no stop is requested: the condition costs no extra call; only when it fails is
+        the step read again, to tell a stop (`_StopRequested`) from a deletion (`_StepGone`)."""
+        try:
+            return self._save(changes, expect=("stopRequestedAt", None), latest=latest)
+        except _StepGone:
+            found = steps.current(self.step)
+            if found is not None and found.get("status") == "running" and found.get("stopRequestedAt"):
+                raise _StopRequested from None
+            raise
 
     def _add(self, chunk: str) -> None:
         size = _json_bytes(chunk)
@@ -479,31 +539,44 @@ class _Run:
         self.pending.append(chunk)
         self.pending_chars += len(chunk)
 
-    def _wait(self, moment: float) -> float | None:
-        if not self.pending:
-            return None
-        return max(0.0, self.last_flush + pacing.flush_interval - moment)
+    def _wait(self, moment: float) -> float:
+        """How long to wait for more text: until the next flush of pending text, and at most until the
+        next save is due (a save is also the check for a stop, so it comes even when no text does)."""
+        wait = max(0.0, self.last_save + pacing.save_interval - moment)
+        if self.pending:
+            wait = min(wait, max(0.0, self.last_flush + pacing.flush_interval - moment))
+        return wait
 
     def _flush(self, moment: float) -> None:
         self.seq += 1
         delta = "".join(self.pending)
         self.pending, self.pending_chars, self.last_flush = [], 0, moment
-        _announce(self.convo_id, "convoStepUpdate", {"id": self.step["id"], "delta": delta, "seq": self.seq})
-        if moment - self.last_save >= pacing.save_interval:
-            # `text` is exactly deltas 1..seq here: a client resumes from this seq without a gap.
-            self._save({"content": {"text": self.text}, "seq": self.seq})
-            self.last_save = moment
+        self.sent_chars = len(self.text)
+        self._announce("convoStepUpdate", {"id": self.step["id"], "delta": delta, "seq": self.seq})
+
+    def _progress(self, moment: float) -> None:
+        """Save the text so far, or when nothing new was sent since the last save, only mark the step
+        as alive (the same condition, so a stop is seen; the convo's `latestStep` is left alone)."""
+        if self.seq != self.saved_seq:
+            # The text of deltas 1..seq exactly: a client resumes from this seq without a gap.
+            self._save_running({"content": {"text": self.text[: self.sent_chars]}, "seq": self.seq})
+        else:
+            self._save_running({"seq": self.seq}, latest=False)
+        self.saved_seq, self.last_save = self.seq, moment
 
     def generate(self, producer: _Producer, deadline: float | None) -> None:
-        """Consume the stream until it ends (the last pending text goes with the final update)."""
+        """Consume the stream until it ends (the last pending text goes with the final update); raises
+        `_StopRequested` when a save finds the step marked for a stop."""
         try:
             while not self.full:
                 moment = time.monotonic()
+                if moment - self.last_save >= pacing.save_interval:
+                    self._progress(moment)
                 wait = self._wait(moment)
                 if deadline is not None:
                     if moment >= deadline:
                         raise ProviderError(TOO_LONG, code="answer_timeout", public=TOO_LONG)
-                    wait = deadline - moment if wait is None else min(wait, deadline - moment)
+                    wait = min(wait, deadline - moment)
                 chunks, end = producer.take(wait)
                 for chunk in chunks:
                     if not self.full:
@@ -521,18 +594,24 @@ class _Run:
         finally:
             producer.stop()
 
-    def execute(self, producer: _Producer, deadline: float | None) -> bool:
-        """Generate, then complete the step (True) or fail it (False). Raises `_StepGone`, and whatever
-        prevents storing the failure (the job is then retried, and starts the step over)."""
+    def execute(self, producer: _Producer, deadline: float | None) -> str:
+        """Generate, then complete the step, stop it or fail it; returns which. Raises `_StepGone`, and
+        whatever prevents storing the end (the job is then retried, and starts the step over)."""
         try:
             self.generate(producer, deadline)
+        except _StopRequested:
+            producer.drain(STOP_DRAIN_SECONDS)
+            return self.stop(producer.usage)
         except _StepGone:
             raise
         except Exception as error:
             self.fail(shown(error))
-            return False
-        self.complete(producer.usage)
-        return True
+            return FAILED
+        try:
+            self.complete(producer.usage)
+        except _StopRequested:  # asked for just as the text ended: it ends as asked, with all its text
+            return self.stop(producer.usage)
+        return COMPLETED
 
     def _citations(self) -> list[dict[str, Any]]:
         """What a grounded answer cites; none rather than a failed answer if that goes wrong."""
@@ -542,14 +621,15 @@ class _Run:
             logger.exception("citing the answer's sources failed", extra={"stepId": self.step["id"]})
             return []
 
-    def complete(self, usage: Usage | None = None) -> None:
+    def _end(self, status: str, usage: Usage | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The changes that end the step with `status`, and its final `convoStepUpdate`."""
         self.seq += 1
         content = {"text": self.text}
-        changes: dict[str, Any] = {"status": "completed", "content": content, "seq": self.seq}
+        changes: dict[str, Any] = {"status": status, "content": content, "seq": self.seq}
         update: dict[str, Any] = {
             "id": self.step["id"],
             "content": content,
-            "status": "completed",
+            "status": status,
             "seq": self.seq,
         }
         if usage is not None:  # API.md: the final convoStepUpdate carries the provider's counts
@@ -557,15 +637,30 @@ class _Run:
             changes["usage"] = update["usage"] = usage.to_api(model)
         if self.hits:
             changes["annotations"] = update["annotations"] = self._citations()
-        self.step = self._save(changes)
-        _announce(self.convo_id, "convoStepUpdate", update)
+        return changes, update
+
+    def complete(self, usage: Usage | None = None) -> None:
+        changes, update = self._end(COMPLETED, usage)
+        try:
+            self.step = self._save_running(changes)
+        except _StopRequested:
+            self.seq -= 1  # the stop's own end takes this seq
+            raise
+        self._announce("convoStepUpdate", update)
+
+    def stop(self, usage: Usage | None = None) -> str:
+        """End the step `stopped` with its text so far, once: only while it is still running (another
+        attempt may have ended it: `_StepGone`)."""
+        changes, update = self._end(STOPPED, usage)
+        self.step = self._save(changes, expect=("status", "running"))
+        self._announce("convoStepUpdate", update)
+        return STOPPED
 
     def fail(self, error: dict[str, str]) -> None:
         self.seq += 1
         content = {"text": self.text}
         self._save({"status": "failed", "content": content, "error": error, "seq": self.seq})
-        _announce(
-            self.convo_id,
+        self._announce(
             "convoStepUpdate",
             {"id": self.step["id"], "content": content, "status": "failed", "error": error, "seq": self.seq},
         )
@@ -584,12 +679,14 @@ def _created_at(job: ReplyJob, replied_to: dict[str, Any]) -> str:
 
 
 def _start(job: ReplyJob, existing: dict[str, Any] | None, plan: Plan) -> dict[str, Any]:
-    """Store the running LLM step, or reset the one a crashed attempt left running."""
+    """Store the running LLM step, or reset the one a crashed attempt left running (unless a stop was
+    requested meanwhile: `Conflict`)."""
     if existing is not None:
         return steps.update(
             existing,
             {"status": "running", "content": {"text": ""}, "seq": 0, "config": plan.config},
             remove=("error",),
+            expect=("stopRequestedAt", None),
         )
     step = Step(
         id=job.llm_step_id,
@@ -606,13 +703,31 @@ def _start(job: ReplyJob, existing: dict[str, Any] | None, plan: Plan) -> dict[s
     return steps.add(step)
 
 
-def answer(job: ReplyJob, *, deadline: float | None = None) -> None:
+def _stop_left_running(job: ReplyJob, step: dict[str, Any], listener: Listener | None) -> None:
+    """A job for a step that a stop was requested on while no attempt was writing it (the attempt
+    crashed, or this is a redelivery): it is never started over, but ended `stopped` with the text
+    saved last."""
+    run = _Run(step, job.convo_id, listener=listener)
+    run.text, run.seq = _text(step), int(step.get("seq") or 0)
+    try:
+        run.stop()
+    except _StepGone:  # another attempt ended it, or it was deleted
+        return
+    _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
+
+
+def answer(job: ReplyJob, *, deadline: float | None = None, listener: Listener | None = None) -> None:
     """Answer the job's step (see the module docstring). `deadline` (a `time.monotonic()` value) ends a
-    generation still running then as failed, keeping the text so far."""
+    generation still running then as failed, keeping the text so far. `listener(type, payload)` hears
+    every message the answer broadcasts, as it is broadcast (`kallo.services.answering`)."""
     context = {"convoId": job.convo_id, "stepId": job.llm_step_id, "jobId": job.job_id}
     existing = steps.get(job.llm_step_id)
     if existing is not None and existing.get("status") != "running":
         logger.info("answer exists already: duplicate job ignored", extra=context)
+        return
+    if existing is not None and existing.get("stopRequestedAt"):
+        logger.info("answer stopped while no attempt wrote it: ended, not started over", extra=context)
+        _stop_left_running(job, existing, listener)
         return
     convo = objects.get(Ref("convo", job.convo_id))
     plan = _plan(job, convo) if convo is not None else None
@@ -621,38 +736,45 @@ def answer(job: ReplyJob, *, deadline: float | None = None) -> None:
         return
 
     _announce(
-        job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "running", "stepId": job.llm_step_id}
+        job.convo_id,
+        "convoStatus",
+        {"convoId": job.convo_id, "status": "running", "stepId": job.llm_step_id},
+        listener,
     )
     try:
         step = _start(job, existing, plan)
     except Conflict:
-        # The convo was deleted meanwhile, or another attempt stored the step first (it reports the
-        # status from now on).
+        # The convo was deleted meanwhile, another attempt stored the step first (it reports the
+        # status from now on), or a stop was requested on the step this attempt was to start over.
+        found = steps.current(existing) if existing is not None else None
+        if found is not None and found.get("status") == "running" and found.get("stopRequestedAt"):
+            _stop_left_running(job, found, listener)
+            return
         logger.info("the answer step could not be stored: job dropped", extra=context)
         return
     except Exception:
-        _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"})
+        _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
         raise
 
     producer = _Producer(plan.open)  # the model starts while the new step is announced
-    _announce(job.convo_id, "convoNewStep", step)
-    run = _Run(step, job.convo_id, plan.hits)
+    _announce(job.convo_id, "convoNewStep", step, listener)
+    run = _Run(step, job.convo_id, plan.hits, listener)
     try:
-        completed = run.execute(producer, deadline)
+        outcome = run.execute(producer, deadline)
     except _StepGone:
-        logger.info("the answer step was deleted while it was written", extra=context)
-        completed = False
+        logger.info("the answer step was deleted (or ended elsewhere) while it was written", extra=context)
+        outcome = None
     _charge(job, plan, run.text, producer.usage)
-    _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"})
-    if not completed:
+    _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
+    if outcome not in (COMPLETED, STOPPED):
         return
     try:
         search.index(run.step)
     except Exception:
-        # The answer stands (a retry would find it completed and skip it): say so loudly instead.
+        # The answer stands (a retry would find it ended and skip it): say so loudly instead.
         logger.exception("indexing the answer for search failed", extra=context)
     if not convo.get("name"):
-        name_convo(convo, plan, run.text)
+        name_convo(convo, plan, run.text, listener)
 
 
 def _charge(job: ReplyJob, plan: Plan, text: str, usage: Usage | None) -> None:
@@ -695,7 +817,7 @@ def _question(plan: Plan) -> str:
     return " ".join((plan.conversation[-1].get("content") or {}).get("text", "").split())
 
 
-def name_convo(convo: dict[str, Any], plan: Plan, answer_text: str) -> None:
+def name_convo(convo: dict[str, Any], plan: Plan, answer_text: str, listener: Listener | None = None) -> None:
     """Give a nameless convo a name from its first exchange (only while it is still nameless)."""
     question = _question(plan)
     exchange = f"Question: {question[:NAMING_EXCERPT]}\n\nAnswer: {answer_text[:NAMING_EXCERPT]}"
@@ -720,4 +842,4 @@ def name_convo(convo: dict[str, Any], plan: Plan, answer_text: str) -> None:
     except Exception:
         logger.warning("storing the convo's name failed", extra={"convoId": convo["id"]}, exc_info=True)
         return
-    _announce(convo["id"], "convoUpdate", {"id": convo["id"], **changes})
+    _announce(convo["id"], "convoUpdate", {"id": convo["id"], **changes}, listener)

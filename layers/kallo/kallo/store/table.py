@@ -211,9 +211,9 @@ class Table:
     ) -> dict[str, Any]:
         """Set (and remove) attributes of an existing item; returns the whole item after the update.
 
-        `expect=(("latestStep", "id"), value)` also requires an attribute (path) to hold a value.
-        Raises `Conflict` with code `not_found` when the item does not exist (it was deleted meanwhile)
-        or the expectation does not hold.
+        `expect=(("latestStep", "id"), value)` also requires an attribute (path) to hold a value, or to
+        be absent when the value is None. Raises `Conflict` with code `not_found` when the item does not
+        exist (it was deleted meanwhile) or the expectation does not hold.
         """
         sets = [f"#{i} = :{i}" for i in range(len(changes))]
         names = {f"#{i}": name for i, name in enumerate(changes)}
@@ -234,10 +234,12 @@ class Table:
         if expect:
             path, expected = expect
             names.update({f"#e{i}": part for i, part in enumerate(path)})
-            params["ConditionExpression"] += (
-                " AND " + ".".join(f"#e{i}" for i in range(len(path))) + " = :expected"
-            )
-            values[":expected"] = expected
+            attribute = ".".join(f"#e{i}" for i in range(len(path)))
+            if expected is None:
+                params["ConditionExpression"] += f" AND attribute_not_exists({attribute})"
+            else:
+                params["ConditionExpression"] += f" AND {attribute} = :expected"
+                values[":expected"] = expected
         if values:
             params["ExpressionAttributeValues"] = serialize(values)
         try:
