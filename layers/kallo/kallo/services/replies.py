@@ -6,11 +6,13 @@ The flow of one answer, every message sent with `kallo.realtime.broadcast` (API.
    `replyToStepId`) and sent as `convoNewStep`;
 3. `convoStepUpdate` `{id, delta, seq}` as the text arrives, `seq` 1, 2, 3...: the first delta goes out
    as soon as there is text, later ones are coalesced (one message per 250 ms at most, or as soon as 200
-   characters wait). The text so far and its `seq` are saved at the first flush that comes a second or
-   more after the last save, so a client that reconnects reads the step over REST and applies only the
-   deltas with a higher `seq`;
-4. `convoStepUpdate` `{id, content, status: "completed", seq}` (the next `seq`; a grounded answer adds
-   its `annotations`, also stored on the step), or on any failure
+   characters wait). The text so far (exactly deltas 1..`seq`) and its `seq` are saved every half
+   second (`Pacing.save_interval`), so a client that reconnects reads the step over REST and applies
+   only the deltas with a higher `seq`; when no delta went out since the last save, the save only
+   touches the step (`seq`, `updatedAt`), so that it still checks for a stop (below);
+4. `convoStepUpdate` `{id, content, status: "completed", seq, usage?}` (the next `seq`; a grounded
+   answer adds its `annotations`, also stored on the step), or when a stop was requested
+   `{id, content (the text so far), status: "stopped", seq, usage?}`, or on any failure
    `{id, content (the text so far), status: "failed", error: {code, message}, seq}`. I7: the error is
    only ever a code and a message of ours (`model_error` "the model could not answer",
    `model_not_allowed`, `answer_timeout`, `nothing_to_answer`, `invalid_config`, `internal_error`),
@@ -51,11 +53,31 @@ whatever the stored config says. Without `maxTokens`, an answer may take 2048 to
 embedded model). An answer's text is cut at 64 KB (as JSON-escaped UTF-8), where generation stops and
 the step completes: a whole step must fit in one WebSocket frame (128 KB).
 
-Idempotency: the answer is the step `job.llm_step_id`. When it exists and is completed or failed, the
-job was done already (a duplicate delivery) and nothing happens. When it exists and is running, an
-earlier attempt crashed: it starts over, text reset, from `seq` 0 again. Errors while reading or
-storing the step propagate, so the job is retried; once the step exists, every error ends it as
-failed (a provider error is a final answer, not retried), unless even that cannot be stored.
+Stop (`kallo.services.stops`): how the writer of an answer learns of it. Stop Step sets
+`stopRequestedAt` on the step's item, on the condition that it is `running`. Every save of a running
+answer (the progress saves above, and the one that completes it) is conditional on that attribute
+being absent, and the generate loop wakes up for a save at least every `save_interval` (0.5 s) even
+while the model is silent, so the stop is seen within about half a second, at no extra call per save.
+Only when a save's condition fails is the step read again (a consistent GetItem), to tell a stop (the
+step is still there, `running`, with the mark) from a deletion (Delete Step or a deleted convo, which
+is not a stop: the answer ends quietly, as before). On a stop the provider's stream is closed (it is
+given `STOP_DRAIN_SECONDS` to end, so that counts a provider reports on the way are in: the embedded
+model counts its tokens as it goes; Bedrock's `metadata` event and an OpenAI-compatible server's
+`usage` chunk come only at a stream's end, so an answer they were still writing has no `usage` and is
+charged our estimate), and the step ends `stopped` with all the text it had, on the condition that it
+is still `running` (only one attempt ends it). The same holds for an answer made in process
+(`kallo.services.answering`): it saves the same way. A stop that comes as the text ends wins over the
+completion (the step ends `stopped` with its whole text): the request was accepted with a 202.
+
+Idempotency: the answer is the step `job.llm_step_id`. When it exists and is completed, failed or
+stopped, the job was done already (a duplicate delivery) and nothing happens. When it exists and is
+running with a stop requested, the attempt that wrote it is gone: it is not started over but ended
+`stopped` with the text saved last (a final `convoStepUpdate` and `idle`; nothing is generated or
+charged). When it exists and is running, an earlier attempt crashed: it starts over, text reset, from
+`seq` 0 again, on the condition that no stop was requested meanwhile (else it is ended as stopped).
+Errors while reading or storing the step propagate, so the job is retried; once the step exists,
+every error ends it as failed (a provider error is a final answer, not retried), unless even that
+cannot be stored.
 
 AWS calls for a short answer (one delta message, a convo with a name, not owned by a topic, `c`
 connections): 1 GetItem (the convo) + 3 Query (the step by id, the convo's steps, its linked data
@@ -65,14 +87,21 @@ connections are checked (I8: at most once every few seconds, `kallo.realtime.aud
 1 GetItem (2 with a prompt) and 1 Query (its linked data sources); data sources named by the config
 add their checks (1 Query each + 1 BatchGetItem per reader); linked or named data sources add 1
 BatchGetItem, and 1 GetObject per
-index a warm worker has not read yet (an embedding model adds its call); every further save adds 2
-UpdateItem; indexing the answer for search adds 1 BatchWriteItem per 25 distinct words (at most 4);
-naming adds 1 UpdateItem and a broadcast. Charging the answer's tokens (I10) adds 1 UpdateItem, or 1
+index a warm worker has not read yet (an embedding model adds its call); every further save (one per
+half second of generation) adds 2 UpdateItem, or 1 when no new text went out since the last one; a
+stop adds 1 GetItem (the re-read after the failed condition) and ends with 1 UpdateItem (the stopped
+step) + the broadcasts, and no convo `latestStep` update; indexing the answer (completed or stopped)
+for search adds 1 BatchWriteItem per 25 distinct words (at most 4); naming adds 1 UpdateItem and a
+broadcast. Charging the answer's tokens (I10) adds 1 UpdateItem, or 1
 TransactWriteItems when a team pays too.
 
-Usage: each provider reports its own token counts (`kallo.llm.Usage`); the completed step stores them as
-`usage {inputTokens, outputTokens, model}`, the final `convoStepUpdate` carries them, and they are
-charged to the requester's and the team's daily budgets (`kallo.quotas`).
+Usage: each provider reports its own token counts (`kallo.llm.Usage`); the completed (or stopped) step
+stores them as `usage {inputTokens, outputTokens, model}`, the final `convoStepUpdate` carries them, and
+they are charged to the requester's and the team's daily budgets (`kallo.quotas`).
+
+Listener: `answer(job, listener=...)` calls `listener(type, payload)` with every message the answer
+broadcasts, just before it is broadcast (an error in the listener is logged, never fails the answer):
+how `kallo.services.answering.run` streams an answer made in process.
 """
 
 from __future__ import annotations
