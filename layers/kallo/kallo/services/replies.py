@@ -196,7 +196,7 @@ class _StopRequested(Exception):
 Listener = Callable[[str, dict[str, Any]], None]
 COMPLETED, FAILED, STOPPED = "completed", "failed", "stopped"
 # After a stop, how long the provider's stream may take to end (and report its token counts).
-STOP_DRAIN_SECONDS = 0.2
+STOP_DRAIN_SECONDS = 0.05
 
 
 # -- what the model reads --------------------------------------------------------------------------------
