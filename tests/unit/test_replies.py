@@ -917,3 +917,19 @@ def test_a_failing_listener_does_not_fail_the_answer(scene, sent, llm):
     job = scene.job(scene.step("Hi"), model)
     replies.answer(job, listener=raising(RuntimeError("the client went away")))
     assert sent.final()["status"] == "completed"
+
+
+def test_the_model_reads_a_stopped_answer_as_it_stands_but_not_a_failed_one():
+    conversation = [
+        {"authorType": "user", "content": {"text": "Tell me a story"}, "status": "completed"},
+        {"authorType": "llm", "content": {"text": "Once upon"}, "status": "stopped"},
+        {"authorType": "user", "content": {"text": "Go on"}, "status": "completed"},
+        {"authorType": "llm", "content": {"text": "broken"}, "status": "failed"},
+        {"authorType": "llm", "content": {"text": "half"}, "status": "running"},
+        {"authorType": "user", "content": {"text": "And then?"}, "status": "completed"},
+    ]
+    assert replies.history(conversation, 1000) == [
+        ChatMessage("user", "Tell me a story"),
+        ChatMessage("assistant", "Once upon"),
+        ChatMessage("user", "Go on\n\nAnd then?"),
+    ]

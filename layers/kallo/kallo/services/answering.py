@@ -12,7 +12,8 @@ streams the answer's messages as they happen (Server-Sent Events), without the s
   answer broadcasts, at the moment it is broadcast (the listener hears it before the WebSocket
   connections do): `convoStatus` running, `convoNewStep`, `convoStepUpdate` deltas, the final
   `convoStepUpdate` (`completed`, `stopped` or `failed`), `convoStatus` idle; the iterator ends after
-  idle. The convo's WebSocket connections hear the same messages. Naming a nameless convo goes on on
+  idle (or at once, empty, when there is nothing to answer: the job was answered already, or its convo
+  or question is gone). The convo's WebSocket connections hear the same messages. Naming a nameless convo goes on on
   the thread after idle and is not waited for (its `convoUpdate` reaches the connections only).
 - A stop asked through `kallo.services.stops.stop_step` ends an answer made here as it ends one made by
   the worker: the answer saves its progress on the step item and sees the stop mark there.

@@ -26,7 +26,7 @@ The flow of one answer, every message sent with `kallo.realtime.broadcast` (API.
 What the model reads: a system prompt (a short default instruction, followed by the prompt of the topic
 that owns the convo, if it has one, and by excerpts of the user's documents, if any: see Grounding),
 then the convo's primary steps, oldest first, up to and including the step being answered; failed,
-unfinished and empty steps are left out, user steps are `user` turns, LLM steps `assistant` turns
+unfinished and empty steps are left out (a stopped answer is read as it stands), user steps are `user` turns, LLM steps `assistant` turns
 (consecutive turns of one role are merged, and leading assistant turns dropped, as Bedrock requires).
 The history is trimmed from the oldest turn to a token budget, estimated at 4 characters per token:
 the model's context (`registry.context_tokens`: 2048 for the embedded model, 32k otherwise) less the
@@ -195,6 +195,8 @@ class _StopRequested(Exception):
 
 Listener = Callable[[str, dict[str, Any]], None]
 COMPLETED, FAILED, STOPPED = "completed", "failed", "stopped"
+# The steps the model reads: a stopped answer's text was seen by the people in the convo, as it is.
+READABLE = frozenset({COMPLETED, STOPPED})
 # After a stop, how long the provider's stream may take to end (and report its token counts).
 STOP_DRAIN_SECONDS = 0.05
 
@@ -232,7 +234,7 @@ def history(conversation: list[dict[str, Any]], budget_tokens: int) -> list[Chat
     kept = [ChatMessage("user", _cut_middle(_text(question), budget))]
     used = tokens(kept[0].content)
     for step in reversed(earlier):
-        if step.get("status", "completed") != "completed" or not _text(step).strip():
+        if step.get("status", "completed") not in READABLE or not _text(step).strip():
             continue  # a failed or unfinished answer, a step with only files
         used += tokens(_text(step))
         if used > budget_tokens:
