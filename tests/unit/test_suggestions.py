@@ -103,6 +103,26 @@ def test_a_failing_model_gives_an_empty_list_not_kept(world):
     assert tokens_used(world.owner.user_id) > 0  # the second, estimated; the failure cost nothing
 
 
+def test_the_model_is_stopped_after_three_questions(world):
+    scripted = ScriptedLLM(
+        Script(["Why?\n", "How?\n", "When?\n", "Where?\n"], usage=Usage(input_tokens=500, output_tokens=500))
+    )
+    with installed(scripted) as model:
+        step = answer(world, model)
+        assert suggestions.suggestions_for(Access(world.owner), step["id"]) == ["Why?", "How?", "When?"]
+    # Stopped before the provider's counts came: charged our estimate, not the 1000 it would report.
+    assert 0 < tokens_used(world.owner.user_id) < 1000
+
+
+def test_a_slow_model_keeps_its_complete_lines(world, monkeypatch):
+    monkeypatch.setattr(suggestions, "GENERATION_SECONDS", 5.0)
+    monkeypatch.setattr(suggestions, "CUT_MARGIN_SECONDS", 4.8)  # cut 0.2 s in
+    scripted = ScriptedLLM(Script(["Why?\n", "How", " far?\n"], delay=[0.0, 0.3, 0.3]))
+    with installed(scripted) as model:
+        step = answer(world, model)
+        assert suggestions.suggestions_for(Access(world.owner), step["id"]) == ["Why?"]
+
+
 def test_one_maker_at_a_time_and_a_crashed_one_blocks_no_longer_than_its_lease(world, llm):
     scripted, model = llm
     step = answer(world, model)
@@ -178,6 +198,8 @@ def test_a_model_no_longer_allowed_gives_way_to_the_default(world):
         ("x" * 300, ["x" * suggestions.SUGGESTION_CHARS]),
         ("Follow-up questions:\n\tTabbed\u00a0and\u200b odd?", ["Tabbed and odd?"]),
         ("", []),
+        ("Answer: the castle opens at nine.\nWhat about Sintra?", ["What about Sintra?"]),
+        ("Ask about trams.\nAsk about food.", ["Ask about trams.", "Ask about food."]),
     ],
 )
 def test_clean(raw, expected):

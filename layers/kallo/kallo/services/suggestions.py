@@ -10,7 +10,9 @@ a maker that crashed blocks no one for longer); a caller that finds the lease he
 202 `{retryAfter}`), or the suggestions if they were kept meanwhile.
 
 What the model reads: a short instruction, then the question the step answers and the answer (each
-cut to `EXCERPT_CHARS`); it may write for `GENERATION_SECONDS` and `SUGGESTION_TOKENS` tokens. Its text
+cut to `EXCERPT_CHARS`); it may write for `GENERATION_SECONDS` and `SUGGESTION_TOKENS` tokens, and is
+stopped once its complete lines hold three questions, or `CUT_MARGIN_SECONDS` before the time limit
+(a slow model's complete lines are kept: the REST caller must have its answer within 29 s). Its text
 is cleaned (`clean`: one question a line, numbering, bullets, quotes, headings and blank lines
 removed, duplicates dropped, each at most `SUGGESTION_CHARS` characters, at most 3). Text with nothing
 usable gives an empty list, kept like any other. A model that fails or times out gives an empty list
@@ -35,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -59,9 +62,11 @@ logger = Logger(child=True)
 
 MAX_SUGGESTIONS = 3
 SUGGESTION_CHARS = 200
-SUGGESTION_TOKENS = 150
+SUGGESTION_TOKENS = 96
 # API Gateway answers a REST request within 29 s: the model gets 20 of them.
 GENERATION_SECONDS = 20.0
+# A model still writing this long before the time limit is stopped, and its complete lines kept.
+CUT_MARGIN_SECONDS = 2.0
 # Longer than any maker may run, so a lease outlives only a maker that crashed.
 LEASE_SECONDS = 30
 RETRY_AFTER_SECONDS = 5
@@ -74,6 +79,8 @@ INSTRUCTION = (
     "each question on its own line, with no numbering and nothing else."
 )
 _MARKER = re.compile(r"^(?:[-*•+]+|\(?\d{1,2}[.):]|\(?[a-cA-C][.)])[*_]*(?:\s+|$)")
+# A line repeating the exchange the model was shown ("Answer: ...") is not a suggestion.
+_ECHO = re.compile(r"^answer\s*:", re.IGNORECASE)
 _LABEL = re.compile(r"^(?:follow-up\s+)?question(?:\s*\d+)?\s*:\s*", re.IGNORECASE)
 # Quotes of every kind (and markdown emphasis) around a question.
 _QUOTES = "\"'`\u201c\u201d\u2018\u2019\u201e\u00ab\u00bb*_"
@@ -147,14 +154,30 @@ def _make(step: dict[str, Any]) -> tuple[list[str], int]:
     provider, generation = registry.provider_for(model)
     generation = replace(generation, temperature=0.3, max_tokens=registry.capped(model, SUGGESTION_TOKENS))
     reported: list[Usage] = []
+    cut = [False]
+    soft_deadline = time.monotonic() + GENERATION_SECONDS - CUT_MARGIN_SECONDS
 
     def stream() -> Iterator[str | Usage]:
-        for chunk in provider.stream(messages, generation):
-            if isinstance(chunk, Usage):
-                reported.append(chunk)
-            yield chunk
+        text = ""
+        # Closed when this generator ends, so the provider lets go of its connection (or lock) at once.
+        with contextlib.closing(provider.stream(messages, generation)) as chunks:
+            for chunk in chunks:
+                if isinstance(chunk, Usage):
+                    reported.append(chunk)
+                    yield chunk
+                    continue
+                text += chunk
+                yield chunk
+                # Three complete questions are enough; a slow model keeps what it wrote in time.
+                if "\n" in chunk and len(clean(text.rpartition("\n")[0])) >= MAX_SUGGESTIONS:
+                    return
+                if time.monotonic() >= soft_deadline:
+                    cut[0] = True
+                    return
 
     raw = collect(stream, seconds=GENERATION_SECONDS, limit=RAW_LIMIT)
+    if cut[0]:
+        raw = raw.rpartition("\n")[0]  # the last line was cut short
     if reported:
         spent = reported[-1].total
     else:  # the provider did not count: our estimate of what was read and written
@@ -165,17 +188,23 @@ def _make(step: dict[str, Any]) -> tuple[list[str], int]:
 
 def clean(raw: str) -> list[str]:
     """Questions from a model's text: one a line, without numbering, bullets, quotes or a `Question:`
-    label; blank lines and headings ("Here are three questions:") dropped, duplicates too; each at
-    most `SUGGESTION_CHARS` characters (printable ones only), at most `MAX_SUGGESTIONS`."""
-    found: list[str] = []
+    label; blank lines, headings ("Here are three questions:") and echoes of the answer dropped, and
+    only the lines ending in "?" when some do; no duplicates; each at most `SUGGESTION_CHARS`
+    characters (printable ones only), at most `MAX_SUGGESTIONS`."""
+    lines: list[str] = []
     for line in raw.splitlines():
         text, before = " ".join(line.split()), None
         while text != before:  # "**1.** Question 2: ..." takes a few rounds
             before = text
             text = _LABEL.sub("", _MARKER.sub("", text.strip(_QUOTES + " "))).strip(_QUOTES + " ")
         text = "".join(c for c in text if c.isprintable())
-        if not text or text.endswith(":"):
+        if not text or text.endswith(":") or _ECHO.match(text):
             continue
+        lines.append(text)
+    # Questions when there are any (a small model may also restate the answer).
+    questions = [line for line in lines if line.endswith("?")] or lines
+    found: list[str] = []
+    for text in questions:
         text = text[:SUGGESTION_CHARS].rstrip()
         if text.casefold() not in {f.casefold() for f in found}:
             found.append(text)
