@@ -1,4 +1,4 @@
-"""Feedback on steps (access patterns 23 and 24): one item per (step, user) holding the user's rating,
+"""Feedback on steps (access patterns 26 and 27): one item per (step, user) holding the user's rating,
 and the counts `feedback {likes, dislikes}` on the step's own item, always changed together in one
 transaction so the counts are exactly the number of items of each rating."""
 
