@@ -3,6 +3,7 @@ feedback, the answer's counts over REST and in convoStepUpdate, the refusals, an
 
 from uuid import uuid4
 
+from kallo.store import feedback
 from tests.support import ws
 from tests.support.api import invoke
 from tests.support.world import make_service_account, make_user
@@ -130,3 +131,21 @@ def test_another_tenants_answer_is_told_as_missing(sockets):
         removed = delete(attacker, answer["id"])
         assert removed.status == 404 and room.convo_id not in removed.body
     assert steps_of(room)[answer["id"]]["feedback"] == {"likes": 0, "dislikes": 0}
+
+
+def test_deleting_a_rated_answer_deletes_its_feedback(sockets, aws_calls):
+    """Delete Step of an answer someone rated costs one Query and one BatchWriteItem more than of one
+    nobody rated (its feedback items); a new answer's ratings start from nothing."""
+    room, question, rated = scene()
+    unrated = ws.llm_step(room.convo_id, question["id"])
+    assert put(room.viewer, rated["id"], {"rating": "like"}).status == 200
+    costs = []
+    for answer in (unrated, rated):
+        aws_calls.reset()
+        deleted = invoke("steps.delete_step", room.owner, path={"stepId": answer["id"]})
+        assert deleted.status == 204, deleted.body
+        costs.append(dict(aws_calls.calls))
+    extra = {k: costs[1].get(k, 0) - costs[0].get(k, 0) for k in {*costs[0], *costs[1]}}
+    assert {k: v for k, v in extra.items() if v} == {"dynamodb:Query": 1, "dynamodb:BatchWriteItem": 1}
+    assert feedback.ratings(room.viewer.user_id, [rated["id"]]) == {}
+    assert delete(room.viewer, rated["id"]).status == 404
