@@ -4,6 +4,8 @@ for what is not a completed answer the caller may view."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -135,6 +137,26 @@ def test_one_maker_at_a_time_and_a_crashed_one_blocks_no_longer_than_its_lease(w
     # Kept while this caller held the lease: a caller that loses the race reads them.
     table().update(steps.key(step), {suggestions.LEASE: moment + 30})
     assert suggestions.suggestions_for(Access(world.owner), step["id"]) == QUESTIONS
+
+
+def test_a_second_caller_while_the_first_is_making_them(world):
+    scripted = ScriptedLLM(Script(["Why?\n", "How?"], delay=[0.0, 0.5]))
+    with installed(scripted) as model:
+        step = answer(world, model)
+        first: list[Any] = []
+        maker = threading.Thread(
+            target=lambda: first.append(suggestions.suggestions_for(Access(world.viewer), step["id"]))
+        )
+        maker.start()
+        deadline = time.monotonic() + 5
+        while not scripted.calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert scripted.calls, "the first caller never asked the model"
+        assert suggestions.suggestions_for(Access(world.owner), step["id"]) is None
+        maker.join(timeout=10)
+        assert first == [["Why?", "How?"]]
+        assert suggestions.suggestions_for(Access(world.owner), step["id"]) == ["Why?", "How?"]
+    assert len(scripted.calls) == 1
 
 
 def test_a_lost_race_reads_what_the_winner_kept(world, llm, monkeypatch):
