@@ -33,6 +33,7 @@ app = create_app()
             "description": "The suggestions are being written",
             "content": {"application/json": {"model": SuggestionsPending}},
         },
+        409: {"description": "The answer is not completed (`not_completed`)"},
     },
 )
 def get_step_suggestions(stepId: Annotated[Id, Path()]) -> Response[Suggestions | SuggestionsPending]:
