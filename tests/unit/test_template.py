@@ -577,3 +577,34 @@ def test_the_kallo_metrics_are_documented() -> None:
     section = text.split("## Observability", 1)[1].split("\n## ", 1)[0]
     for metric in KALLO_METRICS:
         assert f"`{metric}`" in section, metric
+
+
+def _samconfig() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "samconfig.toml").read_text())
+
+
+def _overrides(deploy: dict) -> dict[str, str]:
+    value = deploy.get("parameter_overrides", [])
+    pairs = value if isinstance(value, list) else value.split()
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def test_samconfig_has_default_dev_and_prod() -> None:
+    config = _samconfig()
+    assert {"default", "dev", "prod"} <= set(config)
+    stacks = [config[env]["global"]["parameters"]["stack_name"] for env in ("default", "dev", "prod")]
+    assert len(set(stacks)) == 3
+    assert config["prod"]["deploy"]["parameters"]["confirm_changeset"] is True
+    for env in ("default", "dev", "prod"):
+        deploy = config[env]["deploy"]["parameters"]
+        assert deploy["capabilities"] and deploy["resolve_s3"] is True
+        for name, value in _overrides(deploy).items():
+            parameter = PARAMETERS[name]  # a parameter the template has
+            if "AllowedValues" in parameter:
+                assert value in [str(v) for v in parameter["AllowedValues"]], (env, name, value)
+            if parameter["Type"] == "Number":
+                assert int(parameter.get("MinValue", 0)) <= int(value), (env, name, value)
+    prod = _overrides(config["prod"]["deploy"]["parameters"])
+    assert prod["Monitoring"] == "Enabled" and prod["LogLevel"] == "INFO"
