@@ -166,7 +166,9 @@ def test_a_job_narrowed_to_some_sources_is_grounded_on_those_only(sockets):
         job = ask(room.owner_connection, model)
         for only, shown, hidden in (([rooms, theirs], "room 4", FACT), ([], None, "room 4")):
             llm.calls.clear()
-            replies.answer(ReplyJob.model_validate({**job, "llmStepId": str(uuid4()), "onlyDataSourceIds": only}))
+            replies.answer(
+                ReplyJob.model_validate({**job, "llmStepId": str(uuid4()), "onlyDataSourceIds": only})
+            )
             system = system_prompt(llm)
             assert (shown is None or shown in system) and hidden not in system and "QQ-7" not in system
     assert replies.GROUNDING_INSTRUCTION not in system
