@@ -5,7 +5,8 @@ Deleting a convo or a topic removes its item (and its owner grant) at once, then
 - everything left in the object's partition: steps and contributor markers, grants, invitations,
   connections (whose sockets are closed: `DeleteConnection` each);
 - the grants that name the object as grantee (GSI1): data-source and prompt links, team grants...;
-- the objects it owned (a topic's convos, a team's topics), each purged the same way, recursively.
+- the objects it owned (a topic's convos, a team's topics), each purged the same way, recursively;
+- a topic's app keys.
 
 A job may be delivered more than once, and a worker may time out half-way: every step is a delete of
 what is still there, and an owned object's owner grant (the only way to find it again) is deleted last,
@@ -24,7 +25,7 @@ from kallo import aws, realtime
 from kallo.authz.policy import ObjectType, Role
 from kallo.models.common import Id
 from kallo.settings import get_settings
-from kallo.store import grants, keys, steps
+from kallo.store import app_keys, grants, keys, steps
 from kallo.store.keys import Ref
 from kallo.store.table import table
 
@@ -97,6 +98,9 @@ def _purge(ref: Ref, *, link: dict[str, str] | None, seen: set[Ref]) -> int:
     deleted += _purge_dependents(ref, seen)
     if ref.type == ObjectType.convo:
         deleted += steps.delete_all_of_convo(ref.id)
+    if ref.type == ObjectType.topic:
+        # Refused since the topic went (`kallo.auth.app_keys` checks it), a topic's app keys go too.
+        deleted += app_keys.delete_of_topic(ref.id)
     deleted += _delete_partition(ref, keep=link)
     if link is not None:
         table().delete(link)
