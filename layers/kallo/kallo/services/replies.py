@@ -280,6 +280,8 @@ def _grounding(
     """The passages to ground the answer on, their excerpts for the system prompt, and the named data
     sources that passed the check (I6, see the module docstring); none when retrieval fails (an
     ungrounded answer beats no answer)."""
+    if job.only_data_source_ids == []:  # narrowed to nothing: an ungrounded answer, nothing to read
+        return [], "", []
     try:
         named = grounding.named_sources(config, readers(job, question))
         sources = grounding.sources_for(convo, topic, named)

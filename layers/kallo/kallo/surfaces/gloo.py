@@ -35,11 +35,13 @@ sends the placeholder `"<string>"`, its default is `""`) starts a new chat, as n
 answer tells only Kallo's own `{code, message}`. I10: every request is counted against the caller's
 rate (the key's tenant for an app key), the answer against the token budgets.
 
-Costs in AWS calls (app key known to the container, an existing end user, a new chat, an answer that
-cites a source): the end user's claim (1 GetItem) + the new convo (1 TransactWriteItems) + the answer
-(`answering.ask` and `answering.run`) + 1 BatchGetItem (the cited sources' names) + the suggestions
-(`suggestions_for`); `publishers` add the linked sources (1 Query per linked object + 1 BatchGetItem)
-and, for a Kallo credential naming ids, their checks (1 Query each + 1 BatchGetItem).
+Costs in AWS calls (tests/integration/test_gloo_surface.py counts them): a message in an app key's named
+chat, its answer citing a source, suggestions made: 34, of which the surface's own are the request rate
+(UpdateItem), the end user's claim (GetItem), the chat's check (2 Query + BatchGetItem + GetItem) and
+the cited sources' names (BatchGetItem); the rest is `answering.ask` (Add Step's 5), `answering.run`
+(the answer's 15) and `suggestions_for` (7). A new chat adds its TransactWriteItems; `publishers` add
+the linked sources (1 Query per linked object + 1 BatchGetItem) and, for a Kallo credential naming ids,
+their checks (1 Query each + 1 BatchGetItem).
 """
 
 from __future__ import annotations
@@ -407,10 +409,15 @@ def _events(
     """The event stream: one event per delta (Gloo's fields, `message` the delta; together they make
     the whole message), then `done` with the whole object, or `error` with `{code, message, status}`
     and the ids."""
-    for message_type, payload in answer:
-        delta = reply.feed(message_type, payload)
-        if delta:
-            yield reply.fields(delta)
+    try:
+        for message_type, payload in answer:
+            delta = reply.feed(message_type, payload)
+            if delta:
+                yield reply.fields(delta)
+    except Exception:
+        # The response has started: the client hears of it as an event (I7: our words only).
+        logger.exception("the answer broke off", extra={"stepId": reply.message_id})
+        reply.final = None
     error = reply.error
     if error is not None:
         yield ERROR_EVENT, _failure(reply, error)
