@@ -145,7 +145,6 @@ def test_a_blocking_answer_continues_the_chat(stack: RunningStack, app: dict[str
         probe = {"query": "What did they ask?", "chat_id": first["chat_id"], **extra}
         refused = patient.post(url, json=probe, headers=headers)
         assert refused.status_code == 404 and refused.json()["code"] == "not_found"
-        assert first["chat_id"] not in refused.text
 
 
 def test_a_real_sse_client_sees_the_first_delta_before_the_end(stack: RunningStack, app: dict[str, Any]):
