@@ -23,7 +23,7 @@ from kallo.documents.bm25 import Index
 from kallo.llm import ChatMessage, Generation
 from kallo.models.app_keys import AppKeyCreate
 from kallo.models.auth import AccessTokenCreate
-from kallo.services import access_tokens, app_keys, data_source_links, replies
+from kallo.services import access_tokens, app_keys, convos, data_source_links, replies
 from kallo.settings import get_settings
 from kallo.store import blobs, objects, steps
 from kallo.store.keys import Ref
@@ -340,6 +340,18 @@ def test_another_tenants_chat_is_not_found_like_a_missing_one(tenant: Tenant, mo
     assert hidden.status == missing.status == 404
     assert hidden.json["code"] == missing.json["code"] == "not_found"
     assert len(model.answers) == answers and len(steps.of_convo(theirs, limit=10).items) == 2
+
+
+def test_a_refused_first_message_leaves_no_empty_chat(
+    tenant: Tenant, model: Model, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("KALLO_USER_TOKENS_PER_DAY", "0")
+    get_settings.cache_clear()
+    for credential in (tenant.app_key, tenant.topic_token):
+        result = post(credential, {"query": QUESTION})
+        assert result.status == 429 and result.json["code"] == "quota_exceeded"
+    assert convos.query_convos(Access(tenant.user), topic_id=tenant.topic.id)[0] == []
+    assert model.calls == []
 
 
 def test_without_credentials_it_is_401(tenant: Tenant):

@@ -31,7 +31,8 @@ How it maps onto Kallo (it translates; every object is an ordinary Kallo one):
 
 Security: I1/I4: a `chat_id` the caller cannot reach (another tenant's, another end user's, another
 topic's) is 404, as a missing one; a `chat_id` that cannot be a Kallo id at all (the seed's example
-sends the placeholder `"<string>"`, its default is `""`) starts a new chat, as none does. I7: a failed
+sends the placeholder `"<string>"`, its default is `""`) starts a new chat, as none does; a new chat
+whose first message is refused (403, 422, 429) is deleted again, so retries leave no empty convos. I7: a failed
 answer tells only Kallo's own `{code, message}`. I10: every request is counted against the caller's
 rate (the key's tenant for an app key), the answer against the token budgets.
 
@@ -313,6 +314,19 @@ def _chat(caller: Caller, chat_id: str | None) -> dict[str, Any]:
     return convos.create_convo(caller.access, ConvoCreate(), topic_id=topic_id)
 
 
+def _discard(caller: Caller, convo_id: str) -> None:
+    """Delete a new chat whose first message was refused, so that a client retrying against a spent
+    budget (429) or a refused request does not leave an empty convo behind each time. The refusal is
+    what the client hears: a failure here is only logged."""
+    try:
+        if caller.end_user is not None:
+            end_users.delete_convo(caller.end_user, convo_id)
+        else:
+            convos.delete_convo(caller.access, convo_id)
+    except Exception:
+        logger.exception("a refused new chat could not be deleted", extra={"convoId": convo_id})
+
+
 def _grounding(
     caller: Caller, convo: dict[str, Any], intent: int | None, publishers: list[str] | None
 ) -> tuple[list[str] | None, list[str]]:
@@ -433,17 +447,23 @@ def post_message(request: Request, body: KallmMessage) -> Any:
     """Post message KaLLM (see the module docstring)."""
     caller = caller_of(request, body)
     switches = surfaces.query_model(request, Switches)
-    convo = _chat(caller, chat_id_of(body, switches))
-    only, named = _grounding(caller, convo, switches.intent, body.publishers)
-    config: dict[str, Any] = {"reply": True}
-    if body.character_limit is not None:
-        config["maxTokens"] = max_tokens_for(body.character_limit, get_settings().default_model)
-    if named:
-        config["dataSourceIds"] = named
-    question = surfaces.parse_model(
-        NewStep, {"content": {"text": body.query}, "config": config}, where="body"
-    )
-    step, job = answering.ask(steps.Actor(caller.access), convo["id"], question)
+    chat_id = chat_id_of(body, switches)
+    convo = _chat(caller, chat_id)
+    try:
+        only, named = _grounding(caller, convo, switches.intent, body.publishers)
+        config: dict[str, Any] = {"reply": True}
+        if body.character_limit is not None:
+            config["maxTokens"] = max_tokens_for(body.character_limit, get_settings().default_model)
+        if named:
+            config["dataSourceIds"] = named
+        question = surfaces.parse_model(
+            NewStep, {"content": {"text": body.query}, "config": config}, where="body"
+        )
+        step, job = answering.ask(steps.Actor(caller.access), convo["id"], question)
+    except Exception:
+        if chat_id is None:
+            _discard(caller, convo["id"])
+        raise
     if only is not None:
         job = job.model_copy(update={"only_data_source_ids": only})
     reply = Reply(step["id"], job.llm_step_id, convo["id"], body.character_limit)
