@@ -44,7 +44,9 @@ that passed. The best
 passages (at most 4, within 30% of the model's context) go into the system prompt as numbered excerpts
 the model is asked to cite as [1], [2]. A completed answer then stores `annotations`: citations of the
 passages it used, each quoting a sentence with its offsets in the data source's text. Retrieval never
-fails the answer: on any error it is logged and the answer is ungrounded.
+fails the answer: on any error it is logged and the answer is ungrounded. A job may narrow all this
+(`ReplyJob.onlyDataSourceIds`, set by a surface that runs its answer itself): only those of the sources
+above that it lists are used (none: an ungrounded answer); it never adds one.
 
 The step config is the owning topic's `config.defaults` overlaid by the job's; its model (else
 `KALLO_DEFAULT_MODEL`) is stored on the LLM step. I10 (cost): a model off the stack's allow-list fails
@@ -321,9 +323,13 @@ def _grounding(
     """The passages to ground the answer on, their excerpts for the system prompt, and the named data
     sources that passed the check (I6, see the module docstring); none when retrieval fails (an
     ungrounded answer beats no answer)."""
+    if job.only_data_source_ids == []:  # narrowed to nothing: an ungrounded answer, nothing to read
+        return [], "", []
     try:
         named = grounding.named_sources(config, readers(job, question))
         sources = grounding.sources_for(convo, topic, named)
+        if job.only_data_source_ids is not None:  # narrowed by the request (Gloo's publishers, intent 0)
+            sources = [s for s in sources if s["id"] in job.only_data_source_ids]
         if not sources:
             return [], "", named
         budget = int(registry.context_tokens(config["model"]) * EXCERPT_SHARE)
