@@ -5,6 +5,7 @@ needs."""
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import re
 from pathlib import Path
@@ -17,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = template.load()
 FUNCTIONS = template.functions(TEMPLATE)
 ROUTES = template.rest_routes(TEMPLATE)
+# The compatibility surfaces: ASGI apps (one function per surface) behind a greedy route.
+SURFACES = {f for f, r in FUNCTIONS.items() if r["Properties"]["Handler"].startswith("compat.")}
 
 
 def _module_path(handler: str) -> Path:
@@ -60,6 +63,13 @@ def test_every_function_has_its_handler(logical_id: str) -> None:
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.function)
 def test_handler_serves_exactly_its_route(route: template.Route) -> None:
+    if route.function in SURFACES:
+        # A surface's app serves only paths under its greedy route's prefix.
+        module = importlib.import_module(route.handler.rpartition(".")[0])
+        prefix = route.path.split("{", 1)[0]
+        paths = [r.path for r in module.app.app.routes]
+        assert paths and all(p.startswith(prefix) for p in paths), paths
+        return
     assert _route_decorators(_module_path(route.handler).read_text()) == [(route.method, route.path)]
 
 
@@ -67,7 +77,9 @@ def test_handler_serves_exactly_its_route(route: template.Route) -> None:
 def test_every_route_has_a_matching_sample_event(route: template.Route) -> None:
     area, operation = route.handler.rsplit(".", 1)[0].split(".")
     event = json.loads((ROOT / "events" / area / f"{operation}.json").read_text())
-    assert (event["resource"], event["httpMethod"]) == (route.path, route.method)
+    assert event["resource"] == route.path
+    # A route of any method (a surface's) has a sample of one of them.
+    assert event["httpMethod"] == route.method or route.method == "ANY"
     assert ("authorizer" in event["requestContext"]) == route.authorized
 
 
@@ -92,7 +104,9 @@ def test_reads_do_not_get_write_access(route: template.Route) -> None:
 
 
 def test_only_health_is_public() -> None:
-    assert [r.function for r in ROUTES if not r.authorized] == ["HealthCheckFunction"]
+    """...and the surfaces, which authenticate every request themselves (`kallo.surfaces`)."""
+    public = {r.function for r in ROUTES if not r.authorized}
+    assert public == {"HealthCheckFunction"} | SURFACES
 
 
 # -- operations: logs, secrets, concurrency, throttles ---------------------------------------------
@@ -106,7 +120,13 @@ CLOUDWATCH_RETENTION_DAYS = [
 # The functions that call a model provider: the LLM step worker (answers) and the data-source worker
 # (summaries). Nothing else may read the provider's key.
 MODEL_CALLERS = {"StepWorkerFunction", "DataSourceWorkerFunction"}
-WORKERS = {"StepWorkerFunction", "DataSourceWorkerFunction", "ExportWorkerFunction", "PurgeWorkerFunction"}
+WORKERS = {
+    "StepWorkerFunction",
+    "DataSourceWorkerFunction",
+    "ExportWorkerFunction",
+    "PurgeWorkerFunction",
+    "StreamWorkerFunction",
+}
 
 
 def _of_type(kind: str) -> dict[str, dict]:
@@ -184,7 +204,8 @@ def test_the_signing_key_is_read_only_by_the_functions_that_sign_or_verify_token
     """...and the paged lists, whose cursors are encrypted with a key derived from it (`kallo.paging`)."""
     readers = {f for f in FUNCTIONS if "JwtSigningSecret" in _secrets_read_by(f)}
     signers = {"AuthorizerFunction", "CreateAccessTokenFunction", "WsConnectFunction"}
-    assert readers == signers | {r.function for r in PAGED}
+    # The surfaces authenticate Kallo access tokens themselves, as the authorizer does.
+    assert readers == signers | {r.function for r in PAGED} | SURFACES
 
 
 def test_workers_have_reserved_concurrency_and_sqs_caps_them_too() -> None:

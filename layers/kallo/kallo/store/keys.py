@@ -18,6 +18,7 @@ Entity chart
 | contributor marker | `OBJ#convo#<convoId>` | `CONTRIB#<userId>`            | -                               | -                          |     |
 | connection      | `CONN#<connectionId>`   | `#META`                         | -                               | -                          | yes |
 | convo connection | `OBJ#convo#<convoId>`  | `CONN#<connectionId>`           | -                               | -                          | yes |
+| stream connection | `STREAMS#<userId>`    | `CONN#<connectionId>`           | -                               | -                          | yes |
 | group member    | `OBJ#convo#<convoId>`   | `GROUP#<groupId>#<createdAt>#<stepId>` | -                        | -                          |     |
 | search posting  | `OBJ#convo#<convoId>`   | `TERM#<stepId>#<term>`          | `TERM#<term>`                   | `<createdAt>#<stepId>`     |     |
 | data source summary | `OBJ#data_source#<id>` | `#SUMMARY`                   | -                               | -                          |     |
@@ -45,6 +46,11 @@ A quota counter counts one thing (`requests`, `tokens`, `upload_bytes`, `summari
 one subject (a user, a team, or an OIDC identity without a user: `QUOTA#oidc#<sub>`) in one fixed
 window, whose start (epoch seconds) ends its sort key; it is only ever changed with `ADD`, and its `ttl`
 is the end of its window, so old windows disappear by themselves.
+
+A stream connection (a WebSocket that hears the identifiers of its user's convos, the Pieces surface's
+identifiers stream) has its own item under `CONN#<connectionId>` too (for `$disconnect`), and a copy in
+its user's `STREAMS#` partition, so a change to a convo reaches the streams of each user who can view it
+with one query per user.
 
 A data source's bytes, text and retrieval index are in S3 (`kallo.store.blobs`); its summary lives in
 its partition, so deleting the data source's partition removes it. The data sources linked to a convo
@@ -76,6 +82,7 @@ Access patterns
 | 20 | a data source's summary                      | PK=`OBJ#data_source#id`, SK=`#SUMMARY`                     | `summary_key` |
 | 21 | an export by id                              | PK=`EXPORT#<exportId>`, SK=`#META`                         | `export_key` |
 | 22 | a subject's counter in one window (I10)      | PK=`QUOTA#<type>#<id>`, SK=`<counter>#<window start>` (UpdateItem ADD; BatchGetItem to read) | `store.quotas` |
+| 23 | a user's identifiers-stream connections      | PK=`STREAMS#<userId>`, SK begins_with `CONN#`              | `connections.streams_of` |
 """
 
 from __future__ import annotations
@@ -187,6 +194,15 @@ def connection_key(connection_id: str) -> dict[str, str]:
 
 def convo_connection_key(convo: Ref, connection_id: str) -> dict[str, str]:
     return {"PK": object_pk(convo), "SK": f"{CONNECTION_PREFIX}{connection_id}"}
+
+
+def stream_connection_key(user_id: str, connection_id: str) -> dict[str, str]:
+    """A user's identifiers-stream connection, in the user's `STREAMS#` partition."""
+    return {"PK": streams_pk(user_id), "SK": f"{CONNECTION_PREFIX}{connection_id}"}
+
+
+def streams_pk(user_id: str) -> str:
+    return f"STREAMS#{user_id}"
 
 
 CONTRIBUTOR_PREFIX = "CONTRIB#"
