@@ -14,9 +14,10 @@ principal stored on it, never trusted from the moment it connected:
   unrevoked and unexpired, the API key on record); a connection that fails is forgotten and closed;
 - I3/I4 (scope, tenants): the snapshot it is sent is its principal's own listing (`listing(access)`,
   scope included), and it is sent only when C is in that listing or was in the last one it was sent
-  (`sent`, kept on the connection). So a stream never lists, nor hears of, a convo its principal
-  cannot list: another tenant's convo is never in it, and a narrow token hears nothing of convos
-  outside its scope, not even that one changed.
+  (`sent`, kept on the connection), or, for a deletion, when the principal has its user's whole
+  authority (the user held a grant on C until it went). So a stream never lists, nor hears of, a convo
+  its principal cannot list: another tenant's convo is never in it, and a narrow token hears nothing of
+  convos outside its scope, not even that one changed.
 A deleted convo is left out of the listing it is sent (its grants may still be in the index for a
 moment); a created one is put in when the index has not caught up yet and the principal may view it.
 
@@ -162,6 +163,11 @@ def announce(convo_id: str, change: str, users: Iterable[str], listing: Listing)
     return sum(pool.map(lambda pair: _tell(pair[0], pair[1], convo_id, change, listing), admitted))
 
 
+def _whole_user(access: Access) -> bool:
+    scope = access.principal.scope
+    return scope is None or Ref(ObjectType.user.value, access.principal.user_id or "") in scope
+
+
 def _tell(stream: dict[str, Any], access: Access, convo_id: str, change: str, listing: Listing) -> bool:
     try:
         identifiers = listing(access)
@@ -175,9 +181,13 @@ def _tell(stream: dict[str, Any], access: Access, convo_id: str, change: str, li
         ):
             identifiers = [convo_id, *identifiers]
         sent = list(stream.get("sent") or [])
-        if convo_id not in identifiers and convo_id not in sent:
+        # A deleted convo cannot be checked any more (its grants went with it): a principal with its
+        # user's whole authority hears of it (the user held a grant on it), a narrow token only when
+        # it had been sent it.
+        heard_before = convo_id in sent or (change == DELETED and _whole_user(access))
+        if convo_id not in identifiers and not heard_before:
             return False  # not in this principal's listing (a narrow token's scope): nothing to hear
-        gone = [convo_id] if change == DELETED and convo_id in sent else []
+        gone = [convo_id] if change == DELETED else []
         return _send(stream, identifiers, gone)
     except Exception:
         # One stream failing must not keep the others (or the request that made the change) from going on.
