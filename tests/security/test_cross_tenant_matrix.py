@@ -100,9 +100,10 @@ class World:
     b: Tenant
     victim_sub: str  # an OpenID Connect identity registered by itself, belonging to no tenant
     victim_user_id: str
+    a_app_key: dict[str, Any] = field(default_factory=dict)  # an app key of A's topic, as made
 
     def secrets(self) -> set[str]:
-        return {*self.a.secrets(), self.victim_sub, self.victim_user_id}
+        return {*self.a.secrets(), self.victim_sub, self.victim_user_id, *self.a_app_key.values()}
 
     def a_ids(self) -> dict[str, str]:
         return {
@@ -336,6 +337,16 @@ ATTACKS: dict[str, Build] = {
     "DELETE /topics/{topicId}/data-sources/{dataSourceId} [dataSourceId]": one(
         "DELETE", lambda w: f"/topics/{w.b.topic_id}/data-sources/{w.a.data_source_id}"
     ),
+    "POST /topics/{topicId}/app-keys [topicId]": one(
+        "POST", lambda w: f"/topics/{w.a.topic_id}/app-keys", json=lambda w: {"name": "B's app"}
+    ),
+    "GET /topics/{topicId}/app-keys [topicId]": one("GET", lambda w: f"/topics/{w.a.topic_id}/app-keys"),
+    "DELETE /topics/{topicId}/app-keys/{appKeyId} [topicId]": one(
+        "DELETE", lambda w: f"/topics/{w.a.topic_id}/app-keys/{w.a_app_key['id']}"
+    ),
+    "DELETE /topics/{topicId}/app-keys/{appKeyId} [appKeyId]": one(
+        "DELETE", lambda w: f"/topics/{w.b.topic_id}/app-keys/{w.a_app_key['id']}"
+    ),
     "DELETE /topics/{topicId}/prompt [topicId]": one("DELETE", lambda w: f"/topics/{w.a.topic_id}/prompt"),
     "PUT /topics/{topicId}/prompts/{promptId} [topicId]": one(
         "PUT", lambda w: f"/topics/{w.a.topic_id}/prompts/{w.b.prompt_id}"
@@ -455,7 +466,8 @@ def world(stack: RunningStack, issuer_one: OidcIssuer) -> World:
     token = issuer_one.mint(sub, email=f"{sub}@people.example")
     registered = stack.client.get("/users", params={"firebaseId": sub}, headers=bearer(token))
     assert registered.status_code == 201, registered.text
-    return World(a, b, sub, registered.json()["id"])
+    app_key = a.user.ok("POST", f"/topics/{a.topic_id}/app-keys", 201, json={"name": "A's app"})
+    return World(a, b, sub, registered.json()["id"], {k: app_key[k] for k in ("id", "key")})
 
 
 def snapshot(w: World) -> dict[str, Any]:
@@ -468,6 +480,7 @@ def snapshot(w: World) -> dict[str, Any]:
         "team users": user.call("GET", f"/teams/{a.team_id}/users"),
         "data source": user.call("GET", f"/data-sources/{a.data_source_id}"),
         "topic sources": user.call("GET", "/data-sources", params={"topicId": a.topic_id}),
+        "app keys": user.call("GET", f"/topics/{a.topic_id}/app-keys"),
         "prompts": user.call("GET", "/prompts", params={"topicId": a.topic_id}),
         "invitations": user.call("GET", "/invitations", params={"objectType": "team", "objectId": a.team_id}),
         "user": a.sa.call("GET", "/users", params={"userId": a.user_id}),
@@ -535,6 +548,7 @@ def test_i4_tenant_b_cannot_reach_tenant_a(
     missing_ids = {value: str(uuid.uuid4()) for value in world.a_ids().values()}
     missing_ids[world.victim_sub] = f"nobody-{uuid.uuid4().hex[:8]}"
     missing_ids[world.a.convo_token["id"]] = str(uuid.uuid4())
+    missing_ids[world.a_app_key["id"]] = str(uuid.uuid4())
     missing_ids[world.a.email] = f"nobody-{uuid.uuid4().hex[:8]}@corp-a.example"
     for attack in ALL_ATTACKS[case](world):
         where = f"{case} {attack.label} as B's {credential}"

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from kallo.store.keys import Ref
 
-Scheme = Literal["api_key", "access_token", "oidc"]
+Scheme = Literal["api_key", "access_token", "oidc", "app_key"]
 
 
 @dataclass(frozen=True)

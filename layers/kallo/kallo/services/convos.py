@@ -204,11 +204,18 @@ def create_convo(
     (so it is among the creator's convos), all in one transaction. The server sets createdAt and
     createdBy; a latestStep in the body is ignored."""
     chosen = _owner_for(access, topic_id=topic_id, team_id=team_id, user_id=user_id)
+    return write_convo(chosen, data.name or "")
+
+
+def write_convo(chosen: owned.Owner, name: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write a new convo under an owner already checked (`owned.require_can_own`, or an app key's end
+    user in its key's topic, `kallo.services.end_users`), with `extra` fields of its own."""
     owner, creator = chosen.ref, chosen.created_by
     ref = _convo(new_convo_id())
     now = now_iso()
     fields: dict[str, Any] = {
-        "name": data.name or "",
+        **(extra or {}),
+        "name": name,
         "createdAt": now,
         "createdBy": creator,
         "updatedAt": now,
@@ -255,6 +262,12 @@ def delete_convo(access: Access, convo_id: str) -> None:
     at their next broadcast or message, and the purge closes them."""
     ref = _convo(convo_id)
     access.require(ref, Permission.can_delete)
+    remove_convo(access, ref)
+
+
+def remove_convo(access: Access, ref: Ref) -> None:
+    """Delete a convo the caller was found allowed to delete (Delete Convo: `can_delete`; an app key's
+    end user: its own convo, `kallo.services.end_users`), as `delete_convo` describes."""
     on_convo = access.structural_grants(ref) + grants.all_of_object(ref, grantee_type=ObjectType.user.value)
     on_convo.sort(key=lambda g: g["role"] != Role.owner)
     operations: list[dict[str, Any]] = [{"delete": keys.object_key(ref), "exists": True}]
@@ -265,7 +278,7 @@ def delete_convo(access: Access, convo_id: str) -> None:
         table().transact(operations)
     purge.schedule(ref)
     users = [g["granteeId"] for g in on_convo if g.get("granteeType") == ObjectType.user]
-    announce(convo_id, identifier_streams.DELETED, users)
+    announce(ref.id, identifier_streams.DELETED, users)
 
 
 # -- The identifiers streams ---------------------------------------------------------------------------

@@ -7,7 +7,8 @@ Deleting a convo or a topic removes its item (and its owner grant) at once, then
 - the grants that name the object as grantee (GSI1): data-source and prompt links, team grants...;
 - the objects it owned (a topic's convos, a team's topics), each purged the same way, recursively. A
   convo purged this way disappears only now for the users holding a grant on it: their identifiers
-  streams hear it (`convos.announce`; a convo deleted itself was announced by Delete Convo).
+  streams hear it (`convos.announce`; a convo deleted itself was announced by Delete Convo);
+- a topic's app keys.
 
 A job may be delivered more than once, and a worker may time out half-way: every step is a delete of
 what is still there, and an owned object's owner grant (the only way to find it again) is deleted last,
@@ -26,7 +27,7 @@ from kallo import aws, realtime
 from kallo.authz.policy import ObjectType, Role
 from kallo.models.common import Id
 from kallo.settings import get_settings
-from kallo.store import grants, keys, steps
+from kallo.store import app_keys, grants, keys, steps
 from kallo.store.keys import Ref
 from kallo.store.table import table
 
@@ -99,6 +100,9 @@ def _purge(ref: Ref, *, link: dict[str, str] | None, seen: set[Ref]) -> int:
     deleted += _purge_dependents(ref, seen)
     if ref.type == ObjectType.convo:
         deleted += steps.delete_all_of_convo(ref.id)
+    if ref.type == ObjectType.topic:
+        # Refused since the topic went (`kallo.auth.app_keys` checks it), a topic's app keys go too.
+        deleted += app_keys.delete_of_topic(ref.id)
     users: list[str] = []
     deleted += _delete_partition(ref, keep=link, users=users)
     if link is not None:

@@ -14,6 +14,8 @@ Entity chart
 | tenant-local email | `LOCALEMAIL#<serviceAccountId>#<email>` | `#UNIQUE`    | -                               | -                          |     |
 | API key         | `APIKEY#<sha256 of key>`| `#META`                         | `APIKEYS#<userId>`              | `<createdAt>`              |     |
 | access token    | `TOKEN#<jti>`           | `#META`                         | `TOKENS#<creator userId>`       | `<createdAt>`              | yes |
+| app key         | `APPKEY#<sha256 of key>`| `#META`                         | `APPKEYS#<topicId>`             | `<createdAt>#<appKeyId>`   |     |
+| end user claim  | `ENDUSER#<topicId>#<tenantId>#<sha256 of user>` | `#UNIQUE` | -                           | -                          |     |
 | step            | `OBJ#convo#<convoId>`   | `STEP#<createdAt>#<stepId>`     | `STEP#<stepId>`                 | `#META`                    |     |
 | contributor marker | `OBJ#convo#<convoId>` | `CONTRIB#<userId>`            | -                               | -                          |     |
 | connection      | `CONN#<connectionId>`   | `#META`                         | -                               | -                          | yes |
@@ -41,6 +43,11 @@ so the key is unambiguous). `EMAIL#` is claimed only by an OIDC user whose issue
 (`email_verified` exactly true); the email a service account gives a user it creates is claimed only
 within that service account (`LOCALEMAIL#`), so no tenant can take an address from another tenant or
 from the person it belongs to.
+
+An app key stands for one topic (the compatibility surfaces' credential); it is found by its hash and
+listed by topic, and the topic's purge deletes its keys. An end user (a `user` value of an app key's
+requests) is a user created by the key's tenant; its claim makes it one per (topic, tenant, `user`
+value), the value hashed so that any string makes a bounded key. It is never found by email (I1/I2).
 
 A quota counter counts one thing (`requests`, `tokens`, `upload_bytes`, `summaries`, `exports`) for
 one subject (a user, a team, or an OIDC identity without a user: `QUOTA#oidc#<sub>`) in one fixed
@@ -82,7 +89,10 @@ Access patterns
 | 20 | a data source's summary                      | PK=`OBJ#data_source#id`, SK=`#SUMMARY`                     | `summary_key` |
 | 21 | an export by id                              | PK=`EXPORT#<exportId>`, SK=`#META`                         | `export_key` |
 | 22 | a subject's counter in one window (I10)      | PK=`QUOTA#<type>#<id>`, SK=`<counter>#<window start>` (UpdateItem ADD; BatchGetItem to read) | `store.quotas` |
-| 23 | a user's identifiers-stream connections      | PK=`STREAMS#<userId>`, SK begins_with `CONN#`              | `connections.streams_of` |
+| 23 | an app key by its hash                       | PK=`APPKEY#hash`, SK=`#META`                               | `app_keys.get` |
+| 24 | a topic's app keys, oldest first             | GSI1PK=`APPKEYS#<topicId>`                                 | `app_keys.of_topic` |
+| 25 | an end user by (topic, tenant, `user` value) | PK=`ENDUSER#<topicId>#<tenantId>#<hash>`, SK=`#UNIQUE`                   | `users.find_end_user` |
+| 26 | a user's identifiers-stream connections      | PK=`STREAMS#<userId>`, SK begins_with `CONN#`              | `connections.streams_of` |
 """
 
 from __future__ import annotations
@@ -175,6 +185,19 @@ def access_token_key(token_id: str) -> dict[str, str]:
 
 def access_tokens_of_creator_pk(user_id: str) -> str:
     return f"TOKENS#{user_id}"
+
+
+def app_key_key(key_hash: str) -> dict[str, str]:
+    return {"PK": f"APPKEY#{key_hash}", "SK": META}
+
+
+def app_keys_of_topic_pk(topic_id: str) -> str:
+    return f"APPKEYS#{topic_id}"
+
+
+def end_user_key(topic_id: str, tenant_id: str, user_hash: str) -> dict[str, str]:
+    """The claim of an end user: one per (topic, tenant, hashed `user` value)."""
+    return {"PK": f"ENDUSER#{topic_id}#{tenant_id}#{user_hash}", "SK": UNIQUE}
 
 
 def step_sk(created_at: str, step_id: str) -> str:

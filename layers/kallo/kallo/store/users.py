@@ -8,6 +8,7 @@ email a service account gives a user it creates is claimed within that service a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from kallo.store import grants, keys, objects
@@ -15,7 +16,9 @@ from kallo.store.keys import Ref
 from kallo.store.table import table
 
 
-def create(user: dict[str, Any], *, created_by: str | None = None) -> None:
+def create(
+    user: dict[str, Any], *, created_by: str | None = None, claims: Iterable[dict[str, str]] = ()
+) -> None:
     """Write a user with its unique claims in one transaction (409 when one is taken).
 
     - `issuer` and `firebaseId` (an OIDC identity registering itself) claim the identity;
@@ -23,7 +26,8 @@ def create(user: dict[str, Any], *, created_by: str | None = None) -> None:
     - `created_by` (a service account creating the user) is recorded on the item as `createdBy`, which
       is what gives it authority over the user (`services.authority`), and receives the admin grant on
       the user object (what the role table evaluates: it lets the creator see the user's grantees). Its
-      `emailAddress` is claimed within that service account only and is never verified.
+      `emailAddress` is claimed within that service account only and is never verified;
+    - `claims`: further unique keys the user claims (an end user's, `keys.end_user_key`).
     """
     if created_by:
         user = {**user, "createdBy": created_by}
@@ -41,6 +45,8 @@ def create(user: dict[str, Any], *, created_by: str | None = None) -> None:
         claim(keys.local_email_key(created_by, email))
     elif email and user.get("emailVerified") is True:
         claim(keys.email_key(email))
+    for key in claims:
+        claim(key)
     if created_by:
         grant = grants.item(
             ref, Ref("user", created_by), "admin", created_by=created_by, created_at=user["createdAt"]
@@ -72,3 +78,10 @@ def find_by_email(email: str) -> dict[str, Any] | None:
 def find_local(service_account_id: str, email: str) -> dict[str, Any] | None:
     """The user the service account created with this email address, if any."""
     return _find(keys.local_email_key(service_account_id, email))
+
+
+def find_end_user(topic_id: str, tenant_id: str, user_hash: str) -> str | None:
+    """The id of the end user of this (topic, tenant, hashed `user` value), if it was made already (its
+    claim names it: one GetItem, the user item is not read)."""
+    claim = table().get(keys.end_user_key(topic_id, tenant_id, user_hash), consistent=True)
+    return str(claim["userId"]) if claim else None

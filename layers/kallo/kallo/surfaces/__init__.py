@@ -45,7 +45,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kallo import json_input, quotas
-from kallo.auth import authenticate
+from kallo.auth import app_keys, authenticate
 from kallo.authz.access import Access
 from kallo.errors import DomainError, Forbidden, TooManyRequests, Unauthorized, Unprocessable
 
@@ -241,6 +241,15 @@ def bearer_of(request: Request) -> str:
     if scheme.lower() != "bearer" or not value.strip():
         raise Unauthorized("credentials are required: Authorization: Bearer <key>")
     return value.strip()
+
+
+def app_key_of(request: Request) -> app_keys.AppKey:
+    """The app key of a surface that takes app keys (`Authorization: Bearer app-...`): 401 for a
+    missing, unknown or revoked key. Its requests are counted against the rate of the key's tenant
+    (I10: 429 with Retry-After), the principal the key acts for."""
+    app_key = app_keys.authenticate(bearer_of(request))
+    quotas.require_message_rate(app_key.tenant_id)
+    return app_key
 
 
 # -- output -----------------------------------------------------------------------------------------------
