@@ -288,3 +288,28 @@ def test_without_credentials_is_401(tenants):
         answer = call(method, path, None, body={"type": "COPILOT"})
         assert answer.status == 401 and answer.json["code"] == "unauthorized"
     assert call("GET", "/pieces/conversations", "kallo_not_a_real_key_000").status == 401
+
+
+def test_a_data_source_name_that_cannot_name_a_convo_leaves_it_nameless(tenants):
+    t = tenants
+    source = ready_data_source(t["a"], name="notes\u202e.md")
+    made = call("POST", f"/pieces/conversations/create/from_asset/{source.id}", t["key_a"])
+    assert made.status == 200, made.body
+    assert "name" not in made.json["conversation"]["reference"]
+
+
+def test_messages_without_text_are_left_out(tenants):
+    seed = {
+        "type": "COPILOT",
+        "messages": [
+            {"role": "USER", "fragment": {}},
+            {"role": "USER", "fragment": {"string": {"raw": ""}}},
+            {"role": "SYSTEM", "fragment": {"string": {"raw": "kept"}}},
+        ],
+    }
+    made = call("POST", "/pieces/conversations/create", tenants["key_a"], body=seed)
+    assert made.status == 200, made.body
+    messages = made.json["messages"]["iterable"]
+    assert [(m["reference"]["role"], m["reference"]["fragment"]["string"]["raw"]) for m in messages] == [
+        ("ASSISTANT", "kept")
+    ]

@@ -58,7 +58,7 @@ from starlette.routing import Route
 
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission
-from kallo.errors import NotFound
+from kallo.errors import NotFound, Unprocessable
 from kallo.models.common import Name
 from kallo.models.convos import ConvoCreate
 from kallo.models.steps import STEP_TEXT_LIMIT
@@ -232,6 +232,15 @@ def _convo_fields(name: str | None) -> ConvoCreate:
     return parse_model(ConvoCreate, {"name": name} if name else {})
 
 
+def _named_after(source: dict[str, Any]) -> ConvoCreate:
+    """A convo named after a data source (spaces folded, cut to fit); nameless when its name would not
+    do as a convo's."""
+    try:
+        return _convo_fields(" ".join(str(source.get("name") or "").split())[:256])
+    except Unprocessable:
+        return ConvoCreate()
+
+
 # -- endpoints --------------------------------------------------------------------------------------
 
 
@@ -254,7 +263,7 @@ def create_conversation(request: Request, seed: SeededConversation | None) -> di
     openings = [
         steps.Opening("user" if m.role == USER else "llm", m.fragment.string.raw or "")
         for m in seed.messages or []
-        if m.fragment.string is not None
+        if m.fragment.string is not None and m.fragment.string.raw
     ]
     stored = steps.add_openings(steps.Actor(access), convo["id"], openings) if openings else []
     return conversation(convo, stored, assets, transferables=options.transferables)
@@ -275,7 +284,7 @@ def create_from_asset(request: Request, _: None) -> dict[str, Any] | Response:
         )
     source = data_sources.get_data_source(access, data_source_id)
     # A data source's name is one line of text already; spaces are folded, and it is cut to fit.
-    convo = convos.create_convo(access, _convo_fields(" ".join(str(source.get("name") or "").split())[:256]))
+    convo = convos.create_convo(access, _named_after(source))
     data_source_links.add_convo_data_source(access, convo["id"], data_source_id)
     opening = steps.Opening("llm", summary["content"]["text"], tuple(summary.get("annotations") or ()))
     stored = steps.add_openings(steps.Actor(access), convo["id"], [opening])
