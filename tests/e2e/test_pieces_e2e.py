@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pieces_os_client.api.conversation_api import ConversationApi
 from pieces_os_client.api.conversations_api import ConversationsApi
 from pieces_os_client.api_client import ApiClient
 from pieces_os_client.configuration import Configuration
@@ -49,9 +50,13 @@ def until(what: str, attempt: Callable[[], Any], seconds: float = POLL_SECONDS) 
         time.sleep(0.5)
 
 
-def pieces_api(stack: RunningStack, key: str) -> ConversationsApi:
+def api_client(stack: RunningStack, key: str) -> ApiClient:
     configuration = Configuration(host=f"{stack.base_url}/pieces")
-    return ConversationsApi(ApiClient(configuration, header_name="x-api-key", header_value=key))
+    return ApiClient(configuration, header_name="x-api-key", header_value=key)
+
+
+def pieces_api(stack: RunningStack, key: str) -> ConversationsApi:
+    return ConversationsApi(api_client(stack, key))
 
 
 class Stream:
@@ -135,6 +140,9 @@ def test_a_pieces_client_on_kallo(stack: RunningStack, open_stream: Callable[[st
     renamed = stack.client.patch(f"/convos/{planning.id}", json={"name": "Tram day"}, headers=rest_a)
     assert renamed.status_code == 200, renamed.text
     assert ids(stream_a.next()) == [planning.id]
+    # What the SDK's stream cache then reads for the identifier it heard.
+    one = ConversationApi(api_client(stack, key_a)).conversation_get_specific_conversation(planning.id)
+    assert one.name == "Tram day" and one.messages.iterable[0].reference.fragment.string.raw == "Which tram?"
     made = stack.client.post("/convos", json={"name": "over REST"}, headers=rest_a)
     assert made.status_code == 201, made.text
     over_rest = made.json()["id"]

@@ -228,6 +228,24 @@ def test_listings_hold_the_callers_convos_only(tenants, aws_calls):
     }
 
 
+def test_get_a_conversation(tenants, aws_calls):
+    t = tenants
+    made = call("POST", "/pieces/conversations/create", t["key_a"], body=SEED).json
+    aws_calls.reset()
+    got = call("GET", f"/pieces/conversation/{made['id']}", t["key_a"])
+    assert got.status == 200 and got.json == made
+    # The rate; the convo's check (Query + BatchGetItem) and item; its steps and links.
+    assert dict(aws_calls.calls) == {
+        "dynamodb:UpdateItem": 1,
+        "dynamodb:Query": 3,
+        "dynamodb:BatchGetItem": 1,
+        "dynamodb:GetItem": 1,
+    }
+    for key, convo_id in ((t["key_b"], made["id"]), (t["key_a"], "0d9e3c5c-4a37-4d3e-9d1e-1f0f6b3f2a10")):
+        probe = call("GET", f"/pieces/conversation/{convo_id}", key)
+        assert probe.status == 404 and probe.json["code"] == "not_found"
+
+
 def test_delete(tenants):
     t = tenants
     convo_id = convos.create_convo(Access(t["a"]), ConvoCreate())["id"]

@@ -431,6 +431,9 @@ SURFACE_ATTACKS: dict[str, Build] = {
     "POST /pieces/conversations/{conversation}/delete [conversation]": one(
         "POST", lambda w: f"/pieces/conversations/{w.a.convo_id}/delete"
     ),
+    "GET /pieces/conversation/{conversation} [conversation]": one(
+        "GET", lambda w: f"/pieces/conversation/{w.a.convo_id}"
+    ),
     "POST /pieces/conversations/create/from_asset/{asset} [asset]": one(
         "POST", lambda w: f"/pieces/conversations/create/from_asset/{w.a.data_source_id}"
     ),

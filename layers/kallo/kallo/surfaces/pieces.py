@@ -29,6 +29,8 @@ Operations:
 - `GET /pieces/conversations/identifiers` → `FlattenedConversations` (ids), and `GET
   /pieces/conversations[?transferables=]` → `Conversations`: the caller's newest convos (at most
   `convos.LISTING_LIMIT`, Pieces has no paging; `GET /convos` pages through all).
+- `GET /pieces/conversation/{conversation}[?transferables=]` → `Conversation` (Get a Convo; Pieces'
+  `ConversationApi`, which the SDK's stream cache calls for each identifier it hears).
 - The identifiers stream is a WebSocket (`kallo.realtime.identifiers`), not a route of this app.
 
 Security: every object goes through the services' checks: a data source or convo the caller cannot
@@ -304,6 +306,15 @@ def identifiers_snapshot(request: Request, _: None) -> dict[str, Any]:
 
 
 @endpoint()
+def get_conversation(request: Request, _: None) -> dict[str, Any]:
+    access = kallo_access(request)
+    options = query_model(request, Transferables)
+    convo = convos.get_convo(access, _id(request.path_params["conversation"], "convo"))
+    held = convos.contents([convo["id"]])[convo["id"]]
+    return conversation(convo, *held, transferables=options.transferables)
+
+
+@endpoint()
 def conversations_snapshot(request: Request, _: None) -> dict[str, Any]:
     access = kallo_access(request)
     options = query_model(request, Transferables)
@@ -319,5 +330,6 @@ routes = [
     Route(f"{PREFIX}/conversations/{{conversation}}/delete", delete_conversation, methods=["POST"]),
     Route(f"{PREFIX}/conversations/identifiers", identifiers_snapshot, methods=["GET"]),
     Route(f"{PREFIX}/conversations", conversations_snapshot, methods=["GET"]),
+    Route(f"{PREFIX}/conversation/{{conversation}}", get_conversation, methods=["GET"]),
 ]
 app = create_surface(routes)
