@@ -194,7 +194,11 @@ def connect(
 
 
 def connect_stream(
-    principal: Principal, connection_id: str | None = None, *, api_key: str | None = None
+    principal: Principal,
+    connection_id: str | None = None,
+    *,
+    api_key: str | None = None,
+    connected_at: str | None = None,
 ) -> str:
     """Store an identifiers stream as `$connect` with `?stream=conversation-identifiers` would; returns
     its id."""
@@ -206,7 +210,7 @@ def connect_stream(
         "stream": identifiers.STREAM,
         "userId": principal.user_id,
         "principal": principal.to_context(),
-        "connectedAt": now_iso(),
+        "connectedAt": connected_at or now_iso(),
     }
     if api_key is not None:
         connection["apiKeyHash"] = api_keys.hash_key(api_key)

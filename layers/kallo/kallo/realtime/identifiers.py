@@ -34,12 +34,14 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from kallo import aws, realtime
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission
+from kallo.clock import now
 from kallo.realtime import audience
 from kallo.settings import get_settings
 from kallo.store import connections
@@ -96,31 +98,25 @@ def drop(streams: list[dict[str, Any]]) -> None:
     realtime.close_all([s["connectionId"] for s in streams])
 
 
+def _opening(stream: dict[str, Any]) -> bool:
+    """Whether a stream connected so recently that its socket may not be open yet (its greeting is
+    still being tried): a post it refuses does not mean it is gone."""
+    try:
+        connected = datetime.fromisoformat(str(stream.get("connectedAt")).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (now() - connected).total_seconds() < GREETING_SECONDS
+
+
 def _send(stream: dict[str, Any], identifiers: list[str], deleted: list[str]) -> bool:
-    """Post a snapshot and remember it; False (and the stream forgotten) when its socket is gone."""
+    """Post a snapshot and remember it; False when its socket is gone (the stream is then forgotten,
+    unless it is still opening)."""
     if not realtime.post(stream["connectionId"], frame(identifiers, deleted)):
-        connections.delete_streams([stream])
+        if not _opening(stream):
+            connections.delete_streams([stream])
         return False
     if identifiers != list(stream.get("sent") or []):
         connections.set_sent(stream, identifiers)
-    return True
-
-
-def greet(connection_id: str, listing: Listing) -> bool | None:
-    """Send a stream connection its first snapshot. None when the connection is not (or no longer)
-    stored or was refused; False when its socket is not open (yet, or any more); True when sent."""
-    stored = connections.get(connection_id)
-    if stored is None or stored.get("stream") != STREAM:
-        return None
-    stream = {**stored, "sent": []}
-    admitted = _admitted([stream])
-    if not admitted:
-        return None
-    ((stream, access),) = admitted
-    identifiers = listing(access)
-    if not realtime.post(connection_id, frame(identifiers)):
-        return False
-    connections.set_sent(stream, identifiers)
     return True
 
 
@@ -132,20 +128,26 @@ def request_greeting(connection_id: str) -> None:
 
 
 def greet_when_open(connection_id: str, listing: Listing, *, seconds: float = GREETING_SECONDS) -> bool:
-    """The stream worker's job: greet the connection, trying again while its socket is not open yet
-    (the job may run before API Gateway has finished the handshake). False when it never opened, or
-    is no longer stored."""
+    """The stream worker's job: send a new stream its first snapshot, trying again while its socket is
+    not open yet (the job may run before API Gateway has finished the handshake). False when the
+    stream is not (or no longer) stored, is refused (I8), or never opened (it is then forgotten)."""
+    stored = connections.get(connection_id)
+    if stored is None or stored.get("stream") != STREAM:
+        return False
+    admitted = _admitted([stored])
+    if not admitted:
+        return False
+    ((stream, access),) = admitted
+    identifiers = listing(access)
+    data = frame(identifiers)
     deadline = time.monotonic() + seconds
-    while True:
-        outcome = greet(connection_id, listing)
-        if outcome is not False:
-            return bool(outcome)
+    while not realtime.post(connection_id, data):
         if time.monotonic() >= deadline:
-            stored = connections.get(connection_id)
-            if stored is not None and stored.get("stream") == STREAM:
-                connections.delete_streams([stored])  # the client left before it opened
+            connections.delete_streams([stream])  # the client left before it opened
             return False
         time.sleep(GREETING_RETRY_SECONDS)
+    connections.set_sent(stream, identifiers)
+    return True
 
 
 def announce(convo_id: str, change: str, users: Iterable[str], listing: Listing) -> int:
