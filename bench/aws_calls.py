@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "layers" / "kallo")]
@@ -67,6 +68,46 @@ def _ready_data_source(owner: Ref, uploader: Principal, *, linked_to: Ref) -> Re
     objects.update(ref, {"versionId": blobs.put(location, text, content_type="text/plain")})
     world.grant(ref, linked_to, "dependent")
     return ref
+
+
+def _running_answer(scene: Scene) -> str:
+    """An answer the LLM step worker is writing in the scene's convo (its id)."""
+    from kallo.clock import now_iso
+    from kallo.models.steps import Step
+    from kallo.store import steps
+
+    at = now_iso()
+    step = Step(
+        id=str(uuid4()),
+        convoId=scene.convo.id,
+        authorType="llm",
+        status="running",
+        createdAt=at,
+        updatedAt=at,
+    )
+    return steps.add(step)["id"]
+
+
+def _answer(scene: Scene, *, rated_by: Principal | None = None, model: str = "embedded:smollm2") -> str:
+    """An answer in the scene's convo (the id), to a question of Bob's; rated by `rated_by` if given."""
+    from kallo.authz.access import Access
+    from kallo.services import feedback
+    from tests.support.ws import llm_step
+
+    question = world.add_user_step(scene.convo, scene.bob, "Where is the pier?")
+    step_id = llm_step(scene.convo.id, question["id"], config={"model": model})["id"]
+    if rated_by is not None:
+        feedback.set_feedback(Access(rated_by), step_id, "like")
+    return step_id
+
+
+def _suggesting_answer(scene: Scene) -> str:
+    """An answer of a scripted model that suggests three questions (no model of the stack is called)."""
+    from kallo.llm import registry
+    from tests.support.scripted_llm import Script, ScriptedLLM
+
+    registry.register("scripted", ScriptedLLM(Script(["When does it open?\nIs it far?\nCan I fish?"])))
+    return _answer(scene, model="scripted:bench")
 
 
 Request = tuple[str, Principal, dict[str, Any]]
@@ -153,6 +194,7 @@ SCENARIOS: dict[str, Callable[[Scene], Request]] = {
     ),
     "Get Topic Config": lambda s: ("convos.get_topic_config", s.bob, {"path": {"convoId": s.convo.id}}),
     "Query Convo Steps": lambda s: ("convos.query_convo_steps", s.bob, {"path": {"convoId": s.convo.id}}),
+    "Stop Step": lambda s: ("steps.stop_step", s.bob, {"path": {"stepId": _running_answer(s)}}),
     "Query Convo Users": lambda s: (
         "convos.query_convo_users",
         s.bob,
@@ -244,6 +286,17 @@ SCENARIOS: dict[str, Callable[[Scene], Request]] = {
         "data_sources.delete_data_source",
         s.alice,
         {"path": {"dataSourceId": s.data_source.id}},
+    ),
+    "Set Step Feedback": lambda s: ("steps.set_step_feedback", s.bob, {"path": {"stepId": _answer(s)}}),
+    "Remove Step Feedback": lambda s: (
+        "steps.remove_step_feedback",
+        s.bob,
+        {"path": {"stepId": _answer(s, rated_by=s.bob)}},
+    ),
+    "Get Step Suggestions": lambda s: (
+        "steps.get_step_suggestions",
+        s.bob,
+        {"path": {"stepId": _suggesting_answer(s)}},
     ),
     "Remove a Team User": lambda s: (
         "teams.remove_team_user",

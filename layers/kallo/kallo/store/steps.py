@@ -18,7 +18,7 @@ from typing import Any
 from kallo.clock import iso, now_iso
 from kallo.errors import Conflict
 from kallo.models.steps import Step
-from kallo.store import keys, objects
+from kallo.store import feedback, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import Page, table
 
@@ -141,8 +141,9 @@ def contributors(convo_id: str) -> list[str]:
 
 
 def delete_all_of_convo(convo_id: str) -> int:
-    """Delete every step and contributor marker of a convo, a page at a time so memory stays flat
-    whatever the convo's size; returns how many items were deleted. Safe to repeat."""
+    """Delete every step and contributor marker of a convo, and the feedback items of its rated steps,
+    a page at a time so memory stays flat whatever the convo's size; returns how many items were
+    deleted. Safe to repeat."""
     partition = keys.object_pk(Ref("convo", convo_id))
     deleted = 0
     for condition in (
@@ -152,6 +153,8 @@ def delete_all_of_convo(convo_id: str) -> int:
         start = None
         while True:
             page = table().query(partition, start_key=start, **condition)
+            # A rated step's feedback lives outside the convo's partition (keyed by the step).
+            deleted += sum(feedback.delete_of_step(i["id"]) for i in page.items if feedback.rated(i))
             deleted += table().batch_delete({"PK": i["PK"], "SK": i["SK"]} for i in page.items)
             start = page.last_key
             if not start:
@@ -167,18 +170,50 @@ def key(step: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def update(step: dict[str, Any], changes: dict[str, Any], *, remove: tuple[str, ...] = ()) -> dict[str, Any]:
+def update(
+    step: dict[str, Any],
+    changes: dict[str, Any],
+    *,
+    remove: tuple[str, ...] = (),
+    expect: tuple[str, Any] | None = None,
+    latest: bool = True,
+) -> dict[str, Any]:
     """Change a stored step (`updatedAt` is set here) and keep the convo's `latestStep` in step when it
-    is this step. Raises `Conflict` (code `not_found`) when the step was deleted meanwhile."""
-    updated = objects.public(table().update(key(step), {**changes, "updatedAt": now_iso()}, remove=remove))
-    if not updated.get("isAlternate"):
+    is this step (unless `latest` is False: a change that a listing would not show). `expect=(name,
+    value)` also requires an attribute to hold a value (to be absent: None). Raises `Conflict` (code
+    `not_found`) when the step was deleted meanwhile or the expectation does not hold."""
+    updated = objects.public(
+        table().update(
+            key(step),
+            {**changes, "updatedAt": now_iso()},
+            remove=remove,
+            expect=((expect[0],), expect[1]) if expect else None,
+        )
+    )
+    if latest and not updated.get("isAlternate"):
         _replace_latest(step["convoId"], step["id"], updated)
     return updated
 
 
+def current(step: dict[str, Any]) -> dict[str, Any] | None:
+    """A step as stored now (a strongly consistent read of its item, where `get` reads an index)."""
+    found = table().get(key(step), consistent=True)
+    return objects.public(found) if found else None
+
+
+def request_stop(step: dict[str, Any]) -> dict[str, Any]:
+    """Mark a running step `stopRequestedAt` (now), only while it is `running`: whoever writes its text
+    sees the mark at its next save (`kallo.services.replies`). Raises `Conflict` (code `not_found`)
+    when the step is gone or no longer running. The step's `updatedAt` and the convo's `latestStep` are
+    left alone: nothing a reader sees has changed yet."""
+    return objects.public(
+        table().update(key(step), {"stopRequestedAt": now_iso()}, expect=(("status",), "running"))
+    )
+
+
 def delete(step: dict[str, Any], *, promote: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """Delete one step; when it was the convo's `latestStep`, the newest remaining primary step takes
-    its place (or none).
+    """Delete one step (and its feedback items, when it has been rated); when it was the convo's
+    `latestStep`, the newest remaining primary step takes its place (or none).
 
     A step of a group leaves the group too; `promote` (another step of the group) becomes a primary
     step in the same transaction, so a group never loses its primary. Returns `promote` as updated.
@@ -197,6 +232,8 @@ def delete(step: dict[str, Any], *, promote: dict[str, Any] | None = None) -> di
                 {"update": key(promote), "set": {"isAlternate": False, "updatedAt": promoted["updatedAt"]}}
             )
         table().transact(operations)
+    if feedback.rated(step):
+        feedback.delete_of_step(step["id"])
     _replace_latest(step["convoId"], step["id"], _newest_primary(step["convoId"]))
     return promoted
 
