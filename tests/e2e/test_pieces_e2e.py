@@ -66,14 +66,14 @@ class Stream:
         self.connection = connection
         self.frames: list[list[tuple[str, bool]]] = []
 
-    def next(self, timeout: float = 30) -> list[tuple[str, bool]]:
+    def next(self, timeout: float = 60) -> list[tuple[str, bool]]:
         parsed = StreamedIdentifiers.from_json(self.connection.recv(timeout=timeout))
         frame = [(i.conversation.id, bool(i.deleted)) for i in parsed.iterable]
         self.frames.append(frame)
         return frame
 
     def until(
-        self, wanted: Callable[[list[tuple[str, bool]]], bool], timeout: float = 30
+        self, wanted: Callable[[list[tuple[str, bool]]], bool], timeout: float = 60
     ) -> list[tuple[str, bool]]:
         deadline = time.monotonic() + timeout
         while True:
