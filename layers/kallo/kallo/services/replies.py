@@ -524,6 +524,7 @@ class _Run:
         self.saved_seq = 0
         self.last_flush = -math.inf  # the first delta goes out at once
         self.last_save = time.monotonic()
+        self.usage: Usage | None = None  # the counts the step ended with (charged as stored)
 
     def _announce(self, message_type: str, payload: dict[str, Any]) -> None:
         _announce(self.convo_id, message_type, payload, self.listener)
@@ -655,6 +656,7 @@ class _Run:
     def _end(self, status: str, usage: Usage | None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The changes that end the step with `status`, and its final `convoStepUpdate`."""
         self.seq += 1
+        self.usage = usage
         content = {"text": self.text}
         changes: dict[str, Any] = {"status": status, "content": content, "seq": self.seq}
         update: dict[str, Any] = {
@@ -795,7 +797,8 @@ def answer(job: ReplyJob, *, deadline: float | None = None, listener: Listener |
     except _StepGone:
         logger.info("the answer step was deleted (or ended elsewhere) while it was written", extra=context)
         outcome = None
-    _charge(job, plan, run.text, producer.usage)
+    # A stopped stream's counts may still move on its thread: the step's own are charged.
+    _charge(job, plan, run.text, run.usage if outcome in (COMPLETED, STOPPED) else producer.usage)
     _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
     if outcome not in (COMPLETED, STOPPED):
         return
