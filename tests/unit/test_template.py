@@ -128,7 +128,13 @@ MODEL_CALLERS = {
     "GetStepSuggestionsFunction",
     "GlooFunction",
 }
-WORKERS = {"StepWorkerFunction", "DataSourceWorkerFunction", "ExportWorkerFunction", "PurgeWorkerFunction"}
+WORKERS = {
+    "StepWorkerFunction",
+    "DataSourceWorkerFunction",
+    "ExportWorkerFunction",
+    "PurgeWorkerFunction",
+    "StreamWorkerFunction",
+}
 
 
 def _of_type(kind: str) -> dict[str, dict]:
@@ -434,6 +440,7 @@ def test_the_dead_letter_queues_are_found() -> None:
         "StepDeadLetterQueue",
         "DataSourceDeadLetterQueue",
         "ExportDeadLetterQueue",
+        "StreamDeadLetterQueue",
     }
 
 

@@ -26,6 +26,8 @@ Costs in AWS calls:
 - list_convos: 1 Query (the end user's grants) + 1 BatchGetItem (none for an empty page);
 - rename_convo: own_convo + 1 UpdateItem; delete_convo: own_convo + 1 Query + 1 TransactWriteItems +
   1 SQS SendMessage (the purge).
+Each start, rename and deletion is also told to the identifiers streams (`convos.announce`): 1 Query
+per user holding a grant on the convo (a rename first reads them: 1 Query), more only for open streams.
 """
 
 from __future__ import annotations
