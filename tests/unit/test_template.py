@@ -21,6 +21,8 @@ FUNCTIONS = template.functions(TEMPLATE)
 ROUTES = template.rest_routes(TEMPLATE)
 # The compatibility surfaces: ASGI apps (one function per surface) behind a greedy route.
 SURFACES = {f for f, r in FUNCTIONS.items() if r["Properties"]["Handler"].startswith("compat.")}
+# The surfaces again, behind the streaming Function URL: a start command for the Lambda Web Adapter.
+STREAMING = "StreamingFunction"
 
 
 def _module_path(handler: str) -> Path:
@@ -45,7 +47,19 @@ def _route_decorators(source: str) -> list[tuple[str, str]]:
     return found
 
 
-@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_the_streaming_function_starts_the_surfaces_app() -> None:
+    properties = FUNCTIONS[STREAMING]["Properties"]
+    script = ROOT / "functions" / properties["Handler"]
+    assert script.stat().st_mode & 0o111, "the Web Adapter runs the handler as a command"
+    module, _, attribute = re.search(r"-m uvicorn (\S+)", script.read_text()).group(1).partition(":")
+    assert f"{attribute} =" in _module_path(f"{module}.x").read_text()
+    assert properties["FunctionUrlConfig"] == {"AuthType": "NONE", "InvokeMode": "RESPONSE_STREAM"}
+    variables = _variables(properties)
+    assert variables["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
+    assert variables["AWS_LWA_INVOKE_MODE"] == "response_stream"
+
+
+@pytest.mark.parametrize("logical_id", sorted(set(FUNCTIONS) - {STREAMING}))
 def test_every_function_has_its_handler(logical_id: str) -> None:
     handler = FUNCTIONS[logical_id]["Properties"]["Handler"]
     path = _module_path(handler)
@@ -127,6 +141,7 @@ MODEL_CALLERS = {
     "DataSourceWorkerFunction",
     "GetStepSuggestionsFunction",
     "GlooFunction",
+    STREAMING,
 }
 WORKERS = {
     "StepWorkerFunction",
@@ -213,7 +228,7 @@ def test_the_signing_key_is_read_only_by_the_functions_that_sign_or_verify_token
     readers = {f for f in FUNCTIONS if "JwtSigningSecret" in _secrets_read_by(f)}
     signers = {"AuthorizerFunction", "CreateAccessTokenFunction", "WsConnectFunction"}
     # The surfaces authenticate Kallo access tokens themselves, as the authorizer does.
-    assert readers == signers | {r.function for r in PAGED} | SURFACES
+    assert readers == signers | {r.function for r in PAGED} | SURFACES | {STREAMING}
 
 
 def test_workers_have_reserved_concurrency_and_sqs_caps_them_too() -> None:
