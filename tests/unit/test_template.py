@@ -5,6 +5,7 @@ needs."""
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import re
 from pathlib import Path
@@ -17,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = template.load()
 FUNCTIONS = template.functions(TEMPLATE)
 ROUTES = template.rest_routes(TEMPLATE)
+# The compatibility surfaces: one function per surface, an ASGI app serving every path under its prefix.
+SURFACES = {"DifyFunction"}
+OPERATIONS = [r for r in ROUTES if r.function not in SURFACES]
 
 
 def _module_path(handler: str) -> Path:
@@ -58,16 +62,28 @@ def test_every_function_has_its_handler(logical_id: str) -> None:
     assert handler.rpartition(".")[2] in names
 
 
-@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.function)
+@pytest.mark.parametrize("route", OPERATIONS, ids=lambda r: r.function)
 def test_handler_serves_exactly_its_route(route: template.Route) -> None:
     assert _route_decorators(_module_path(route.handler).read_text()) == [(route.method, route.path)]
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.function in SURFACES], ids=lambda r: r.function)
+def test_a_surface_serves_only_paths_under_its_route(route: template.Route) -> None:
+    """A surface is public to API Gateway (it authenticates its own credentials) and its ASGI app
+    routes full paths, all under the greedy path the template gives it."""
+    assert not route.authorized and route.method == "ANY" and route.path.endswith("/{proxy+}")
+    module = importlib.import_module(route.handler.rpartition(".")[0])
+    prefix = route.path.removesuffix("{proxy+}")
+    paths = [r.path for r in module.lambda_handler.asgi_app.app.routes]
+    assert paths and all(p.startswith(prefix) for p in paths)
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.function)
 def test_every_route_has_a_matching_sample_event(route: template.Route) -> None:
     area, operation = route.handler.rsplit(".", 1)[0].split(".")
     event = json.loads((ROOT / "events" / area / f"{operation}.json").read_text())
-    assert (event["resource"], event["httpMethod"]) == (route.path, route.method)
+    assert event["resource"] == route.path
+    assert route.method == "ANY" or event["httpMethod"] == route.method
     assert ("authorizer" in event["requestContext"]) == route.authorized
 
 
@@ -91,8 +107,8 @@ def test_reads_do_not_get_write_access(route: template.Route) -> None:
     assert writes == (route.function == "GetOrCreateUserFunction")
 
 
-def test_only_health_is_public() -> None:
-    assert [r.function for r in ROUTES if not r.authorized] == ["HealthCheckFunction"]
+def test_only_health_and_the_surfaces_are_public() -> None:
+    assert {r.function for r in ROUTES if not r.authorized} == {"HealthCheckFunction", *SURFACES}
 
 
 # -- operations: logs, secrets, concurrency, throttles ---------------------------------------------
@@ -103,9 +119,9 @@ PARAMETERS = TEMPLATE["Parameters"]
 CLOUDWATCH_RETENTION_DAYS = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 ]  # fmt: skip
-# The functions that call a model provider: the LLM step worker (answers) and the data-source worker
-# (summaries). Nothing else may read the provider's key.
-MODEL_CALLERS = {"StepWorkerFunction", "DataSourceWorkerFunction"}
+# The functions that call a model provider: the LLM step worker (answers), the data-source worker
+# (summaries) and the surfaces that answer in process. Nothing else may read the provider's key.
+MODEL_CALLERS = {"StepWorkerFunction", "DataSourceWorkerFunction", "DifyFunction"}
 WORKERS = {"StepWorkerFunction", "DataSourceWorkerFunction", "ExportWorkerFunction", "PurgeWorkerFunction"}
 
 
