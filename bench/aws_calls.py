@@ -69,6 +69,28 @@ def _ready_data_source(owner: Ref, uploader: Principal, *, linked_to: Ref) -> Re
     return ref
 
 
+def _answer(scene: Scene, *, rated_by: Principal | None = None, model: str = "embedded:smollm2") -> str:
+    """An answer in the scene's convo (the id), to a question of Bob's; rated by `rated_by` if given."""
+    from kallo.authz.access import Access
+    from kallo.services import feedback
+    from tests.support.ws import llm_step
+
+    question = world.add_user_step(scene.convo, scene.bob, "Where is the pier?")
+    step_id = llm_step(scene.convo.id, question["id"], config={"model": model})["id"]
+    if rated_by is not None:
+        feedback.set_feedback(Access(rated_by), step_id, "like")
+    return step_id
+
+
+def _suggesting_answer(scene: Scene) -> str:
+    """An answer of a scripted model that suggests three questions (no model of the stack is called)."""
+    from kallo.llm import registry
+    from tests.support.scripted_llm import Script, ScriptedLLM
+
+    registry.register("scripted", ScriptedLLM(Script(["When does it open?\nIs it far?\nCan I fish?"])))
+    return _answer(scene, model="scripted:bench")
+
+
 Request = tuple[str, Principal, dict[str, Any]]
 SCENARIOS: dict[str, Callable[[Scene], Request]] = {
     "Create Access Token": lambda s: (
@@ -244,6 +266,17 @@ SCENARIOS: dict[str, Callable[[Scene], Request]] = {
         "data_sources.delete_data_source",
         s.alice,
         {"path": {"dataSourceId": s.data_source.id}},
+    ),
+    "Set Step Feedback": lambda s: ("steps.set_step_feedback", s.bob, {"path": {"stepId": _answer(s)}}),
+    "Remove Step Feedback": lambda s: (
+        "steps.remove_step_feedback",
+        s.bob,
+        {"path": {"stepId": _answer(s, rated_by=s.bob)}},
+    ),
+    "Get Step Suggestions": lambda s: (
+        "steps.get_step_suggestions",
+        s.bob,
+        {"path": {"stepId": _suggesting_answer(s)}},
     ),
     "Remove a Team User": lambda s: (
         "teams.remove_team_user",

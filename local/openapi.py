@@ -112,9 +112,9 @@ def _document_responses(method: str, operation: dict[str, Any], authorized: bool
     responses = operation.setdefault("responses", {})
     if "204" in responses:
         responses["204"] = {"description": "No content"}
-    statuses = (
-        _ALWAYS + (_WRITES_ONLY if method in _WRITES else ()) + (_AUTHORIZED_ONLY if authorized else ())
-    )
+    # A read that depends on an object's state too (Get Step Suggestions) declares its 409 itself.
+    conflicts = method in _WRITES or "409" in responses
+    statuses = _ALWAYS + (_WRITES_ONLY if conflicts else ()) + (_AUTHORIZED_ONLY if authorized else ())
     for status in statuses:  # 422 replaces Powertools' HTTPValidationError
         responses[status] = {"$ref": f"#/components/responses/{ERROR_RESPONSES[status][0]}"}
     operation["responses"] = dict(sorted(responses.items()))

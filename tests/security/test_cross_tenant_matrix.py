@@ -290,6 +290,11 @@ ATTACKS: dict[str, Build] = {
         "PATCH", lambda w: f"/steps/{w.a.step_id}", json=lambda w: {"isAlternate": False}
     ),
     "DELETE /steps/{stepId} [stepId]": one("DELETE", lambda w: f"/steps/{w.a.step_id}"),
+    "PUT /steps/{stepId}/feedback [stepId]": one(
+        "PUT", lambda w: f"/steps/{w.a.step_id}/feedback", json=lambda w: {"rating": "dislike"}
+    ),
+    "DELETE /steps/{stepId}/feedback [stepId]": one("DELETE", lambda w: f"/steps/{w.a.step_id}/feedback"),
+    "GET /steps/{stepId}/suggestions [stepId]": one("GET", lambda w: f"/steps/{w.a.step_id}/suggestions"),
     "GET /teams [userId]": one("GET", lambda w: "/teams", params=lambda w: {"userId": w.a.user_id}),
     "PATCH /teams/{teamId} [teamId]": one(
         "PATCH", lambda w: f"/teams/{w.a.team_id}", json=lambda w: {"name": "renamed by B"}

@@ -101,10 +101,11 @@ def test_table_access_never_includes_scan() -> None:
 
 @pytest.mark.parametrize("route", [r for r in ROUTES if r.method == "GET"], ids=lambda r: r.function)
 def test_reads_do_not_get_write_access(route: template.Route) -> None:
-    """GET operations only read, except Get/Create a User, which registers users on the fly (seed)."""
+    """GET operations only read, except Get/Create a User, which registers users on the fly (seed), and
+    Get Step Suggestions, which keeps the suggestions its first caller makes (API.md)."""
     policies = FUNCTIONS[route.function]["Properties"]["Policies"]
     writes = {"Ref": "TableWritePolicy"} in policies
-    assert writes == (route.function == "GetOrCreateUserFunction")
+    assert writes == (route.function in {"GetOrCreateUserFunction", "GetStepSuggestionsFunction"})
 
 
 def test_only_health_and_the_surfaces_are_public() -> None:
@@ -120,8 +121,9 @@ CLOUDWATCH_RETENTION_DAYS = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 ]  # fmt: skip
 # The functions that call a model provider: the LLM step worker (answers), the data-source worker
-# (summaries) and the surfaces that answer in process. Nothing else may read the provider's key.
-MODEL_CALLERS = {"StepWorkerFunction", "DataSourceWorkerFunction", "DifyFunction"}
+# (summaries), Get Step Suggestions (follow-up questions) and the surfaces that answer in process. Nothing
+# else may read the provider's key.
+MODEL_CALLERS = {"StepWorkerFunction", "DataSourceWorkerFunction", "GetStepSuggestionsFunction", "DifyFunction"}
 WORKERS = {"StepWorkerFunction", "DataSourceWorkerFunction", "ExportWorkerFunction", "PurgeWorkerFunction"}
 
 

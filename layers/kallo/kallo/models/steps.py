@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from kallo.models.common import ApiModel, Id, ResponseModel
+from kallo.models.feedback import FeedbackCounts
 
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 # A step's text is capped at 64 KB so a whole step always fits in one 128 KB WebSocket frame.
@@ -68,5 +69,15 @@ class Step(ResponseModel):
     reply_to_step_id: str | None = Field(
         default=None, alias="replyToStepId", description="The user step an LLM step answers"
     )
+    feedback: FeedbackCounts | None = Field(
+        default=None, description="An LLM step's ratings: how many users like and dislike it"
+    )
     created_at: str = Field(alias="createdAt")
     updated_at: str = Field(alias="updatedAt")
+
+    @model_validator(mode="after")
+    def _answers_have_counts(self) -> Step:
+        # The counts are stored from an answer's first rating on; before it, they are zeros.
+        if self.author_type == "llm" and self.feedback is None:
+            self.feedback = FeedbackCounts()
+        return self

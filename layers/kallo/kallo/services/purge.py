@@ -3,7 +3,8 @@
 Deleting a convo or a topic removes its item (and its owner grant) at once, then `schedule` sends a job
 `{"type": "<objectType>", "id": "<id>"}` to the purge queue; the purge worker runs `purge`, which deletes:
 - everything left in the object's partition: steps and contributor markers, grants, invitations,
-  connections (whose sockets are closed: `DeleteConnection` each);
+  connections (whose sockets are closed: `DeleteConnection` each), and the feedback items of its rated
+  answers (kept by step, outside the partition: one Query each);
 - the grants that name the object as grantee (GSI1): data-source and prompt links, team grants...;
 - the objects it owned (a topic's convos, a team's topics), each purged the same way, recursively;
 - a topic's app keys.

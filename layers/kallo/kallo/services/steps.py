@@ -38,7 +38,8 @@ the connections it has not checked in the last few seconds (I8: Query + BatchGet
   above.
 - deletion: the check + Query (the step) + DeleteItem (TransactWriteItems for a grouped step, + Query
   and BatchGetItem for a group's primary) + Query and UpdateItem (the convo's latestStep) +
-  BatchWriteItem (its words) + the broadcast(s).
+  BatchWriteItem (its words) + the broadcast(s); an answer someone rated adds Query + BatchWriteItem
+  (its feedback items, `kallo.store.feedback`).
 - regen: the deletion's cost, with a convoStepRegen broadcast, + BatchGetItem (the token budgets) +
   SendMessage.
 - update: the check + Query (the step) (+ the checks of the data sources new annotations cite) + UpdateItem (+ a conditional UpdateItem of the convo's

@@ -25,6 +25,7 @@ Entity chart
 | data source summary | `OBJ#data_source#<id>` | `#SUMMARY`                   | -                               | -                          |     |
 | export          | `EXPORT#<exportId>`     | `#META`                         | -                               | -                          | yes |
 | quota counter   | `QUOTA#<type>#<id>`     | `<counter>#<window start>`      | -                               | -                          | yes |
+| step feedback   | `FEEDBACK#<stepId>`     | `USER#<userId>`                 | -                               | -                          |     |
 
 A grant says "grantee G holds role R on object O"; there is at most one per (object, grantee). Grants
 whose grantee is a team, topic or convo ("structural" grants: ownership and dependent links) sort
@@ -52,6 +53,13 @@ A quota counter counts one thing (`requests`, `tokens`, `upload_bytes`, `summari
 one subject (a user, a team, or an OIDC identity without a user: `QUOTA#oidc#<sub>`) in one fixed
 window, whose start (epoch seconds) ends its sort key; it is only ever changed with `ADD`, and its `ttl`
 is the end of its window, so old windows disappear by themselves.
+
+A step feedback item is one user's rating of one answer (`kallo.store.feedback`); the step's own item
+carries the counts (`feedback {likes, dislikes}`), changed in the same transaction. It is keyed by the
+step alone, so one user's ratings of many steps are one BatchGetItem without their convos; a step that
+has counts is the only kind with feedback items, which its deletion (and the purge of its convo)
+removes with one Query. A completed answer's follow-up suggestions are kept on its step item
+(`suggestions`), made under a lease (`suggestionsLeasedUntil`, epoch seconds) so one caller makes them.
 
 A data source's bytes, text and retrieval index are in S3 (`kallo.store.blobs`); its summary lives in
 its partition, so deleting the data source's partition removes it. The data sources linked to a convo
@@ -86,6 +94,8 @@ Access patterns
 | 23 | an app key by its hash                       | PK=`APPKEY#hash`, SK=`#META`                               | `app_keys.get` |
 | 24 | a topic's app keys, oldest first             | GSI1PK=`APPKEYS#<topicId>`                                 | `app_keys.of_topic` |
 | 25 | an end user by (topic, tenant, `user` value) | PK=`ENDUSER#<topicId>#<tenantId>#<hash>`, SK=`#UNIQUE`                   | `users.find_end_user` |
+| 26 | a user's feedback on a step (on many: BatchGetItem) | PK=`FEEDBACK#<stepId>`, SK=`USER#<userId>`         | `feedback.get`, `feedback.ratings` |
+| 27 | every feedback item of a step                | PK=`FEEDBACK#<stepId>`                                     | `feedback.delete_of_step` |
 """
 
 from __future__ import annotations
@@ -262,3 +272,12 @@ def export_key(export_id: str) -> dict[str, str]:
 def quota_key(subject: Ref, counter: str, window_start: int) -> dict[str, str]:
     """A counter of one subject (user, team, OIDC identity) in the window starting at `window_start`."""
     return {"PK": f"QUOTA#{subject.type}#{subject.id}", "SK": f"{counter}#{window_start}"}
+
+
+def feedback_pk(step_id: str) -> str:
+    return f"FEEDBACK#{step_id}"
+
+
+def feedback_key(step_id: str, user_id: str) -> dict[str, str]:
+    """One user's rating of one step (an LLM answer)."""
+    return {"PK": feedback_pk(step_id), "SK": f"USER#{user_id}"}

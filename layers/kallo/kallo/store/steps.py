@@ -18,7 +18,7 @@ from typing import Any
 from kallo.clock import iso, now_iso
 from kallo.errors import Conflict
 from kallo.models.steps import Step
-from kallo.store import keys, objects
+from kallo.store import feedback, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import Page, table
 
@@ -157,8 +157,9 @@ def contributors(convo_id: str) -> list[str]:
 
 
 def delete_all_of_convo(convo_id: str) -> int:
-    """Delete every step and contributor marker of a convo, a page at a time so memory stays flat
-    whatever the convo's size; returns how many items were deleted. Safe to repeat."""
+    """Delete every step and contributor marker of a convo, and the feedback items of its rated steps,
+    a page at a time so memory stays flat whatever the convo's size; returns how many items were
+    deleted. Safe to repeat."""
     partition = keys.object_pk(Ref("convo", convo_id))
     deleted = 0
     for condition in (
@@ -168,6 +169,8 @@ def delete_all_of_convo(convo_id: str) -> int:
         start = None
         while True:
             page = table().query(partition, start_key=start, **condition)
+            # A rated step's feedback lives outside the convo's partition (keyed by the step).
+            deleted += sum(feedback.delete_of_step(i["id"]) for i in page.items if feedback.rated(i))
             deleted += table().batch_delete({"PK": i["PK"], "SK": i["SK"]} for i in page.items)
             start = page.last_key
             if not start:
@@ -193,8 +196,8 @@ def update(step: dict[str, Any], changes: dict[str, Any], *, remove: tuple[str, 
 
 
 def delete(step: dict[str, Any], *, promote: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """Delete one step; when it was the convo's `latestStep`, the newest remaining primary step takes
-    its place (or none).
+    """Delete one step (and its feedback items, when it has been rated); when it was the convo's
+    `latestStep`, the newest remaining primary step takes its place (or none).
 
     A step of a group leaves the group too; `promote` (another step of the group) becomes a primary
     step in the same transaction, so a group never loses its primary. Returns `promote` as updated.
@@ -213,6 +216,8 @@ def delete(step: dict[str, Any], *, promote: dict[str, Any] | None = None) -> di
                 {"update": key(promote), "set": {"isAlternate": False, "updatedAt": promoted["updatedAt"]}}
             )
         table().transact(operations)
+    if feedback.rated(step):
+        feedback.delete_of_step(step["id"])
     _replace_latest(step["convoId"], step["id"], _newest_primary(step["convoId"]))
     return promoted
 

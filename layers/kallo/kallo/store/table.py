@@ -211,7 +211,8 @@ class Table:
     ) -> dict[str, Any]:
         """Set (and remove) attributes of an existing item; returns the whole item after the update.
 
-        `expect=(("latestStep", "id"), value)` also requires an attribute (path) to hold a value.
+        `expect=(("latestStep", "id"), value)` also requires an attribute (path) to hold a value (to be
+        absent, when the value is None).
         Raises `Conflict` with code `not_found` when the item does not exist (it was deleted meanwhile)
         or the expectation does not hold.
         """
@@ -234,10 +235,12 @@ class Table:
         if expect:
             path, expected = expect
             names.update({f"#e{i}": part for i, part in enumerate(path)})
-            params["ConditionExpression"] += (
-                " AND " + ".".join(f"#e{i}" for i in range(len(path))) + " = :expected"
-            )
-            values[":expected"] = expected
+            attribute = ".".join(f"#e{i}" for i in range(len(path)))
+            if expected is None:
+                params["ConditionExpression"] += f" AND attribute_not_exists({attribute})"
+            else:
+                params["ConditionExpression"] += f" AND {attribute} = :expected"
+                values[":expected"] = expected
         if values:
             params["ExpressionAttributeValues"] = serialize(values)
         try:
@@ -246,15 +249,38 @@ class Table:
             raise Conflict("the object changed while it was being updated", code="not_found") from error
         return deserialize(response["Attributes"])
 
+    def lease(self, key: dict[str, str], name: str, until: int, *, now: int, unless: str) -> None:
+        """Take a lease on an existing item: set `name` to `until` (epoch seconds) only while no one
+        holds it (the attribute is absent, or its lease ended at `now` or before) and the work it
+        guards is not done (attribute `unless` is absent). A holder that crashed blocks no one past
+        `until`. Raises `Conflict` when the lease is held, the work is done or the item is gone."""
+        try:
+            self._client.update_item(
+                TableName=self.name,
+                Key=serialize(key),
+                UpdateExpression="SET #lease = :until",
+                ConditionExpression=(
+                    "attribute_exists(PK) AND attribute_not_exists(#done)"
+                    " AND (attribute_not_exists(#lease) OR #lease <= :now)"
+                ),
+                ExpressionAttributeNames={"#lease": name, "#done": unless},
+                ExpressionAttributeValues=serialize({":until": until, ":now": now}),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as error:
+            raise Conflict("the item is leased, done or gone", code="conflict") from error
+
     def delete(self, key: dict[str, str]) -> None:
         self._client.delete_item(TableName=self.name, Key=serialize(key))
 
     def transact(self, operations: list[dict[str, Any]]) -> None:
         """Apply write operations atomically. Each operation is one of:
         `{"put": item, "new": bool}`, `{"delete": key, "exists": bool}`,
-        `{"update": key, "set": {...}, "remove": [names]?, "expect": ((path...), value)?}` (with `expect`,
-        the attribute must hold that value, or be absent when the value is None: an optimistic check
-        for read-modify-write), `{"check": key, "exists": bool}`.
+        `{"update": key, "set": {...}, "remove": [names]?, "add": {(path...): number}?,
+        "expect": ((path...), value)?}` (with `expect`, the attribute must hold that value, or be absent
+        when the value is None: an optimistic check for read-modify-write; `add` adds to numbers, e.g.
+        counters in a map that exists), `{"check": key, "exists": bool}`. A put or delete with
+        `"expect": ((name,), value)` replaces or deletes only an existing item whose attribute holds
+        that value.
         """
         if len(operations) > TRANSACT_LIMIT:
             raise ValueError(f"a transaction holds at most {TRANSACT_LIMIT} operations")
@@ -273,21 +299,34 @@ class Table:
             put: dict[str, Any] = {"TableName": self.name, "Item": serialize(operation["put"])}
             if operation.get("new"):
                 put["ConditionExpression"] = "attribute_not_exists(PK)"
+            elif "expect" in operation:
+                put.update(_expectation(operation["expect"]))
             return {"Put": put}
         if "delete" in operation:
             delete: dict[str, Any] = {"TableName": self.name, "Key": serialize(operation["delete"])}
-            if operation.get("exists"):
+            if "expect" in operation:
+                delete.update(_expectation(operation["expect"]))
+            elif operation.get("exists"):
                 delete["ConditionExpression"] = "attribute_exists(PK)"
             return {"Delete": delete}
         if "update" in operation:
-            changes = operation["set"]
+            changes = operation.get("set", {})
             removed = list(operation.get("remove", ()))
+            added = list(operation.get("add", {}).items())
             names = {f"#{i}": name for i, name in enumerate(changes)}
             names.update({f"#r{i}": name for i, name in enumerate(removed)})
-            expression = "SET " + ", ".join(f"#{i} = :{i}" for i in range(len(changes)))
+            expression = ("SET " + ", ".join(f"#{i} = :{i}" for i in range(len(changes)))) if changes else ""
             if removed:
                 expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removed)))
             values = {f":{i}": v for i, v in enumerate(changes.values())}
+            if added:
+                paths = []
+                for a, (path, amount) in enumerate(added):
+                    names.update({f"#a{a}_{i}": part for i, part in enumerate(path)})
+                    paths.append(".".join(f"#a{a}_{i}" for i in range(len(path))) + f" :a{a}")
+                    values[f":a{a}"] = amount
+                expression += " ADD " + ", ".join(paths)
+            expression = expression.strip()
             condition = "attribute_exists(PK)"
             if "expect" in operation:
                 path, expected = operation["expect"]
@@ -331,6 +370,16 @@ class Table:
     def iter_keys(self, partition: str, **conditions: Any) -> Iterator[dict[str, str]]:
         for item in self.query_all(partition, **conditions):
             yield {"PK": item["PK"], "SK": item["SK"]}
+
+
+def _expectation(expect: tuple[tuple[str, ...], Any]) -> dict[str, Any]:
+    """The condition of a put or delete that needs the item to exist with an attribute's value."""
+    (name,), expected = expect
+    return {
+        "ConditionExpression": "attribute_exists(PK) AND #expected = :expected",
+        "ExpressionAttributeNames": {"#expected": name},
+        "ExpressionAttributeValues": serialize({":expected": expected}),
+    }
 
 
 _table: Table | None = None
