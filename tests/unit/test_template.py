@@ -123,7 +123,12 @@ CLOUDWATCH_RETENTION_DAYS = [
 # The functions that call a model provider: the LLM step worker (answers), the data-source worker
 # (summaries), Get Step Suggestions (follow-up questions) and the surfaces that answer in process. Nothing
 # else may read the provider's key.
-MODEL_CALLERS = {"StepWorkerFunction", "DataSourceWorkerFunction", "GetStepSuggestionsFunction", "DifyFunction"}
+MODEL_CALLERS = {
+    "StepWorkerFunction",
+    "DataSourceWorkerFunction",
+    "GetStepSuggestionsFunction",
+    "DifyFunction",
+}
 WORKERS = {"StepWorkerFunction", "DataSourceWorkerFunction", "ExportWorkerFunction", "PurgeWorkerFunction"}
 
 

@@ -38,8 +38,9 @@ from kallo.errors import BadRequest, Conflict, DomainError, NotFound, PayloadToo
 from kallo.models.common import Name
 from kallo.models.steps import STEP_TEXT_LIMIT
 from kallo.models.ws import NewStep
-from kallo.services import data_sources, end_users, prompt_variables
+from kallo.services import data_sources, end_users, feedback, prompt_variables, suggestions
 from kallo.services.end_users import EndUser, Exchange
+from kallo.services.replies import clean_name
 from kallo.settings import get_settings
 
 logger = Logger(child=True)
@@ -389,8 +390,6 @@ def stop(request: Request, body: UserOnly) -> dict:
 @surfaces.endpoint(body=FeedbackRequest)
 def feedbacks(request: Request, body: FeedbackRequest) -> dict:
     """Like, dislike, or (rating null) undo the end user's rating of an answer."""
-    from kallo.services import feedback
-
     end_user = _end_user(request, body.user)
     step = end_users.own_step(end_user, _id_of(request.path_params["message_id"], "message"))
     if body.rating is None:
@@ -407,8 +406,6 @@ def suggested(request: Request, _: None) -> dict:
     """Up to 3 follow-up questions for an answer, made once and kept (`kallo.services.suggestions`);
     while another request is making them, this one waits for them (none after a while, and none for
     an answer that did not complete)."""
-    from kallo.services import suggestions
-
     end_user = _query_user(request)
     step = end_users.own_step(end_user, _id_of(request.path_params["message_id"], "message"))
     give_up = time.monotonic() + SUGGESTIONS_WAIT_SECONDS
@@ -448,8 +445,6 @@ def _message(
 def messages(request: Request, _: None) -> dict:
     """A conversation's messages: the latest `limit` before `first_id`, oldest first. Without a
     conversation there are none."""
-    from kallo.services import feedback
-
     query = surfaces.query_model(request, HistoryQuery)
     end_user = _end_user(request, query.user)
     if not query.conversation_id:
@@ -498,8 +493,6 @@ def conversations(request: Request, _: None) -> dict:
 def _auto_name(end_user: EndUser, convo_id: str) -> str:
     """A name from the conversation itself: the first words of its first question (the title Kallo
     gives a convo when its model cannot name it)."""
-    from kallo.services.replies import clean_name
-
     return clean_name(end_users.first_question(end_user, convo_id)) or "New chat"
 
 
