@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "layers" / "kallo")]
@@ -67,6 +68,24 @@ def _ready_data_source(owner: Ref, uploader: Principal, *, linked_to: Ref) -> Re
     objects.update(ref, {"versionId": blobs.put(location, text, content_type="text/plain")})
     world.grant(ref, linked_to, "dependent")
     return ref
+
+
+def _running_answer(scene: Scene) -> str:
+    """An answer the LLM step worker is writing in the scene's convo (its id)."""
+    from kallo.clock import now_iso
+    from kallo.models.steps import Step
+    from kallo.store import steps
+
+    at = now_iso()
+    step = Step(
+        id=str(uuid4()),
+        convoId=scene.convo.id,
+        authorType="llm",
+        status="running",
+        createdAt=at,
+        updatedAt=at,
+    )
+    return steps.add(step)["id"]
 
 
 def _answer(scene: Scene, *, rated_by: Principal | None = None, model: str = "embedded:smollm2") -> str:
@@ -175,6 +194,7 @@ SCENARIOS: dict[str, Callable[[Scene], Request]] = {
     ),
     "Get Topic Config": lambda s: ("convos.get_topic_config", s.bob, {"path": {"convoId": s.convo.id}}),
     "Query Convo Steps": lambda s: ("convos.query_convo_steps", s.bob, {"path": {"convoId": s.convo.id}}),
+    "Stop Step": lambda s: ("steps.stop_step", s.bob, {"path": {"stepId": _running_answer(s)}}),
     "Query Convo Users": lambda s: (
         "convos.query_convo_users",
         s.bob,

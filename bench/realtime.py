@@ -53,12 +53,15 @@ class ScriptedModelServer:
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.end_headers()  # HTTP/1.0: the stream ends when the connection closes
-                for _ in range(int(request.get("max_tokens") or 16)):
-                    time.sleep(delay)
-                    chunk = {"choices": [{"index": 0, "delta": {"content": "tok "}}]}
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                    self.wfile.flush()
-                self.wfile.write(b"data: [DONE]\n\n")
+                try:
+                    for _ in range(int(request.get("max_tokens") or 16)):
+                        time.sleep(delay)
+                        chunk = {"choices": [{"index": 0, "delta": {"content": "tok "}}]}
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                    self.wfile.write(b"data: [DONE]\n\n")
+                except (BrokenPipeError, ConnectionResetError):  # the reader stopped (Stop Step)
+                    return
 
             def log_message(self, format: str, *args: Any) -> None:  # keep the table readable
                 pass

@@ -7,8 +7,9 @@ message group per convo, with `kallo.services.replies.answer`.
 - A body that is not a ReplyJob is logged and dropped: it can never succeed.
 - Idempotency twice over: Powertools records each job id in the single table (`IDEMPOTENCY#llm_step`
   items, expiring through the table's TTL), so a redelivered job is not answered again; and the answer
-  itself does nothing when its step is already completed or failed (a job id seen after its record
-  expired, or two jobs for one step).
+  itself does nothing when its step is already completed, failed or stopped (a job id seen after its
+  record expired, or two jobs for one step), and never starts over a step a stop was requested on: it
+  ends it `stopped` (`kallo.services.replies`, "Stop").
 - Time: a job that starts with less than `MIN_SECONDS_TO_START` left is failed before any work, to be
   retried by another invocation; one that runs out of time ends its step as failed (with the text so
   far) `SAFETY_SECONDS` before the Lambda timeout, so no step stays "running" forever.

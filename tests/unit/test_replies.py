@@ -724,3 +724,232 @@ def test_without_counts_the_answer_is_charged_an_estimate_and_a_refusal_nothing(
     with play(Script(["never"], fail_after=0)) as (_, model):  # refused before any text
         replies.answer(scene.job(scene.step("Again"), model))
     assert tokens_used(scene.user) == estimate
+
+
+# -- stop -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunningCounts:
+    """A provider that counts its tokens as it goes, as the embedded model does: each chunk is followed
+    by the counts so far. `closed` is set when its stream is closed before the end."""
+
+    chunks: list[str]
+    delay: float
+    closed: threading.Event = field(default_factory=threading.Event)
+
+    def stream(self, messages: list[ChatMessage], generation: Any) -> Iterator[str | Usage]:
+        try:
+            for written, chunk in enumerate(self.chunks, start=1):
+                time.sleep(self.delay)
+                yield chunk
+                yield Usage(30, written)
+        except GeneratorExit:
+            self.closed.set()
+            raise
+
+
+def _in_background(job: ReplyJob, **options: Any) -> threading.Thread:
+    worker = threading.Thread(target=replies.answer, args=(job,), kwargs=options, daemon=True)
+    worker.start()
+    return worker
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    limit = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < limit, "the condition never held"
+        time.sleep(0.01)
+
+
+def _stop_after_first_delta(sent: Sent, job: ReplyJob) -> None:
+    _wait_for(lambda: bool(sent.deltas()))
+    steps.request_stop(steps.get(job.llm_step_id))
+
+
+def test_a_stop_ends_the_answer_stopped_keeping_its_text_and_closes_the_stream(scene, sent):
+    provider = RunningCounts(["word "] * 200, delay=0.02)  # 4 s if nobody stops it
+    with installed(provider) as model:
+        job = scene.job(scene.step("Talk for long"), model)
+        worker = _in_background(job)
+        _stop_after_first_delta(sent, job)
+        worker.join(10)
+    assert not worker.is_alive()
+    assert sent.types()[-2:] == ["convoStepUpdate", "convoStatus"]
+    final, idle = sent.final(), sent.of("convoStatus")[-1]
+    assert final["status"] == "stopped" and idle["status"] == "idle"
+    text = final["content"]["text"]
+    assert text.startswith("word ") and len(text) < 5 * 200
+    assert final["seq"] == sent.deltas()[-1]["seq"] + 1
+    # The provider counted what it generated; the stopped step keeps those counts, as a completed one.
+    assert final["usage"]["model"] == model and final["usage"]["inputTokens"] == 30
+    assert final["usage"]["outputTokens"] >= len(text) // 5
+    stored = scene.answer_of(job)
+    assert (stored["status"], stored["content"], stored["seq"], stored["usage"]) == (
+        "stopped",
+        final["content"],
+        final["seq"],
+        final["usage"],
+    )
+    assert provider.closed.is_set()
+    assert tokens_used(scene.user) == 30 + final["usage"]["outputTokens"]
+
+
+def test_a_stop_is_seen_while_the_model_is_silent(scene, sent):
+    """No text arrives after the first delta for 5 s: the answer still wakes up to save, sees the stop
+    and ends with the text it had, not with what would come later."""
+    with play(Script(["First", " later"], delay=[0.0, 5.0])) as (_, model):
+        job = scene.job(scene.step("Think hard"), model)
+        worker = _in_background(job)
+        _stop_after_first_delta(sent, job)
+        worker.join(10)
+    assert sent.final()["status"] == "stopped"
+    assert sent.final()["content"]["text"] == "First"
+    assert "usage" not in sent.final()  # this provider reports counts only at the end of its stream
+    assert tokens_used(scene.user) > 0  # charged an estimate, as a stream cut short
+
+
+def test_a_stop_asked_as_the_text_ends_wins_over_the_completion(scene, sent, monkeypatch):
+    original = steps.update
+
+    def update(step, changes, **kwargs):
+        if changes.get("status") == "completed":
+            steps.request_stop(step)
+        return original(step, changes, **kwargs)
+
+    monkeypatch.setattr(steps, "update", update)
+    with play(Script(["All of it"], usage=Usage(5, 3))) as (_, model):
+        job = scene.job(scene.step("Short"), model)
+        replies.answer(job)
+    final = sent.final()
+    assert (final["status"], final["content"]["text"], final["seq"]) == ("stopped", "All of it", 1)
+    assert final["usage"] == {"inputTokens": 5, "outputTokens": 3, "model": model}
+    assert scene.answer_of(job)["status"] == "stopped"
+
+
+def test_deleting_the_step_is_not_a_stop(scene, sent):
+    with play(Script.saying("z" * 100, delay=0.02)) as (_, model):
+        job = scene.job(scene.step("Delete me midway"), model)
+        worker = _in_background(job)
+        _wait_for(lambda: bool(sent.deltas()))
+        steps.delete(steps.get(job.llm_step_id))
+        worker.join(10)
+    assert not [p for p in sent.of("convoStepUpdate") if "delta" not in p]
+    assert sent.types()[-1] == "convoStatus"
+    assert steps.get(job.llm_step_id) is None
+
+
+def test_a_redelivered_job_never_resumes_a_stopped_answer(scene, sent):
+    with play(Script.saying("y" * 100, delay=0.02)) as (llm, model):
+        job = scene.job(scene.step("Stop then redeliver"), model)
+        worker = _in_background(job)
+        _stop_after_first_delta(sent, job)
+        worker.join(10)
+        stopped, count = scene.answer_of(job), len(sent.messages)
+        replies.answer(job)  # SQS delivers the same job again
+        replies.answer(job.model_copy(update={"job_id": str(uuid4())}))  # or a second job for the step
+    assert len(llm.calls) == 1 and len(sent.messages) == count
+    assert scene.answer_of(job) == stopped
+
+
+def _left_running(scene: Scene, job: ReplyJob, question: dict[str, Any], *, stop: bool) -> dict[str, Any]:
+    """The step a crashed attempt left: running, with some text saved (and a stop asked for)."""
+    at = now_iso()
+    step = steps.add(
+        Step(
+            id=job.llm_step_id,
+            convoId=scene.convo.id,
+            authorType="llm",
+            status="running",
+            content={"text": "half an ans"},
+            config={"model": job.config["model"]},
+            seq=3,
+            replyToStepId=question["id"],
+            createdAt=at,
+            updatedAt=at,
+        )
+    )
+    return steps.request_stop(step) if stop else step
+
+
+def test_a_job_for_a_step_stopped_while_no_attempt_wrote_it_ends_it_without_generating(scene, sent, llm):
+    scripted, model = llm
+    question = scene.step("Crashed, then stopped")
+    job = scene.job(question, model)
+    _left_running(scene, job, question, stop=True)
+    replies.answer(job)
+    assert scripted.calls == []
+    assert sent.types() == ["convoStepUpdate", "convoStatus"]
+    assert sent.final() == {
+        "id": job.llm_step_id,
+        "content": {"text": "half an ans"},
+        "status": "stopped",
+        "seq": 4,
+    }
+    assert scene.answer_of(job)["status"] == "stopped"
+    replies.answer(job)  # and once more: nothing
+    assert len(sent.messages) == 2 and scripted.calls == []
+
+
+def test_a_stop_asked_just_before_a_crashed_answer_starts_over_wins(scene, sent, llm, monkeypatch):
+    """The job read the step running without a mark; the mark came before the step was reset: the
+    reset's condition fails and the step ends stopped instead of starting over."""
+    scripted, model = llm
+    question = scene.step("Race")
+    job = scene.job(question, model)
+    stale = _left_running(scene, job, question, stop=False)
+    steps.request_stop(stale)
+    monkeypatch.setattr(steps, "get", lambda step_id: stale if step_id == job.llm_step_id else None)
+    replies.answer(job)
+    assert scripted.calls == []
+    assert sent.final()["status"] == "stopped" and sent.final()["content"]["text"] == "half an ans"
+    assert steps.current(stale)["status"] == "stopped"
+
+
+def test_a_stop_requested_of_an_answer_in_a_duplicate_attempt_is_ended_once(scene, sent):
+    """Two attempts end a stop-requested step: only one final update goes out (the stopped save is
+    conditional on the step still running)."""
+    with play(Script.saying("q" * 100, delay=0.02)) as (_, model):
+        job = scene.job(scene.step("Twice"), model)
+        worker = _in_background(job)
+        _stop_after_first_delta(sent, job)
+        replies.answer(job.model_copy(update={"job_id": str(uuid4())}))  # a duplicate meets the mark
+        worker.join(10)
+    assert [p["status"] for p in sent.of("convoStepUpdate") if "delta" not in p] == ["stopped"]
+    assert scene.answer_of(job)["status"] == "stopped"
+
+
+# -- the listener -----------------------------------------------------------------------------------------
+
+
+def test_the_listener_hears_every_broadcast_before_it_is_sent(scene, sent):
+    heard: list[tuple[float, str, dict[str, Any]]] = []
+    with play(Script(["Hel", "lo", "!"], delay=[0.0, 0.3, 0.3], usage=Usage(4, 3))) as (_, model):
+        job = scene.job(scene.step("Hi"), model)
+        replies.answer(job, listener=lambda kind, payload: heard.append((time.monotonic(), kind, payload)))
+    assert [(k, p) for _, k, p in heard] == [(k, p) for _, k, p in sent.messages]
+    assert all(h[0] <= s[0] for h, s in zip(heard, sent.messages, strict=True))
+    assert [k for _, k, _ in heard][:3] == ["convoStatus", "convoNewStep", "convoStepUpdate"]
+
+
+def test_a_failing_listener_does_not_fail_the_answer(scene, sent, llm):
+    _, model = llm
+    job = scene.job(scene.step("Hi"), model)
+    replies.answer(job, listener=raising(RuntimeError("the client went away")))
+    assert sent.final()["status"] == "completed"
+
+
+def test_the_model_reads_a_stopped_answer_as_it_stands_but_not_a_failed_one():
+    conversation = [
+        {"authorType": "user", "content": {"text": "Tell me a story"}, "status": "completed"},
+        {"authorType": "llm", "content": {"text": "Once upon"}, "status": "stopped"},
+        {"authorType": "user", "content": {"text": "Go on"}, "status": "completed"},
+        {"authorType": "llm", "content": {"text": "broken"}, "status": "failed"},
+        {"authorType": "llm", "content": {"text": "half"}, "status": "running"},
+        {"authorType": "user", "content": {"text": "And then?"}, "status": "completed"},
+    ]
+    assert replies.history(conversation, 1000) == [
+        ChatMessage("user", "Tell me a story"),
+        ChatMessage("assistant", "Once upon"),
+        ChatMessage("user", "Go on\n\nAnd then?"),
+    ]

@@ -30,7 +30,11 @@ MODEL_ERROR_MESSAGE = "the model could not answer"
 @dataclass(frozen=True)
 class Usage:
     """The provider's own count of the tokens one generation read and wrote. A provider yields it
-    last, after the text, when it knows it; token budgets are charged with it (I10)."""
+    after the text, when it knows it (Bedrock: the closing `metadata` event; OpenAI-compatible: the
+    last chunk, asked for with `stream_options.include_usage`), or its running count after every token
+    when it counts itself (the embedded model): the last one yielded stands for the generation. Token
+    budgets are charged with it (I10). A stream stopped before its end has counts only from a provider
+    that yields them on the way."""
 
     input_tokens: int
     output_tokens: int

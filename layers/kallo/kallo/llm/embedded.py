@@ -105,6 +105,7 @@ class EmbeddedProvider:
         with _generate_lock:
             written = 0
             try:
+                read = prompt_tokens(llama, messages)
                 chunks = llama.create_chat_completion(
                     messages=[{"role": m.role, "content": m.content} for m in messages],
                     stream=True,
@@ -116,10 +117,13 @@ class EmbeddedProvider:
                         if content:
                             written += 1
                             yield content
-                read = prompt_tokens(llama, messages)
+                            # The counts so far after every token: a consumer that stops reading
+                            # (Stop Step) still has them; the last one stands for the whole stream.
+                            yield Usage(read, written)
             except (ValueError, RuntimeError) as error:  # e.g. a prompt longer than the context window
                 raise ProviderError(f"the embedded model could not answer: {error}") from error
-            yield Usage(read, written)
+            if not written:
+                yield Usage(read, written)
 
 
 def prompt_tokens(llama: Any, messages: list[ChatMessage]) -> int:

@@ -52,6 +52,12 @@ class ConvoFile(ResponseModel):
     mime_type: str = Field(alias="mimeType")
 
 
+class StepUsage(ResponseModel):
+    input_tokens: int = Field(alias="inputTokens")
+    output_tokens: int = Field(alias="outputTokens")
+    model: str
+
+
 class Step(ResponseModel):
     id: str
     convo_id: str = Field(alias="convoId")
@@ -61,8 +67,11 @@ class Step(ResponseModel):
     author_id: str | None = Field(default=None, alias="authorId")
     content: dict = Field(default_factory=lambda: {"text": ""})
     config: dict | None = None
-    status: Literal["completed", "running", "failed"] = "completed"
+    status: Literal["completed", "running", "failed", "stopped"] = "completed"
     error: dict | None = None
+    usage: StepUsage | None = Field(
+        default=None, description="An llm step's token counts, as its model's provider reported them"
+    )
     annotations: list[dict] = Field(default_factory=list)
     files: list[dict] = Field(default_factory=list)
     seq: int | None = None

@@ -144,6 +144,12 @@ class StepDeletion(ApiModel):
     id: Id
 
 
+class StopStep(ApiModel):
+    """convoStopStep: the running answer to stop."""
+
+    id: Id
+
+
 class StepRegen(ApiModel):
     id: Id
     config: StepConfig | None = Field(default=None, description="Merged over the regenerated step's config")

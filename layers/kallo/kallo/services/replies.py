@@ -6,11 +6,13 @@ The flow of one answer, every message sent with `kallo.realtime.broadcast` (API.
    `replyToStepId`) and sent as `convoNewStep`;
 3. `convoStepUpdate` `{id, delta, seq}` as the text arrives, `seq` 1, 2, 3...: the first delta goes out
    as soon as there is text, later ones are coalesced (one message per 250 ms at most, or as soon as 200
-   characters wait). The text so far and its `seq` are saved at the first flush that comes a second or
-   more after the last save, so a client that reconnects reads the step over REST and applies only the
-   deltas with a higher `seq`;
-4. `convoStepUpdate` `{id, content, status: "completed", seq}` (the next `seq`; a grounded answer adds
-   its `annotations`, also stored on the step), or on any failure
+   characters wait). The text so far (exactly deltas 1..`seq`) and its `seq` are saved every half
+   second (`Pacing.save_interval`), so a client that reconnects reads the step over REST and applies
+   only the deltas with a higher `seq`; when no delta went out since the last save, the save only
+   touches the step (`seq`, `updatedAt`), so that it still checks for a stop (below);
+4. `convoStepUpdate` `{id, content, status: "completed", seq, usage?}` (the next `seq`; a grounded
+   answer adds its `annotations`, also stored on the step), or when a stop was requested
+   `{id, content (the text so far), status: "stopped", seq, usage?}`, or on any failure
    `{id, content (the text so far), status: "failed", error: {code, message}, seq}`. I7: the error is
    only ever a code and a message of ours (`model_error` "the model could not answer",
    `model_not_allowed`, `answer_timeout`, `nothing_to_answer`, `invalid_config`, `internal_error`),
@@ -25,7 +27,7 @@ What the model reads: a system prompt (a short default instruction, followed by 
 that owns the convo, if it has one, its `{{variables}}` filled from the convo's `inputs` when it has
 them, `kallo.services.prompt_variables`, and by excerpts of the user's documents, if any: see Grounding),
 then the convo's primary steps, oldest first, up to and including the step being answered; failed,
-unfinished and empty steps are left out, user steps are `user` turns, LLM steps `assistant` turns
+unfinished and empty steps are left out (a stopped answer is read as it stands), user steps are `user` turns, LLM steps `assistant` turns
 (consecutive turns of one role are merged, and leading assistant turns dropped, as Bedrock requires).
 The history is trimmed from the oldest turn to a token budget, estimated at 4 characters per token:
 the model's context (`registry.context_tokens`: 2048 for the embedded model, 32k otherwise) less the
@@ -52,11 +54,31 @@ whatever the stored config says. Without `maxTokens`, an answer may take 2048 to
 embedded model). An answer's text is cut at 64 KB (as JSON-escaped UTF-8), where generation stops and
 the step completes: a whole step must fit in one WebSocket frame (128 KB).
 
-Idempotency: the answer is the step `job.llm_step_id`. When it exists and is completed or failed, the
-job was done already (a duplicate delivery) and nothing happens. When it exists and is running, an
-earlier attempt crashed: it starts over, text reset, from `seq` 0 again. Errors while reading or
-storing the step propagate, so the job is retried; once the step exists, every error ends it as
-failed (a provider error is a final answer, not retried), unless even that cannot be stored.
+Stop (`kallo.services.stops`): how the writer of an answer learns of it. Stop Step sets
+`stopRequestedAt` on the step's item, on the condition that it is `running`. Every save of a running
+answer (the progress saves above, and the one that completes it) is conditional on that attribute
+being absent, and the generate loop wakes up for a save at least every `save_interval` (0.5 s) even
+while the model is silent, so the stop is seen within about half a second, at no extra call per save.
+Only when a save's condition fails is the step read again (a consistent GetItem), to tell a stop (the
+step is still there, `running`, with the mark) from a deletion (Delete Step or a deleted convo, which
+is not a stop: the answer ends quietly, as before). On a stop the provider's stream is closed (it is
+given `STOP_DRAIN_SECONDS` to end, so that counts a provider reports on the way are in: the embedded
+model counts its tokens as it goes; Bedrock's `metadata` event and an OpenAI-compatible server's
+`usage` chunk come only at a stream's end, so an answer they were still writing has no `usage` and is
+charged our estimate), and the step ends `stopped` with all the text it had, on the condition that it
+is still `running` (only one attempt ends it). The same holds for an answer made in process
+(`kallo.services.answering`): it saves the same way. A stop that comes as the text ends wins over the
+completion (the step ends `stopped` with its whole text): the request was accepted with a 202.
+
+Idempotency: the answer is the step `job.llm_step_id`. When it exists and is completed, failed or
+stopped, the job was done already (a duplicate delivery) and nothing happens. When it exists and is
+running with a stop requested, the attempt that wrote it is gone: it is not started over but ended
+`stopped` with the text saved last (a final `convoStepUpdate` and `idle`; nothing is generated or
+charged). When it exists and is running, an earlier attempt crashed: it starts over, text reset, from
+`seq` 0 again, on the condition that no stop was requested meanwhile (else it is ended as stopped).
+Errors while reading or storing the step propagate, so the job is retried; once the step exists,
+every error ends it as failed (a provider error is a final answer, not retried), unless even that
+cannot be stored.
 
 AWS calls for a short answer (one delta message, a convo with a name, not owned by a topic, `c`
 connections): 1 GetItem (the convo) + 3 Query (the step by id, the convo's steps, its linked data
@@ -66,14 +88,21 @@ connections are checked (I8: at most once every few seconds, `kallo.realtime.aud
 1 GetItem (2 with a prompt) and 1 Query (its linked data sources); data sources named by the config
 add their checks (1 Query each + 1 BatchGetItem per reader); linked or named data sources add 1
 BatchGetItem, and 1 GetObject per
-index a warm worker has not read yet (an embedding model adds its call); every further save adds 2
-UpdateItem; indexing the answer for search adds 1 BatchWriteItem per 25 distinct words (at most 4);
-naming adds 1 UpdateItem and a broadcast. Charging the answer's tokens (I10) adds 1 UpdateItem, or 1
+index a warm worker has not read yet (an embedding model adds its call); every further save (one per
+half second of generation) adds 2 UpdateItem, or 1 when no new text went out since the last one; a
+stop adds 1 GetItem (the re-read after the failed condition) and ends with 1 UpdateItem (the stopped
+step) + the broadcasts, and no convo `latestStep` update; indexing the answer (completed or stopped)
+for search adds 1 BatchWriteItem per 25 distinct words (at most 4); naming adds 1 UpdateItem and a
+broadcast. Charging the answer's tokens (I10) adds 1 UpdateItem, or 1
 TransactWriteItems when a team pays too.
 
-Usage: each provider reports its own token counts (`kallo.llm.Usage`); the completed step stores them as
-`usage {inputTokens, outputTokens, model}`, the final `convoStepUpdate` carries them, and they are
-charged to the requester's and the team's daily budgets (`kallo.quotas`).
+Usage: each provider reports its own token counts (`kallo.llm.Usage`); the completed (or stopped) step
+stores them as `usage {inputTokens, outputTokens, model}`, the final `convoStepUpdate` carries them, and
+they are charged to the requester's and the team's daily budgets (`kallo.quotas`).
+
+Listener: `answer(job, listener=...)` calls `listener(type, payload)` with every message the answer
+broadcasts, just before it is broadcast (an error in the listener is logged, never fails the answer):
+how `kallo.services.answering.run` streams an answer made in process.
 """
 
 from __future__ import annotations
@@ -149,14 +178,28 @@ class Pacing:
 
     flush_interval: float = 0.25
     flush_chars: int = 200
-    save_interval: float = 1.0
+    # Also how soon a stop is seen: every save asks whether one was requested.
+    save_interval: float = 0.5
 
 
 pacing = Pacing()
 
 
 class _StepGone(Exception):
-    """The LLM step was deleted while it was being written (Delete Step, a deleted convo)."""
+    """The LLM step was deleted while it was being written (Delete Step, a deleted convo), or another
+    attempt ended it."""
+
+
+class _StopRequested(Exception):
+    """Stop Step marked the LLM step (`stopRequestedAt`) while it was being written."""
+
+
+Listener = Callable[[str, dict[str, Any]], None]
+COMPLETED, FAILED, STOPPED = "completed", "failed", "stopped"
+# The steps the model reads: a stopped answer's text was seen by the people in the convo, as it is.
+READABLE = frozenset({COMPLETED, STOPPED})
+# After a stop, how long the provider's stream may take to end (and report its token counts).
+STOP_DRAIN_SECONDS = 0.05
 
 
 # -- what the model reads --------------------------------------------------------------------------------
@@ -192,7 +235,7 @@ def history(conversation: list[dict[str, Any]], budget_tokens: int) -> list[Chat
     kept = [ChatMessage("user", _cut_middle(_text(question), budget))]
     used = tokens(kept[0].content)
     for step in reversed(earlier):
-        if step.get("status", "completed") != "completed" or not _text(step).strip():
+        if step.get("status", "completed") not in READABLE or not _text(step).strip():
             continue  # a failed or unfinished answer, a step with only files
         used += tokens(_text(step))
         if used > budget_tokens:
@@ -395,6 +438,17 @@ class _Producer:
     def stop(self) -> None:
         self._stopped.set()
 
+    def drain(self, seconds: float) -> None:
+        """After `stop`: wait at most `seconds` for the stream to end, dropping what it still sends, so
+        that token counts reported on the way out (`usage`) are in."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                if self._queue.get(timeout=remaining) is _END:
+                    return
+            except queue.Empty:
+                return
+
 
 def collect(open_stream: Callable[[], Iterator[str | Usage]], *, seconds: float, limit: int) -> str:
     """A whole (short) generation, at most `limit` characters, within `seconds`."""
@@ -415,10 +469,18 @@ def collect(open_stream: Callable[[], Iterator[str | Usage]], *, seconds: float,
     return text[:limit]
 
 
-def _announce(convo_id: str, message_type: str, payload: dict[str, Any]) -> None:
+def _announce(
+    convo_id: str, message_type: str, payload: dict[str, Any], listener: Listener | None = None
+) -> None:
     """Broadcast without ever failing the answer: a lost message shows as a `seq` gap or a stale
     status, which a client repairs by reading the convo over REST, while raising would throw the answer
-    away (the post to each connection is already best-effort in `realtime`)."""
+    away (the post to each connection is already best-effort in `realtime`). The `listener` of an
+    answer run in process hears the message first, as it is broadcast."""
+    if listener is not None:
+        try:
+            listener(message_type, payload)
+        except Exception:
+            logger.warning("an answer's listener failed", extra={"type": message_type}, exc_info=True)
     try:
         realtime.broadcast(convo_id, message_type, payload)
     except Exception:
@@ -444,24 +506,53 @@ def _json_bytes(text: str) -> int:
 class _Run:
     """The LLM step while it is written: text, coalesced deltas, saved progress, and its end."""
 
-    def __init__(self, step: dict[str, Any], convo_id: str, hits: tuple[Hit, ...] = ()) -> None:
+    def __init__(
+        self,
+        step: dict[str, Any],
+        convo_id: str,
+        hits: tuple[Hit, ...] = (),
+        listener: Listener | None = None,
+    ) -> None:
         self.step = step
         self.convo_id = convo_id
         self.hits = hits
+        self.listener = listener
         self.text = ""
         self.size = 0  # of the text as JSON-escaped UTF-8 bytes
         self.full = False
         self.pending: list[str] = []
         self.pending_chars = 0
         self.seq = 0
+        self.sent_chars = 0  # of `text`, in deltas 1..seq
+        self.saved_seq = 0
         self.last_flush = -math.inf  # the first delta goes out at once
         self.last_save = time.monotonic()
 
-    def _save(self, changes: dict[str, Any], *, remove: tuple[str, ...] = ()) -> dict[str, Any]:
+    def _announce(self, message_type: str, payload: dict[str, Any]) -> None:
+        _announce(self.convo_id, message_type, payload, self.listener)
+
+    def _save(
+        self,
+        changes: dict[str, Any],
+        *,
+        expect: tuple[str, Any] | None = None,
+        latest: bool = True,
+    ) -> dict[str, Any]:
         try:
-            return steps.update(self.step, changes, remove=remove)
-        except Conflict as error:  # the step is gone
+            return steps.update(self.step, changes, expect=expect, latest=latest)
+        except Conflict as error:  # the step is gone, or the expectation failed
             raise _StepGone from error
+
+    def _save_running(self, changes: dict[str, Any], *, latest: bool = True) -> dict[str, Any]:
+        """Save while no stop is requested: the condition costs no extra call; only when it fails is
+        the step read again, to tell a stop (`_StopRequested`) from a deletion (`_StepGone`)."""
+        try:
+            return self._save(changes, expect=("stopRequestedAt", None), latest=latest)
+        except _StepGone:
+            found = steps.current(self.step)
+            if found is not None and found.get("status") == "running" and found.get("stopRequestedAt"):
+                raise _StopRequested from None
+            raise
 
     def _add(self, chunk: str) -> None:
         size = _json_bytes(chunk)
@@ -482,31 +573,44 @@ class _Run:
         self.pending.append(chunk)
         self.pending_chars += len(chunk)
 
-    def _wait(self, moment: float) -> float | None:
-        if not self.pending:
-            return None
-        return max(0.0, self.last_flush + pacing.flush_interval - moment)
+    def _wait(self, moment: float) -> float:
+        """How long to wait for more text: until the next flush of pending text, and at most until the
+        next save is due (a save is also the check for a stop, so it comes even when no text does)."""
+        wait = max(0.0, self.last_save + pacing.save_interval - moment)
+        if self.pending:
+            wait = min(wait, max(0.0, self.last_flush + pacing.flush_interval - moment))
+        return wait
 
     def _flush(self, moment: float) -> None:
         self.seq += 1
         delta = "".join(self.pending)
         self.pending, self.pending_chars, self.last_flush = [], 0, moment
-        _announce(self.convo_id, "convoStepUpdate", {"id": self.step["id"], "delta": delta, "seq": self.seq})
-        if moment - self.last_save >= pacing.save_interval:
-            # `text` is exactly deltas 1..seq here: a client resumes from this seq without a gap.
-            self._save({"content": {"text": self.text}, "seq": self.seq})
-            self.last_save = moment
+        self.sent_chars = len(self.text)
+        self._announce("convoStepUpdate", {"id": self.step["id"], "delta": delta, "seq": self.seq})
+
+    def _progress(self, moment: float) -> None:
+        """Save the text so far, or when nothing new was sent since the last save, only mark the step
+        as alive (the same condition, so a stop is seen; the convo's `latestStep` is left alone)."""
+        if self.seq != self.saved_seq:
+            # The text of deltas 1..seq exactly: a client resumes from this seq without a gap.
+            self._save_running({"content": {"text": self.text[: self.sent_chars]}, "seq": self.seq})
+        else:
+            self._save_running({"seq": self.seq}, latest=False)
+        self.saved_seq, self.last_save = self.seq, moment
 
     def generate(self, producer: _Producer, deadline: float | None) -> None:
-        """Consume the stream until it ends (the last pending text goes with the final update)."""
+        """Consume the stream until it ends (the last pending text goes with the final update); raises
+        `_StopRequested` when a save finds the step marked for a stop."""
         try:
             while not self.full:
                 moment = time.monotonic()
+                if moment - self.last_save >= pacing.save_interval:
+                    self._progress(moment)
                 wait = self._wait(moment)
                 if deadline is not None:
                     if moment >= deadline:
                         raise ProviderError(TOO_LONG, code="answer_timeout", public=TOO_LONG)
-                    wait = deadline - moment if wait is None else min(wait, deadline - moment)
+                    wait = min(wait, deadline - moment)
                 chunks, end = producer.take(wait)
                 for chunk in chunks:
                     if not self.full:
@@ -524,18 +628,24 @@ class _Run:
         finally:
             producer.stop()
 
-    def execute(self, producer: _Producer, deadline: float | None) -> bool:
-        """Generate, then complete the step (True) or fail it (False). Raises `_StepGone`, and whatever
-        prevents storing the failure (the job is then retried, and starts the step over)."""
+    def execute(self, producer: _Producer, deadline: float | None) -> str:
+        """Generate, then complete the step, stop it or fail it; returns which. Raises `_StepGone`, and
+        whatever prevents storing the end (the job is then retried, and starts the step over)."""
         try:
             self.generate(producer, deadline)
+        except _StopRequested:
+            producer.drain(STOP_DRAIN_SECONDS)
+            return self.stop(producer.usage)
         except _StepGone:
             raise
         except Exception as error:
             self.fail(shown(error))
-            return False
-        self.complete(producer.usage)
-        return True
+            return FAILED
+        try:
+            self.complete(producer.usage)
+        except _StopRequested:  # asked for just as the text ended: it ends as asked, with all its text
+            return self.stop(producer.usage)
+        return COMPLETED
 
     def _citations(self) -> list[dict[str, Any]]:
         """What a grounded answer cites; none rather than a failed answer if that goes wrong."""
@@ -545,14 +655,15 @@ class _Run:
             logger.exception("citing the answer's sources failed", extra={"stepId": self.step["id"]})
             return []
 
-    def complete(self, usage: Usage | None = None) -> None:
+    def _end(self, status: str, usage: Usage | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The changes that end the step with `status`, and its final `convoStepUpdate`."""
         self.seq += 1
         content = {"text": self.text}
-        changes: dict[str, Any] = {"status": "completed", "content": content, "seq": self.seq}
+        changes: dict[str, Any] = {"status": status, "content": content, "seq": self.seq}
         update: dict[str, Any] = {
             "id": self.step["id"],
             "content": content,
-            "status": "completed",
+            "status": status,
             "seq": self.seq,
         }
         if usage is not None:  # API.md: the final convoStepUpdate carries the provider's counts
@@ -560,15 +671,30 @@ class _Run:
             changes["usage"] = update["usage"] = usage.to_api(model)
         if self.hits:
             changes["annotations"] = update["annotations"] = self._citations()
-        self.step = self._save(changes)
-        _announce(self.convo_id, "convoStepUpdate", update)
+        return changes, update
+
+    def complete(self, usage: Usage | None = None) -> None:
+        changes, update = self._end(COMPLETED, usage)
+        try:
+            self.step = self._save_running(changes)
+        except _StopRequested:
+            self.seq -= 1  # the stop's own end takes this seq
+            raise
+        self._announce("convoStepUpdate", update)
+
+    def stop(self, usage: Usage | None = None) -> str:
+        """End the step `stopped` with its text so far, once: only while it is still running (another
+        attempt may have ended it: `_StepGone`)."""
+        changes, update = self._end(STOPPED, usage)
+        self.step = self._save(changes, expect=("status", "running"))
+        self._announce("convoStepUpdate", update)
+        return STOPPED
 
     def fail(self, error: dict[str, str]) -> None:
         self.seq += 1
         content = {"text": self.text}
         self._save({"status": "failed", "content": content, "error": error, "seq": self.seq})
-        _announce(
-            self.convo_id,
+        self._announce(
             "convoStepUpdate",
             {"id": self.step["id"], "content": content, "status": "failed", "error": error, "seq": self.seq},
         )
@@ -587,12 +713,14 @@ def _created_at(job: ReplyJob, replied_to: dict[str, Any]) -> str:
 
 
 def _start(job: ReplyJob, existing: dict[str, Any] | None, plan: Plan) -> dict[str, Any]:
-    """Store the running LLM step, or reset the one a crashed attempt left running."""
+    """Store the running LLM step, or reset the one a crashed attempt left running (unless a stop was
+    requested meanwhile: `Conflict`)."""
     if existing is not None:
         return steps.update(
             existing,
             {"status": "running", "content": {"text": ""}, "seq": 0, "config": plan.config},
             remove=("error",),
+            expect=("stopRequestedAt", None),
         )
     step = Step(
         id=job.llm_step_id,
@@ -609,13 +737,31 @@ def _start(job: ReplyJob, existing: dict[str, Any] | None, plan: Plan) -> dict[s
     return steps.add(step)
 
 
-def answer(job: ReplyJob, *, deadline: float | None = None) -> None:
+def _stop_left_running(job: ReplyJob, step: dict[str, Any], listener: Listener | None) -> None:
+    """A job for a step that a stop was requested on while no attempt was writing it (the attempt
+    crashed, or this is a redelivery): it is never started over, but ended `stopped` with the text
+    saved last."""
+    run = _Run(step, job.convo_id, listener=listener)
+    run.text, run.seq = _text(step), int(step.get("seq") or 0)
+    try:
+        run.stop()
+    except _StepGone:  # another attempt ended it, or it was deleted
+        return
+    _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
+
+
+def answer(job: ReplyJob, *, deadline: float | None = None, listener: Listener | None = None) -> None:
     """Answer the job's step (see the module docstring). `deadline` (a `time.monotonic()` value) ends a
-    generation still running then as failed, keeping the text so far."""
+    generation still running then as failed, keeping the text so far. `listener(type, payload)` hears
+    every message the answer broadcasts, as it is broadcast (`kallo.services.answering`)."""
     context = {"convoId": job.convo_id, "stepId": job.llm_step_id, "jobId": job.job_id}
     existing = steps.get(job.llm_step_id)
     if existing is not None and existing.get("status") != "running":
         logger.info("answer exists already: duplicate job ignored", extra=context)
+        return
+    if existing is not None and existing.get("stopRequestedAt"):
+        logger.info("answer stopped while no attempt wrote it: ended, not started over", extra=context)
+        _stop_left_running(job, existing, listener)
         return
     convo = objects.get(Ref("convo", job.convo_id))
     plan = _plan(job, convo) if convo is not None else None
@@ -624,38 +770,45 @@ def answer(job: ReplyJob, *, deadline: float | None = None) -> None:
         return
 
     _announce(
-        job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "running", "stepId": job.llm_step_id}
+        job.convo_id,
+        "convoStatus",
+        {"convoId": job.convo_id, "status": "running", "stepId": job.llm_step_id},
+        listener,
     )
     try:
         step = _start(job, existing, plan)
     except Conflict:
-        # The convo was deleted meanwhile, or another attempt stored the step first (it reports the
-        # status from now on).
+        # The convo was deleted meanwhile, another attempt stored the step first (it reports the
+        # status from now on), or a stop was requested on the step this attempt was to start over.
+        found = steps.current(existing) if existing is not None else None
+        if found is not None and found.get("status") == "running" and found.get("stopRequestedAt"):
+            _stop_left_running(job, found, listener)
+            return
         logger.info("the answer step could not be stored: job dropped", extra=context)
         return
     except Exception:
-        _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"})
+        _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
         raise
 
     producer = _Producer(plan.open)  # the model starts while the new step is announced
-    _announce(job.convo_id, "convoNewStep", step)
-    run = _Run(step, job.convo_id, plan.hits)
+    _announce(job.convo_id, "convoNewStep", step, listener)
+    run = _Run(step, job.convo_id, plan.hits, listener)
     try:
-        completed = run.execute(producer, deadline)
+        outcome = run.execute(producer, deadline)
     except _StepGone:
-        logger.info("the answer step was deleted while it was written", extra=context)
-        completed = False
+        logger.info("the answer step was deleted (or ended elsewhere) while it was written", extra=context)
+        outcome = None
     _charge(job, plan, run.text, producer.usage)
-    _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"})
-    if not completed:
+    _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
+    if outcome not in (COMPLETED, STOPPED):
         return
     try:
         search.index(run.step)
     except Exception:
-        # The answer stands (a retry would find it completed and skip it): say so loudly instead.
+        # The answer stands (a retry would find it ended and skip it): say so loudly instead.
         logger.exception("indexing the answer for search failed", extra=context)
     if not convo.get("name"):
-        name_convo(convo, plan, run.text)
+        name_convo(convo, plan, run.text, listener)
 
 
 def _charge(job: ReplyJob, plan: Plan, text: str, usage: Usage | None) -> None:
@@ -698,7 +851,7 @@ def _question(plan: Plan) -> str:
     return " ".join((plan.conversation[-1].get("content") or {}).get("text", "").split())
 
 
-def name_convo(convo: dict[str, Any], plan: Plan, answer_text: str) -> None:
+def name_convo(convo: dict[str, Any], plan: Plan, answer_text: str, listener: Listener | None = None) -> None:
     """Give a nameless convo a name from its first exchange (only while it is still nameless)."""
     question = _question(plan)
     exchange = f"Question: {question[:NAMING_EXCERPT]}\n\nAnswer: {answer_text[:NAMING_EXCERPT]}"
@@ -723,4 +876,4 @@ def name_convo(convo: dict[str, Any], plan: Plan, answer_text: str) -> None:
     except Exception:
         logger.warning("storing the convo's name failed", extra={"convoId": convo["id"]}, exc_info=True)
         return
-    _announce(convo["id"], "convoUpdate", {"id": convo["id"], **changes})
+    _announce(convo["id"], "convoUpdate", {"id": convo["id"], **changes}, listener)

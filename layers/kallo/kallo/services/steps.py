@@ -79,7 +79,7 @@ STEP_UPDATE = "convoStepUpdate"
 STEP_DELETION = "convoStepDeletion"
 STEP_REGEN = "convoStepRegen"
 # Only an LLM step that has finished, one way or the other, can be generated again.
-REGENERABLE = frozenset({"completed", "failed"})
+REGENERABLE = frozenset({"completed", "failed", "stopped"})
 
 Broadcast = Callable[[str, str, Any, str | None], Any]
 
@@ -128,6 +128,12 @@ def _target(actor: Actor, step_id: str, convo_id: str | None) -> dict[str, Any]:
         hidden_as = Ref("step", step_id)
         actor.access.require(_convo(step["convoId"]), Permission.can_chat, hidden_as=hidden_as)
     return step
+
+
+def target(actor: Actor, step_id: str, convo_id: str | None = None) -> dict[str, Any]:
+    """The step a request acts on, checked as every step operation checks it (`can_chat`; hidden: 404),
+    for the services that act on steps from outside this module (Stop Step)."""
+    return _target(actor, step_id, convo_id)
 
 
 def _require_token_budget(actor: Actor, convo_id: str) -> str | None:
@@ -217,11 +223,16 @@ def _join_convo(actor: Actor, convo_id: str) -> None:
 
 
 def _store_new(
-    actor: Actor, convo_id: str, new: list[tuple[Step, bool]], *, team_id: str | None = None
+    actor: Actor,
+    convo_id: str,
+    new: list[tuple[Step, bool]],
+    *,
+    team_id: str | None = None,
+    queue: Callable[[ReplyJob], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Store new user steps (one transaction), index their words, make the writer a participant,
     broadcast them in order, then queue the replies they ask for (after the broadcast, so clients see
-    the question before the answer starts)."""
+    the question before the answer starts): on the step queue, or to `queue` when given."""
     stored = store.add_many([step for step, _ in new])
     search.index_many(stored)
     _join_convo(actor, convo_id)
@@ -229,7 +240,7 @@ def _store_new(
         actor.publish(convo_id, NEW_STEP, step)
     for step, (_, reply) in zip(stored, new, strict=True):
         if reply:
-            enqueue(
+            (queue or enqueue)(
                 ReplyJob(
                     jobId=step["id"],
                     convoId=convo_id,
@@ -243,14 +254,17 @@ def _store_new(
     return stored
 
 
-def add_step(actor: Actor, convo_id: str, data: NewStep) -> dict[str, Any]:
+def add_step(
+    actor: Actor, convo_id: str, data: NewStep, *, queue: Callable[[ReplyJob], None] | None = None
+) -> dict[str, Any]:
     """convoNewStep: a user step (the server sets everything but id, content, config, files and
-    annotations); a reply is queued when its config asks for one."""
+    annotations); a reply is queued when its config asks for one (`queue`: given to the caller instead
+    of the step queue, for an answer made in process)."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
     team_id = _require_token_budget(actor, convo_id) if data.wants_reply else None
     _require_configs(actor.access, [data])
     step = _step(actor, convo_id, data, now_iso())
-    return _store_new(actor, convo_id, [(step, data.wants_reply)], team_id=team_id)[0]
+    return _store_new(actor, convo_id, [(step, data.wants_reply)], team_id=team_id, queue=queue)[0]
 
 
 def add_step_group(actor: Actor, convo_id: str, data: NewStepGroup) -> list[dict[str, Any]]:

@@ -186,13 +186,45 @@ def key(step: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def update(step: dict[str, Any], changes: dict[str, Any], *, remove: tuple[str, ...] = ()) -> dict[str, Any]:
+def update(
+    step: dict[str, Any],
+    changes: dict[str, Any],
+    *,
+    remove: tuple[str, ...] = (),
+    expect: tuple[str, Any] | None = None,
+    latest: bool = True,
+) -> dict[str, Any]:
     """Change a stored step (`updatedAt` is set here) and keep the convo's `latestStep` in step when it
-    is this step. Raises `Conflict` (code `not_found`) when the step was deleted meanwhile."""
-    updated = objects.public(table().update(key(step), {**changes, "updatedAt": now_iso()}, remove=remove))
-    if not updated.get("isAlternate"):
+    is this step (unless `latest` is False: a change that a listing would not show). `expect=(name,
+    value)` also requires an attribute to hold a value (to be absent: None). Raises `Conflict` (code
+    `not_found`) when the step was deleted meanwhile or the expectation does not hold."""
+    updated = objects.public(
+        table().update(
+            key(step),
+            {**changes, "updatedAt": now_iso()},
+            remove=remove,
+            expect=((expect[0],), expect[1]) if expect else None,
+        )
+    )
+    if latest and not updated.get("isAlternate"):
         _replace_latest(step["convoId"], step["id"], updated)
     return updated
+
+
+def current(step: dict[str, Any]) -> dict[str, Any] | None:
+    """A step as stored now (a strongly consistent read of its item, where `get` reads an index)."""
+    found = table().get(key(step), consistent=True)
+    return objects.public(found) if found else None
+
+
+def request_stop(step: dict[str, Any]) -> dict[str, Any]:
+    """Mark a running step `stopRequestedAt` (now), only while it is `running`: whoever writes its text
+    sees the mark at its next save (`kallo.services.replies`). Raises `Conflict` (code `not_found`)
+    when the step is gone or no longer running. The step's `updatedAt` and the convo's `latestStep` are
+    left alone: nothing a reader sees has changed yet."""
+    return objects.public(
+        table().update(key(step), {"stopRequestedAt": now_iso()}, expect=(("status",), "running"))
+    )
 
 
 def delete(step: dict[str, Any], *, promote: dict[str, Any] | None = None) -> dict[str, Any] | None:

@@ -66,6 +66,7 @@ CLIENT_MESSAGES = (
     "convoStepGroupAddition",
     "convoStepRegen",
     "convoStepUpdate",
+    "convoStopStep",
 )
 MAX_REQUEST_ID = 256
 
