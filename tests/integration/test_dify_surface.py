@@ -661,6 +661,7 @@ def test_suggested_questions_are_made_once(chat_app, llm):
 
 
 def test_stop_ends_a_running_answer_with_its_text(aws):
+    import asyncio
     import threading
 
     svc, _ = make_service_account()
@@ -668,7 +669,12 @@ def test_stop_ends_a_running_answer_with_its_text(aws):
     with installed(slow) as model:
         app = make_app(svc, model=model)
         answered: list[Result] = []
-        thread = threading.Thread(target=lambda: answered.append(chat(app, response_mode="streaming")))
+
+        def ask() -> None:
+            asyncio.set_event_loop(asyncio.new_event_loop())  # Mangum's, as a Lambda's main thread has
+            answered.append(chat(app, response_mode="streaming"))
+
+        thread = threading.Thread(target=ask)
         thread.start()
         alice = app.end_user("alice")
         running = None
@@ -706,3 +712,78 @@ def test_an_uploaded_file_grounds_the_answer_and_is_the_uploaders_alone(chat_app
     refused(chat(chat_app, user="bob", files=files), 404, "not_found")
     assert end_users.list_convos(chat_app.end_user("bob"))[0] == []
     refused(chat(chat_app, files=[{"type": "document", "transfer_method": "local_file"}]), 422)
+
+
+def test_the_aws_calls_of_each_operation(app, aws_calls):
+    """A warm container (the key cached): every request counts itself against the tenant's rate (1
+    UpdateItem) and finds its end user's claim (1 GetItem); an own-conversation check is the convo's
+    and its topic's structural grants (2 Query) with the end user's grants (1 BatchGetItem) and the
+    convo (1 GetItem); a message is first found by id (1 Query)."""
+    alice = app.end_user("alice")
+    convo_id = end_users.start_convo(alice)["id"]
+    message_id = exchange(convo_id, alice.user_id, "When?", "Hourly.")
+    dify("GET", "/parameters", app.key, query={"user": "alice"})  # the key cached, as in a warm container
+    budgets: list[tuple[str, str, dict[str, Any], dict[str, int]]] = [
+        (
+            "GET",
+            "/messages",
+            {"query": {"user": "alice", "conversation_id": convo_id}},
+            # + the page of steps (Query) and the end user's ratings (BatchGetItem).
+            {"UpdateItem": 1, "GetItem": 2, "Query": 3, "BatchGetItem": 2},
+        ),
+        (
+            "POST",
+            f"/messages/{message_id}/feedbacks",
+            {"body": {"rating": "like", "user": "alice"}},
+            # + Set Step Feedback (kallo.services.feedback).
+            {"UpdateItem": 1, "GetItem": 4, "Query": 5, "BatchGetItem": 1, "TransactWriteItems": 1},
+        ),
+        (
+            "POST",
+            f"/chat-messages/{message_id}/stop",
+            {"body": {"user": "alice"}},
+            # + Stop Step's check and the re-read that finds the answer over (kallo.services.stops).
+            {"UpdateItem": 1, "GetItem": 2, "Query": 4, "BatchGetItem": 1},
+        ),
+        (
+            "POST",
+            f"/conversations/{convo_id}/name",
+            {"body": {"name": "Trains", "user": "alice"}},
+            {"UpdateItem": 2, "GetItem": 2, "Query": 2, "BatchGetItem": 1},
+        ),
+        ("GET", "/parameters", {"query": {"user": "alice"}}, {"UpdateItem": 1, "GetItem": 3}),
+        (
+            "DELETE",
+            f"/conversations/{convo_id}",
+            {"body": {"user": "alice"}},
+            # + the convo's user grants (Query), one transaction, the purge job.
+            {
+                "UpdateItem": 1,
+                "GetItem": 2,
+                "Query": 3,
+                "BatchGetItem": 1,
+                "TransactWriteItems": 1,
+                "SendMessage": 1,
+            },
+        ),
+    ]
+    for method, path, options, expected in budgets:
+        aws_calls.reset()
+        assert dify(method, path, app.key, **options).status == 200, path
+        assert {k.split(":")[1]: v for k, v in aws_calls.calls.items()} == expected, path
+    aws_calls.reset()
+    assert upload(app, "alice").status == 201
+    # + the upload's charge and version (2 UpdateItem), the data source (TransactWriteItems), its bytes.
+    assert dict(aws_calls.calls) == {
+        "dynamodb:UpdateItem": 3,
+        "dynamodb:GetItem": 1,
+        "dynamodb:TransactWriteItems": 1,
+        "s3:PutObject": 1,
+    }
+
+
+def test_an_answer_is_made_in_process_without_the_queue(chat_app, aws_calls):
+    aws_calls.reset()
+    assert chat(chat_app).status == 200
+    assert not any(name.startswith("sqs:") for name in aws_calls.calls)
+    assert not any(name.endswith(":Scan") for name in aws_calls.calls)

@@ -196,7 +196,8 @@ def test_exchanges_pair_questions_with_their_answers(world):
     q3 = _step(convo_id, alice.user_id, "q3")
     a3 = _step(convo_id, None, "a3", replyToStepId=q3["id"])
     orphan = _step(convo_id, None, "an answer whose question is gone", replyToStepId=str(uuid4()))
-    found, more = end_users.exchanges(alice, convo_id, limit=10)
+    convo, found, more = end_users.exchanges(alice, convo_id, limit=10)
+    assert convo["id"] == convo_id
     assert [(e.question and e.question["id"], e.answer and e.answer["id"]) for e in found] == [
         (q1["id"], a1["id"]),
         (q2["id"], None),
@@ -204,11 +205,11 @@ def test_exchanges_pair_questions_with_their_answers(world):
         (None, orphan["id"]),
     ]
     assert [e.id for e in found] == [a1["id"], q2["id"], a3["id"], orphan["id"]] and not more
-    latest, more = end_users.exchanges(alice, convo_id, limit=2)
+    _, latest, more = end_users.exchanges(alice, convo_id, limit=2)
     assert [e.id for e in latest] == [a3["id"], orphan["id"]] and more
-    before, more = end_users.exchanges(alice, convo_id, before=a3["id"], limit=2)
+    _, before, more = end_users.exchanges(alice, convo_id, before=a3["id"], limit=2)
     assert [e.id for e in before] == [a1["id"], q2["id"]] and not more
-    before_q2, more = end_users.exchanges(alice, convo_id, before=q2["id"], limit=5)
+    _, before_q2, more = end_users.exchanges(alice, convo_id, before=q2["id"], limit=5)
     assert [e.id for e in before_q2] == [a1["id"]] and not more
     assert end_users.first_question(alice, convo_id) == "q1"
     # Another end user: 404, the convo's and the message's alike.

@@ -226,10 +226,11 @@ def own_step(end_user: EndUser, step_id: str) -> dict[str, Any]:
 
 def exchanges(
     end_user: EndUser, convo_id: str, *, before: str | None = None, limit: int = 20
-) -> tuple[list[Exchange], bool]:
-    """The convo's latest `limit` exchanges before the exchange `before` (its id), oldest first, and
-    whether older ones exist. Alternates (other versions of a step) are left out."""
-    own_convo(end_user, convo_id)
+) -> tuple[dict[str, Any], list[Exchange], bool]:
+    """The convo (see `own_convo`), its latest `limit` exchanges before the exchange `before` (its
+    id), oldest first, and whether older ones exist. Alternates (other versions of a step) are left
+    out."""
+    convo = own_convo(end_user, convo_id)
     upto, skipped = None, set()
     if before is not None:
         upto = own_step(end_user, before)
@@ -262,7 +263,7 @@ def exchanges(
             break
     if pending is not None:
         found.append(Exchange(None, pending))
-    return found[:limit][::-1], len(found) > limit
+    return convo, found[:limit][::-1], len(found) > limit
 
 
 def first_question(end_user: EndUser, convo_id: str) -> str:

@@ -14,6 +14,20 @@ files/upload) at `/dify/v1`, on Kallo's own data. docs/COMPATIBILITY.md ("Dify")
 - `inputs` fill the topic prompt's `{{variables}}` (`kallo.services.prompt_variables`); as in Dify
   they are kept on the conversation when it starts, and ignored on later messages.
 - Times are Unix seconds; errors are `{code, message, status}` (`kallo.surfaces`).
+
+Costs in AWS calls, in a warm container (the key cached; a cold one adds `kallo.auth.app_keys`' 2
+GetItem, and an UpdateItem at most once a minute): every request 1 UpdateItem (the tenant's request
+rate) + 1 GetItem (the end user's claim; a new end user adds 1 TransactWriteItems); an own conversation
+is checked with 2 Query + 1 BatchGetItem + 1 GetItem, a message is found with 1 Query first:
+- conversations: + 1 Query + 1 BatchGetItem; parameters: + 2 GetItem (the topic, its prompt);
+- messages: + the check + 1 Query per page of steps + 1 BatchGetItem (ratings) + 1 BatchGetItem when
+  answers cite data sources;
+- rename: + the check + 1 UpdateItem; delete: + the check + 1 Query + 1 TransactWriteItems + 1 SQS
+  SendMessage; feedbacks, suggested, stop: + the message's check + what Set / Remove Step Feedback, Get
+  Step Suggestions and Stop Step cost;
+- files/upload: + 2 UpdateItem + 1 TransactWriteItems + 1 S3 PutObject (Upload New File);
+- chat-messages: + the check (or 1 TransactWriteItems for a new conversation) + what Add Step costs and
+  what the answer costs (`kallo.services.answering`; no SQS message: the answer is made here).
 """
 
 from __future__ import annotations
@@ -38,7 +52,16 @@ from kallo.errors import BadRequest, Conflict, DomainError, NotFound, PayloadToo
 from kallo.models.common import Name
 from kallo.models.steps import STEP_TEXT_LIMIT
 from kallo.models.ws import NewStep
-from kallo.services import data_sources, end_users, feedback, prompt_variables, suggestions
+from kallo.services import (
+    answering,
+    data_sources,
+    end_users,
+    feedback,
+    prompt_variables,
+    steps,
+    stops,
+    suggestions,
+)
 from kallo.services.end_users import EndUser, Exchange
 from kallo.services.replies import clean_name
 from kallo.settings import get_settings
@@ -272,7 +295,23 @@ class Answer:
                     }
                 if payload.get("status") in ("completed", "failed", "stopped"):
                     self.final = payload
+                    yield from self._rest_of_the_text()
                     yield self.end_event()
+
+    def _rest_of_the_text(self) -> Iterator[dict[str, Any]]:
+        """The text the deltas did not carry: the last words come with the final update (deltas are
+        coalesced), so they go out as one more `message` event; should the final text not continue
+        what was sent, Dify's `message_replace` gives the whole of it."""
+        sent, whole = "".join(self.text), self.answer_text()
+        if whole == sent:
+            return
+        if whole.startswith(sent):
+            self.text.append(whole[len(sent) :])
+            kind, answer = "message", whole[len(sent) :]
+        else:
+            self.text = [whole]
+            kind, answer = "message_replace", whole
+        yield {"event": kind, **self._ids(), "answer": answer, "created_at": self.created_at()}
 
     def answer_text(self) -> str:
         content = (self.final or {}).get("content")
@@ -326,7 +365,7 @@ def _streamed(answer: Answer, broadcasts: Iterator[tuple[str, dict[str, Any]]]) 
     try:
         ended = False
         for event in answer.events(broadcasts):
-            ended = ended or event["event"] != "message"
+            ended = ended or event["event"] in ("message_end", "error")
             yield event
         if not ended:
             yield answer.end_event()
@@ -344,8 +383,6 @@ def _streamed(answer: Answer, broadcasts: Iterator[tuple[str, dict[str, Any]]]) 
 
 @surfaces.endpoint(body=ChatRequest)
 def chat_messages(request: Request, body: ChatRequest) -> dict | Response:
-    from kallo.services import answering, steps
-
     started = time.monotonic()
     end_user = _end_user(request, body.user)
     new_step = _new_step(end_user, body)
@@ -374,8 +411,6 @@ def chat_messages(request: Request, body: ChatRequest) -> dict | Response:
 def stop(request: Request, body: UserOnly) -> dict:
     """Stop an answer of the end user's (`task_id` = its message id). An answer that is over already is
     a success too, as in Dify."""
-    from kallo.services import stops
-
     end_user = _end_user(request, body.user)
     task_id = request.path_params["task_id"]
     step = end_users.own_step(end_user, _id_of(task_id, "task"))
@@ -450,9 +485,8 @@ def messages(request: Request, _: None) -> dict:
     if not query.conversation_id:
         return {"limit": query.limit, "has_more": False, "data": []}
     convo_id = _id_of(query.conversation_id, "conversation")
-    convo = end_users.own_convo(end_user, convo_id)
     before = _id_of(query.first_id, "message") if query.first_id else None
-    found, has_more = end_users.exchanges(end_user, convo_id, before=before, limit=query.limit)
+    convo, found, has_more = end_users.exchanges(end_user, convo_id, before=before, limit=query.limit)
     answered = [e.answer["id"] for e in found if e.answer]
     ratings = feedback.ratings_of(end_user.user_id, answered) if answered else {}
     names = cited_names([a for e in found for a in (e.answer or {}).get("annotations") or ()])
@@ -500,7 +534,6 @@ def _auto_name(end_user: EndUser, convo_id: str) -> str:
 def rename(request: Request, body: RenameRequest) -> dict:
     end_user = _end_user(request, body.user)
     convo_id = _id_of(request.path_params["conversation_id"], "conversation")
-    end_users.own_convo(end_user, convo_id)
     if body.auto_generate:
         name = _auto_name(end_user, convo_id)
     elif body.name is None:
