@@ -17,6 +17,7 @@ from kallo.authz.access import Access
 from kallo.documents import passages
 from kallo.documents.bm25 import Index
 from kallo.llm import ChatMessage
+from kallo.llm.jobs import ReplyJob
 from kallo.models.convos import ConvoCreate
 from kallo.services import convos, data_source_links, grounding, replies
 from kallo.store import blobs, keys, objects, steps
@@ -149,6 +150,28 @@ def test_a_data_source_named_in_the_step_config_grounds_the_answer(sockets):
     assert FACT in system_prompt(llm)
     [citation] = steps.get(job["llmStepId"])["annotations"]
     assert (citation["dataSourceId"], citation["text"]) == (source, FACT)
+
+
+def test_a_job_narrowed_to_some_sources_is_grounded_on_those_only(sockets):
+    """`onlyDataSourceIds` (a surface's narrowing: Gloo's publishers) keeps only the listed ones of the
+    sources the answer could use; an empty list grounds nothing, and an id it could not use adds none."""
+    room = ws.room()
+    heron = ready_data_source(room.owner)
+    rooms = ready_data_source(room.owner, "The launch room of project Heron is room 4.", "rooms.md")
+    theirs = ready_data_source(make_user(), "The launch code of project Heron is QQ-7.", "theirs.md")
+    for source in (heron, rooms):
+        data_source_links.add_convo_data_source(Access(room.owner), room.convo_id, source)
+    llm = ScriptedLLM(Script(["ZX-42."]))
+    with installed(llm) as model:
+        job = ask(room.owner_connection, model)
+        for only, shown, hidden in (([rooms, theirs], "room 4", FACT), ([], None, "room 4")):
+            llm.calls.clear()
+            replies.answer(
+                ReplyJob.model_validate({**job, "llmStepId": str(uuid4()), "onlyDataSourceIds": only})
+            )
+            system = system_prompt(llm)
+            assert (shown is None or shown in system) and hidden not in system and "QQ-7" not in system
+    assert replies.GROUNDING_INSTRUCTION not in system
 
 
 # -- not grounded -----------------------------------------------------------------------------------------

@@ -430,6 +430,12 @@ BODY_ATTACKS: dict[str, Build] = {
         lambda w: f"/topics/{w.b.topic_id}",
         json=lambda w: {"dataSourceIds": [w.a.data_source_id]},
     ),
+    # Gloo KaLLM (a compatibility surface, not in the OpenAPI document): continuing A's chat.
+    "POST /gloo/ai/v1/message/kallm [body chat_id]": one(
+        "POST",
+        lambda w: "/gloo/ai/v1/message/kallm",
+        json=lambda w: {"query": "What did A ask?", "chat_id": w.a.convo_id},
+    ),
 }
 
 # Look-ups that may answer 200 with what the caller can see (nothing of A's), or create the caller's own

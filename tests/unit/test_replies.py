@@ -791,7 +791,7 @@ def test_a_stop_ends_the_answer_stopped_keeping_its_text_and_closes_the_stream(s
         final["seq"],
         final["usage"],
     )
-    assert provider.closed.is_set()
+    assert provider.closed.wait(5)
     assert tokens_used(scene.user) == 30 + final["usage"]["outputTokens"]
 
 

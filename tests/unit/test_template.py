@@ -5,6 +5,7 @@ needs."""
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import json
 import re
@@ -18,9 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = template.load()
 FUNCTIONS = template.functions(TEMPLATE)
 ROUTES = template.rest_routes(TEMPLATE)
-# The compatibility surfaces: one function per surface, an ASGI app serving every path under its prefix.
-SURFACES = {"DifyFunction"}
-OPERATIONS = [r for r in ROUTES if r.function not in SURFACES]
+# The compatibility surfaces: ASGI apps (one function per surface) behind a greedy route.
+SURFACES = {f for f, r in FUNCTIONS.items() if r["Properties"]["Handler"].startswith("compat.")}
 
 
 def _module_path(handler: str) -> Path:
@@ -62,20 +62,16 @@ def test_every_function_has_its_handler(logical_id: str) -> None:
     assert handler.rpartition(".")[2] in names
 
 
-@pytest.mark.parametrize("route", OPERATIONS, ids=lambda r: r.function)
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.function)
 def test_handler_serves_exactly_its_route(route: template.Route) -> None:
+    if route.function in SURFACES:
+        # A surface's app serves only paths under its greedy route's prefix.
+        module = importlib.import_module(route.handler.rpartition(".")[0])
+        prefix = route.path.split("{", 1)[0]
+        paths = [r.path for r in module.app.app.routes]
+        assert paths and all(p.startswith(prefix) for p in paths), paths
+        return
     assert _route_decorators(_module_path(route.handler).read_text()) == [(route.method, route.path)]
-
-
-@pytest.mark.parametrize("route", [r for r in ROUTES if r.function in SURFACES], ids=lambda r: r.function)
-def test_a_surface_serves_only_paths_under_its_route(route: template.Route) -> None:
-    """A surface is public to API Gateway (it authenticates its own credentials) and its ASGI app
-    routes full paths, all under the greedy path the template gives it."""
-    assert not route.authorized and route.method == "ANY" and route.path.endswith("/{proxy+}")
-    module = importlib.import_module(route.handler.rpartition(".")[0])
-    prefix = route.path.removesuffix("{proxy+}")
-    paths = [r.path for r in module.lambda_handler.asgi_app.app.routes]
-    assert paths and all(p.startswith(prefix) for p in paths)
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.function)
@@ -83,7 +79,8 @@ def test_every_route_has_a_matching_sample_event(route: template.Route) -> None:
     area, operation = route.handler.rsplit(".", 1)[0].split(".")
     event = json.loads((ROOT / "events" / area / f"{operation}.json").read_text())
     assert event["resource"] == route.path
-    assert route.method == "ANY" or event["httpMethod"] == route.method
+    # A route of any method (a surface's) has a sample of one of them.
+    assert event["httpMethod"] == route.method or route.method == "ANY"
     assert ("authorizer" in event["requestContext"]) == route.authorized
 
 
@@ -108,8 +105,10 @@ def test_reads_do_not_get_write_access(route: template.Route) -> None:
     assert writes == (route.function in {"GetOrCreateUserFunction", "GetStepSuggestionsFunction"})
 
 
-def test_only_health_and_the_surfaces_are_public() -> None:
-    assert {r.function for r in ROUTES if not r.authorized} == {"HealthCheckFunction", *SURFACES}
+def test_only_health_is_public() -> None:
+    """...and the surfaces, which authenticate every request themselves (`kallo.surfaces`)."""
+    public = {r.function for r in ROUTES if not r.authorized}
+    assert public == {"HealthCheckFunction"} | SURFACES
 
 
 # -- operations: logs, secrets, concurrency, throttles ---------------------------------------------
@@ -121,12 +120,13 @@ CLOUDWATCH_RETENTION_DAYS = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 ]  # fmt: skip
 # The functions that call a model provider: the LLM step worker (answers), the data-source worker
-# (summaries), Get Step Suggestions (follow-up questions) and the surfaces that answer in process. Nothing
-# else may read the provider's key.
+# (summaries), Get Step Suggestions (follow-up questions) and the surfaces that answer in process
+# (Gloo, Dify). Nothing else may read the provider's key.
 MODEL_CALLERS = {
     "StepWorkerFunction",
     "DataSourceWorkerFunction",
     "GetStepSuggestionsFunction",
+    "GlooFunction",
     "DifyFunction",
 }
 WORKERS = {"StepWorkerFunction", "DataSourceWorkerFunction", "ExportWorkerFunction", "PurgeWorkerFunction"}
@@ -207,7 +207,9 @@ def test_the_signing_key_is_read_only_by_the_functions_that_sign_or_verify_token
     """...and the paged lists, whose cursors are encrypted with a key derived from it (`kallo.paging`)."""
     readers = {f for f in FUNCTIONS if "JwtSigningSecret" in _secrets_read_by(f)}
     signers = {"AuthorizerFunction", "CreateAccessTokenFunction", "WsConnectFunction"}
-    assert readers == signers | {r.function for r in PAGED}
+    # The surfaces that take Kallo access tokens verify them themselves, as the authorizer does (Dify's
+    # takes app keys only).
+    assert readers == signers | {r.function for r in PAGED} | (SURFACES - {"DifyFunction"})
 
 
 def test_workers_have_reserved_concurrency_and_sqs_caps_them_too() -> None:
@@ -306,3 +308,326 @@ def test_paged_operations_may_read_the_cursor_key(route: template.Route) -> None
     (`kallo.paging`): the function may read that secret."""
     policies = FUNCTIONS[route.function]["Properties"]["Policies"]
     assert {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "JwtSigningSecret"}}} in policies
+
+
+# -- observability: alarms, their topic, the dashboard, samconfig -----------------------------------
+
+ALARMS = _of_type("AWS::CloudWatch::Alarm")
+ALARM_TOPIC = {"Fn::If": ["OwnAlarmTopic", {"Ref": "AlarmTopic"}, {"Ref": "AlarmTopicArn"}]}
+# The metrics the code emits (namespace Kallo, docs/DEVELOPING.md, Observability).
+KALLO_METRICS = {
+    "Answers",
+    "InputTokens",
+    "OutputTokens",
+    "FirstDeltaLatency",
+    "CompletionLatency",
+    "FailedAnswers",
+    "ThrottledRequests",
+    "QuotaRefusals",
+    "WebSocketSendFailures",
+}
+# The AWS metrics the alarms and the dashboard may name, with the dimension sets they come with.
+AWS_METRICS = {
+    "AWS/ApiGateway": {
+        ("ApiName", "Stage"): {"Count", "4XXError", "5XXError", "Latency", "IntegrationLatency"},
+        ("ApiId", "Stage"): {
+            "ConnectCount",
+            "MessageCount",
+            "ClientError",
+            "IntegrationError",
+            "ExecutionError",
+            "IntegrationLatency",
+        },
+    },
+    "AWS/Lambda": {
+        (): {"Errors", "Throttles", "Invocations", "ConcurrentExecutions"},
+        ("FunctionName",): {"Errors", "Throttles", "Invocations", "Duration", "ConcurrentExecutions"},
+    },
+    "AWS/SQS": {("QueueName",): {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"}},
+    "AWS/DynamoDB": {
+        ("TableName",): {
+            "ConsumedReadCapacityUnits",
+            "ConsumedWriteCapacityUnits",
+            "ReadThrottleEvents",
+            "WriteThrottleEvents",
+        },
+        ("TableName", "GlobalSecondaryIndexName"): {
+            "ConsumedReadCapacityUnits",
+            "ConsumedWriteCapacityUnits",
+            "ReadThrottleEvents",
+            "WriteThrottleEvents",
+        },
+    },
+    "Kallo": {("service",): KALLO_METRICS - {"InputTokens", "OutputTokens"}},
+}
+# What each dimension must name (after the dashboard's Fn::Sub is read back, see `_dashboard`).
+DIMENSION_VALUES = {
+    # A REST API's metrics are named by its Name, which is the stack name.
+    "ApiName": lambda v: (
+        v == "${AWS::StackName}" and RESOURCES["RestApi"]["Properties"]["Name"] == {"Ref": "AWS::StackName"}
+    ),
+    "ApiId": lambda v: v == "${WebSocketApi}",
+    "Stage": lambda v: v == "${StageName}",
+    "FunctionName": lambda v: v.strip("${}") in FUNCTIONS,
+    "QueueName": lambda v: (
+        v.startswith("${")
+        and v.endswith(".QueueName}")
+        and RESOURCES[v[2:].split(".")[0]]["Type"] == "AWS::SQS::Queue"
+    ),
+    "TableName": lambda v: v == "${Table}",
+    "GlobalSecondaryIndexName": lambda v: (
+        v in {i["IndexName"] for i in RESOURCES["Table"]["Properties"]["GlobalSecondaryIndexes"]}
+    ),
+    # Powertools' default dimension: POWERTOOLS_SERVICE_NAME, the stack name.
+    "service": lambda v: v == "${AWS::StackName}",
+}
+
+
+def _dead_letter_queues() -> set[str]:
+    return {
+        q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for q in _of_type("AWS::SQS::Queue").values()
+        if "RedrivePolicy" in q["Properties"]
+    }
+
+
+def _as_sub(value) -> str:
+    """A dimension value of an alarm written the way the dashboard's Fn::Sub writes it."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return "${" + value["Ref"] + "}"
+    return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+
+
+def _check_metric(namespace: str, name: str, dimensions: dict[str, str]) -> None:
+    sets = AWS_METRICS[namespace]
+    key = tuple(dimensions)
+    assert key in sets and name in sets[key], (namespace, name, key)
+    for dimension, value in dimensions.items():
+        assert DIMENSION_VALUES[dimension](value), (name, dimension, value)
+
+
+def test_the_service_dimension_is_the_stack_name() -> None:
+    """The code's metrics carry Powertools' `service` dimension: the alarms and the dashboard expect
+    the stack name there, and Kallo as the namespace."""
+    variables = _variables(TEMPLATE["Globals"]["Function"])
+    assert variables["POWERTOOLS_SERVICE_NAME"] == {"Ref": "AWS::StackName"}
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Kallo"
+
+
+@pytest.mark.parametrize("queue", sorted(_dead_letter_queues()))
+def test_every_dead_letter_queue_has_an_alarm(queue: str) -> None:
+    alarms = [
+        a["Properties"]
+        for a in ALARMS.values()
+        if a["Properties"].get("Dimensions")
+        == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+    ]
+    assert len(alarms) == 1, f"{queue} needs an alarm on ApproximateNumberOfMessagesVisible"
+    (alarm,) = alarms
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+
+
+def test_the_dead_letter_queues_are_found() -> None:
+    assert _dead_letter_queues() == {
+        "PurgeDeadLetterQueue",
+        "StepDeadLetterQueue",
+        "DataSourceDeadLetterQueue",
+        "ExportDeadLetterQueue",
+    }
+
+
+@pytest.mark.parametrize("logical_id", sorted(ALARMS))
+def test_every_alarm_notifies_the_alarm_topic(logical_id: str) -> None:
+    alarm = ALARMS[logical_id]
+    assert alarm["Condition"] == "MonitoringEnabled"
+    properties = alarm["Properties"]
+    assert properties["AlarmActions"] == [ALARM_TOPIC]
+    assert properties["OKActions"] == [ALARM_TOPIC]
+    assert properties["TreatMissingData"] == "notBreaching"
+    assert properties.get("AlarmDescription")
+
+
+def test_the_alarm_topic_is_the_parameter_or_the_stacks_own() -> None:
+    conditions = TEMPLATE["Conditions"]
+    assert conditions["MonitoringEnabled"] == {"Fn::Equals": [{"Ref": "Monitoring"}, "Enabled"]}
+    assert conditions["OwnAlarmTopic"] == {"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}
+    assert conditions["CreateAlarmTopic"] == {
+        "Fn::And": [{"Condition": "MonitoringEnabled"}, {"Condition": "OwnAlarmTopic"}]
+    }
+    assert PARAMETERS["AlarmTopicArn"]["Default"] == ""
+    assert PARAMETERS["Monitoring"]["Default"] == "Enabled"
+    assert RESOURCES["AlarmTopic"] == {
+        "Type": "AWS::SNS::Topic",
+        "Condition": "CreateAlarmTopic",
+        "Properties": RESOURCES["AlarmTopic"]["Properties"],
+    }
+    subscription = RESOURCES["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "SubscribeAlarmEmail"
+    assert subscription["Properties"]["TopicArn"] == {"Ref": "AlarmTopic"}
+    assert {"Condition": "CreateAlarmTopic"} in conditions["SubscribeAlarmEmail"]["Fn::And"]
+    assert TEMPLATE["Outputs"]["AlarmTopicArn"]["Value"] == ALARM_TOPIC
+
+
+def _alarm_metrics(properties: dict) -> list[tuple[str, str, dict[str, str]]]:
+    stats = (
+        [m["MetricStat"]["Metric"] for m in properties["Metrics"] if "MetricStat" in m]
+        if "Metrics" in properties
+        else [properties]
+    )
+    return [
+        (m["Namespace"], m["MetricName"], {d["Name"]: _as_sub(d["Value"]) for d in m.get("Dimensions", [])})
+        for m in stats
+    ]
+
+
+@pytest.mark.parametrize("logical_id", sorted(ALARMS))
+def test_every_alarm_watches_metrics_that_exist(logical_id: str) -> None:
+    properties = ALARMS[logical_id]["Properties"]
+    for namespace, name, dimensions in _alarm_metrics(properties):
+        _check_metric(namespace, name, dimensions)
+    if "Metrics" in properties:
+        # Metric math: one expression returns the data, and it names only the alarm's own ids.
+        returned = [m for m in properties["Metrics"] if m.get("ReturnData", True)]
+        assert len(returned) == 1 and "Expression" in returned[0]
+        ids = {m["Id"] for m in properties["Metrics"]}
+        for metric in properties["Metrics"]:
+            if "Expression" in metric:
+                names = set(re.findall(r"\b([a-z]\w*)\b", metric["Expression"])) - {"IF", "FILL"}
+                assert names <= ids, (logical_id, names - ids)
+        assert properties["Threshold"] == {"Ref": "AlarmRatePercent"}
+
+
+def test_the_alarms_cover_errors_throttles_5xx_and_send_failures() -> None:
+    watched = {
+        (namespace, name) for a in ALARMS.values() for namespace, name, _ in _alarm_metrics(a["Properties"])
+    }
+    assert {
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/ApiGateway", "5XXError"),
+        ("AWS/ApiGateway", "IntegrationError"),
+        ("Kallo", "WebSocketSendFailures"),
+    } <= watched
+
+
+@functools.cache
+def _dashboard() -> dict:
+    """The dashboard's body: the Fn::Sub string, every `${...}` left in place (JSON reads it as text),
+    after checking each names a parameter, a resource (attribute) or a pseudo parameter."""
+    dashboard = RESOURCES["Dashboard"]
+    assert dashboard["Condition"] == "MonitoringEnabled"
+    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert isinstance(body, str)
+    for name in re.findall(r"\$\{([^}]*)\}", body):
+        assert not name.startswith("!"), name
+        logical_id, _, attribute = name.partition(".")
+        if name.startswith("AWS::"):
+            assert name in {"AWS::StackName", "AWS::Region"}, name
+        elif attribute:
+            assert logical_id in RESOURCES, name
+            assert (RESOURCES[logical_id]["Type"], attribute) in {
+                ("AWS::SQS::Queue", "QueueName"),
+                ("AWS::CloudWatch::Alarm", "Arn"),
+            }, name
+        else:
+            assert name in PARAMETERS or name in RESOURCES, name
+    return json.loads(body)
+
+
+def _dashboard_metrics() -> list[tuple[str, str, dict[str, str]]]:
+    found = []
+    for widget in _dashboard()["widgets"]:
+        if widget["type"] != "metric":
+            continue
+        assert widget["properties"]["region"] == "${AWS::Region}"
+        for row in widget["properties"]["metrics"]:
+            fields = [f for f in row if not isinstance(f, dict)]
+            if not fields:
+                (options,) = row
+                expression = options["expression"]
+                # SEARCH over the per-model token counts of this stack.
+                match = re.fullmatch(
+                    r"SEARCH\('\{Kallo,model,service\} MetricName=\"(\w+)\" service=\"\$\{AWS::StackName\}\"', "
+                    r"'Sum', 300\)",
+                    expression,
+                )
+                assert match and match.group(1) in {"InputTokens", "OutputTokens"}, expression
+                found.append(("Kallo", match.group(1), {"model": "*", "service": "${AWS::StackName}"}))
+                continue
+            assert all(f != "." for f in fields), "write every row out (the test reads each one alone)"
+            namespace, name, *pairs = fields
+            found.append((namespace, name, dict(zip(pairs[::2], pairs[1::2], strict=True))))
+    return found
+
+
+def test_the_dashboard_names_only_metrics_and_resources_that_exist() -> None:
+    for namespace, name, dimensions in _dashboard_metrics():
+        if namespace == "Kallo" and "model" in dimensions:
+            continue  # checked in _dashboard_metrics
+        _check_metric(namespace, name, dimensions)
+
+
+def test_the_dashboard_shows_the_main_figures() -> None:
+    metrics = _dashboard_metrics()
+    named = {(n, m) for n, m, _ in metrics}
+    dimension_values = {v for _, _, d in metrics for v in d.values()}
+    assert {("Kallo", m) for m in KALLO_METRICS} <= named
+    for queue in _of_type("AWS::SQS::Queue"):
+        assert f"${{{queue}.QueueName}}" in dimension_values, queue
+    for worker in WORKERS:
+        for metric in ("Errors", "Throttles", "Duration"):
+            assert ("AWS/Lambda", metric, {"FunctionName": f"${{{worker}}}"}) in metrics, (worker, metric)
+    assert {
+        ("AWS/ApiGateway", "Count"),
+        ("AWS/ApiGateway", "Latency"),
+        ("AWS/ApiGateway", "4XXError"),
+        ("AWS/ApiGateway", "5XXError"),
+        ("AWS/ApiGateway", "MessageCount"),
+        ("AWS/DynamoDB", "ConsumedReadCapacityUnits"),
+        ("AWS/DynamoDB", "ConsumedWriteCapacityUnits"),
+        ("AWS/DynamoDB", "ReadThrottleEvents"),
+        ("AWS/DynamoDB", "WriteThrottleEvents"),
+    } <= named
+    (alarm_widget,) = [w for w in _dashboard()["widgets"] if w["type"] == "alarm"]
+    assert sorted(alarm_widget["properties"]["alarms"]) == sorted(f"${{{a}.Arn}}" for a in ALARMS)
+
+
+def test_the_kallo_metrics_are_documented() -> None:
+    text = (ROOT / "docs" / "DEVELOPING.md").read_text()
+    section = text.split("## Observability", 1)[1].split("\n## ", 1)[0]
+    for metric in KALLO_METRICS:
+        assert f"`{metric}`" in section, metric
+
+
+def _samconfig() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "samconfig.toml").read_text())
+
+
+def _overrides(deploy: dict) -> dict[str, str]:
+    value = deploy.get("parameter_overrides", [])
+    pairs = value if isinstance(value, list) else value.split()
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def test_samconfig_has_default_dev_and_prod() -> None:
+    config = _samconfig()
+    assert {"default", "dev", "prod"} <= set(config)
+    stacks = [config[env]["global"]["parameters"]["stack_name"] for env in ("default", "dev", "prod")]
+    assert len(set(stacks)) == 3
+    assert config["prod"]["deploy"]["parameters"]["confirm_changeset"] is True
+    for env in ("default", "dev", "prod"):
+        deploy = config[env]["deploy"]["parameters"]
+        assert deploy["capabilities"] and deploy["resolve_s3"] is True
+        for name, value in _overrides(deploy).items():
+            parameter = PARAMETERS[name]  # a parameter the template has
+            if "AllowedValues" in parameter:
+                assert value in [str(v) for v in parameter["AllowedValues"]], (env, name, value)
+            if parameter["Type"] == "Number":
+                assert int(parameter.get("MinValue", 0)) <= int(value), (env, name, value)
+    prod = _overrides(config["prod"]["deploy"]["parameters"])
+    assert prod["Monitoring"] == "Enabled" and prod["LogLevel"] == "INFO"

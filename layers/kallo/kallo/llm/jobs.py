@@ -22,6 +22,12 @@ class ReplyJob(BaseModel):
     team_id: str | None = Field(
         default=None, alias="teamId", description="The team whose token budget the answer also uses"
     )
+    only_data_source_ids: list[str] | None = Field(
+        default=None,
+        alias="onlyDataSourceIds",
+        description="Grounding narrowed to these data sources (none: an ungrounded answer); unset: the "
+        "usual ones. Set by a compatibility surface for an answer it runs itself (Gloo's publishers)",
+    )
 
     model_config = {"populate_by_name": True}
 

@@ -101,6 +101,14 @@ def sources_for(convo: dict[str, Any], topic: dict[str, Any] | None, named: Sequ
     ]
 
 
+def names_of(data_source_ids: Iterable[str]) -> dict[str, str]:
+    """The names of data sources an answer cited (its annotations name only sources it was grounded
+    on, I6): one BatchGetItem; a source deleted since is left out."""
+    refs = [Ref(ObjectType.data_source.value, i) for i in dict.fromkeys(data_source_ids)]
+    found = objects.batch_get(refs) if refs else {}
+    return {ref.id: found[ref].get("name") or "" for ref in refs if found.get(ref) is not None}
+
+
 # -- which passages ---------------------------------------------------------------------------------------
 
 

@@ -45,7 +45,9 @@ that passed. The best
 passages (at most 4, within 30% of the model's context) go into the system prompt as numbered excerpts
 the model is asked to cite as [1], [2]. A completed answer then stores `annotations`: citations of the
 passages it used, each quoting a sentence with its offsets in the data source's text. Retrieval never
-fails the answer: on any error it is logged and the answer is ungrounded.
+fails the answer: on any error it is logged and the answer is ungrounded. A job may narrow all this
+(`ReplyJob.onlyDataSourceIds`, set by a surface that runs its answer itself): only those of the sources
+above that it lists are used (none: an ungrounded answer); it never adds one.
 
 The step config is the owning topic's `config.defaults` overlaid by the job's; its model (else
 `KALLO_DEFAULT_MODEL`) is stored on the LLM step. I10 (cost): a model off the stack's allow-list fails
@@ -324,9 +326,13 @@ def _grounding(
     """The passages to ground the answer on, their excerpts for the system prompt, and the named data
     sources that passed the check (I6, see the module docstring); none when retrieval fails (an
     ungrounded answer beats no answer)."""
+    if job.only_data_source_ids == []:  # narrowed to nothing: an ungrounded answer, nothing to read
+        return [], "", []
     try:
         named = grounding.named_sources(config, readers(job, question))
         sources = grounding.sources_for(convo, topic, named)
+        if job.only_data_source_ids is not None:  # narrowed by the request (Gloo's publishers, intent 0)
+            sources = [s for s in sources if s["id"] in job.only_data_source_ids]
         if not sources:
             return [], "", named
         budget = int(registry.context_tokens(config["model"]) * EXCERPT_SHARE)
@@ -527,6 +533,7 @@ class _Run:
         self.saved_seq = 0
         self.last_flush = -math.inf  # the first delta goes out at once
         self.last_save = time.monotonic()
+        self.usage: Usage | None = None  # the counts the step ended with (charged as stored)
 
     def _announce(self, message_type: str, payload: dict[str, Any]) -> None:
         _announce(self.convo_id, message_type, payload, self.listener)
@@ -658,6 +665,7 @@ class _Run:
     def _end(self, status: str, usage: Usage | None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The changes that end the step with `status`, and its final `convoStepUpdate`."""
         self.seq += 1
+        self.usage = usage
         content = {"text": self.text}
         changes: dict[str, Any] = {"status": status, "content": content, "seq": self.seq}
         update: dict[str, Any] = {
@@ -798,7 +806,8 @@ def answer(job: ReplyJob, *, deadline: float | None = None, listener: Listener |
     except _StepGone:
         logger.info("the answer step was deleted (or ended elsewhere) while it was written", extra=context)
         outcome = None
-    _charge(job, plan, run.text, producer.usage)
+    # A stopped stream's counts may still move on its thread: the step's own are charged.
+    _charge(job, plan, run.text, run.usage if outcome in (COMPLETED, STOPPED) else producer.usage)
     _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
     if outcome not in (COMPLETED, STOPPED):
         return
