@@ -105,7 +105,8 @@ def test_dify_client_chats_blocking_and_the_topics_team_sees_the_conversation(ap
     again = client.create_chat_message(
         {}, "And goodbye?", "abc-123", response_mode="blocking", conversation_id=body["conversation_id"]
     )
-    assert again.status_code == 200 and again.json()["conversation_id"] == body["conversation_id"]
+    assert again.status_code == 200, again.text
+    assert again.json()["conversation_id"] == body["conversation_id"]
 
 
 def test_dify_client_streams_history_conversations_rename_feedback_delete(app: App):

@@ -76,8 +76,10 @@ MAX_LIMIT = 100
 MAX_FILES = 10
 MAX_INPUTS = 50
 INPUT_LIMIT = 4096
-# An answer made here must end before API Gateway gives up on the request (29 s).
-ANSWER_SECONDS = 25.0
+# An answer made here ends (failed, `answer_timeout`, with its text so far) after this long, or before
+# the Lambda invocation does (`SAFETY_SECONDS` before its end: the function's 29 s are API Gateway's).
+ANSWER_SECONDS = 240.0
+SAFETY_SECONDS = 5.0
 # How long `suggested` waits for follow-ups another request is making (they are made once).
 SUGGESTIONS_WAIT_SECONDS = 20.0
 
@@ -381,6 +383,16 @@ def _streamed(answer: Answer, broadcasts: Iterator[tuple[str, dict[str, Any]]]) 
         }
 
 
+def _deadline(request: Request, started: float) -> float:
+    """When the answer must end: `ANSWER_SECONDS` after the request, or sooner when the Lambda
+    invocation (Mangum hands its context to the app) ends sooner."""
+    seconds = ANSWER_SECONDS
+    context = request.scope.get("aws.context")
+    if context is not None:
+        seconds = min(seconds, context.get_remaining_time_in_millis() / 1000 - SAFETY_SECONDS)
+    return started + max(seconds, 1.0)
+
+
 @surfaces.endpoint(body=ChatRequest)
 def chat_messages(request: Request, body: ChatRequest) -> dict | Response:
     started = time.monotonic()
@@ -399,7 +411,7 @@ def chat_messages(request: Request, body: ChatRequest) -> dict | Response:
             end_users.delete_convo(end_user, convo["id"])
         raise
     answer = Answer(convo["id"], started)
-    broadcasts = answering.run(job, deadline=started + ANSWER_SECONDS)
+    broadcasts = answering.run(job, deadline=_deadline(request, started))
     if body.response_mode == "streaming":
         return surfaces.sse(_streamed(answer, broadcasts))
     for _ in answer.events(broadcasts):
