@@ -111,6 +111,8 @@ def _suggesting_answer(scene: Scene) -> str:
 
 
 Request = tuple[str, Principal, dict[str, Any]]
+
+
 def _app_key(scene: Scene) -> str:
     """An app key of the scene's topic; its id."""
     from kallo.authz.access import Access
@@ -326,6 +328,47 @@ SCENARIOS: dict[str, Callable[[Scene], Request]] = {
 }
 
 
+# The compatibility surfaces, through their Lambda handlers as API Gateway invokes them (a service account
+# of its own calls them with its key; the key's lookup is counted, as on a cold container).
+SURFACE_SCENARIOS: dict[str, Callable[[Scene, str], tuple[str, str, str, dict[str, Any]]]] = {
+    "Pieces: create a conversation": lambda s, key: (
+        "compat.pieces",
+        "POST",
+        "/pieces/conversations/create",
+        {"body": {"type": "COPILOT", "name": "Bench"}},
+    ),
+    "Pieces: conversation identifiers": lambda s, key: (
+        "compat.pieces",
+        "GET",
+        "/pieces/conversations/identifiers",
+        {},
+    ),
+    "Pieces: conversations": lambda s, key: ("compat.pieces", "GET", "/pieces/conversations", {}),
+}
+SURFACE_RESOURCES = {"compat.pieces": "/pieces/{proxy+}"}
+
+
+def measure_surface(name: str) -> tuple[int, int, str]:
+    from tests.support.api import call_surface
+
+    with fresh_account():
+        scene = build_scene()
+        _, key = world.make_service_account("bench")
+        handler, method, path, request = SURFACE_SCENARIOS[name](scene, key)
+        counter = CallCounter()
+        with counter.installed():
+            result = call_surface(
+                handler,
+                method,
+                path,
+                resource=SURFACE_RESOURCES[handler],
+                headers={"x-api-key": key},
+                **request,
+            )
+        detail = ", ".join(f"{op.split(':')[1]} x{n}" for op, n in sorted(counter.calls.items()))
+        return result.status, counter.total, detail
+
+
 def measure(name: str) -> tuple[int, int, str]:
     with fresh_account():
         scene = build_scene()
@@ -342,6 +385,9 @@ def main() -> None:
     print(f"{'operation'.ljust(width)}  status  calls  detail")
     for name in SCENARIOS:
         status, total, detail = measure(name)
+        print(f"{name.ljust(width)}  {status:6d}  {total:5d}  {detail}")
+    for name in SURFACE_SCENARIOS:
+        status, total, detail = measure_surface(name)
         print(f"{name.ljust(width)}  {status:6d}  {total:5d}  {detail}")
 
 

@@ -1,4 +1,5 @@
-"""The WebSocket API gateway: sockets on `/ws?convoId=` and `/ws/convos/{convoId}` become the API Gateway
+"""The WebSocket API gateway: sockets on `/ws?convoId=`, `/ws/convos/{convoId}` and the Pieces identifiers
+stream `/pieces/conversations/stream/identifiers` (`?stream=conversation-identifiers`) become the API Gateway
 WebSocket events of the template's routes (`$connect`, `$disconnect`, `$default` and one per message
 type), and the `@connections` management API the functions post to is served on the same port, so
 the very same broadcast code (`kallo.realtime`) reaches real sockets here as it does in the cloud.
@@ -63,6 +64,9 @@ DEFAULT_ROUTE = "$default"
 MANAGEMENT_PATH = "/_aws/ws"
 MANAGEMENT_ENDPOINT_VARIABLE = "KALLO_WS_MANAGEMENT_ENDPOINT"
 SOCKET_PATHS = ("/ws", "/ws/convos/{convoId}")
+# The Pieces surface's identifiers stream, the local spelling of `?stream=conversation-identifiers`
+# (Pieces clients open `<host>/conversations/stream/identifiers`, with host `<stack>/pieces`).
+STREAM_PATHS = {"/pieces/conversations/stream/identifiers": "conversation-identifiers"}
 MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway's WebSocket message quota, both ways
 # What a client gets when API Gateway itself cannot route or run a message (the connection stays open).
 NO_ROUTE_MESSAGE = "Forbidden"
@@ -288,7 +292,7 @@ class WebSocketGateway:
 
     def routes(self) -> list[BaseRoute]:
         return [
-            *(WebSocketRoute(path, self.serve) for path in SOCKET_PATHS),
+            *(WebSocketRoute(path, self.serve) for path in (*SOCKET_PATHS, *STREAM_PATHS)),
             Route(
                 f"{MANAGEMENT_PATH}/@connections/{{connectionId}}",
                 self.manage,
@@ -329,6 +333,8 @@ class WebSocketGateway:
         query = multi_valued(websocket.query_params.multi_items())
         if "convoId" in websocket.path_params:
             query["convoId"] = [websocket.path_params["convoId"]]
+        if websocket.url.path in STREAM_PATHS:
+            query["stream"] = [STREAM_PATHS[websocket.url.path]]
         return {
             "headers": {name: values[-1] for name, values in headers.items()},
             "multiValueHeaders": headers,

@@ -23,7 +23,9 @@ def test_a_users_own_convo_costs_one_transaction(aws, aws_calls):
     assert convo["name"] == "Trip planning" and convo["createdBy"] == alice.user_id
     assert convo["createdAt"] == convo["updatedAt"]
     assert set(convo) == {"id", "name", "createdAt", "createdBy", "updatedAt"}
-    assert aws_calls.total == 1 and aws_calls["dynamodb:TransactWriteItems"] == 1
+    # The write, and the creator's identifiers streams (none open) told of it.
+    assert aws_calls.total == 2 and aws_calls["dynamodb:TransactWriteItems"] == 1
+    assert aws_calls["dynamodb:Query"] == 1
     assert grants.get(Ref("convo", convo["id"]), ref_of(alice))["role"] == "owner"
 
 
@@ -44,9 +46,10 @@ def test_in_a_topic_of_a_team(aws, aws_calls):
     aws_calls.reset()
     result = create(member, query={"topicId": topic.id}, body={"name": "Q3 numbers"})
     assert result.status == 201, result.body
-    # The check on the topic (its structural grants, the member's grants on topic and team), the write.
-    assert aws_calls["dynamodb:Query"] == 1 and aws_calls["dynamodb:BatchGetItem"] == 1
-    assert aws_calls["dynamodb:TransactWriteItems"] == 1 and aws_calls.total == 3
+    # The check on the topic (its structural grants, the member's grants on topic and team), the write,
+    # the creator's identifiers streams.
+    assert aws_calls["dynamodb:Query"] == 2 and aws_calls["dynamodb:BatchGetItem"] == 1
+    assert aws_calls["dynamodb:TransactWriteItems"] == 1 and aws_calls.total == 4
     assert result.json["topicId"] == topic.id and "teamId" not in result.json
     ref = Ref("convo", result.json["id"])
     assert grants.get(ref, topic)["role"] == "owner" and grants.get(ref, ref_of(member))["role"] == "admin"
@@ -59,7 +62,7 @@ def test_in_a_team(aws, aws_calls):
     aws_calls.reset()
     result = create(member, query={"teamId": team.id})
     assert result.status == 201, result.body
-    assert aws_calls.total == 2  # the member's grant on the team, the write
+    assert aws_calls.total == 3  # the member's grant on the team, the write, the creator's streams
     assert result.json["teamId"] == team.id
     assert grants.get(Ref("convo", result.json["id"]), team)["role"] == "owner"
 
@@ -71,7 +74,7 @@ def test_for_a_user_of_a_service_account(aws, aws_calls):
     result = create(service, query={"userId": pat.user_id})
     assert result.status == 201, result.body
     assert result.json["createdBy"] == pat.user_id
-    assert aws_calls.total == 2  # the authority check, the write
+    assert aws_calls.total == 3  # the authority check, the write, the user's streams
     assert grants.get(Ref("convo", result.json["id"]), ref_of(pat))["role"] == "owner"
 
 

@@ -33,9 +33,10 @@ def test_owner_deletes(aws, aws_calls):
     aws_calls.reset()
     result = delete(alice, convo_id)
     assert result.status == 204 and result.body == ""
-    # The check (2), the convo's user grants (1), one transaction, the purge job.
-    assert aws_calls["dynamodb:Query"] == 2 and aws_calls["dynamodb:TransactWriteItems"] == 1
-    assert aws_calls["sqs:SendMessage"] == 1 and aws_calls.total == 5
+    # The check (2), the convo's user grants (1), one transaction, the purge job, then the identifiers
+    # streams of alice and bob (a Query each, none open).
+    assert aws_calls["dynamodb:Query"] == 4 and aws_calls["dynamodb:TransactWriteItems"] == 1
+    assert aws_calls["sqs:SendMessage"] == 1 and aws_calls.total == 7
     assert objects.get(ref) is None and grants.all_of_object(ref) == []
     assert purge_jobs() == [{"type": "convo", "id": convo_id}]
     # Gone for everyone: bob's participant grant went with it.

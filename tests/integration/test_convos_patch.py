@@ -24,8 +24,9 @@ def test_rename(aws, aws_calls):
     assert result.status == 200, result.body
     assert result.json["name"] == "Lisbon, day 2" and result.json["updatedAt"] >= convo["updatedAt"]
     assert result.json["createdAt"] == convo["createdAt"]
-    # The check, then one conditional UpdateItem that returns the new item.
-    assert aws_calls["dynamodb:UpdateItem"] == 1 and aws_calls.total == 3
+    # The check, then one conditional UpdateItem that returns the new item; then the convo's user
+    # grantees (1 Query) and their identifiers streams (1 Query: alice's, none open) hear of it.
+    assert aws_calls["dynamodb:UpdateItem"] == 1 and aws_calls.total == 5
 
 
 def test_who_may_rename(aws):

@@ -438,6 +438,29 @@ BODY_ATTACKS: dict[str, Build] = {
     ),
 }
 
+# The compatibility surfaces' operations that take ids (not in docs/openapi.json: peer APIs).
+SURFACE_ATTACKS: dict[str, Build] = {
+    "POST /pieces/conversations/{conversation}/delete [conversation]": one(
+        "POST", lambda w: f"/pieces/conversations/{w.a.convo_id}/delete"
+    ),
+    "GET /pieces/conversation/{conversation} [conversation]": one(
+        "GET", lambda w: f"/pieces/conversation/{w.a.convo_id}"
+    ),
+    "POST /pieces/conversations/create/from_asset/{asset} [asset]": one(
+        "POST", lambda w: f"/pieces/conversations/create/from_asset/{w.a.data_source_id}"
+    ),
+    "POST /pieces/conversations/create [body assets]": one(
+        "POST",
+        lambda w: "/pieces/conversations/create",
+        json=lambda w: {"type": "COPILOT", "assets": {"iterable": [{"id": w.a.data_source_id}]}},
+    ),
+    "POST /pieces/conversations/create [body application.descriptor]": one(
+        "POST",
+        lambda w: "/pieces/conversations/create",
+        json=lambda w: {"type": "COPILOT", "application": {"descriptor": f"kallo-topic:{w.a.topic_id}"}},
+    ),
+}
+
 # Look-ups that may answer 200 with what the caller can see (nothing of A's), or create the caller's own
 # object: for these, only "same as for missing ids", "no leak" and "nothing changed" hold.
 FILTERS = {
@@ -502,7 +525,7 @@ def assert_no_leak(where: str, text: str, secrets: set[str]) -> None:
     assert not leaked, f"{where} reveals {leaked}"
 
 
-ALL_ATTACKS = {**ATTACKS, **BODY_ATTACKS}
+ALL_ATTACKS = {**ATTACKS, **BODY_ATTACKS, **SURFACE_ATTACKS}
 
 
 def test_every_id_taking_operation_has_an_attack() -> None:

@@ -193,6 +193,42 @@ def connect(
     return connection_id
 
 
+def connect_stream(
+    principal: Principal,
+    connection_id: str | None = None,
+    *,
+    api_key: str | None = None,
+    connected_at: str | None = None,
+) -> str:
+    """Store an identifiers stream as `$connect` with `?stream=conversation-identifiers` would; returns
+    its id."""
+    from kallo.realtime import identifiers
+
+    connection_id = connection_id or uuid4().hex[:15] + "="
+    connection = {
+        "connectionId": connection_id,
+        "stream": identifiers.STREAM,
+        "userId": principal.user_id,
+        "principal": principal.to_context(),
+        "connectedAt": connected_at or now_iso(),
+    }
+    if api_key is not None:
+        connection["apiKeyHash"] = api_keys.hash_key(api_key)
+    connections.put_stream(connection, ttl=epoch_seconds(now()) + 7200)
+    return connection_id
+
+
+def snapshots(sockets: Sockets, connection_id: str) -> list[list[str]]:
+    """The identifiers snapshots a stream received, each as its listed ids then `-<id>` for a deletion."""
+    return [
+        [
+            i["conversation"]["id"] if not i.get("deleted") else "-" + i["conversation"]["id"]
+            for i in m["iterable"]
+        ]
+        for m in sockets.to(connection_id)
+    ]
+
+
 def reply_jobs() -> list[dict[str, Any]]:
     """The reply jobs on the FIFO step queue, oldest first, each with the `MessageGroupId` and
     `MessageDeduplicationId` it was sent with; reading them removes them from the queue."""

@@ -101,6 +101,22 @@ def test_a_stream_closed_early_has_its_counts_so_far_and_frees_the_model(fake_ll
     embedded._generate_lock.release()
 
 
+def test_at_exit_a_generation_ends_at_its_next_token_and_is_waited_for(fake_llama, monkeypatch):
+    """A daemon thread still inside llama.cpp at interpreter shutdown would crash the process."""
+    monkeypatch.setattr(embedded, "_exiting", threading.Event())
+    stream = embedded.EmbeddedProvider().stream(MESSAGES, Generation(model="tiny"))
+    assert next(stream) == "Blue"
+    finished = threading.Thread(target=embedded._end_generations)
+    finished.start()
+    time.sleep(0.05)
+    assert finished.is_alive()  # waiting for the generation, which holds the model
+    assert [c for c in stream if isinstance(c, str)] == []  # " today." is never generated
+    finished.join(timeout=1)
+    assert not finished.is_alive()
+    with pytest.raises(ProviderError, match="exiting"):
+        next(embedded.EmbeddedProvider().stream(MESSAGES, Generation(model="tiny")))
+
+
 def test_the_model_is_loaded_once_however_many_threads_ask(fake_llama):
     provider = embedded.EmbeddedProvider()
     results: list[list[str]] = []

@@ -100,6 +100,14 @@ def test_sources_come_from_the_template(aws: dict[str, dict[str, str]]) -> None:
             ("ExportWorkerFunction", "ExportQueue"),
             ("PurgeWorkerFunction", "PurgeQueue"),
         )
+    ] + [
+        SqsSource(
+            function="StreamWorkerFunction",
+            queue_url=aws["StreamQueue"]["QueueUrl"],
+            queue_arn=aws["StreamQueue"]["Arn"],
+            batch_size=10,
+            report_item_failures=True,
+        )
     ]
 
 

@@ -24,6 +24,7 @@ PHYSICAL = {
     "StepQueue": {"Ref": "http://sqs/steps.fifo"},
     "DataSourceQueue": {"Ref": "http://sqs/data-sources"},
     "ExportQueue": {"Ref": "http://sqs/exports"},
+    "StreamQueue": {"Ref": "http://sqs/streams"},
     "WebSocketApi": {"Ref": "kallo-local-websocketapi-local"},
 }
 

@@ -348,7 +348,12 @@ def test_the_factory_points_the_functions_at_its_management_endpoint(monkeypatch
     resolver = template.Resolver(template_, PHYSICAL)
     stack = Stack(template_, resolver, runtime.load_functions(template_), "http://127.0.0.1:3999")
     paths = {route.path for route in ws_gateway.routes(stack)}  # type: ignore[attr-defined]
-    assert paths == {"/ws", "/ws/convos/{convoId}", "/_aws/ws/@connections/{connectionId}"}
+    assert paths == {
+        "/ws",
+        "/ws/convos/{convoId}",
+        "/pieces/conversations/stream/identifiers",
+        "/_aws/ws/@connections/{connectionId}",
+    }
     assert os.environ[ws_gateway.MANAGEMENT_ENDPOINT_VARIABLE] == "http://127.0.0.1:3999/_aws/ws"
 
 
@@ -389,6 +394,14 @@ def test_the_path_form_passes_the_convo_id_as_the_query_parameter(
     open_socket("/ws/convos/c-42?token=t")
     event = served.wait_for("$connect", connection_id_of(served))
     assert event["queryStringParameters"] == {"token": "t", "convoId": "c-42"}
+
+
+def test_the_identifiers_stream_path_passes_the_stream_as_the_query_parameter(
+    served: Served, open_socket: Callable[..., ClientConnection]
+) -> None:
+    open_socket("/pieces/conversations/stream/identifiers?token=t")
+    event = served.wait_for("$connect", connection_id_of(served))
+    assert event["queryStringParameters"] == {"token": "t", "stream": "conversation-identifiers"}
 
 
 def test_the_gateways_log_lines_never_carry_the_sockets_token(

@@ -129,7 +129,13 @@ MODEL_CALLERS = {
     "GlooFunction",
     "DifyFunction",
 }
-WORKERS = {"StepWorkerFunction", "DataSourceWorkerFunction", "ExportWorkerFunction", "PurgeWorkerFunction"}
+WORKERS = {
+    "StepWorkerFunction",
+    "DataSourceWorkerFunction",
+    "ExportWorkerFunction",
+    "PurgeWorkerFunction",
+    "StreamWorkerFunction",
+}
 
 
 def _of_type(kind: str) -> dict[str, dict]:
@@ -436,6 +442,7 @@ def test_the_dead_letter_queues_are_found() -> None:
         "StepDeadLetterQueue",
         "DataSourceDeadLetterQueue",
         "ExportDeadLetterQueue",
+        "StreamDeadLetterQueue",
     }
 
 

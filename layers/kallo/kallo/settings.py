@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     ws_management_endpoint: str = ""
     # API Gateway closes WebSocket connections after 2 hours; connection items expire then too.
     ws_connection_ttl_seconds: int = 7200
+    # Queue of the stream worker, which sends an identifiers stream its first snapshot once it is open.
+    stream_queue_url: str = ""
     # FIFO queue of LLM reply jobs (one message group per convo keeps a convo's answers in order).
     step_queue_url: str = ""
     # The model used when neither the step nor its topic names one: `<provider>:<model id>`, with

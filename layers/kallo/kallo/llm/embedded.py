@@ -10,6 +10,7 @@ speed of each on the few cores a worker has.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import threading
@@ -32,6 +33,21 @@ _INSTALL_HINT = "run `make run` once, which installs it"
 _load_lock = threading.Lock()
 _generate_lock = threading.Lock()
 _loaded: dict[str, Any] = {}
+# Set when the process exits: a generation in progress ends at its next token.
+_exiting = threading.Event()
+# How long the exit waits for that token (a token takes milliseconds; a prompt being read, longer).
+EXIT_WAIT_SECONDS = 10.0
+
+
+@atexit.register
+def _end_generations() -> None:
+    """Answers run on daemon threads (in-process answers, convo naming, the stream of a stopped
+    answer): one still inside llama.cpp while the interpreter shuts down crashes the process
+    (SIGSEGV) instead of letting it exit 0. At exit, the generation in progress is asked to end and
+    is waited for, bounded."""
+    _exiting.set()
+    if _generate_lock.acquire(timeout=EXIT_WAIT_SECONDS):
+        _generate_lock.release()
 
 
 def model_path(model_id: str) -> Path:
@@ -103,6 +119,8 @@ class EmbeddedProvider:
         if generation.temperature is not None:
             options["temperature"] = generation.temperature
         with _generate_lock:
+            if _exiting.is_set():
+                raise ProviderError("the embedded model is not answering: the process is exiting")
             written = 0
             try:
                 read = prompt_tokens(llama, messages)
@@ -112,6 +130,9 @@ class EmbeddedProvider:
                     **options,
                 )
                 for chunk in chunks:
+                    if _exiting.is_set():
+                        chunks.close()
+                        break
                     for choice in chunk.get("choices", []):
                         content = choice.get("delta", {}).get("content")
                         if content:

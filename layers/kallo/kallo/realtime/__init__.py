@@ -57,7 +57,8 @@ def _management_client() -> Any:
 
 
 @cache
-def _executor() -> ThreadPoolExecutor:
+def executor() -> ThreadPoolExecutor:
+    """The fan-out's threads (posting, and reading the streams of many users at once)."""
     return ThreadPoolExecutor(max_workers=MAX_PARALLEL_POSTS, thread_name_prefix="fanout")
 
 
@@ -143,7 +144,7 @@ def broadcast(convo_id: str, message_type: str, payload: Any, request_id: str | 
         logger.info("connections refused", extra={"convoId": convo_id, "refused": len(refused)})
         drop(refused)
     data = envelope(message_type, payload, request_id)
-    outcomes = list(_executor().map(lambda c: _deliver(c["connectionId"], data), targets))
+    outcomes = list(executor().map(lambda c: _deliver(c["connectionId"], data), targets))
     gone = [t for t, outcome in zip(targets, outcomes, strict=True) if outcome == "gone"]
     connections.delete_many((t["connectionId"], convo_id) for t in gone)
     return Delivery(outcomes.count("delivered"), len(gone), outcomes.count("failed"), len(refused))

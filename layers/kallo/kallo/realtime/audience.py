@@ -97,7 +97,7 @@ def _principal(target: dict[str, Any], convo_id: str) -> Principal | None:
 
 def _check(convo_id: str, connections: list[tuple[Principal, dict[str, Any]]]) -> list[Access | None]:
     """Check the connections now: their credentials, then `can_view` on the convo, all at once."""
-    live = _live_credentials(connections)
+    live = live_credentials(connections)
     accesses = [Access(p) for (p, _), ok in zip(connections, live, strict=True) if ok]
     convo = Ref(ObjectType.convo.value, convo_id)
     preload_many(accesses, convo)
@@ -109,7 +109,7 @@ def _check(convo_id: str, connections: list[tuple[Principal, dict[str, Any]]]) -
     return result
 
 
-def _live_credentials(connections: list[tuple[Principal, dict[str, Any]]]) -> list[bool]:
+def live_credentials(connections: list[tuple[Principal, dict[str, Any]]]) -> list[bool]:
     """Whether the credential each connection was opened with still stands: an access token on
     record, unrevoked, unexpired and the same user's; an API key on record for the same user. (An OIDC
     identity has nothing Kallo can revoke: its user's grants are what is checked.)"""

@@ -10,12 +10,17 @@ ownership chain that can inherit (the convo, its topic) plus one BatchGetItem, s
 - Create: 1 TransactWriteItems, after the owner's check when a topic or team owns it.
 - Get / Patch: the check + 1 GetItem / UpdateItem. Delete: the check + 1 Query (the user grants)
   + 1 TransactWriteItems + 1 SQS SendMessage.
+- Announcing a change to the identifiers streams (`announce`, on create, rename and delete): 1 Query
+  per user holding a grant on the convo (a rename first reads them: 1 Query), plus the work of the
+  streams that are open (`kallo.realtime.identifiers`). So Create adds 1 Query, Patch 2 (for a
+  convo one user holds) and Delete 1 per user grantee.
 - Topic config: the check (+ 1 GetItem of the topic when one owns the convo). Steps: the check + 1
   Query. Users: the check + 1 Query (`all`: up to 3 Queries, the owners' grants being already read).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable
@@ -30,12 +35,14 @@ from kallo.clock import now_iso
 from kallo.errors import BadRequest
 from kallo.models.convos import STEP_PAGE_LIMIT, ConvoCreate, ConvoPatch
 from kallo.models.topics import PAGE_LIMIT
+from kallo.realtime import identifiers as identifier_streams
 from kallo.services import authority, owned, purge
 from kallo.store import grants, keys, objects, steps
 from kallo.store.keys import Ref
 from kallo.store.table import TRANSACT_LIMIT, table
 
 _CONVO_INDEX_PREFIX = f"{ObjectType.convo.value}#"
+logger = logging.getLogger(__name__)
 
 
 def _convo(convo_id: str) -> Ref:
@@ -70,8 +77,10 @@ def query_convos(
     include_latest_step: bool = False,
     limit: int = PAGE_LIMIT,
     next_token: str | None = None,
+    paged: bool = True,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of convos, newest first, and the cursor of the next page: the convos a topic owns
+    """One page of convos, newest first, and the cursor of the next page (`paged=False`: the first
+    page alone, and no cursor, which would need the cursor key): the convos a topic owns
     (`topic_id`, for whoever can view the topic), or those a user (the caller by default) holds a grant
     on, having created or joined them. A page may hold fewer than `limit` convos (even none, with a
     cursor) when grants outlive deleted convos or fall outside an access token's scope."""
@@ -80,13 +89,13 @@ def query_convos(
     if topic_id:
         topic = Ref(ObjectType.topic.value, topic_id)
         access.require(topic)
-        found, token = _page_of_grantee(access, topic, limit, next_token)
+        found, token = _page_of_grantee(access, topic, limit, next_token, paged)
         # Whatever a topic owns is within an access token's scope when the topic is (checked above).
         convos = _load(g for g in found if g["role"] == Role.owner)
     else:
         acting = authority.acting_for(access, user_id)
         found, token = _page_of_grantee(
-            access, Ref(ObjectType.user.value, acting.principal.user_id or ""), limit, next_token
+            access, Ref(ObjectType.user.value, acting.principal.user_id or ""), limit, next_token, paged
         )
         viewable = (
             g for g in found if Permission.can_view in permissions_of(ObjectType.convo, Role(g["role"]))
@@ -98,7 +107,7 @@ def query_convos(
 
 
 def _page_of_grantee(
-    access: Access, grantee: Ref, limit: int, next_token: str | None
+    access: Access, grantee: Ref, limit: int, next_token: str | None, paged: bool = True
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of the grantee's grants on convos, by descending convo id (newest first for the
     server's time-ordered ids), and the caller's cursor of the next page."""
@@ -111,6 +120,8 @@ def _page_of_grantee(
         start_key=paging.position(next_token, kind=kind, principal=access.principal),
         newest_first=True,
     )
+    if not paged:
+        return page.items, None
     return page.items, paging.cursor(page.last_key, kind=kind, principal=access.principal)
 
 
@@ -227,6 +238,7 @@ def write_convo(chosen: owned.Owner, name: str, extra: dict[str, Any] | None = N
     # The ids are new, so only the owner's check can fail: a topic or team deleted meanwhile.
     with owned.absent_as_not_found(owner):
         table().transact(operations)
+    announce(ref.id, identifier_streams.CREATED, [creator])
     return objects.public(item)
 
 
@@ -237,7 +249,9 @@ def get_convo(access: Access, convo_id: str) -> dict[str, Any]:
 
 
 def patch_convo(access: Access, convo_id: str, data: ConvoPatch) -> dict[str, Any]:
-    return owned.update_owned(access, _convo(convo_id), {"name": data.name})
+    patched = owned.update_owned(access, _convo(convo_id), {"name": data.name})
+    announce_renamed(convo_id)
+    return patched
 
 
 def delete_convo(access: Access, convo_id: str) -> None:
@@ -263,6 +277,56 @@ def remove_convo(access: Access, ref: Ref) -> None:
     with owned.absent_as_not_found(ref):
         table().transact(operations)
     purge.schedule(ref)
+    users = [g["granteeId"] for g in on_convo if g.get("granteeType") == ObjectType.user]
+    announce(ref.id, identifier_streams.DELETED, users)
+
+
+# -- The identifiers streams ---------------------------------------------------------------------------
+
+
+LISTING_LIMIT = PAGE_LIMIT
+
+
+def identifiers(access: Access) -> list[str]:
+    """The ids of the caller's newest convos (at most `LISTING_LIMIT`), newest first: the first page
+    of Query Convos, so exactly what the caller may list (its grants, its token's scope). What the
+    Pieces surface lists and its identifiers stream sends."""
+    convos, _ = query_convos(access, limit=LISTING_LIMIT, paged=False)
+    return [c["id"] for c in convos]
+
+
+def contents(convo_ids: list[str]) -> dict[str, tuple[list[dict[str, Any]], list[str]]]:
+    """For convos just listed for the caller (`identifiers` / Query Convos: it may view each), their
+    primary steps (the first `STEP_PAGE_LIMIT`, oldest first) and the ids of their linked data sources
+    (oldest link first): 2 Queries per convo, run in parallel."""
+
+    def read(convo_id: str) -> tuple[list[dict[str, Any]], list[str]]:
+        page = steps.of_convo(convo_id, limit=STEP_PAGE_LIMIT)
+        linked = grants.links_to(_convo(convo_id), ObjectType.data_source.value)
+        return [s for s in page.items if not s.get("isAlternate")], [g["objectId"] for g in linked]
+
+    return dict(zip(convo_ids, owned.concurrently(read, convo_ids), strict=True))
+
+
+def announce(convo_id: str, change: str, users: Iterable[str]) -> None:
+    """The one place a convo's creation, renaming or deletion (by REST, WebSocket, a surface, the
+    answer that names it, or a purge) is told to the identifiers streams of the users who hold a grant
+    on it (`kallo.realtime.identifiers`, which re-checks each stream's principal: I8). A failure is
+    logged, never the caller's: the change itself is made."""
+    try:
+        identifier_streams.announce(convo_id, change, users, identifiers)
+    except Exception:
+        logger.warning("announcing a convo change failed", extra={"convoId": convo_id}, exc_info=True)
+
+
+def announce_renamed(convo_id: str) -> None:
+    """A convo was renamed: its user grantees' streams hear it (1 Query reads them)."""
+    try:
+        users = _user_grantees(_convo(convo_id))
+    except Exception:
+        logger.warning("reading a renamed convo's users failed", extra={"convoId": convo_id}, exc_info=True)
+        return
+    announce(convo_id, identifier_streams.RENAMED, users)
 
 
 # -- Topic config, steps, users -----------------------------------------------------------------------

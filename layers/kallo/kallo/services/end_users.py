@@ -32,6 +32,8 @@ Costs in AWS calls:
   exchanges asked for, and a little more);
 - app_settings: 1 GetItem (the topic) + 1 GetItem (its prompt, when it has one);
 - source_names: 1 BatchGetItem (none without ids).
+Each start, rename and deletion is also told to the identifiers streams (`convos.announce`): 1 Query
+per user holding a grant on the convo (a rename first reads them: 1 Query), more only for open streams.
 """
 
 from __future__ import annotations

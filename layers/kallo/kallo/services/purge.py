@@ -6,7 +6,9 @@ Deleting a convo or a topic removes its item (and its owner grant) at once, then
   connections (whose sockets are closed: `DeleteConnection` each), and the feedback items of its rated
   answers (kept by step, outside the partition: one Query each);
 - the grants that name the object as grantee (GSI1): data-source and prompt links, team grants...;
-- the objects it owned (a topic's convos, a team's topics), each purged the same way, recursively;
+- the objects it owned (a topic's convos, a team's topics), each purged the same way, recursively. A
+  convo purged this way disappears only now for the users holding a grant on it: their identifiers
+  streams hear it (`convos.announce`; a convo deleted itself was announced by Delete Convo);
 - a topic's app keys.
 
 A job may be delivered more than once, and a worker may time out half-way: every step is a delete of
@@ -102,10 +104,16 @@ def _purge(ref: Ref, *, link: dict[str, str] | None, seen: set[Ref]) -> int:
     if ref.type == ObjectType.topic:
         # Refused since the topic went (`kallo.auth.app_keys` checks it), a topic's app keys go too.
         deleted += app_keys.delete_of_topic(ref.id)
-    deleted += _delete_partition(ref, keep=link)
+    users: list[str] = []
+    deleted += _delete_partition(ref, keep=link, users=users)
     if link is not None:
         table().delete(link)
         deleted += 1
+        if ref.type == ObjectType.convo:
+            # Imported here: convos imports this module (Delete Convo schedules purges).
+            from kallo.services import convos
+
+            convos.announce(ref.id, "deleted", users)
     return deleted
 
 
@@ -126,8 +134,9 @@ def _purge_dependents(ref: Ref, seen: set[Ref]) -> int:
             return deleted
 
 
-def _delete_partition(ref: Ref, *, keep: dict[str, str] | None) -> int:
-    """Every item of the object's partition but `keep`, a page (at most 1 MB) at a time.
+def _delete_partition(ref: Ref, *, keep: dict[str, str] | None, users: list[str] | None = None) -> int:
+    """Every item of the object's partition but `keep`, a page (at most 1 MB) at a time; the ids of the
+    users whose grants it deleted are added to `users`.
 
     I8 (live access): a deleted convo's connections are forgotten (their own items too) and their
     sockets closed through the management API, so they hear nothing more of it."""
@@ -135,6 +144,12 @@ def _delete_partition(ref: Ref, *, keep: dict[str, str] | None) -> int:
     while True:
         page = table().query(keys.object_pk(ref), start_key=start)
         sockets = [i["connectionId"] for i in page.items if i.get("entity") == "connection"]
+        if users is not None:
+            users += [
+                i["granteeId"]
+                for i in page.items
+                if i.get("entity") == "grant" and i.get("granteeType") == ObjectType.user
+            ]
         doomed = [k for k in map(_key, page.items) if k != keep]
         deleted += table().batch_delete(doomed + [keys.connection_key(c) for c in sockets])
         realtime.close_all(sockets)

@@ -132,7 +132,7 @@ from kallo.errors import Conflict
 from kallo.llm import ChatMessage, ProviderError, Usage, registry
 from kallo.llm.jobs import ReplyJob
 from kallo.models.steps import STEP_TEXT_LIMIT, Step, StepConfig
-from kallo.services import grounding, prompt_variables
+from kallo.services import convos, grounding, prompt_variables
 from kallo.settings import get_settings
 from kallo.store import keys, objects, search, steps
 from kallo.store.keys import Ref
@@ -886,3 +886,4 @@ def name_convo(convo: dict[str, Any], plan: Plan, answer_text: str, listener: Li
         logger.warning("storing the convo's name failed", extra={"convoId": convo["id"]}, exc_info=True)
         return
     _announce(convo["id"], "convoUpdate", {"id": convo["id"], **changes}, listener)
+    convos.announce_renamed(convo["id"])

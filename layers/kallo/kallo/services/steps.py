@@ -31,6 +31,8 @@ the connections it has not checked in the last few seconds (I8: Query + BatchGet
   broadcast (Query + c PostToConnection) + SendMessage when it asks for a reply, and then a
   BatchGetItem first (the token budgets, I10); data sources named by the step add their checks. No id
   is looked up: I4 (ids), the server makes step ids.
+- openings of a new convo (`add_openings`, n steps): the check + TransactWriteItems + BatchWriteItem
+  (their words) + n broadcasts.
 - step group of n: as one new step (one transaction, the words of all steps batched together), n
   broadcasts, one SendMessage per step asking for a reply.
 - group addition: the check + Query (the primary) + TransactWriteItems and a conditional UpdateItem
@@ -265,6 +267,48 @@ def add_step(
     _require_configs(actor.access, [data])
     step = _step(actor, convo_id, data, now_iso())
     return _store_new(actor, convo_id, [(step, data.wants_reply)], team_id=team_id, queue=queue)[0]
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A message a new convo starts with: a user's (written by the caller) or the LLM's (a summary,
+    an answer carried over from another system), with its citations."""
+
+    author_type: str  # "user" | "llm"
+    text: str
+    annotations: tuple[dict[str, Any], ...] = ()
+
+
+def add_openings(actor: Actor, convo_id: str, openings: list[Opening]) -> list[dict[str, Any]]:
+    """The steps a convo starts with (a Pieces seed's messages, a data source's summary), completed,
+    one millisecond apart, stored in one transaction and broadcast in order; nothing is answered.
+    Needs `can_chat`. I6 (grounding): the caller vouches for the citations it passes (a summary's,
+    which cite only the data source it summarises, one the caller may link)."""
+    actor.access.require(_convo(convo_id), Permission.can_chat)
+    start = now()
+    new: list[Step] = []
+    for n, opening in enumerate(openings):
+        at = iso(start + timedelta(milliseconds=n))
+        step = Step(
+            id=str(uuid4()),
+            convoId=convo_id,
+            authorType="user" if opening.author_type == "user" else "llm",
+            authorId=actor.user_id if opening.author_type == "user" else None,
+            content={"text": opening.text},
+            status="completed",
+            annotations=list(opening.annotations),
+            createdAt=at,
+            updatedAt=at,
+        )
+        _require_fits(step.model_dump(by_alias=True, exclude_none=True))
+        new.append(step)
+    if not new:
+        return []
+    stored = store.add_many(new)
+    search.index_many(stored)
+    for step in stored:
+        actor.publish(convo_id, NEW_STEP, step)
+    return stored
 
 
 def add_step_group(actor: Actor, convo_id: str, data: NewStepGroup) -> list[dict[str, Any]]:

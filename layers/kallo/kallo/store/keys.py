@@ -20,6 +20,7 @@ Entity chart
 | contributor marker | `OBJ#convo#<convoId>` | `CONTRIB#<userId>`            | -                               | -                          |     |
 | connection      | `CONN#<connectionId>`   | `#META`                         | -                               | -                          | yes |
 | convo connection | `OBJ#convo#<convoId>`  | `CONN#<connectionId>`           | -                               | -                          | yes |
+| stream connection | `STREAMS#<userId>`    | `CONN#<connectionId>`           | -                               | -                          | yes |
 | group member    | `OBJ#convo#<convoId>`   | `GROUP#<groupId>#<createdAt>#<stepId>` | -                        | -                          |     |
 | search posting  | `OBJ#convo#<convoId>`   | `TERM#<stepId>#<term>`          | `TERM#<term>`                   | `<createdAt>#<stepId>`     |     |
 | data source summary | `OBJ#data_source#<id>` | `#SUMMARY`                   | -                               | -                          |     |
@@ -61,6 +62,11 @@ has counts is the only kind with feedback items, which its deletion (and the pur
 removes with one Query. A completed answer's follow-up suggestions are kept on its step item
 (`suggestions`), made under a lease (`suggestionsLeasedUntil`, epoch seconds) so one caller makes them.
 
+A stream connection (a WebSocket that hears the identifiers of its user's convos, the Pieces surface's
+identifiers stream) has its own item under `CONN#<connectionId>` too (for `$disconnect`), and a copy in
+its user's `STREAMS#` partition, so a change to a convo reaches the streams of each user who can view it
+with one query per user.
+
 A data source's bytes, text and retrieval index are in S3 (`kallo.store.blobs`); its summary lives in
 its partition, so deleting the data source's partition removes it. The data sources linked to a convo
 or topic are pattern 6 (the convo's or topic's `dependent` grants, GSI1 `GRANTEE#convo#<id>`,
@@ -96,6 +102,7 @@ Access patterns
 | 25 | an end user by (topic, tenant, `user` value) | PK=`ENDUSER#<topicId>#<tenantId>#<hash>`, SK=`#UNIQUE`                   | `users.find_end_user` |
 | 26 | a user's feedback on a step (on many: BatchGetItem) | PK=`FEEDBACK#<stepId>`, SK=`USER#<userId>`         | `feedback.get`, `feedback.ratings` |
 | 27 | every feedback item of a step                | PK=`FEEDBACK#<stepId>`                                     | `feedback.delete_of_step` |
+| 28 | a user's identifiers-stream connections      | PK=`STREAMS#<userId>`, SK begins_with `CONN#`              | `connections.streams_of` |
 """
 
 from __future__ import annotations
@@ -220,6 +227,15 @@ def connection_key(connection_id: str) -> dict[str, str]:
 
 def convo_connection_key(convo: Ref, connection_id: str) -> dict[str, str]:
     return {"PK": object_pk(convo), "SK": f"{CONNECTION_PREFIX}{connection_id}"}
+
+
+def stream_connection_key(user_id: str, connection_id: str) -> dict[str, str]:
+    """A user's identifiers-stream connection, in the user's `STREAMS#` partition."""
+    return {"PK": streams_pk(user_id), "SK": f"{CONNECTION_PREFIX}{connection_id}"}
+
+
+def streams_pk(user_id: str) -> str:
+    return f"STREAMS#{user_id}"
 
 
 CONTRIBUTOR_PREFIX = "CONTRIB#"

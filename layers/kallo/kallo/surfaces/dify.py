@@ -23,7 +23,8 @@ is checked with 2 Query + 1 BatchGetItem + 1 GetItem, a message is found with 1 
 - messages: + the check + 1 Query per page of steps + 1 BatchGetItem (ratings) + 1 BatchGetItem when
   answers cite data sources;
 - rename: + the check + 1 UpdateItem; delete: + the check + 1 Query + 1 TransactWriteItems + 1 SQS
-  SendMessage; feedbacks, suggested, stop: + the message's check + what Set / Remove Step Feedback, Get
+  SendMessage; both are told to the identifiers streams (`convos.announce`: 1 Query per user of the
+  convo, and 1 more to read them for a rename); feedbacks, suggested, stop: + the message's check + what Set / Remove Step Feedback, Get
   Step Suggestions and Stop Step cost;
 - files/upload: + 2 UpdateItem + 1 TransactWriteItems + 1 S3 PutObject (Upload New File);
 - chat-messages: + the check (or 1 TransactWriteItems for a new conversation) + what Add Step costs and

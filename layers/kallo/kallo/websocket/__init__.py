@@ -13,7 +13,9 @@ Events are API Gateway's WebSocket proxy events (`requestContext.routeKey`, `eve
 
 - `$connect` authenticates the caller (Authorization bearer, `token` query parameter, x-api-key),
   needs `can_view` on the convo named by `convoId`, and stores the connection with the principal's
-  context, so each message is evaluated with the same scheme and token scope. Refusals: 400 (no or bad
+  context, so each message is evaluated with the same scheme and token scope. With
+  `?stream=conversation-identifiers` instead of a convoId it opens an identifiers stream
+  (`kallo.realtime.identifiers`), which hears and takes no convo messages. Refusals: 400 (no or bad
   convoId), 401 `unauthorized` (no or bad credentials, the reason logged only), 403 (an identity with
   no user), 404 `not_found` (unknown or hidden convo).
 - I8 (live access): each message re-checks its connection as broadcasts do (`kallo.realtime.audience`);
@@ -47,7 +49,7 @@ from kallo.authz.policy import ObjectType, Permission
 from kallo.clock import epoch_seconds, iso, now, now_iso
 from kallo.errors import DomainError, PayloadTooLarge, TooManyRequests, Unprocessable
 from kallo.models.ws import PAYLOAD_TOO_LARGE, Envelope
-from kallo.realtime import audience
+from kallo.realtime import audience, identifiers
 from kallo.services import steps
 from kallo.settings import get_settings
 from kallo.store import connections
@@ -95,6 +97,12 @@ class ConnectionUnknown(DomainError):
     credentials revoked. The client should reconnect."""
 
     status, code = 410, "connection_unknown"
+
+
+class StreamConnection(DomainError):
+    """A message sent on an identifiers stream, which only listens."""
+
+    status, code = 400, "stream_takes_no_messages"
 
 
 @dataclass(frozen=True)
@@ -242,6 +250,8 @@ def connect(event: Event) -> Response:
             "user_not_registered",
             "this identity has no Kallo user yet: create it with GET /users?firebaseId=<your id>",
         )
+    if "stream" in query:
+        return _connect_stream(event, principal, query)
     convo_id = _convo_id(query.get("convoId"))
     if convo_id is None:
         return _refuse(400, "invalid_convo_id", "connect with ?convoId=<the convo's UUID>")
@@ -266,11 +276,39 @@ def connect(event: Event) -> Response:
     return OK
 
 
+def _connect_stream(event: Event, principal: Any, query: dict[str, Any]) -> Response:
+    """`?stream=conversation-identifiers` (and no convoId): a stream of the identifiers of the
+    caller's convos (`kallo.realtime.identifiers`). It stores the principal as a convo connection
+    does, so every announcement re-checks it (I8), and asks the stream worker for its first snapshot:
+    API Gateway accepts posts to a connection only once `$connect` has returned."""
+    from kallo.auth import api_keys
+    from kallo.auth.authenticate import credential_from
+
+    if query.get("stream") != identifiers.STREAM or query.get("convoId") is not None:
+        return _refuse(400, "invalid_stream", f"connect with ?stream={identifiers.STREAM} (and no convoId)")
+    connection_id = connection_id_of(event)
+    connection = {
+        "connectionId": connection_id,
+        "stream": identifiers.STREAM,
+        "userId": principal.user_id,
+        "principal": principal.to_context(),
+        "connectedAt": _connected_at(event),
+    }
+    kind, value = credential_from(event.get("headers") or {}, query)
+    if kind == "api_key":
+        connection["apiKeyHash"] = api_keys.hash_key(value)
+    connections.put_stream(connection, ttl=epoch_seconds(now()) + get_settings().ws_connection_ttl_seconds)
+    identifiers.request_greeting(connection_id)
+    return OK
+
+
 def disconnect(event: Event) -> Response:
     """`$disconnect`: forget the connection (both of its items). API Gateway ignores the answer."""
     connection_id = connection_id_of(event)
     found = connections.get(connection_id)
-    if found is not None:
+    if found is not None and found.get("stream"):
+        connections.delete_streams([found])
+    elif found is not None:
         connections.delete(connection_id, found["convoId"])
     return OK
 
@@ -315,6 +353,8 @@ def _session(event: Event, request_id: str | None) -> Session:
         raise ConnectionUnknown(
             "this connection is not known (it was closed or its convo deleted): reconnect"
         )
+    if connection.get("stream") or not connection.get("convoId"):
+        raise StreamConnection("this connection streams conversation identifiers: it takes no messages")
     (access,) = audience.admit(connection["convoId"], [connection])
     if access is None:
         raise AccessEnded(connection)
