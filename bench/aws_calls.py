@@ -111,6 +111,17 @@ def _suggesting_answer(scene: Scene) -> str:
 
 
 Request = tuple[str, Principal, dict[str, Any]]
+
+
+def _app_key(scene: Scene) -> str:
+    """An app key of the scene's topic; its id."""
+    from kallo.authz.access import Access
+    from kallo.models.app_keys import AppKeyCreate
+    from kallo.services import app_keys
+
+    return app_keys.create_app_key(Access(scene.alice), scene.topic.id, AppKeyCreate(name="website"))["id"]
+
+
 SCENARIOS: dict[str, Callable[[Scene], Request]] = {
     "Create Access Token": lambda s: (
         "auth.create_access_token",
@@ -297,6 +308,17 @@ SCENARIOS: dict[str, Callable[[Scene], Request]] = {
         "steps.get_step_suggestions",
         s.bob,
         {"path": {"stepId": _suggesting_answer(s)}},
+    ),
+    "Create App Key": lambda s: (
+        "topics.create_app_key",
+        s.alice,
+        {"path": {"topicId": s.topic.id}, "body": {"name": "website"}},
+    ),
+    "Query App Keys": lambda s: ("topics.query_app_keys", s.alice, {"path": {"topicId": s.topic.id}}),
+    "Revoke App Key": lambda s: (
+        "topics.revoke_app_key",
+        s.alice,
+        {"path": {"topicId": s.topic.id, "appKeyId": _app_key(s)}},
     ),
     "Remove a Team User": lambda s: (
         "teams.remove_team_user",

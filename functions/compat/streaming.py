@@ -5,6 +5,7 @@ serve the same apps through Mangum, buffered: the fallback where a deployment ca
 docs/COMPATIBILITY.md, "Streaming in the cloud")."""
 
 from compat import dify, gloo, pieces
+
 from kallo.surfaces import by_prefix
 
 app = by_prefix({"/dify/v1": dify.app, "/gloo": gloo.app, "/pieces": pieces.app})

@@ -165,3 +165,78 @@ def test_a_convo_in_a_deleted_topic_cannot_be_started(world):
     topics.delete_topic(Access(svc), topic_id)
     with pytest.raises(NotFound):
         end_users.start_convo(alice)
+
+
+def _step(convo_id: str, author: str | None, text: str, **fields) -> dict:
+    from kallo.clock import now_iso
+    from kallo.models.steps import Step
+    from kallo.store import steps
+
+    body = {
+        "id": str(uuid4()),
+        "convoId": convo_id,
+        "authorType": "llm" if author is None else "user",
+        "content": {"text": text},
+        "createdAt": now_iso(),
+        "updatedAt": now_iso(),
+        **({"authorId": author} if author else {}),
+        **fields,
+    }
+    return steps.add(Step.model_validate(body))
+
+
+def test_exchanges_pair_questions_with_their_answers(world):
+    _, _, key = world
+    alice = end_users.resolve(key, "alice")
+    convo_id = end_users.start_convo(alice)["id"]
+    q1 = _step(convo_id, alice.user_id, "q1")
+    a1 = _step(convo_id, None, "a1", replyToStepId=q1["id"])
+    _step(convo_id, alice.user_id, "an alternate", isAlternate=True)
+    q2 = _step(convo_id, alice.user_id, "q2 (not answered)")
+    q3 = _step(convo_id, alice.user_id, "q3")
+    a3 = _step(convo_id, None, "a3", replyToStepId=q3["id"])
+    orphan = _step(convo_id, None, "an answer whose question is gone", replyToStepId=str(uuid4()))
+    convo, found, more = end_users.exchanges(alice, convo_id, limit=10)
+    assert convo["id"] == convo_id
+    assert [(e.question and e.question["id"], e.answer and e.answer["id"]) for e in found] == [
+        (q1["id"], a1["id"]),
+        (q2["id"], None),
+        (q3["id"], a3["id"]),
+        (None, orphan["id"]),
+    ]
+    assert [e.id for e in found] == [a1["id"], q2["id"], a3["id"], orphan["id"]] and not more
+    _, latest, more = end_users.exchanges(alice, convo_id, limit=2)
+    assert [e.id for e in latest] == [a3["id"], orphan["id"]] and more
+    _, before, more = end_users.exchanges(alice, convo_id, before=a3["id"], limit=2)
+    assert [e.id for e in before] == [a1["id"], q2["id"]] and not more
+    _, before_q2, more = end_users.exchanges(alice, convo_id, before=q2["id"], limit=5)
+    assert [e.id for e in before_q2] == [a1["id"]] and not more
+    assert end_users.first_question(alice, convo_id) == "q1"
+    # Another end user: 404, the convo's and the message's alike.
+    bob = end_users.resolve(key, "bob")
+    with pytest.raises(NotFound):
+        end_users.exchanges(bob, convo_id)
+    with pytest.raises(NotFound, match=f"message {a1['id']} not found"):
+        end_users.own_step(bob, a1["id"])
+    with pytest.raises(NotFound):
+        end_users.first_question(bob, convo_id)
+    # A message of another of alice's convos is no position in this one.
+    other = end_users.start_convo(alice)["id"]
+    elsewhere = _step(other, alice.user_id, "elsewhere")
+    with pytest.raises(NotFound):
+        end_users.exchanges(alice, convo_id, before=elsewhere["id"])
+    assert end_users.own_step(alice, elsewhere["id"])["id"] == elsewhere["id"]
+
+
+def test_app_settings_are_the_topic_and_its_prompt(world):
+    from kallo.models.prompts import PromptCreate
+    from kallo.services import prompts
+
+    svc, topic_id, key = world
+    alice = end_users.resolve(key, "alice")
+    topic, prompt = end_users.app_settings(alice)
+    assert topic["id"] == topic_id and prompt == ""
+    made = prompts.create_prompt(Access(svc), PromptCreate(text="Hi {{name}}"))
+    topics.set_topic_prompt(Access(svc), topic_id, made["id"])
+    assert end_users.app_settings(alice)[1] == "Hi {{name}}"
+    assert end_users.source_names([]) == {}

@@ -522,6 +522,26 @@ def test_the_model_reads_the_topic_prompt_the_history_and_the_merged_config(aws,
     assert scene.answer_of(job)["config"] == {"model": model, "temperature": 0.3, "maxTokens": 50}
 
 
+def test_a_convos_inputs_fill_the_topic_prompts_variables(aws, sent):
+    """Dify's `inputs`, kept on the convo, fill `{{name}}` in the topic's prompt; one it lacks is
+    emptied. A convo without inputs reads the prompt as written."""
+    user = make_user()
+    text = "You help {{ name }} plan a trip to {{city}}. {{unknown}}Be brief."
+    prompt = make_object("prompt", ref_of(user), text=text)
+    topic = make_object("topic", ref_of(user), description="", promptId=prompt.id)
+    for inputs, expected in (
+        ({"name": "Ada", "city": "Oslo", "extra": 1}, "You help Ada plan a trip to Oslo. Be brief."),
+        (None, text),
+    ):
+        fields = {"inputs": inputs} if inputs is not None else {}
+        scene = Scene(user.user_id or "", make_object("convo", topic, topicId=topic.id, name="T", **fields))
+        question = scene.step("Where to?")
+        with play(Script(["Oslo"])) as (llm, model):
+            replies.answer(scene.job(question, model))
+        [(messages, _)] = llm.calls
+        assert messages[0] == ChatMessage("system", f"{replies.DEFAULT_INSTRUCTION}\n\n{expected}")
+
+
 def test_without_a_model_the_default_model_answers(scene, sent, monkeypatch):
     with play(Script(["ok"])) as (llm, model):
         monkeypatch.setenv("KALLO_DEFAULT_MODEL", model)

@@ -213,3 +213,18 @@ def test_surfaces_are_found_by_their_path_prefix() -> None:
             "message": "no such resource",
             "status": 404,
         }
+
+
+def test_the_streaming_function_serves_every_surface() -> None:
+    """compat.streaming is what the Function URL runs (uvicorn under the Lambda Web Adapter)."""
+    from compat import streaming
+
+    with TestClient(streaming.app) as client:
+        for method, path in [
+            ("GET", "/dify/v1/parameters?user=u"),
+            ("POST", "/gloo/ai/v1/message/kallm"),
+            ("GET", "/pieces/conversations/identifiers"),
+        ]:
+            answer = client.request(method, path, json={"query": "hi"} if method == "POST" else None).json()
+            assert (answer["status"], answer["code"]) == (401, "unauthorized"), path
+        assert client.get("/elsewhere").status_code == 404

@@ -135,12 +135,13 @@ CLOUDWATCH_RETENTION_DAYS = [
 ]  # fmt: skip
 # The functions that call a model provider: the LLM step worker (answers), the data-source worker
 # (summaries), Get Step Suggestions (follow-up questions) and the surfaces that answer in process
-# (Gloo). Nothing else may read the provider's key.
+# (Gloo, Dify). Nothing else may read the provider's key.
 MODEL_CALLERS = {
     "StepWorkerFunction",
     "DataSourceWorkerFunction",
     "GetStepSuggestionsFunction",
     "GlooFunction",
+    "DifyFunction",
     STREAMING,
 }
 WORKERS = {
@@ -227,8 +228,9 @@ def test_the_signing_key_is_read_only_by_the_functions_that_sign_or_verify_token
     """...and the paged lists, whose cursors are encrypted with a key derived from it (`kallo.paging`)."""
     readers = {f for f in FUNCTIONS if "JwtSigningSecret" in _secrets_read_by(f)}
     signers = {"AuthorizerFunction", "CreateAccessTokenFunction", "WsConnectFunction"}
-    # The surfaces authenticate Kallo access tokens themselves, as the authorizer does.
-    assert readers == signers | {r.function for r in PAGED} | SURFACES | {STREAMING}
+    # The surfaces that take Kallo access tokens verify them themselves, as the authorizer does (Dify's
+    # takes app keys only).
+    assert readers == signers | {r.function for r in PAGED} | (SURFACES - {"DifyFunction"}) | {STREAMING}
 
 
 def test_workers_have_reserved_concurrency_and_sqs_caps_them_too() -> None:

@@ -25,7 +25,13 @@ Costs in AWS calls:
   BatchGetItem, `kallo.authz.access`) + 1 GetItem;
 - list_convos: 1 Query (the end user's grants) + 1 BatchGetItem (none for an empty page);
 - rename_convo: own_convo + 1 UpdateItem; delete_convo: own_convo + 1 Query + 1 TransactWriteItems +
-  1 SQS SendMessage (the purge).
+  1 SQS SendMessage (the purge);
+- own_step: 1 Query (the step by id) + own_convo;
+- first_question: own_convo + 1 Query per 20 steps before the first question (usually 1);
+- exchanges: own_convo (+ own_step for `before`) + 1 Query per page of steps (a page holds twice the
+  exchanges asked for, and a little more);
+- app_settings: 1 GetItem (the topic) + 1 GetItem (its prompt, when it has one);
+- source_names: 1 BatchGetItem (none without ids).
 Each start, rename and deletion is also told to the identifiers streams (`convos.announce`): 1 Query
 per user holding a grant on the convo (a rename first reads them: 1 Query), more only for open streams.
 """
@@ -48,7 +54,7 @@ from kallo.errors import Conflict, NotFound, Unprocessable
 from kallo.models.common import Name
 from kallo.models.convos import ConvoPatch
 from kallo.services import convos, owned
-from kallo.store import grants, keys, objects, users
+from kallo.store import grants, keys, objects, steps, users
 from kallo.store.keys import Ref
 from kallo.store.table import table
 
@@ -188,3 +194,108 @@ def rename_convo(end_user: EndUser, convo_id: str, name: str) -> dict[str, Any]:
 def delete_convo(end_user: EndUser, convo_id: str) -> None:
     own_convo(end_user, convo_id)
     convos.remove_convo(end_user.access, _convo(convo_id))
+
+
+# -- messages: a question and its answer ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A question (a user step) and its answer (the LLM step replying to it), either of which may be
+    missing: a question not answered (yet), an answer whose question was deleted."""
+
+    question: dict[str, Any] | None
+    answer: dict[str, Any] | None
+
+    @property
+    def id(self) -> str:
+        """Its id: the answer's (Dify's message id), else the question's."""
+        return str((self.answer or self.question or {})["id"])
+
+
+def own_step(end_user: EndUser, step_id: str) -> dict[str, Any]:
+    """A step of one of the end user's own convos (see `own_convo`); any other id is the same 404."""
+    missing = NotFound(f"message {step_id} not found")
+    step = steps.get(step_id) if _is_id(step_id) else None
+    if step is None:
+        raise missing
+    try:
+        own_convo(end_user, step["convoId"])
+    except NotFound as hidden:
+        raise missing from hidden
+    return step
+
+
+def exchanges(
+    end_user: EndUser, convo_id: str, *, before: str | None = None, limit: int = 20
+) -> tuple[dict[str, Any], list[Exchange], bool]:
+    """The convo (see `own_convo`), its latest `limit` exchanges before the exchange `before` (its
+    id), oldest first, and whether older ones exist. Alternates (other versions of a step) are left
+    out."""
+    convo = own_convo(end_user, convo_id)
+    upto, skipped = None, set()
+    if before is not None:
+        upto = own_step(end_user, before)
+        if upto["convoId"] != convo_id:
+            raise NotFound(f"message {before} not found")
+        skipped = {upto["id"], upto.get("replyToStepId")}
+    found: list[Exchange] = []
+    pending: dict[str, Any] | None = None  # an answer whose question is still to come (older)
+
+    start = None
+    while len(found) <= limit:
+        page = steps.newest_first(convo_id, upto=upto, limit=2 * limit + 4, start_key=start)
+        for step in page.items:
+            if step["id"] in skipped or step.get("isAlternate"):
+                continue
+            if step.get("authorType") == "llm":
+                if pending is not None:
+                    found.append(Exchange(None, pending))
+                pending = step
+            elif pending is not None and pending.get("replyToStepId") == step["id"]:
+                found.append(Exchange(step, pending))
+                pending = None
+            else:
+                if pending is not None:
+                    found.append(Exchange(None, pending))
+                    pending = None
+                found.append(Exchange(step, None))
+        start = page.last_key
+        if not start:
+            break
+    if pending is not None:
+        found.append(Exchange(None, pending))
+    return convo, found[:limit][::-1], len(found) > limit
+
+
+def first_question(end_user: EndUser, convo_id: str) -> str:
+    """The text of the convo's first question (its oldest primary user step; "" when it has none)."""
+    own_convo(end_user, convo_id)
+    start = None
+    while True:
+        page = steps.of_convo(convo_id, limit=20, start_key=start)
+        for step in page.items:
+            if step.get("authorType") == "user" and not step.get("isAlternate"):
+                return str((step.get("content") or {}).get("text", ""))
+        start = page.last_key
+        if not start:
+            return ""
+
+
+def app_settings(end_user: EndUser) -> tuple[dict[str, Any], str]:
+    """The key's topic and its prompt's text ("" without one): what the app offers its end users (the
+    key stands for the topic, so its end users read these without a grant on the topic); 404 when
+    the topic is gone."""
+    topic = objects.get(Ref(ObjectType.topic.value, end_user.app_key.topic_id))
+    if topic is None:
+        raise NotFound("the app's topic no longer exists")
+    prompt = objects.get(Ref(ObjectType.prompt.value, topic["promptId"])) if topic.get("promptId") else None
+    return topic, str((prompt or {}).get("text", ""))
+
+
+def source_names(data_source_ids: list[str]) -> dict[str, str]:
+    """The names of the data sources an answer of the end user's cites (its annotations name them and
+    quote them already), by id."""
+    refs = [Ref(ObjectType.data_source.value, i) for i in dict.fromkeys(data_source_ids)]
+    found = objects.batch_get(refs) if refs else {}
+    return {ref.id: str(item.get("name", "")) for ref, item in found.items()}

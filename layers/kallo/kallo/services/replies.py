@@ -24,7 +24,8 @@ The flow of one answer, every message sent with `kallo.realtime.broadcast` (API.
    after `idle`, so naming never delays the answer; it never fails it either.
 
 What the model reads: a system prompt (a short default instruction, followed by the prompt of the topic
-that owns the convo, if it has one, and by excerpts of the user's documents, if any: see Grounding),
+that owns the convo, if it has one, its `{{variables}}` filled from the convo's `inputs` when it has
+them, `kallo.services.prompt_variables`, and by excerpts of the user's documents, if any: see Grounding),
 then the convo's primary steps, oldest first, up to and including the step being answered; failed,
 unfinished and empty steps are left out (a stopped answer is read as it stands), user steps are `user` turns, LLM steps `assistant` turns
 (consecutive turns of one role are merged, and leading assistant turns dropped, as Bedrock requires).
@@ -131,7 +132,7 @@ from kallo.errors import Conflict
 from kallo.llm import ChatMessage, ProviderError, Usage, registry
 from kallo.llm.jobs import ReplyJob
 from kallo.models.steps import STEP_TEXT_LIMIT, Step, StepConfig
-from kallo.services import convos, grounding
+from kallo.services import convos, grounding, prompt_variables
 from kallo.settings import get_settings
 from kallo.store import keys, objects, search, steps
 from kallo.store.keys import Ref
@@ -291,10 +292,12 @@ class Plan:
         return provider.stream(self.messages(max_tokens), generation)
 
 
-def _system_prompt(topic: dict[str, Any] | None) -> str:
+def _system_prompt(topic: dict[str, Any] | None, convo: dict[str, Any]) -> str:
+    """The default instruction, then the topic's prompt with its variables filled from the convo's
+    `inputs`, if it has any (`kallo.services.prompt_variables`)."""
     prompt_id = (topic or {}).get("promptId")
     prompt = objects.get(Ref("prompt", prompt_id)) if prompt_id else None
-    text = (prompt or {}).get("text", "").strip()
+    text = prompt_variables.fill((prompt or {}).get("text", ""), convo.get("inputs")).strip()
     return f"{DEFAULT_INSTRUCTION}\n\n{text}" if text else DEFAULT_INSTRUCTION
 
 
@@ -372,7 +375,7 @@ def _plan(job: ReplyJob, convo: dict[str, Any]) -> Plan | None:
     config.pop("dataSourceIds", None)
     if named:
         config["dataSourceIds"] = named
-    system = _system_prompt(topic)
+    system = _system_prompt(topic, convo)
     if excerpts:
         system = f"{system}\n\n{GROUNDING_INSTRUCTION}\n\n{excerpts}"
     return Plan(config["model"], config, system, conversation, tuple(hits))

@@ -128,6 +128,22 @@ def of_convo(
     return Page([objects.public(i) for i in page.items], page.last_key)
 
 
+def newest_first(
+    convo_id: str, *, upto: dict[str, Any] | None = None, limit: int = 100, start_key: dict | None = None
+) -> Page:
+    """One page of a convo's steps, newest first; with `upto` (a stored step), only that step and those
+    sorted before it."""
+    high = keys.step_sk(upto["createdAt"], upto["id"]) if upto else f"{STEP_PREFIX}{_HIGH}"
+    page = table().query(
+        keys.object_pk(Ref("convo", convo_id)),
+        between=(STEP_PREFIX, high),
+        limit=limit,
+        start_key=start_key,
+        newest_first=True,
+    )
+    return Page([objects.public(i) for i in page.items], page.last_key)
+
+
 def get(step_id: str) -> dict[str, Any] | None:
     """A step by id alone (GSI1, eventually consistent: a step written a moment ago may be missing)."""
     found = table().query(keys.step_index_pk(step_id), index="GSI1", limit=1).items
