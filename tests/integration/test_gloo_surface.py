@@ -399,7 +399,7 @@ def test_an_app_key_chats_as_its_own_end_user_in_its_topic(tenant: Tenant, model
     convo = objects.get(Ref("convo", answer["chat_id"]))
     end_user = objects.get(Ref("user", convo["createdBy"]))
     key_id = app_keys.query_app_keys(Access(tenant.user), tenant.topic.id)[0]["id"]
-    assert convo["topicId"] == tenant.topic.id and end_user["displayName"] == f"gloo:{key_id}"
+    assert convo["topicId"] == tenant.topic.id and end_user["displayName"] == f"key:{key_id}"
     assert end_user["createdBy"] == tenant.admin.user_id  # I1: the key's tenant made it
     assert answer["sources"] == [{"dataSourceId": tenant.heron, "name": "heron.md", "text": FACT}]
     assert answer["suggestions"] == FOLLOW_UPS.splitlines()

@@ -99,6 +99,18 @@ def test_a_bad_user_value_is_422(world, value):
         end_users.resolve(world[2], value)
 
 
+def test_no_request_can_name_a_keys_own_end_user(world):
+    """Gloo's requests without `user` act as the key's own end user: a Dify client (or a Gloo one)
+    naming its reserved value would reach the conversations made that way."""
+    _, _, key = world
+    own = end_users.key_end_user(key)
+    assert end_users.key_end_user(key).user_id == own.user_id
+    for value in (f"key:{key.id}", f"  key:{key.id}", "key:anything"):
+        with pytest.raises(Unprocessable, match="must not start with"):
+            end_users.resolve(key, value)
+    assert end_users.resolve(key, f"x-key:{key.id}").user_id != own.user_id
+
+
 def test_an_end_user_sees_only_its_own_convos_of_the_keys_topic(world):
     svc, topic_id, key = world
     alice, bob = end_users.resolve(key, "alice"), end_users.resolve(key, "bob")

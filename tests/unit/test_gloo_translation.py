@@ -76,7 +76,7 @@ def test_fields_the_seed_does_not_list_are_ignored() -> None:
         ({"publishers": ["a\nb"]}, "publishers"),
         ({"publishers": "one"}, "publishers"),
         ({"stream": "sometimes"}, "stream"),
-        ({"user": "gloo:somebody"}, "user"),
+        ({"user": "key:somebody"}, "user"),
         ({"user": ""}, "user"),
     ],
 )

@@ -60,6 +60,9 @@ from kallo.store.table import table
 
 _user_value = TypeAdapter(Name)
 PAGE_LIMIT = 100
+# The `user` values of the end users an app key has of its own (`key_end_user`): no request may name one,
+# on any surface, or a client of one surface would reach conversations made through another.
+RESERVED_PREFIX = "key:"
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,23 @@ def _valid_user(user: str) -> str:
 
 
 def resolve(app_key: AppKey, user: str) -> EndUser:
-    """The end user the key's request names, made on first use (see the module)."""
+    """The end user the key's request names, made on first use (see the module); 422 for a reserved
+    value (`RESERVED_PREFIX`)."""
+    if user.strip().startswith(RESERVED_PREFIX):
+        raise Unprocessable(
+            f"user: must not start with {RESERVED_PREFIX!r}: those name an app key's own end user",
+            code="validation_error",
+        )
+    return _resolve(app_key, user)
+
+
+def key_end_user(app_key: AppKey) -> EndUser:
+    """The end user an app key acts as when a request names none (Gloo KaLLM has no `user`): one per
+    key, named by a reserved value no request can send."""
+    return _resolve(app_key, f"{RESERVED_PREFIX}{app_key.id}")
+
+
+def _resolve(app_key: AppKey, user: str) -> EndUser:
     value = _valid_user(user)
     user_hash = hashlib.sha256(value.encode()).hexdigest()
     claim = keys.end_user_key(app_key.topic_id, app_key.tenant_id, user_hash)

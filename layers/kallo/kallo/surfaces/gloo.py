@@ -12,7 +12,7 @@ How it maps onto Kallo (it translates; every object is an ordinary Kallo one):
   WebSocket clients see it as it is written, and a stream leaves as fast as the WebSocket's does;
 - the caller: `Authorization: Bearer <app key>` (an `app-` key, `kallo.auth.app_keys`) acts as an end
   user of the key's topic (`kallo.services.end_users`): the body's `user`, a Kallo extension, names one;
-  without it, the key's own end user (`gloo:<app key id>`, a name no `user` may take here). Any other
+  without it, the key's own end user (`end_users.key_end_user`, a name no `user` may take). Any other
   Kallo credential (an access token, an OIDC ID token, `x-api-key`) acts as its user, and a new chat is
   a convo under the topic the token is scoped to (exactly one topic in its scope), else in the user's
   own space;
@@ -80,8 +80,6 @@ from kallo.store.keys import Ref
 logger = Logger(child=True)
 
 PATH = "/gloo/ai/v1/message/kallm"
-# The end user an app key acts as when the request names none: one per key.
-OWN_END_USER = "gloo:"
 CHARS_PER_TOKEN = 4
 # Tokens beyond the character limit's worth, so an answer is rarely cut by the model before the limit.
 MAX_TOKENS_MARGIN = 16
@@ -128,8 +126,10 @@ class KallmMessage(BaseModel):
     @field_validator("user")
     @classmethod
     def _not_reserved(cls, value: str | None) -> str | None:
-        if value is not None and value.startswith(OWN_END_USER):
-            raise ValueError(f"must not start with {OWN_END_USER!r}: those name an app key's own end user")
+        if value is not None and value.strip().startswith(end_users.RESERVED_PREFIX):
+            raise ValueError(
+                f"must not start with {end_users.RESERVED_PREFIX!r}: those name an app key's own end user"
+            )
         return value
 
 
@@ -291,7 +291,7 @@ def caller_of(request: Request, body: KallmMessage) -> Caller:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip().startswith(app_keys.PREFIX):
         app_key = surfaces.app_key_of(request)
-        end_user = end_users.resolve(app_key, body.user or f"{OWN_END_USER}{app_key.id}")
+        end_user = end_users.resolve(app_key, body.user) if body.user else end_users.key_end_user(app_key)
         return Caller(end_user.access, end_user)
     access = surfaces.kallo_access(request)
     if body.user is not None:
