@@ -49,7 +49,9 @@ def topic_with_key(stack: RunningStack, model: str, max_tokens: int) -> tuple[st
     defaults = {"model": model, "maxTokens": max_tokens, "temperature": 0, "reply": True}
     topic = _created(
         stack.client.post(
-            "/topics", json={"name": f"bench {model}", "config": {"defaults": defaults}}, headers=headers
+            "/topics",
+            json={"name": f"bench {model}", "description": "bench", "config": {"defaults": defaults}},
+            headers=headers,
         ),
         "POST /topics",
     )
@@ -60,10 +62,23 @@ def topic_with_key(stack: RunningStack, model: str, max_tokens: int) -> tuple[st
     return topic["id"], key["key"]
 
 
+def wait_named(stack: RunningStack, convo_id: str, timeout: float = 60) -> None:
+    """A new convo is named by the model after its first answer: the next run must not queue behind
+    that (the embedded model answers one request at a time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        convo = stack.client.get(f"/convos/{convo_id}", headers={"x-api-key": stack.api_key}).json()
+        if convo.get("name"):
+            return
+        time.sleep(0.1)
+    raise BenchFailed(f"convo {convo_id} was not named within {timeout:g} s")
+
+
 def first_event(stack: RunningStack, path: str, body: dict[str, Any], key: str, has_text: Callable) -> float:
     """Seconds from sending the request to the first `data:` event whose payload `has_text`; the stream
-    is then read to its end (so the next run starts on an idle stack)."""
-    started, first = time.monotonic(), None
+    is then read to its end, and the new convo's naming waited for (so the next run starts on an idle
+    stack)."""
+    started, first, convo_id = time.monotonic(), None, None
     with stack.client.stream(
         "POST", path, json=body, headers={"authorization": f"Bearer {key}"}, timeout=120
     ) as response:
@@ -77,8 +92,10 @@ def first_event(stack: RunningStack, path: str, body: dict[str, Any], key: str, 
                 raise BenchFailed(f"POST {path} streamed an error: {payload}")
             if first is None and has_text(payload):
                 first = time.monotonic() - started
-    if first is None:
-        raise BenchFailed(f"POST {path} streamed no answer text")
+            convo_id = convo_id or payload.get("conversation_id") or payload.get("chat_id")
+    if first is None or convo_id is None:
+        raise BenchFailed(f"POST {path} streamed no answer text, or no conversation id")
+    wait_named(stack, convo_id)
     return first
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -225,9 +226,11 @@ class Pollers:
             self._threads.append(thread)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling; wait at most `timeout` seconds in all for the handlers still running."""
         self._stop.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 logger.warning("%s is still busy in its handler; leaving it behind", thread.name)
         self._threads.clear()

@@ -233,6 +233,12 @@ def run(
         pollers = Pollers.for_template(template_, physical, functions, endpoint_url=aws_endpoint)
         pollers.start()
         cleanup.callback(pollers.stop)
+        # First on the way out: the embedded model's generation in progress (a worker's summary, an
+        # in-process answer) ends at its next token, so the pollers finish their job at once. (The
+        # layer is importable once `main` has added the code paths.)
+        from kallo.llm import embedded
+
+        cleanup.callback(embedded.end_generations)
         logger.info("embedded AWS on %s; %d SQS poller(s)", aws_endpoint, len(pollers.pollers))
 
         config = uvicorn.Config(

@@ -8,6 +8,7 @@ of A's conversations and cannot reach them (404)."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +29,8 @@ from pieces_os_client.models.transferable_string import TransferableString
 from websockets.sync.client import ClientConnection, connect
 
 from tests.e2e.conftest import RunningStack
+from tests.support.e2e import start_stack
+from tests.support.oidc import OidcIssuer
 from tests.support.tenants import service_account
 
 pytestmark = pytest.mark.e2e
@@ -92,6 +95,15 @@ class Stream:
             except TimeoutError:
                 break
         return heard
+
+
+@pytest.fixture(scope="module")
+def stack(oidc_issuer: OidcIssuer) -> Iterator[RunningStack]:
+    """A stack of this module's own: the session's embedded model has the summaries of every earlier
+    test's documents queued (one generation at a time), and this test waits for a summary."""
+    with start_stack(oidc_issuer) as running:
+        yield running
+        assert running.stop(signal.SIGTERM) == 0, running.output()
 
 
 @pytest.fixture

@@ -106,7 +106,7 @@ def test_at_exit_a_generation_ends_at_its_next_token_and_is_waited_for(fake_llam
     monkeypatch.setattr(embedded, "_exiting", threading.Event())
     stream = embedded.EmbeddedProvider().stream(MESSAGES, Generation(model="tiny"))
     assert next(stream) == "Blue"
-    finished = threading.Thread(target=embedded._end_generations)
+    finished = threading.Thread(target=embedded.end_generations)
     finished.start()
     time.sleep(0.05)
     assert finished.is_alive()  # waiting for the generation, which holds the model

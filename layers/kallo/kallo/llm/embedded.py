@@ -36,15 +36,16 @@ _loaded: dict[str, Any] = {}
 # Set when the process exits: a generation in progress ends at its next token.
 _exiting = threading.Event()
 # How long the exit waits for that token (a token takes milliseconds; a prompt being read, longer).
-EXIT_WAIT_SECONDS = 10.0
+EXIT_WAIT_SECONDS = 3.0
 
 
 @atexit.register
-def _end_generations() -> None:
+def end_generations() -> None:
     """Answers run on daemon threads (in-process answers, convo naming, the stream of a stopped
-    answer): one still inside llama.cpp while the interpreter shuts down crashes the process
-    (SIGSEGV) instead of letting it exit 0. At exit, the generation in progress is asked to end and
-    is waited for, bounded."""
+    answer, a summary in a worker): one still inside llama.cpp while the interpreter shuts down
+    crashes the process (SIGSEGV) instead of letting it exit 0. When the process stops (the local
+    stack calls this first; at exit it runs again), the generation in progress ends at its next token,
+    later ones are refused, and the one in progress is waited for, bounded."""
     _exiting.set()
     if _generate_lock.acquire(timeout=EXIT_WAIT_SECONDS):
         _generate_lock.release()
