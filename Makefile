@@ -23,6 +23,7 @@ run: $(VENV)/.installed
 	PORT=$(PORT) $(PY) -m local
 
 test: $(VENV)/.installed
+	sh tools/install_chromium.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint template.yaml
@@ -31,6 +32,7 @@ test: $(VENV)/.installed
 # Only the end-to-end tests: the local stack started as `make run` would, called over real HTTP.
 .PHONY: e2e
 e2e: $(VENV)/.installed
+	sh tools/install_chromium.sh
 	$(PY) -m pytest -m e2e tests/e2e
 
 format: $(VENV)/.installed
