@@ -8,7 +8,8 @@ ownership chain that can inherit (the convo, its topic) plus one BatchGetItem, s
   convos add the authority check. A token scoped to topics or teams adds one BatchGetItem.
 - Query Convos `topicId`: the topic check (Query + BatchGetItem) + 1 Query + 1 BatchGetItem.
 - Create: 1 TransactWriteItems, after the owner's check when a topic or team owns it.
-- Get / Patch: the check + 1 GetItem / UpdateItem. Delete: the check + 1 Query (the user grants)
+- Get: the check alone (the item comes in its BatchGetItem): 2 calls for a convo a user owns, 3 for a
+  topic's. Patch: the check + 1 UpdateItem. Delete: the check + 1 Query (the user grants)
   + 1 TransactWriteItems + 1 SQS SendMessage.
 - Announcing a change to the identifiers streams (`announce`, on create, rename and delete): 1 Query
   per user holding a grant on the convo (a rename first reads them: 1 Query), plus the work of the
@@ -243,9 +244,8 @@ def write_convo(chosen: owned.Owner, name: str, extra: dict[str, Any] | None = N
 
 
 def get_convo(access: Access, convo_id: str) -> dict[str, Any]:
-    ref = _convo(convo_id)
-    access.require(ref)
-    return owned.require_existing(ref)
+    """The convo, read in the check's own BatchGetItem (`Access.read`)."""
+    return access.read(_convo(convo_id))
 
 
 def patch_convo(access: Access, convo_id: str, data: ConvoPatch) -> dict[str, Any]:

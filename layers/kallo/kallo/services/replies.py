@@ -85,7 +85,8 @@ cannot be stored.
 AWS calls for a short answer (one delta message, a convo with a name, not owned by a topic, `c`
 connections): 1 GetItem (the convo) + 3 Query (the step by id, the convo's steps, its linked data
 sources) + 1 TransactWriteItems (the step) + 2 UpdateItem (the final step, the convo's latestStep) + one
-Query per broadcast (5) and `c` PostToConnection each, + 1 Query and 1 BatchGetItem the first time the
+Query per broadcast (5; the deltas of a longer answer Query about once a second, reusing the list in
+between, `kallo.realtime`) and `c` PostToConnection each, + 1 Query and 1 BatchGetItem the first time the
 connections are checked (I8: at most once every few seconds, `kallo.realtime.audience`); a topic adds
 1 GetItem (2 with a prompt) and 1 Query (its linked data sources); data sources named by the config
 add their checks (1 Query each + 1 BatchGetItem per reader); linked or named data sources add 1
@@ -476,7 +477,12 @@ def collect(open_stream: Callable[[], Iterator[str | Usage]], *, seconds: float,
 
 
 def _announce(
-    convo_id: str, message_type: str, payload: dict[str, Any], listener: Listener | None = None
+    convo_id: str,
+    message_type: str,
+    payload: dict[str, Any],
+    listener: Listener | None = None,
+    *,
+    delta: bool = False,
 ) -> None:
     """Broadcast without ever failing the answer: a lost message shows as a `seq` gap or a stale
     status, which a client repairs by reading the convo over REST, while raising would throw the answer
@@ -488,7 +494,10 @@ def _announce(
         except Exception:
             logger.warning("an answer's listener failed", extra={"type": message_type}, exc_info=True)
     try:
-        realtime.broadcast(convo_id, message_type, payload)
+        if delta:
+            realtime.broadcast(convo_id, message_type, payload, reuse_connections=True)
+        else:
+            realtime.broadcast(convo_id, message_type, payload)
     except Exception:
         logger.warning("broadcast failed", extra={"convoId": convo_id, "type": message_type}, exc_info=True)
 
@@ -535,8 +544,8 @@ class _Run:
         self.last_save = time.monotonic()
         self.usage: Usage | None = None  # the counts the step ended with (charged as stored)
 
-    def _announce(self, message_type: str, payload: dict[str, Any]) -> None:
-        _announce(self.convo_id, message_type, payload, self.listener)
+    def _announce(self, message_type: str, payload: dict[str, Any], *, delta: bool = False) -> None:
+        _announce(self.convo_id, message_type, payload, self.listener, delta=delta)
 
     def _save(
         self,
@@ -593,7 +602,9 @@ class _Run:
         delta = "".join(self.pending)
         self.pending, self.pending_chars, self.last_flush = [], 0, moment
         self.sent_chars = len(self.text)
-        self._announce("convoStepUpdate", {"id": self.step["id"], "delta": delta, "seq": self.seq})
+        self._announce(
+            "convoStepUpdate", {"id": self.step["id"], "delta": delta, "seq": self.seq}, delta=True
+        )
 
     def _progress(self, moment: float) -> None:
         """Save the text so far, or when nothing new was sent since the last save, only mark the step

@@ -63,7 +63,7 @@ from uuid import uuid4
 
 from kallo import paging, quotas, realtime
 from kallo.authz.access import Access
-from kallo.authz.policy import ObjectType, Permission, Role
+from kallo.authz.policy import ObjectType, Permission, Role, permissions_of
 from kallo.clock import iso, now, now_iso
 from kallo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from kallo.llm.jobs import ReplyJob, enqueue
@@ -216,7 +216,11 @@ def _join_convo(actor: Actor, convo_id: str) -> None:
     """A writer who holds no grant of their own on the convo (they chat through a team or topic)
     becomes a participant, so the convo is among theirs (Query Convos `userId`)."""
     convo, me = _convo(convo_id), Ref(ObjectType.user.value, actor.user_id)
-    if grants.get(convo, me) is not None:
+    # The check that let them write read their own grant already, as a rule: no call then.
+    held = actor.access.holds_grant(convo)
+    if held is None:
+        held = grants.get(convo, me) is not None
+    if held:
         return
     grant = grants.item(convo, me, Role.participant.value, created_by=actor.user_id, created_at=now_iso())
     # Two first steps at once both find no grant: the second write finds the first one's.
@@ -231,12 +235,22 @@ def _store_new(
     *,
     team_id: str | None = None,
     queue: Callable[[ReplyJob], None] | None = None,
+    guard: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Store new user steps (one transaction), index their words, make the writer a participant,
-    broadcast them in order, then queue the replies they ask for (after the broadcast, so clients see
-    the question before the answer starts): on the step queue, or to `queue` when given."""
-    stored = store.add_many([step for step, _ in new])
-    search.index_many(stored)
+    """Store new user steps (one transaction, their words in it when they fit), make the writer a
+    participant, broadcast them in order, then queue the replies they ask for (after the broadcast, so
+    clients see the question before the answer starts): on the step queue, or to `queue` when given.
+    A `guard` (`_chat_guard`) that fails means the writer's grant changed: the check is then made on
+    grants read now (404 or 403 when the writer may no longer chat), and the write tried once more
+    without it."""
+    steps = [step for step, _ in new]
+    try:
+        stored = store.add_many(steps, index=True, guard=guard)
+    except Conflict:
+        if guard is None:
+            raise
+        actor.access.require(_convo(convo_id), Permission.can_chat)  # read afresh: remembered
+        stored = store.add_many(steps, index=True)
     _join_convo(actor, convo_id)
     for step in stored:
         actor.publish(convo_id, NEW_STEP, step)
@@ -262,11 +276,30 @@ def add_step(
     """convoNewStep: a user step (the server sets everything but id, content, config, files and
     annotations); a reply is queued when its config asks for one (`queue`: given to the caller instead
     of the step queue, for an answer made in process)."""
-    actor.access.require(_convo(convo_id), Permission.can_chat)
+    guard = _chat_guard(actor, convo_id)
     team_id = _require_token_budget(actor, convo_id) if data.wants_reply else None
     _require_configs(actor.access, [data])
     step = _step(actor, convo_id, data, now_iso())
-    return _store_new(actor, convo_id, [(step, data.wants_reply)], team_id=team_id, queue=queue)[0]
+    new = [(step, data.wants_reply)]
+    return _store_new(actor, convo_id, new, team_id=team_id, queue=queue, guard=guard)[0]
+
+
+# The roles whose grant on a convo alone lets one write in it.
+_CHAT_ROLES = frozenset(r.value for r in Role if Permission.can_chat in permissions_of(ObjectType.convo, r))
+
+
+def _chat_guard(actor: Actor, convo_id: str) -> dict[str, Any] | None:
+    """`can_chat` on the convo, checked on every message. A connection's Access remembered from its
+    last check (at most 3 s old, `kallo.realtime.audience`) whose own grant on the convo lets it write
+    is not re-read: the write's transaction checks that grant instead (the returned condition), so a
+    grant removed or lowered since refuses the message all the same, at no extra call. Anything else
+    is checked now, on grants read for it (None: nothing to add to the write)."""
+    convo = _convo(convo_id)
+    access = actor.access
+    if access.remembered and access.direct(convo, Permission.can_chat):
+        return grants.role_check(convo, Ref(ObjectType.user.value, actor.user_id), _CHAT_ROLES)
+    access.require(convo, Permission.can_chat)
+    return None
 
 
 @dataclass(frozen=True)
@@ -304,8 +337,7 @@ def add_openings(actor: Actor, convo_id: str, openings: list[Opening]) -> list[d
         new.append(step)
     if not new:
         return []
-    stored = store.add_many(new)
-    search.index_many(stored)
+    stored = store.add_many(new, index=True)
     for step in stored:
         actor.publish(convo_id, NEW_STEP, step)
     return stored

@@ -80,10 +80,20 @@ def index(step: Mapping[str, Any] | Step) -> int:
 
 def index_many(stored: Iterable[Mapping[str, Any] | Step]) -> int:
     """`index` for several steps, their postings batched together."""
+    return write_postings(posting_items(stored))
+
+
+def posting_items(stored: Iterable[Mapping[str, Any] | Step]) -> list[dict[str, Any]]:
+    """The posting items of stored steps (to write in the steps' own transaction when they fit)."""
     puts = []
     for step in stored:
         fields = _fields(step)
         puts += [_posting(fields, t) for t in terms(text_of(fields))]
+    return puts
+
+
+def write_postings(puts: list[dict[str, Any]]) -> int:
+    """Write posting items (`posting_items`) through BatchWriteItem; returns how many."""
     return _write(puts=puts, deletes=[])
 
 
