@@ -85,7 +85,7 @@ def _running_answer(scene: Scene) -> str:
         createdAt=at,
         updatedAt=at,
     )
-    return steps.add(step)["id"]
+    return steps.add(step.record())["id"]
 
 
 def _answer(scene: Scene, *, rated_by: Principal | None = None, model: str = "embedded:smollm2") -> str:
@@ -403,8 +403,8 @@ def _token(scene: Scene, user: Principal) -> str:
 def measure_ws(name: str) -> tuple[int, int, str]:
     from kallo import realtime
     from kallo.authz.access import Access
+    from kallo.jobs import ReplyJob
     from kallo.llm import registry
-    from kallo.llm.jobs import ReplyJob
     from kallo.models.convos import ConvoCreate
     from kallo.realtime import audience
     from kallo.services import convos, replies

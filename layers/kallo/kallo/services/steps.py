@@ -66,7 +66,7 @@ from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role, permissions_of
 from kallo.clock import iso, now, now_iso
 from kallo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
-from kallo.llm.jobs import ReplyJob, enqueue
+from kallo.jobs import ReplyJob, send
 from kallo.models.steps import STEP_JSON_LIMIT, WEBSOCKET_FRAME_LIMIT, Step, StepConfig, json_size
 from kallo.models.ws import Annotation, NewStep, NewStepGroup, StepContent, StepGroupAddition, StepRegen
 from kallo.services import step_configs
@@ -243,20 +243,20 @@ def _store_new(
     A `guard` (`_chat_guard`) that fails means the writer's grant changed: the check is then made on
     grants read now (404 or 403 when the writer may no longer chat), and the write tried once more
     without it."""
-    steps = [step for step, _ in new]
+    records = [step.record() for step, _ in new]
     try:
-        stored = store.add_many(steps, index=True, guard=guard)
+        stored = store.add_many(records, index=True, guard=guard)
     except Conflict:
         if guard is None:
             raise
         actor.access.require(_convo(convo_id), Permission.can_chat)  # read afresh: remembered
-        stored = store.add_many(steps, index=True)
+        stored = store.add_many(records, index=True)
     _join_convo(actor, convo_id)
     for step in stored:
         actor.publish(convo_id, NEW_STEP, step)
     for step, (_, reply) in zip(stored, new, strict=True):
         if reply:
-            (queue or enqueue)(
+            (queue or send)(
                 ReplyJob(
                     jobId=step["id"],
                     convoId=convo_id,
@@ -319,7 +319,7 @@ def add_openings(actor: Actor, convo_id: str, openings: list[Opening]) -> list[d
     which cite only the data source it summarises, one the caller may link)."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
     start = now()
-    new: list[Step] = []
+    new: list[dict[str, Any]] = []
     for n, opening in enumerate(openings):
         at = iso(start + timedelta(milliseconds=n))
         step = Step(
@@ -333,8 +333,9 @@ def add_openings(actor: Actor, convo_id: str, openings: list[Opening]) -> list[d
             createdAt=at,
             updatedAt=at,
         )
-        _require_fits(step.model_dump(by_alias=True, exclude_none=True))
-        new.append(step)
+        record = step.record()
+        _require_fits(record)
+        new.append(record)
     if not new:
         return []
     stored = store.add_many(new, index=True)
@@ -448,7 +449,7 @@ def regen_step(actor: Actor, convo_id: str, data: StepRegen) -> ReplyJob:
         requestedBy=actor.user_id,
         teamId=team_id,
     )
-    enqueue(job)
+    send(job)
     return job
 
 
