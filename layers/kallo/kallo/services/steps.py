@@ -6,7 +6,8 @@ Every change is broadcast to the convo's connections (`Actor.broadcast`, `kallo.
 default) with the requester's `requestId`; a step asking for a reply (or a regen) becomes a `ReplyJob`
 on the FIFO step queue, answered by the LLM step worker.
 
-Who may do what (checked on every message, never cached across messages):
+Who may do what (checked on every message, on grants read for it; a new step by the holder of a grant
+that lets them write is checked by its own transaction, which fails if the grant is gone, `_chat_guard`):
 - writing anything needs `can_chat` on the convo (a viewer watches and cannot write);
 - deleting or updating a user step someone else wrote needs `can_delete_steps` (one's own: `can_chat`);
   LLM steps belong to the conversation: `can_chat` regenerates or deletes them, and their content
@@ -25,15 +26,21 @@ Who may do what (checked on every message, never cached across messages):
 Costs in AWS calls, for a convo its owner (a user) holds directly; a topic-owned convo adds one Query
 to every check (see `kallo.authz.access`); `c` connections on the convo. A broadcast also re-checks
 the connections it has not checked in the last few seconds (I8: Query + BatchGetItem for all of them,
-+ BatchGetItem when some use an access token; `kallo.realtime.audience`):
-- new step: the check (Query + BatchGetItem) + TransactWriteItems + BatchWriteItem (its words, 25 per
-  request) + GetItem (the writer's grant; + PutItem the first time, the participant grant) + the
-  broadcast (Query + c PostToConnection) + SendMessage when it asks for a reply, and then a
-  BatchGetItem first (the token budgets, I10); data sources named by the step add their checks. No id
-  is looked up: I4 (ids), the server makes step ids.
-- openings of a new convo (`add_openings`, n steps): the check + TransactWriteItems + BatchWriteItem
-  (their words) + n broadcasts.
-- step group of n: as one new step (one transaction, the words of all steps batched together), n
+their access-token and API-key records in the same BatchGetItem, and no Query when the chain was read
+in the last second; `kallo.realtime.audience`). A step's words go in its transaction when they fit (up
+to about 95 distinct words), else BatchWriteItem (25 per request):
+- new step: the check (Query + BatchGetItem; none when its connection's Access was checked in the last
+  3 s and the writer's own grant lets them write: the transaction checks that grant) +
+  TransactWriteItems (the step, its marker, the convo's latestStep, its words) (+ PutItem the first
+  time, the participant grant; the check read whether they hold one) + the broadcast (Query + c
+  PostToConnection) + SendMessage when it asks for a reply, and then a BatchGetItem first (the token
+  budgets, I10); data sources named by the step add their checks. No id is looked up: I4 (ids), the
+  server makes step ids. With the message's own costs (`kallo.websocket`), a step without a reply on
+  a connection checked in the last 3 s is 3 DynamoDB calls: UpdateItem (the rate),
+  TransactWriteItems, Query (the connections).
+- openings of a new convo (`add_openings`, n steps): the check + TransactWriteItems (their words in
+  it when they fit) + n broadcasts.
+- step group of n: as one new step (one transaction, with the words of all steps when they fit), n
   broadcasts, one SendMessage per step asking for a reply.
 - group addition: the check + Query (the primary) + TransactWriteItems and a conditional UpdateItem
   of the convo's latestStep (a primary without a group gets one; + its broadcast) + the new step as
