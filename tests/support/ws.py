@@ -33,6 +33,7 @@ from kallo.authz.access import Access
 from kallo.clock import epoch_seconds, now, now_iso
 from kallo.models.convos import ConvoCreate
 from kallo.models.steps import Step
+from kallo.models.ws import SERVER_MESSAGES
 from kallo.realtime import audience
 from kallo.services import convos
 from kallo.settings import get_settings
@@ -40,6 +41,21 @@ from kallo.store import connections, steps
 from kallo.store.keys import Ref
 from tests.support.api import EVENTS, LambdaContext
 from tests.support.world import grant, make_user
+
+
+def documented(message: dict[str, Any]) -> None:
+    """Fail on a frame that docs/asyncapi.json does not describe: a message type the server does not
+    document, or a payload that does not match its model in `kallo.models.ws.SERVER_MESSAGES` (a field
+    it does not name included). Pieces' identifiers stream is not an envelope: docs/COMPATIBILITY.md."""
+    if "iterable" in message and "type" not in message:
+        return
+    assert set(message) <= {"type", "payload", "requestId"}, message
+    model = SERVER_MESSAGES.get(message["type"])
+    assert model is not None, f"{message['type']} is not in SERVER_MESSAGES (docs/asyncapi.json)"
+    payload = message["payload"]
+    model.model_validate(payload)
+    names = {field.alias or name for name, field in model.model_fields.items()}
+    assert set(payload) <= names, f"{message['type']}: {sorted(set(payload) - names)} undocumented"
 
 
 @dataclass
@@ -86,6 +102,7 @@ class Sockets:
             error = {"Code": "GoneException", "Message": f"connection {connection_id} is gone"}
             return AWSResponse("", 410, {}, None), {"Error": error, "ResponseMetadata": {}}
         message = json.loads(data.decode() if isinstance(data, bytes) else data)
+        documented(message)
         with self._lock:
             self.frames.append((connection_id, message))
         return AWSResponse("", 200, {}, None), {"ResponseMetadata": {"HTTPStatusCode": 200}}

@@ -392,5 +392,8 @@ def handle_message(event: Event, model: type[Payload], action: Callable[[Session
 def message_handler(
     model: type[Payload], action: Callable[[Session, Payload], Any]
 ) -> Callable[[Event, Any], Response]:
-    """The Lambda entry point of a client message route: `action(session, payload)`."""
-    return lambda_handler_for(lambda event: handle_message(event, model, action))
+    """The Lambda entry point of a client message route: `action(session, payload)`. Its
+    `payload_model` is what docs/asyncapi.json documents as the message's payload (tools/asyncapi.py)."""
+    handler = lambda_handler_for(lambda event: handle_message(event, model, action))
+    handler.payload_model = model  # type: ignore[attr-defined]
+    return handler
