@@ -117,23 +117,25 @@ ERROR_RESPONSES: dict[str, tuple[str, dict[str, Any]]] = {
     "429": (
         "TooManyRequests",
         _error(
-            "A rate or quota of the caller is used up (I10)",
+            "A rate or quota of the caller is used up (I10), or the stage's own throttle refused the "
+            "request (`code: throttled`, on any operation)",
             headers={
                 "Retry-After": {
-                    "description": "Seconds to wait before trying again",
-                    "required": True,
+                    "description": "Seconds to wait before trying again: given when the caller's own "
+                    "rate or quota is used up, not by the stage's throttle",
+                    "required": False,
                     "schema": {"type": "integer", "minimum": 1},
                 }
             },
         ),
     ),
 }
-# Any operation may answer a malformed, oversized or non-JSON body, an unknown id or a bad field; only
-# writes conflict with an object's state; only a caller with credentials is refused them, lacks a
-# permission or uses up a rate or quota.
-_ALWAYS = ("400", "404", "413", "415", "422")
+# Any operation may answer a malformed, oversized or non-JSON body, an unknown id or a bad field, and
+# the stage's throttle (template.yaml MethodSettings) covers every route; only writes conflict with an
+# object's state; only a caller with credentials is refused them or lacks a permission.
+_ALWAYS = ("400", "404", "413", "415", "422", "429")
 _WRITES_ONLY = ("409",)
-_AUTHORIZED_ONLY = ("401", "403", "429")
+_AUTHORIZED_ONLY = ("401", "403")
 _WRITES = ("put", "post", "delete", "patch")
 # Every authenticated operation takes any of the three credentials.
 _AUTHENTICATED = [{name: []} for name in SECURITY_SCHEMES]
