@@ -158,7 +158,7 @@ def test_the_docs_page_loads_nothing_from_another_origin(stack: RunningStack) ->
     page = f"{stack.base_url}/docs"
     urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", response.text)
     assert "docs/swagger-ui-bundle.js" in urls and "openapi.json" in urls
-    for url in urls:
+    for url in [u for u in urls if not u.startswith("data:")]:  # the empty icon: nothing to fetch
         resolved = urljoin(page, url)
         assert urlsplit(resolved)[:2] == urlsplit(stack.base_url)[:2], url
         assert stack.client.get(resolved).status_code == 200, url

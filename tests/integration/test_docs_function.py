@@ -69,6 +69,8 @@ def test_the_docs_page_loads_only_files_of_its_own_origin() -> None:
     # Behind a stage (https://<api>/v1/docs) every URL stays on the API's origin and under its stage.
     base = "https://api.example.com/v1/docs"
     for url in urls:
+        if url.startswith("data:"):
+            continue  # the page's empty icon: nothing to fetch
         resolved = urlsplit(urljoin(base, url))
         assert (resolved.scheme, resolved.netloc) == ("https", "api.example.com"), url
         assert resolved.path.startswith("/v1/"), url

@@ -42,7 +42,7 @@ def test_swagger_ui_shows_the_operations_with_nothing_from_another_origin(
 
 def _record_error(message: ConsoleMessage, problems: list[str]) -> None:
     if message.type == "error":
-        problems.append(message.text)
+        problems.append(f"{message.location.get('url')}: {message.text}")
 
 
 def _failure(request: Request) -> str:
