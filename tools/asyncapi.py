@@ -142,7 +142,8 @@ def client_payloads() -> dict[str, tuple[type[BaseModel], str]]:
     return found
 
 
-def _message(message_type: str, schema: str, summary: str, description: str) -> dict[str, Any]:
+def _message(message_type: str, schemas: list[str], summary: str, description: str) -> dict[str, Any]:
+    refs = [{"$ref": _SCHEMAS.format(model=schema)} for schema in schemas]
     return {
         "name": message_type,
         "title": message_type,
@@ -154,7 +155,7 @@ def _message(message_type: str, schema: str, summary: str, description: str) -> 
             "type": "object",
             "properties": {
                 "type": {"const": message_type, "description": "The message type"},
-                "payload": {"$ref": _SCHEMAS.format(model=schema)},
+                "payload": refs[0] if len(refs) == 1 else {"oneOf": refs},
                 "requestId": REQUEST_ID,
             },
             "required": ["type", "payload"],
@@ -172,7 +173,7 @@ def build_document(version: str) -> dict[str, Any]:
 
     clients = client_payloads()
     models: list[tuple[type[BaseModel], str]] = [(model, "validation") for model, _ in clients.values()]
-    models += [(model, "serialization") for model in SERVER_MESSAGES.values()]
+    models += [(model, "serialization") for shapes in SERVER_MESSAGES.values() for model in shapes]
     names, definitions = models_json_schema(models, ref_template=_SCHEMAS)
     schemas = definitions.get("$defs", {})
     envelope = Envelope.model_json_schema(by_alias=True, ref_template=_SCHEMAS)
@@ -184,17 +185,18 @@ def build_document(version: str) -> dict[str, Any]:
     operations: dict[str, Any] = {}
     for message_type, (model, doc) in clients.items():
         key = f"{message_type}.send"
-        messages[key] = _message(message_type, schema_name(model, "validation"), _first_sentence(doc), doc)
+        messages[key] = _message(message_type, [schema_name(model, "validation")], _first_sentence(doc), doc)
         operations[f"send{message_type[0].upper()}{message_type[1:]}"] = {
             "action": "send",
             "channel": {"$ref": f"#/channels/{CHANNEL}"},
             "summary": f"Send {message_type}",
             "messages": [{"$ref": f"#/channels/{CHANNEL}/messages/{key}"}],
         }
-    for message_type, model in SERVER_MESSAGES.items():
+    for message_type, shapes in SERVER_MESSAGES.items():
         key = f"{message_type}.receive"
-        doc = inspect.cleandoc(model.__doc__ or "")
-        messages[key] = _message(message_type, schema_name(model, "serialization"), _first_sentence(doc), doc)
+        docs = [inspect.cleandoc(model.__doc__ or "") for model in shapes]
+        payloads = [schema_name(model, "serialization") for model in shapes]
+        messages[key] = _message(message_type, payloads, _first_sentence(docs[0]), "\n\n".join(docs))
         operations[f"receive{message_type[0].upper()}{message_type[1:]}"] = {
             "action": "receive",
             "channel": {"$ref": f"#/channels/{CHANNEL}"},

@@ -294,14 +294,15 @@ class ErrorMessage(ServerMessage):
     )
 
 
-# Every message type the server sends, with its payload. (A convoNewStep carries the whole step, as the
-# REST API returns it.)
-SERVER_MESSAGES: dict[str, type[BaseModel]] = {
-    "convoNewStep": Step,
-    "convoStepUpdate": StepChange,
-    "convoStepDeletion": StepRemoved,
-    "convoStepRegen": StepRegenerated,
-    "convoStatus": ConvoStatus,
-    "convoUpdate": ConvoUpdate,
-    "error": ErrorMessage,
+# Every message type the server sends, with its payload's model; a type sent in several shapes lists
+# each (the document gives its payload `oneOf` them). A convoNewStep carries the whole step, as the REST
+# API returns it.
+SERVER_MESSAGES: dict[str, tuple[type[BaseModel], ...]] = {
+    "convoNewStep": (Step,),
+    "convoStepUpdate": (StepChange,),
+    "convoStepDeletion": (StepRemoved,),
+    "convoStepRegen": (StepRegenerated,),
+    "convoStatus": (ConvoStatus,),
+    "convoUpdate": (ConvoUpdate,),
+    "error": (ErrorMessage,),
 }
