@@ -30,9 +30,10 @@ test: $(VENV)/.installed lint-documents
 	$(PY) -m pytest
 
 # The Node validators of the API documents, pinned in package.json / package-lock.json. `npm ci` runs
-# only when node_modules is older than the lock file (about 2 minutes on this machine, once).
+# only when node_modules is older than the lock file (2 to 7 minutes, once). No install scripts: the
+# tools need none, and some would edit shell start-up files or report the install (npm 10 runs them).
 node_modules/.installed: package-lock.json
-	npm ci --no-audit --no-fund
+	npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
 # Redocly's rules are in redocly.yaml. Both tools' telemetry stays off (tools/asyncapi-analytics.json).
