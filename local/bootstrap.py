@@ -62,6 +62,7 @@ def banner(base_url: str, bootstrap: Bootstrap, seconds: float) -> str:
             f"  Kallo local stack ready on {base_url}  (started in {seconds:.1f} s)",
             "",
             f"  REST API   {base_url}/",
+            f"  Console    {base_url}/console/   (sign in with the API key below and any email)",
             f"  Docs       {base_url}/docs   (OpenAPI: {base_url}/openapi.json)",
             f"  Health     {base_url}/health/core-api",
             "",
