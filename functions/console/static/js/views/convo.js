@@ -130,6 +130,7 @@ export async function render(container, params, app) {
     li.className = `step${step.authorId === me && step.authorType === "user" ? " mine" : ""}${step.status === "running" ? " running" : ""}`;
     li.dataset.stepId = step.id;
     li.dataset.status = step.status || "completed";
+    li.dataset.author = step.authorType;
     const body = h("div", { class: "body" });
     body.innerHTML = renderMarkdown(step.content && step.content.text);
     bodies.set(step.id, body);
