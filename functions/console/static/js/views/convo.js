@@ -74,9 +74,8 @@ export async function render(container, params, app) {
     status, list, form);
 
   function ask(text) {
-    const payload = { content: { text } };
-    if (wantAnswer.checked) payload.config = { reply: true };
-    socket.send("convoNewStep", payload);
+    // reply is always said: a topic whose defaults answer would otherwise answer an unticked box.
+    socket.send("convoNewStep", { content: { text }, config: { reply: wantAnswer.checked } });
   }
 
   // ---------------------------------------------------------------- versions and slots
