@@ -17,15 +17,24 @@ from tests.support.local_stack import RunningStack
 from tests.support.oidc import OidcIssuer
 from tests.support.scripted_endpoint import ScriptedEndpoint, stack_environment
 
-
 # Playwright's assertions wait 5 s by default: too short when eight test runs share two cores.
 expect.set_options(timeout=20_000)
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+def browser(stack: RunningStack) -> Iterator[Browser]:
+    """Closed before the stack stops (it depends on it), so no connection of its holds up the stop."""
     with launched_browser() as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def _close_pages(browser: Browser) -> Iterator[None]:
+    """Every test's pages go at its end: their WebSockets would otherwise stay open and hold up the
+    stack's graceful stop past its bound."""
+    yield
+    for context in browser.contexts:
+        context.close()
 
 
 @pytest.fixture(scope="session")
