@@ -246,6 +246,21 @@ def test_regen_keeps_the_replaced_answer_to_page_back_to(stack: RunningStack, br
     assert answers(page).count() == 1
 
 
+def test_a_running_answer_stops_and_keeps_its_text(stack: RunningStack, browser: Browser) -> None:
+    page = signed_in_page(browser, stack.base_url, stack.api_key, address := email())
+    open_convo(page, stack, shared_convo(stack, address))
+    ask(page, "Tell me slowly why the sky is blue.")
+    answer = answers(page).last
+    expect(answer.locator(".body")).to_contain_text("Answer")  # deltas are arriving
+    answer.get_by_role("button", name="Stop").click()
+    expect(answer).to_have_attribute("data-status", "stopped")
+    expect(page.locator("p.status")).to_have_text("Connected")
+    kept = answer.locator(".body").inner_text()
+    assert kept.startswith("Answer") and "reds remain" not in kept
+    expect(answer.get_by_role("button", name="Stop")).to_have_count(0)
+    expect(answer.get_by_role("button", name="Regenerate")).to_be_visible()
+
+
 def test_hostile_markdown_renders_inert(stack: RunningStack, browser: Browser) -> None:
     ada, bob = email(), email()
     convo_id = shared_convo(stack, ada, bob)
