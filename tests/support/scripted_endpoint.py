@@ -17,9 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 MODEL = "openai:scripted"
-# A question with this word is answered slowly (about 15 s), so that a test can stop it mid-way.
+# A question with this word is answered slowly (about 8 s), so that a test can stop it mid-way.
 SLOW_WORD = "slowly"
-SLOW_DELAY = 0.4
+SLOW_DELAY = 0.2
 ANSWER = (
     "The **sky** looks blue because air scatters short (blue) wavelengths of sunlight far more than "
     "long (red) ones: this is *Rayleigh scattering*. At sunset the light crosses more air, so the "
