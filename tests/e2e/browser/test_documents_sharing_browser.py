@@ -270,6 +270,9 @@ def test_an_invitation_link_accepts_it_and_the_invitee_exports_the_convo(
 
     invitee = console.open(id_token, f"#/invitations?accept=convo:{convo['id']}")
     expect(invitee.get_by_role("heading", name="Quarterly")).to_be_visible()
+    console.go(invitee, "#/invitations")  # used up: the list no longer offers it
+    expect(invitee.get_by_role("list", name="Invitations")).to_contain_text("No invitation waiting for you.")
+    no_serious_violations(invitee)
     grantees = ok(
         stack.client.get(
             "/auth/grantees",

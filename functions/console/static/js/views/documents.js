@@ -54,7 +54,8 @@ export async function render(container, params, app) {
     const ownerQuery = owner.value ? { teamId: owner.value } : {};
     form.reset();
     owner.value = ownerQuery.teamId || "";
-    for (const file of chosen) await upload(file, ownerQuery);
+    // One after the other; a file that fails says why and the next one goes on.
+    for (const file of chosen) await upload(file, ownerQuery).catch((error) => app.toast(error.message));
   }));
 
   async function upload(file, ownerQuery) {
@@ -117,11 +118,11 @@ export async function render(container, params, app) {
       status.textContent = STATUS_TEXT[next.status] || next.status;
       status.dataset.status = next.status;
       facts.textContent = [size(next.size), next.teamId ? `team ${teamName(next.teamId)}` : "", when(next.createdAt)].filter(Boolean).join(" · ");
-      if (changed && details.open) fill(state, body);
+      if (changed && details.open) guarded(app, () => fill(state, body))();
     };
     state.refresh(source);
     details.addEventListener("toggle", () => {
-      if (details.open && !body.childElementCount) fill(state, body);
+      if (details.open && !body.childElementCount) guarded(app, () => fill(state, body))();
     });
     items.set(source.id, state);
     if (first) list.prepend(item);
