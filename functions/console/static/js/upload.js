@@ -69,10 +69,16 @@ async function presigned(api, file, owner, onProgress) {
   const form = new FormData();
   for (const [name, value] of Object.entries(created.upload.fields)) form.append(name, value);
   form.append("file", file, file.name); // last: S3 ignores fields after the file
-  // No credential: the form's signed policy is the authorisation, and S3 is another origin.
-  const { status } = await send(created.upload.url, form, {}, onProgress);
-  if (status < 200 || status >= 300) {
-    throw new ApiError(status, "upload_refused", `The storage refused ${file.name} (HTTP ${status}).`);
+  try {
+    // No credential: the form's signed policy is the authorisation, and S3 is another origin.
+    const { status } = await send(created.upload.url, form, {}, onProgress);
+    if (status < 200 || status >= 300) {
+      throw new ApiError(status, "upload_refused", `The storage refused ${file.name} (HTTP ${status}).`);
+    }
+  } catch (error) {
+    // A data source whose bytes never arrive would wait a day for its expiry: remove it now.
+    await api.del(`/data-sources/${created.id}`).catch(() => {});
+    throw error;
   }
   const { upload, ...dataSource } = created;
   return dataSource;
