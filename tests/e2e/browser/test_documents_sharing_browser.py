@@ -241,6 +241,10 @@ def test_a_convo_shared_in_the_console_is_seen_live_by_its_new_participant(
     )
     assert {"id": guest["id"], "type": "user", "role": "viewer"} in grantees
 
+    # An address naming no object (here a path that would climb out of /convos/) is refused in the page.
+    console.go(sharing, "#/sharing/convo/..%2Fteams")
+    expect(sharing.locator("#view .error")).to_have_text(re.compile("names no shareable object"))
+
     seen = console.open(guest_token, f"#/convos/{convo['id']}")
     expect(seen.get_by_role("heading", name="Shared plans")).to_be_visible()
     console.go(sharing, f"#/convos/{convo['id']}")

@@ -14,6 +14,7 @@ const ROLES = {
   prompt: { user: ["admin", "viewer"], team: ["admin", "member", "viewer"] },
 };
 const DEFAULT_ROLE = { team: "member", topic: "participant", convo: "participant", data_source: "viewer", prompt: "viewer" };
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const INVITABLE = new Set(["team", "convo"]);
 const NOUN = { team: "team", topic: "topic", convo: "convo", data_source: "document", prompt: "prompt" };
 const PAGE = { team: "#/teams/", topic: "#/topics/", convo: "#/convos/", data_source: "#/documents" };
@@ -36,7 +37,8 @@ async function objectName(app, type, id) {
 
 export async function render(container, params, app) {
   const { objectType: type, objectId: id } = params;
-  if (!ROLES[type]) throw new Error(`Nothing to share here: ${type} is not a shareable object.`);
+  // Both come from the address, which anyone can send in a link: only a known type and a UUID.
+  if (!ROLES[type] || !UUID.test(id)) throw new Error("Nothing to share here: this address names no shareable object.");
   const object = { objectType: type, objectId: id };
   const noun = NOUN[type];
   const [name, teams] = await Promise.all([objectName(app, type, id), app.api.all("/teams")]);
