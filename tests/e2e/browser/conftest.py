@@ -9,13 +9,17 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, expect
 
 from tests.support.browser import launched_browser
 from tests.support.e2e import start_stack
 from tests.support.local_stack import RunningStack
 from tests.support.oidc import OidcIssuer
 from tests.support.scripted_endpoint import ScriptedEndpoint, stack_environment
+
+
+# Playwright's assertions wait 5 s by default: too short when eight test runs share two cores.
+expect.set_options(timeout=20_000)
 
 
 @pytest.fixture(scope="session")

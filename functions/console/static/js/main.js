@@ -218,6 +218,7 @@ async function start() {
   if (session) showShell();
   else showSignIn();
   document.body.dataset.ready = "true";
+  performance.mark("kallo:ready"); // the sign-in form, or the shell, is usable (bench/console.py)
 }
 
 start();

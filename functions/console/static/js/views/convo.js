@@ -75,9 +75,8 @@ export async function render(container, params, app) {
     status, list, form);
 
   function ask(text) {
-    const payload = { content: { text } };
-    if (wantAnswer.checked) payload.config = { reply: true };
-    socket.send("convoNewStep", payload);
+    // reply is always said: a topic whose defaults answer would otherwise answer an unticked box.
+    socket.send("convoNewStep", { content: { text }, config: { reply: wantAnswer.checked } });
   }
 
   // ---------------------------------------------------------------- versions and slots
@@ -375,6 +374,7 @@ export async function render(container, params, app) {
         if (state === "open") {
           retry = 1000;
           status.textContent = "Connected";
+          if (!reconnecting) performance.mark("kallo:convo-connected");
           if (reconnecting) await load(); // what happened while the socket was closed
           const running = [...steps.values()].find((s) => s.status === "running");
           sync(running ? { stepId: running.id, seq: lastSeq.get(running.id) ?? 0 } : null);
@@ -388,6 +388,7 @@ export async function render(container, params, app) {
   }
 
   await load();
+  performance.mark("kallo:convo-rendered"); // bench/console.py
   connect(false);
   return () => {
     left = true;
