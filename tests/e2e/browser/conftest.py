@@ -17,12 +17,13 @@ from tests.support.local_stack import RunningStack
 from tests.support.oidc import OidcIssuer
 from tests.support.scripted_endpoint import ScriptedEndpoint, stack_environment
 
-
 # Playwright's assertions wait 5 s by default: too short when eight test runs share two cores.
 expect.set_options(timeout=20_000)
 
 
-@pytest.fixture(scope="session")
+# The package's, not the session's: Playwright's sync API runs an asyncio loop in the main thread
+# while it is open, and the tests collected after these (Mangum's, asyncio.run) need that thread free.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     with launched_browser() as running:
         yield running
