@@ -182,17 +182,17 @@ def test_an_uploaded_document_grounds_an_answer_with_a_cited_passage_and_downloa
 
 
 def test_a_file_above_the_inline_limit_goes_by_presigned_post_with_a_progress_bar(
-    stack: RunningStack, console: Console
+    stack: RunningStack, console: Console, tmp_path: Path
 ) -> None:
     _, token = new_user(stack)
     page = console.open(token, "#/documents")
-    # Above the inline limit; mostly blank lines, so the worker has little text to index.
-    content = DOCUMENT.read_bytes() + b"\n" * (INLINE_LIMIT + 1024)
+    # Above the inline limit; mostly blank lines, so the worker has little text to index. A file on
+    # disk: the browser reads it itself (a buffer would cross Playwright's pipe base64-encoded).
+    big = tmp_path / "big-heron.md"
+    big.write_bytes(DOCUMENT.read_bytes() + b"\n" * (INLINE_LIMIT + 1024))
     sent_to: list[str] = []
     page.on("request", lambda request: request.method == "POST" and sent_to.append(request.url))
-    page.get_by_label("Files").set_input_files(
-        {"name": "big-heron.md", "mimeType": "text/markdown", "buffer": content}
-    )
+    page.get_by_label("Files").set_input_files(big)
     page.get_by_role("button", name="Upload").click()
 
     upload = page.locator(".upload[data-way=presigned]")
