@@ -22,7 +22,7 @@ function size(bytes) {
 
 export async function render(container, params, app) {
   let alive = true;
-  const live = () => alive && container.isConnected;
+  const live = () => alive; // false once the view is left (the function render returns)
   const teamId = params.teamId || null;
   const heading = h("h1", {}, "Documents");
   const announce = h("p", { class: "muted", role: "status", "aria-live": "polite" });
@@ -40,7 +40,7 @@ export async function render(container, params, app) {
     return targets;
   };
 
-  // Upload: one progress bar per file, kept (at 100 %) until its document is listed as ready.
+  // Upload: one progress bar per file, kept, ending with the status its document settles on.
   const files = h("input", { type: "file", name: "file", multiple: true, accept: ACCEPT, required: true });
   const owner = h("select", { name: "owner" },
     h("option", { value: "" }, "Me"),
