@@ -21,12 +21,22 @@ from tests.support.scripted_endpoint import ScriptedEndpoint, stack_environment
 expect.set_options(timeout=20_000)
 
 
-# The package's, not the session's: Playwright's sync API runs an asyncio loop in the main thread
-# while it is open, and the tests collected after these (Mangum's, asyncio.run) need that thread free.
 @pytest.fixture(scope="package")
-def browser() -> Iterator[Browser]:
+def browser(stack: RunningStack) -> Iterator[Browser]:
+    """Closed before the stack stops (it depends on it), so no connection of its holds up the stop; and
+    at the end of this package, not the session: Playwright's sync API runs an asyncio loop in the main
+    thread while it is open, and the tests collected after these (Mangum's, asyncio.run) need it free."""
     with launched_browser() as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def _close_pages(browser: Browser) -> Iterator[None]:
+    """Every test's pages go at its end: their WebSockets would otherwise stay open and hold up the
+    stack's graceful stop past its bound."""
+    yield
+    for context in browser.contexts:
+        context.close()
 
 
 @pytest.fixture(scope="session")
