@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import RunningStack
 from tests.support.browser import console_url, no_dialogs
@@ -65,17 +65,16 @@ def bearer(token: str) -> dict[str, str]:
 
 class Console:
     """Opens console pages, each in a browser context of its own (one person each), signed in with
-    `#token=`; fails the test on any page error or dialog."""
+    `#token=`; fails the test on any page error or dialog. The package's conftest closes them after
+    each test."""
 
     def __init__(self, browser: Browser, stack: RunningStack) -> None:
         self.browser, self.stack = browser, stack
-        self.contexts: list[BrowserContext] = []
         self.errors: list[str] = []
         self.dialogs: list[list[str]] = []
 
     def open(self, token: str, route: str) -> Page:
         context = self.browser.new_context()
-        self.contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         self.dialogs.append(no_dialogs(page))
@@ -90,16 +89,11 @@ class Console:
         if route.startswith("#/convos/"):  # its WebSocket is open
             expect(page.locator("#view .status")).to_contain_text("Connected")
 
-    def close(self) -> None:
-        for context in self.contexts:
-            context.close()
-
 
 @pytest.fixture
 def console(browser: Browser, stack: RunningStack) -> Iterator[Console]:
     opened = Console(browser, stack)
     yield opened
-    opened.close()
     assert not opened.errors and not any(opened.dialogs), (opened.errors, opened.dialogs)
 
 
