@@ -1,7 +1,8 @@
 """A scripted model a local stack in another process can call: an OpenAI-compatible chat endpoint on
 loopback (`POST /v1/chat/completions`, streamed as server-sent events) that writes a fixed Markdown
 answer word by word, `delay` seconds apart, then its `usage`. Each answer is numbered ("Answer 3: ..."),
-so a regenerated answer differs from the one it replaces. The registry's `scripted` provider plugs
+so a regenerated answer differs from the one it replaces; a question saying "slowly" is answered
+slowly (SLOW_DELAY a word), to be stopped. The registry's `scripted` provider plugs
 into this process only; a stack started with `stack_environment(endpoint)` answers `openai:scripted`
 (its default model) from here, in about a second, with no model to load.
 """
@@ -16,6 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 MODEL = "openai:scripted"
+# A question with this word is answered slowly (about 15 s), so that a test can stop it mid-way.
+SLOW_WORD = "slowly"
+SLOW_DELAY = 0.4
 ANSWER = (
     "The **sky** looks blue because air scatters short (blue) wavelengths of sunlight far more than "
     "long (red) ones: this is *Rayleigh scattering*. At sunset the light crosses more air, so the "
@@ -31,13 +35,15 @@ class ScriptedEndpoint:
             def do_POST(self) -> None:
                 request = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
                 words = f"Answer {next(counter)}: {text}".split(" ")
+                last = (request.get("messages") or [{}])[-1].get("content")
+                pause = SLOW_DELAY if isinstance(last, str) and SLOW_WORD in last else delay
                 limit = int(request.get("max_tokens") or len(words))
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.end_headers()  # HTTP/1.0: the stream ends when the connection closes
                 try:
                     for index, word in enumerate(words[:limit]):
-                        time.sleep(delay)
+                        time.sleep(pause)
                         piece = word if index == 0 else f" {word}"
                         self._event({"choices": [{"index": 0, "delta": {"content": piece}}]})
                     usage = {"prompt_tokens": 20, "completion_tokens": min(limit, len(words))}

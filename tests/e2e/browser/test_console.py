@@ -198,10 +198,29 @@ def test_two_people_in_one_convo_see_each_others_steps_live(stack: RunningStack,
     expect(ada_page.locator("li.step.mine .body")).to_have_text("Hello Bob, Ada here.")
     expect(bob_page.locator("li.step.mine .body")).to_have_text("Hi Ada!")
 
-    # An answer one asks for streams to the other too; a rename reaches both.
+    # Ada edits her step, then deletes it: Bob sees both; only her own steps offer either.
+    mine = ada_page.locator("li.step.mine")
+    assert ada_page.locator("li.step:not(.mine)").get_by_role("button", name="Edit").count() == 0
+    mine.get_by_role("button", name="Edit").click()
+    mine.get_by_label("Edit your message").fill("Hello Bob, Ada here (edited).")
+    mine.get_by_role("button", name="Save").click()
+    expect(bob_page.locator("li.step .body").first).to_have_text("Hello Bob, Ada here (edited).")
+    mine.get_by_role("button", name="Delete").click()
+    mine.get_by_role("button", name="Confirm: delete").click()
+    expect(bob_page.locator("li.step")).to_have_count(1)
+
+    # An answer one asks for streams to the other too; a like by one is counted for both.
     ask(bob_page, "What colour is the sky?")
-    expect(answers(ada_page).last).to_have_attribute("data-status", "completed", timeout=ANSWER_SECONDS)
-    expect(answers(ada_page).last.locator(".body")).to_contain_text("Rayleigh")
+    answer = answers(ada_page).last
+    expect(answer).to_have_attribute("data-status", "completed", timeout=ANSWER_SECONDS)
+    expect(answer.locator(".body")).to_contain_text("Rayleigh")
+    answer.get_by_role("button", name="Like (0)", exact=True).click()
+    expect(answer.get_by_role("button", name="Like (1)", exact=True)).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(answers(bob_page).last.get_by_role("button", name="Like (1)", exact=True)).to_have_attribute(
+        "aria-pressed", "false"
+    )
 
 
 def test_regen_keeps_the_replaced_answer_to_page_back_to(stack: RunningStack, browser: Browser) -> None:
@@ -225,6 +244,21 @@ def test_regen_keeps_the_replaced_answer_to_page_back_to(stack: RunningStack, br
     expect(answer.locator(".version")).to_have_text("2/2")
     expect(answer.locator(".body")).to_have_text(second)
     assert answers(page).count() == 1
+
+
+def test_a_running_answer_stops_and_keeps_its_text(stack: RunningStack, browser: Browser) -> None:
+    page = signed_in_page(browser, stack.base_url, stack.api_key, address := email())
+    open_convo(page, stack, shared_convo(stack, address))
+    ask(page, "Tell me slowly why the sky is blue.")
+    answer = answers(page).last
+    expect(answer.locator(".body")).to_contain_text("Answer")  # deltas are arriving
+    answer.get_by_role("button", name="Stop").click()
+    expect(answer).to_have_attribute("data-status", "stopped")
+    expect(page.locator("p.status")).to_have_text("Connected")
+    kept = answer.locator(".body").inner_text()
+    assert kept.startswith("Answer") and "reds remain" not in kept
+    expect(answer.get_by_role("button", name="Stop")).to_have_count(0)
+    expect(answer.get_by_role("button", name="Regenerate")).to_be_visible()
 
 
 def test_hostile_markdown_renders_inert(stack: RunningStack, browser: Browser) -> None:
