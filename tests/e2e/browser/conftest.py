@@ -21,9 +21,11 @@ from tests.support.scripted_endpoint import ScriptedEndpoint, stack_environment
 expect.set_options(timeout=20_000)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(stack: RunningStack) -> Iterator[Browser]:
-    """Closed before the stack stops (it depends on it), so no connection of its holds up the stop."""
+    """Closed before the stack stops (it depends on it), so no connection of its holds up the stop; and
+    at the end of this package, not the session: Playwright's sync API runs an asyncio loop in the main
+    thread while it is open, and the tests collected after these (Mangum's, asyncio.run) need it free."""
     with launched_browser() as running:
         yield running
 

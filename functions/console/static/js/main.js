@@ -19,6 +19,9 @@ const ROUTES = [
   ["#/teams/:teamId", () => import("./views/team.js")],
   ["#/topics/:topicId", () => import("./views/topic.js")],
   ["#/convos/:convoId", () => import("./views/convo.js")],
+  ["#/documents", () => import("./views/documents.js")],
+  ["#/sharing/:objectType/:objectId", () => import("./views/sharing.js")],
+  ["#/invitations", () => import("./views/invitations.js")],
 ];
 const HOME = "#/teams";
 

@@ -64,6 +64,7 @@ export async function render(container, params, app) {
   container.replaceChildren(
     h("p", {}, h("a", { href: back }, "← Convos")),
     h("div", { class: "convo-head" }, title,
+      h("a", { href: `#/sharing/convo/${convoId}` }, "Share"),
       renameButton(app, "convo", () => title.textContent, async (name) => {
         title.textContent = (await app.api.patch(`/convos/${convoId}`, { name })).name;
       }),

@@ -14,6 +14,7 @@ export async function render(container, params, app) {
     app.navigate(`#/topics/${topic.id}`);
   }));
   container.replaceChildren(h("p", {}, h("a", { href: "#/teams" }, "← Teams")), heading, create, list);
+  if (!mine) heading.after(h("p", {}, h("a", { href: `#/sharing/team/${params.teamId}` }, "Share this team"), " · ", h("a", { href: `#/documents?teamId=${params.teamId}` }, "Team documents")));
 
   if (!mine) {
     const team = (await app.api.all("/teams")).find((t) => t.id === params.teamId);

@@ -61,6 +61,7 @@ export async function render(container, params, app) {
 
   const back = topic.teamId ? `#/teams/${topic.teamId}` : "#/teams/me";
   container.replaceChildren(h("p", {}, h("a", { href: back }, "← Topics")), heading,
+    h("p", {}, h("a", { href: `#/sharing/topic/${id}` }, "Share this topic")),
     h("h2", {}, "Convos"), create, convos, h("h2", {}, "Settings"), form);
 
   const items = await app.api.all("/convos", { topicId: id });
