@@ -194,6 +194,13 @@ class _Stopper:
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.server is None:
             raise KeyboardInterrupt
+        if not self.server.should_exit:
+            logger.info("%s: stopping", signal.Signals(signum).name)
+            # A request or a worker inside the embedded model stops generating at its next token, so
+            # the server's graceful shutdown does not wait for a whole answer.
+            from kallo.llm import embedded
+
+            embedded.refuse_generations()
         self.server.force_exit = self.server.should_exit
         self.server.should_exit = True
 
@@ -255,7 +262,7 @@ def run(
             print(bootstrap.banner(base_url, account, time.perf_counter() - started), flush=True)
 
         asyncio.run(_serve(server, sock, announce))
-        logger.info("stopping")
+        logger.info("the server has stopped; then the workers and the embedded AWS")
 
 
 def main(started: float) -> int:
