@@ -7,12 +7,12 @@ from uuid import uuid4
 from kallo import aws as kallo_aws
 from kallo.authz.access import Access
 from kallo.models.convos import ConvoCreate
+from kallo.realtime import audience
 from kallo.services import convos
 from kallo.settings import get_settings
-from kallo.realtime import audience
 from kallo.store import connections, grants, keys, objects
-from kallo.store.table import table
 from kallo.store.keys import Ref
+from kallo.store.table import table
 from tests.support import ws
 from tests.support.api import invoke
 from tests.support.world import grant, make_object, make_user, ref_of
