@@ -1,4 +1,4 @@
-"""The local mailbox: the emails the stack "sent" (exports), readable in a browser.
+"""The local mailbox: the emails the stack "sent" (exports, invitations), readable in a browser.
 
 The embedded SES (moto) sends nothing; it keeps every accepted email in its backend, which lives in this
 process because moto's server runs in a thread of the stack. Two routes read it:
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -124,6 +125,12 @@ class Mailbox:
         ]
 
 
+CONSOLE_URL_VARIABLE = "KALLO_CONSOLE_URL"
+
+
 def routes(stack: Stack) -> list[BaseRoute]:
-    """The stack's route factory for the mailbox."""
+    """The stack's route factory for the mailbox. It also tells the functions where this stack's
+    console is, for the links of the emails they send (invitations): the local REST API has no stage
+    in its paths, so the cloud's `https://<domain>/<stage>/console/` would be wrong here."""
+    os.environ[CONSOLE_URL_VARIABLE] = f"{stack.base_url}/console/"
     return Mailbox().routes()
