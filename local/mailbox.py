@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -125,12 +124,6 @@ class Mailbox:
         ]
 
 
-CONSOLE_URL_VARIABLE = "KALLO_CONSOLE_URL"
-
-
 def routes(stack: Stack) -> list[BaseRoute]:
-    """The stack's route factory for the mailbox. It also tells the functions where this stack's
-    console is, for the links of the emails they send (invitations): the local REST API has no stage
-    in its paths, so the cloud's `https://<domain>/<stage>/console/` would be wrong here."""
-    os.environ[CONSOLE_URL_VARIABLE] = f"{stack.base_url}/console/"
+    """The stack's route factory for the mailbox."""
     return Mailbox().routes()
