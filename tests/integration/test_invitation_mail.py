@@ -6,7 +6,6 @@ import pytest
 from moto.ses.models import ses_backends
 
 from kallo import aws as kallo_aws
-from kallo.services import invitation_mail
 from kallo.settings import get_settings
 from kallo.store import invitations, objects
 from kallo.store.keys import Ref
@@ -149,19 +148,3 @@ def test_attack_no_mail_for_an_invitation_the_caller_may_not_make(aws, tenant):
     assert result.status == 404
     assert invitations.get(team, "victim@example.com") is None and mailbox() == []
     assert objects.get(team)["name"] == "Lisbon trip"
-
-
-def test_render_is_text_and_html():
-    email = invitation_mail.render(
-        inviter="Dana",
-        object_type="convo",
-        object_name="Plans  for\nLisbon",
-        role="viewer",
-        link="https://x.example/console/#/invitations?accept=convo:abc",
-        expires_at="2027-01-02T03:04:05.000Z",
-    )
-    assert email.text.startswith(
-        "Dana invited you to the conversation \u201cPlans for Lisbon\u201d on Kallo, as viewer."
-    )
-    assert "expires on 2027-01-02" in email.text and "expires on 2027-01-02" in email.html
-    assert 'href="https://x.example/console/#/invitations?accept=convo:abc"' in email.html
