@@ -181,17 +181,21 @@ def test_an_answer_is_announced_streamed_completed_and_saved(scene, sent, llm):
     assert [p["stepId"] for p in search.postings("world", limit=10).items] == [job.llm_step_id]
 
 
-def test_a_hundred_tiny_chunks_make_a_few_delta_messages(scene, sent):
+def test_a_hundred_tiny_chunks_make_a_few_delta_messages(scene, sent, monkeypatch):
+    saved = _saves(monkeypatch)
     with play(Script.saying("x" * 100, delay=0.005)) as (_, model):
         job = scene.job(scene.step("Count"), model)
         replies.answer(job)
     deltas = sent.deltas()
-    # ~0.5 s of text at most 4 times a second: the first at once, then every 250 ms.
-    assert 2 <= len(deltas) <= 4
+    # ~0.5 s of text (longer on a loaded machine) at most 4 times a second: the first at once, then
+    # every 250 ms (the spacing is checked below), so a few messages for a hundred chunks.
+    assert 2 <= len(deltas) <= 10
     assert len(deltas[0]["delta"]) == 1  # the first text goes out as soon as it exists
-    moments = [m for m, t, p in sent.messages if t == "convoStepUpdate" and "delta" in p]
-    # Flushes are 250 ms apart; each broadcast follows its save, whose time varies by a few ms.
-    assert all(later - earlier >= 0.2 for earlier, later in itertools.pairwise(moments))
+    # Flushes are 250 ms apart: each starts with its save (the broadcast follows the save, whose
+    # duration varies with the machine's load, so the saves' moments are what is paced).
+    moments = [m for m, c, _ in saved if "content" in c]
+    assert len(moments) == len(deltas)
+    assert all(later - earlier >= 0.24 for earlier, later in itertools.pairwise(moments))
     streamed = "".join(d["delta"] for d in deltas)
     assert sent.final()["content"]["text"] == "x" * 100
     assert streamed == "x" * len(streamed)
@@ -261,7 +265,10 @@ def test_progress_saving_follows_the_pacing(scene, sent, monkeypatch):
         job = scene.job(scene.step("Paced"), model)
         replies.answer(job)
     assert len(saved) >= 3
-    assert [c["seq"] for _, c, _ in saved] == sorted({c["seq"] for _, c, _ in saved})
+    # Each text save is the next seq; a save while no delta went out (the stop check) repeats it.
+    with_text = [c["seq"] for _, c, _ in saved if "content" in c]
+    assert with_text == list(range(1, len(with_text) + 1))
+    assert [c["seq"] for _, c, _ in saved] == sorted(c["seq"] for _, c, _ in saved)
     _check_progress(sent, saved, 0.1)
 
 
