@@ -77,6 +77,8 @@ class Stack:
     base_url: str  # where this stack serves HTTP, e.g. http://127.0.0.1:3000
 
 
+# Where the functions' emails link to the console (`kallo.web.console_url`); a developer's value wins.
+CONSOLE_URL_VARIABLE = "KALLO_CONSOLE_URL"
 RouteFactory = Callable[[Stack], list[BaseRoute]]
 # The one ASGI app is made of these factories' routes, in this order. Factories run before any
 # function has read its settings, so one may also export variables the functions need into os.environ.
@@ -231,6 +233,9 @@ def run(
         resolver = template.Resolver(template_, physical)
         resolver.parameters.update(parameter_overrides(template_, os.environ))
         os.environ.update(shared_environment(template_, resolver, os.environ))
+        # Links in the emails the functions send (invitations) point at this stack's console: the
+        # cloud's default, `https://<domain>/<stage>/console/`, has a stage this stack's paths lack.
+        os.environ.setdefault(CONSOLE_URL_VARIABLE, f"{base_url}/console/")
         functions = runtime.load_functions(template_)
         stack = Stack(template_, resolver, functions, base_url)
         app = build_app(stack)

@@ -17,7 +17,10 @@ What API Gateway does and this gateway does too:
   sender gets `{"message": "Forbidden", ...}`; a function that raises gets it
   `{"message": "Internal server error", ...}`. Messages over 128 KB close the socket (1009), and so
   do binary frames (1003), which API Gateway WebSocket APIs do not take.
-- `$disconnect` runs once the socket is closed by either side (the client, or `DELETE @connections`).
+- `$disconnect` runs once the socket is closed by either side (the client, or `DELETE @connections`,
+  which closes it with code 1000 "Connection deleted").
+- An upgrade on any other path is refused with 404 `{"code": "not_found", ...}`, as the REST API
+  answers an unknown path (API Gateway has no such path to route either).
 
 Unlike API Gateway, which invokes a connection's message routes concurrently, this gateway runs one
 connection's messages one at a time in the order they arrived, and its `$disconnect` after them: a
@@ -299,7 +302,16 @@ class WebSocketGateway:
                 self.manage,
                 methods=["GET", "POST", "DELETE"],
             ),
+            # Last of the WebSocket routes (HTTP requests never match it): any other upgrade.
+            WebSocketRoute("/{path:path}", self.unknown_path),
         ]
+
+    async def unknown_path(self, websocket: WebSocket) -> None:
+        """An upgrade on a path with no socket: 404 with the body REST gives an unknown path (without
+        this route, Starlette closes the handshake, which clients read as 403)."""
+        await websocket.receive()
+        body = {"code": "not_found", "message": f"no WebSocket here: connect to {' or '.join(SOCKET_PATHS)}"}
+        await self._refuse(websocket, JSONResponse(body, status_code=404))
 
     # ------------------------------------------------------------------ events
 

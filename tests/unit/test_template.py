@@ -365,6 +365,7 @@ KALLO_METRICS = {
     "ThrottledRequests",
     "QuotaRefusals",
     "WebSocketSendFailures",
+    "InvitationMailFailures",
 }
 # The AWS metrics the alarms and the dashboard may name, with the dimension sets they come with.
 AWS_METRICS = {
