@@ -323,9 +323,7 @@ class ErrorMessage(ServerMessage):
     """error: a message could not be carried out; sent to its sender only, echoing its `requestId`.
     The socket stays open, except after `unauthorized` (the caller may no longer view the convo: I8)."""
 
-    code: str = Field(
-        description="A snake_case code, e.g. `validation_error`, `not_found`, `throttled`"
-    )
+    code: str = Field(description="A snake_case code, e.g. `validation_error`, `not_found`, `throttled`")
     message: str = Field(description="What went wrong, for a person")
     details: list[dict[str, Any]] | None = Field(
         default=None, description="For `validation_error`, one `{loc, type, msg}` per invalid field"
