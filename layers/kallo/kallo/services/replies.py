@@ -6,10 +6,12 @@ The flow of one answer, every message sent with `kallo.realtime.broadcast` (API.
    `replyToStepId`) and sent as `convoNewStep`;
 3. `convoStepUpdate` `{id, delta, seq}` as the text arrives, `seq` 1, 2, 3...: the first delta goes out
    as soon as there is text, later ones are coalesced (one message per 250 ms at most, or as soon as 200
-   characters wait). The text so far (exactly deltas 1..`seq`) and its `seq` are saved every half
-   second (`Pacing.save_interval`), so a client that reconnects reads the step over REST and applies
-   only the deltas with a higher `seq`; when no delta went out since the last save, the save only
-   touches the step (`seq`, `updatedAt`), so that it still checks for a stop (below);
+   characters wait). Each delta's text is saved BEFORE it is broadcast: the step's `content` and `seq`
+   (exactly deltas 1..`seq`) never lag what was sent, so a client that reads the step (convoSync's
+   snapshot, or REST) and applies only the deltas with a higher `seq` has no gap. The convo's
+   `latestStep` follows every half second (`Pacing.save_interval`). When no delta went out for half a
+   second, a save only touches the step (`seq`, `updatedAt`), so that it still checks for a stop
+   (below);
 4. `convoStepUpdate` `{id, content, status: "completed", seq, usage?}` (the next `seq`; a grounded
    answer adds its `annotations`, also stored on the step), or when a stop was requested
    `{id, content (the text so far), status: "stopped", seq, usage?}`, or on any failure
@@ -84,15 +86,17 @@ cannot be stored.
 
 AWS calls for a short answer (one delta message, a convo with a name, not owned by a topic, `c`
 connections): 1 GetItem (the convo) + 3 Query (the step by id, the convo's steps, its linked data
-sources) + 1 TransactWriteItems (the step) + 2 UpdateItem (the final step, the convo's latestStep) + one
-Query per broadcast (5; the deltas of a longer answer Query about once a second, reusing the list in
-between, `kallo.realtime`) and `c` PostToConnection each, + 1 Query and 1 BatchGetItem the first time the
+sources) + 1 TransactWriteItems (the step) + 3 UpdateItem (the delta's save, the final step, the
+convo's latestStep) + one Query per broadcast (5; the deltas of a longer answer Query about once a
+second, reusing the list in between, `kallo.realtime`) and `c` PostToConnection each, + 1 Query and 1 BatchGetItem the first time the
 connections are checked (I8: at most once every few seconds, `kallo.realtime.audience`); a topic adds
 1 GetItem (2 with a prompt) and 1 Query (its linked data sources); data sources named by the config
 add their checks (1 Query each + 1 BatchGetItem per reader); linked or named data sources add 1
 BatchGetItem, and 1 GetObject per
-index a warm worker has not read yet (an embedding model adds its call); every further save (one per
-half second of generation) adds 2 UpdateItem, or 1 when no new text went out since the last one; a
+index a warm worker has not read yet (an embedding model adds its call); every further delta adds 1
+UpdateItem (its save) and the convo's `latestStep` 1 more at most every half second (so a steady
+stream, 4 deltas a second, costs 6 UpdateItem a second), and half a second without a delta 1
+UpdateItem (the stop check; 2 when the `latestStep` lagged); a
 stop adds 1 GetItem (the re-read after the failed condition) and ends with 1 UpdateItem (the stopped
 step) + the broadcasts, and no convo `latestStep` update; indexing the answer (completed or stopped)
 for search adds 1 BatchWriteItem per 25 distinct words (at most 4); naming adds 1 UpdateItem and a
@@ -538,10 +542,10 @@ class _Run:
         self.pending: list[str] = []
         self.pending_chars = 0
         self.seq = 0
-        self.sent_chars = 0  # of `text`, in deltas 1..seq
         self.saved_seq = 0
+        self.latest_seq = 0  # the seq the convo's `latestStep` shows
         self.last_flush = -math.inf  # the first delta goes out at once
-        self.last_save = time.monotonic()
+        self.last_save = self.last_latest = time.monotonic()
         self.usage: Usage | None = None  # the counts the step ended with (charged as stored)
 
     def _announce(self, message_type: str, payload: dict[str, Any], *, delta: bool = False) -> None:
@@ -598,8 +602,17 @@ class _Run:
         return wait
 
     def _flush(self, moment: float) -> None:
-        self.seq += 1
+        """Save the text through the next `seq`, then broadcast that delta: whoever reads the step
+        (convoSync's snapshot, REST) never sees less than was broadcast, so a client that applies the
+        deltas after the snapshot's `seq` has no gap. The save is the stop check too (its condition);
+        the convo's `latestStep` follows at most once per `save_interval`."""
+        seq = self.seq + 1
         delta = "".join(self.pending)
+        latest = moment - self.last_latest >= pacing.save_interval
+        self._save_running({"content": {"text": self.text}, "seq": seq}, latest=latest)
+        self.seq, self.saved_seq, self.last_save = seq, seq, moment
+        if latest:
+            self.latest_seq, self.last_latest = seq, moment
         self.pending, self.pending_chars, self.last_flush = [], 0, moment
         self.sent_chars = len(self.text)
         self._announce(
@@ -607,14 +620,13 @@ class _Run:
         )
 
     def _progress(self, moment: float) -> None:
-        """Save the text so far, or when nothing new was sent since the last save, only mark the step
-        as alive (the same condition, so a stop is seen; the convo's `latestStep` is left alone)."""
-        if self.seq != self.saved_seq:
-            # The text of deltas 1..seq exactly: a client resumes from this seq without a gap.
-            self._save_running({"content": {"text": self.text[: self.sent_chars]}, "seq": self.seq})
-        else:
-            self._save_running({"seq": self.seq}, latest=False)
-        self.saved_seq, self.last_save = self.seq, moment
+        """No delta went out for a `save_interval`: mark the step as alive (the same condition, so a
+        stop is seen), bringing the convo's `latestStep` up to the text saved last if it lags."""
+        latest = self.latest_seq != self.saved_seq
+        self._save_running({"seq": self.seq}, latest=latest)
+        self.last_save = moment
+        if latest:
+            self.latest_seq, self.last_latest = self.seq, moment
 
     def generate(self, producer: _Producer, deadline: float | None) -> None:
         """Consume the stream until it ends (the last pending text goes with the final update); raises
