@@ -22,9 +22,8 @@ from kallo.llm.streaming import collect
 from kallo.services import convos
 from kallo.services.announcing import Listener, announce
 from kallo.services.prompting import Plan
-from kallo.store import keys
+from kallo.store import objects
 from kallo.store.keys import Ref
-from kallo.store.table import table
 
 logger = Logger(child=True)
 
@@ -78,7 +77,7 @@ def name_convo(convo: dict[str, Any], plan: Plan, answer_text: str, listener: Li
     name = name or clean_name(question) or FALLBACK_NAME
     changes = {"name": name, "updatedAt": now_iso()}
     try:
-        table().update(keys.object_key(Ref("convo", convo["id"])), changes, expect=(("name",), ""))
+        objects.update_if_unset(Ref("convo", convo["id"]), changes, field="name")
     except Conflict:  # named (or deleted) meanwhile: a person's choice wins
         return
     except Exception:
