@@ -22,7 +22,7 @@ from kallo.jobs import ReplyJob
 from kallo.llm import ChatMessage, ProviderError, Usage, registry
 from kallo.models.steps import STEP_JSON_LIMIT, Step, json_size
 from kallo.realtime import audience
-from kallo.services import replies
+from kallo.services import naming, prompting, replies
 from kallo.store import connections, objects, search, steps
 from kallo.store import quotas as counters
 from kallo.store.keys import Ref
@@ -549,7 +549,7 @@ def test_the_model_reads_the_topic_prompt_the_history_and_the_merged_config(aws,
         replies.answer(job)
     [(messages, generation)] = llm.calls
     assert messages == [
-        ChatMessage("system", f"{replies.DEFAULT_INSTRUCTION}\n\nTalk like a pirate."),
+        ChatMessage("system", f"{prompting.DEFAULT_INSTRUCTION}\n\nTalk like a pirate."),
         ChatMessage("user", "First question"),
         ChatMessage("assistant", "First answer"),
         ChatMessage("user", "Second question\n\nThird question"),
@@ -575,7 +575,7 @@ def test_a_convos_inputs_fill_the_topic_prompts_variables(aws, sent):
         with play(Script(["Oslo"])) as (llm, model):
             replies.answer(scene.job(question, model))
         [(messages, _)] = llm.calls
-        assert messages[0] == ChatMessage("system", f"{replies.DEFAULT_INSTRUCTION}\n\n{expected}")
+        assert messages[0] == ChatMessage("system", f"{prompting.DEFAULT_INSTRUCTION}\n\n{expected}")
 
 
 def test_without_a_model_the_default_model_answers(scene, sent, monkeypatch):
@@ -588,7 +588,7 @@ def test_without_a_model_the_default_model_answers(scene, sent, monkeypatch):
         job = scene.job(question, model).model_copy(update={"config": {"reply": True}})
         replies.answer(job)
     assert scene.answer_of(job)["config"] == {"model": model}
-    assert llm.calls[0][1].max_tokens == replies.DEFAULT_MAX_TOKENS
+    assert llm.calls[0][1].max_tokens == prompting.DEFAULT_MAX_TOKENS
 
 
 def test_a_long_history_is_trimmed_from_the_oldest_to_the_context(scene, sent):
@@ -600,7 +600,7 @@ def test_a_long_history_is_trimmed_from_the_oldest_to_the_context(scene, sent):
         replies.answer(scene.job(question, model))
     [(messages, generation)] = llm.calls
     assert generation.max_tokens == 1024  # half the context when the config names none
-    used = sum(replies.tokens(m.content) for m in messages)
+    used = sum(prompting.tokens(m.content) for m in messages)
     assert used <= 2048 - 1024
     assert messages[-1] == ChatMessage("user", "last question")
     assert messages[1].role == "user"
@@ -613,12 +613,12 @@ def test_history_merges_turns_drops_leading_answers_and_cuts_a_huge_question():
     def step(text: str, author: str = "user") -> dict[str, Any]:
         return {"authorType": author, "content": {"text": text}, "status": "completed"}
 
-    turns = replies.history([step("hello", "llm"), step("a"), step("b"), step("c", "llm"), step("d")], 1000)
+    turns = prompting.history([step("hello", "llm"), step("a"), step("b"), step("c", "llm"), step("d")], 1000)
     assert [(t.role, t.content) for t in turns] == [("user", "a\n\nb"), ("assistant", "c"), ("user", "d")]
     huge = "start " + "x" * 10_000 + " end"
-    [turn] = replies.history([step(huge)], 100)
+    [turn] = prompting.history([step(huge)], 100)
     assert turn.content.startswith("start ") and turn.content.endswith(" end") and "[...]" in turn.content
-    assert replies.tokens(turn.content) <= replies.MIN_QUESTION_TOKENS
+    assert prompting.tokens(turn.content) <= prompting.MIN_QUESTION_TOKENS
 
 
 # -- naming -----------------------------------------------------------------------------------------------
@@ -638,9 +638,9 @@ def test_a_nameless_convo_is_named_after_its_first_answer(nameless, sent):
     assert (update["id"], update["name"]) == (nameless.convo.id, "Why the Sky Is Blue")
     assert objects.get(nameless.convo)["name"] == "Why the Sky Is Blue"
     messages, generation = llm.calls[1]
-    assert messages[0] == ChatMessage("system", replies.NAMING_INSTRUCTION)
+    assert messages[0] == ChatMessage("system", naming.NAMING_INSTRUCTION)
     assert "Why is the sky blue?" in messages[1].content and "Answer" in messages[1].content
-    assert generation.max_tokens == replies.NAMING_TOKENS
+    assert generation.max_tokens == naming.NAMING_TOKENS
 
 
 def test_when_naming_fails_the_question_names_the_convo(nameless, sent):
@@ -662,8 +662,8 @@ def test_a_name_given_meanwhile_wins(nameless, sent, llm):
     _, model = llm
     question = nameless.step("Hi")
     objects.update(nameless.convo, {"name": "Mine"})
-    plan = replies.Plan(model, {"model": model}, "", [question])
-    replies.name_convo({"id": nameless.convo.id, "name": ""}, plan, "Hello")
+    plan = prompting.Plan(model, {"model": model}, "", [question])
+    naming.name_convo({"id": nameless.convo.id, "name": ""}, plan, "Hello")
     assert objects.get(nameless.convo)["name"] == "Mine"
     assert sent.of("convoUpdate") == []
 
@@ -687,7 +687,7 @@ def test_no_name_when_the_answer_failed(nameless, sent):
     ],
 )
 def test_clean_name(raw, name):
-    assert replies.clean_name(raw) == name
+    assert naming.clean_name(raw) == name
 
 
 # -- AWS calls --------------------------------------------------------------------------------------------
@@ -759,7 +759,7 @@ def test_without_counts_the_answer_is_charged_an_estimate_and_a_refusal_nothing(
     with play(Script(["x" * 400])) as (_, model):  # a provider that reports no usage
         replies.answer(scene.job(scene.step("Hello"), model))
     estimate = tokens_used(scene.user)
-    assert estimate >= replies.tokens("x" * 400) + replies.tokens("Hello")
+    assert estimate >= prompting.tokens("x" * 400) + prompting.tokens("Hello")
     with play(Script(["never"], fail_after=0)) as (_, model):  # refused before any text
         replies.answer(scene.job(scene.step("Again"), model))
     assert tokens_used(scene.user) == estimate
@@ -987,7 +987,7 @@ def test_the_model_reads_a_stopped_answer_as_it_stands_but_not_a_failed_one():
         {"authorType": "llm", "content": {"text": "half"}, "status": "running"},
         {"authorType": "user", "content": {"text": "And then?"}, "status": "completed"},
     ]
-    assert replies.history(conversation, 1000) == [
+    assert prompting.history(conversation, 1000) == [
         ChatMessage("user", "Tell me a story"),
         ChatMessage("assistant", "Once upon"),
         ChatMessage("user", "Go on\n\nAnd then?"),
