@@ -111,7 +111,7 @@ def test_an_update_naming_another_tenants_data_source_or_model_is_refused(aws):
     path = {"topicId": created["id"]}
     for defaults, status, code in (
         ({"dataSourceIds": [theirs.id]}, 404, "not_found"),
-        ({"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}, 422, "model_not_allowed"),
+        ({"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}, 422, "unknown_model"),
         ({"maxTokens": 32768}, 422, "max_tokens_too_large"),
     ):
         result = invoke("topics.update_topic", alice, path=path, body={"config": {"defaults": defaults}})

@@ -168,7 +168,7 @@ def test_costly_or_oversized_steps_are_refused_before_anything_is_stored(sockets
     cases = [
         (
             {"config": {"reply": True, "model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}},
-            "model_not_allowed",
+            "unknown_model",
         ),
         ({"config": {"reply": True, "maxTokens": 32768}}, "max_tokens_too_large"),
         ({"annotations": huge, "config": {"reply": True}}, "payload_too_large"),

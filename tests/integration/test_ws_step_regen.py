@@ -57,7 +57,7 @@ def test_what_cannot_be_regenerated(sockets):
         (
             "opus",
             {"id": failed["id"], "config": {"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}},
-            "model_not_allowed",
+            "unknown_model",
         ),
         ("huge", {"id": failed["id"], "config": {"maxTokens": 32768}}, "max_tokens_too_large"),
         # I6: nor name a data source its requester cannot view.

@@ -14,8 +14,9 @@ from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from kallo.models.convos import ConvoCreate
+from kallo.models.topics import TopicCreate
 from kallo.models.ws import Annotation, NewStep, NewStepGroup, StepContent, StepGroupAddition, StepRegen
-from kallo.services import convos
+from kallo.services import convos, topics
 from kallo.services import steps as service
 from kallo.store import grants, objects, search, steps
 from kallo.store.keys import Ref
@@ -102,6 +103,53 @@ def test_a_step_asking_for_a_reply_queues_a_job_in_the_convos_message_group(worl
     assert job["config"] == {"reply": True, "temperature": 0.3}
     assert job["requestedBy"] == world.participant.user_id and job["llmStepId"] not in (None, stored["id"])
     assert job.get("createdAt") is None
+
+
+def _topic_convo(owner: Principal, defaults: dict[str, Any]) -> str:
+    topic = topics.create_topic(
+        Access(owner),
+        TopicCreate.model_validate({"name": "Trips", "description": "", "config": {"defaults": defaults}}),
+    )
+    return convos.create_convo(Access(owner), ConvoCreate(), topic_id=topic["id"])["id"]
+
+
+def test_a_topic_default_reply_answers_steps_that_leave_reply_out(world, heard):
+    """`config.defaults.reply: true` of the convo's topic: a step without `reply` gets an answer, an
+    explicit `reply: false` wins; steps of a group and a group addition follow the same rule."""
+    convo = _topic_convo(world.owner, {"reply": True, "temperature": 0.2})
+    me = actor(world.owner, heard)
+    asked = service.add_step(me, convo, new())
+    told = service.add_step(me, convo, new(config={"reply": False}))
+    group = service.add_step_group(
+        me,
+        convo,
+        NewStepGroup.model_validate(
+            {
+                "steps": [
+                    {"content": {"text": "a"}, "config": {"model": ALLOWED}},
+                    {"content": {"text": "b"}, "config": {"reply": False}},
+                ]
+            }
+        ),
+    )
+    added = service.add_to_group(
+        me,
+        convo,
+        StepGroupAddition.model_validate({"primaryStepId": told["id"], "step": {"content": {"text": "c"}}}),
+    )
+    jobs = reply_jobs()
+    assert [j["replyToStepId"] for j in jobs] == [asked["id"], group[0]["id"], added["id"]]
+    assert told["id"] not in {j["replyToStepId"] for j in jobs}
+    # The job carries the step's own config; the worker lays it over the topic's defaults.
+    assert [j["config"] for j in jobs] == [{}, {"model": ALLOWED}, {}]
+
+
+def test_without_a_topic_default_a_step_must_ask_for_its_reply(world, heard):
+    for defaults in ({}, {"reply": False}):
+        convo = _topic_convo(world.owner, defaults)
+        service.add_step(actor(world.owner, heard), convo, new())
+    service.add_step(actor(world.owner, heard), world.convo, new())  # a convo no topic owns
+    assert reply_jobs() == []
 
 
 def test_server_owned_fields_are_ignored_and_a_foreign_convo_id_refused(world, heard):
@@ -225,8 +273,8 @@ def test_a_message_over_the_frame_limit_is_not_broadcast_and_the_sender_hears(wo
 @pytest.mark.parametrize(
     ("config", "code"),
     [
-        ({"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}, "model_not_allowed"),
-        ({"model": "nowhere:model"}, "model_not_allowed"),
+        ({"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}, "unknown_model"),
+        ({"model": "nowhere:model"}, "unknown_model"),
         ({"maxTokens": 32768}, "max_tokens_too_large"),
         ({"model": ALLOWED, "maxTokens": 8192}, "max_tokens_too_large"),
     ],

@@ -70,7 +70,7 @@ from kallo.llm.jobs import ReplyJob, enqueue
 from kallo.models.steps import STEP_JSON_LIMIT, WEBSOCKET_FRAME_LIMIT, Step, StepConfig, json_size
 from kallo.models.ws import Annotation, NewStep, NewStepGroup, StepContent, StepGroupAddition, StepRegen
 from kallo.services import step_configs
-from kallo.store import grants, search
+from kallo.store import grants, objects, search
 from kallo.store import steps as store
 from kallo.store.keys import Ref
 from kallo.store.table import table
@@ -146,6 +146,20 @@ def _require_token_budget(actor: Actor, convo_id: str) -> str | None:
     team_id = quotas.team_paying_for(actor.access, _convo(convo_id))
     quotas.require_token_budget(actor.user_id, team_id)
     return team_id
+
+
+def _replies(actor: Actor, convo_id: str, items: list[NewStep]) -> list[bool]:
+    """Which new steps ask for an answer: a step's own `config.reply` when it gives one (`false`
+    included), else the `config.defaults.reply` of the topic that owns the convo. The owner is known
+    from the grants the convo's check read; the topic item costs one GetItem, read only when some
+    step leaves `reply` out in a topic's convo."""
+    own = [item.config.reply if item.config is not None else None for item in items]
+    if all(reply is not None for reply in own):
+        return [bool(reply) for reply in own]
+    owner = grants.owner_of(actor.access.structural_grants(_convo(convo_id)))
+    topic = objects.get(owner) if owner is not None and owner.type == ObjectType.topic.value else None
+    default = ((topic or {}).get("config") or {}).get("defaults", {}).get("reply") is True
+    return [default if reply is None else bool(reply) for reply in own]
 
 
 def _require_authority_over(actor: Actor, step: dict[str, Any]) -> None:
@@ -263,10 +277,11 @@ def add_step(
     annotations); a reply is queued when its config asks for one (`queue`: given to the caller instead
     of the step queue, for an answer made in process)."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
-    team_id = _require_token_budget(actor, convo_id) if data.wants_reply else None
+    [reply] = _replies(actor, convo_id, [data])
+    team_id = _require_token_budget(actor, convo_id) if reply else None
     _require_configs(actor.access, [data])
     step = _step(actor, convo_id, data, now_iso())
-    return _store_new(actor, convo_id, [(step, data.wants_reply)], team_id=team_id, queue=queue)[0]
+    return _store_new(actor, convo_id, [(step, reply)], team_id=team_id, queue=queue)[0]
 
 
 @dataclass(frozen=True)
@@ -315,8 +330,8 @@ def add_step_group(actor: Actor, convo_id: str, data: NewStepGroup) -> list[dict
     """convoNewStepGroup: the steps share one server-made groupId; the first is the primary, the rest
     its alternates. They are one millisecond apart, so the group reads back in the order it was sent."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
-    wants_reply = any(item.wants_reply for item in data.steps)
-    team_id = _require_token_budget(actor, convo_id) if wants_reply else None
+    replies = _replies(actor, convo_id, data.steps)
+    team_id = _require_token_budget(actor, convo_id) if any(replies) else None
     _require_configs(actor.access, data.steps)
     group_id, start = str(uuid4()), now()
     new = [
@@ -329,9 +344,9 @@ def add_step_group(actor: Actor, convo_id: str, data: NewStepGroup) -> list[dict
                 group_id=group_id,
                 alternate=position > 0,
             ),
-            item.wants_reply,
+            reply,
         )
-        for position, item in enumerate(data.steps)
+        for position, (item, reply) in enumerate(zip(data.steps, replies, strict=True))
     ]
     return _store_new(actor, convo_id, new, team_id=team_id)
 
@@ -340,7 +355,8 @@ def add_to_group(actor: Actor, convo_id: str, data: StepGroupAddition) -> dict[s
     """convoStepGroupAddition: the step joins the group of `primaryStepId` as an alternate; a primary
     without a group gets one first (broadcast as a convoStepUpdate with its new groupId)."""
     primary = _target(actor, data.primary_step_id, convo_id)
-    team_id = _require_token_budget(actor, convo_id) if data.step.wants_reply else None
+    [reply] = _replies(actor, convo_id, [data.step])
+    team_id = _require_token_budget(actor, convo_id) if reply else None
     _require_configs(actor.access, [data.step])
     group_id = primary.get("groupId")
     if not group_id:
@@ -351,7 +367,7 @@ def add_to_group(actor: Actor, convo_id: str, data: StepGroupAddition) -> dict[s
             raise NotFound(f"step {primary['id']} not found") from error
         actor.publish(convo_id, STEP_UPDATE, {"id": primary["id"], "groupId": group_id})
     step = _step(actor, convo_id, data.step, now_iso(), group_id=group_id, alternate=True)
-    return _store_new(actor, convo_id, [(step, data.step.wants_reply)], team_id=team_id)[0]
+    return _store_new(actor, convo_id, [(step, reply)], team_id=team_id)[0]
 
 
 # -- deletion and regen -------------------------------------------------------------------------------
