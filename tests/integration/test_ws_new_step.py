@@ -113,6 +113,9 @@ def test_bad_payloads_get_an_error_and_the_socket_lives_on(sockets, aws_calls):
     room = ws.room()
     cases = [
         ({}, "validation_error"),
+        # An empty step: no text (or only whitespace), no file.
+        ({"content": {}}, "validation_error"),
+        ({"content": {"text": " \n\t"}, "config": {"reply": True}}, "validation_error"),
         ({"content": {"text": 5}}, "validation_error"),
         ({"content": {"text": "x"}, "groupId": str(uuid4())}, "validation_error"),
         ({"content": {"text": "x"}, "convoId": str(uuid4())}, "validation_error"),

@@ -209,13 +209,36 @@ def test_named_data_sources_must_be_visible_to_the_writer(world, heard):
     assert len(steps.of_convo(world.convo).items) == 1
 
 
+def test_an_empty_step_is_refused_and_an_update_cannot_empty_one(world, heard):
+    for empty in ({"content": {}}, {"content": {"text": "  \n"}}, {"content": {"text": ""}, "files": []}):
+        for message, payload in (
+            (NewStep, empty),
+            (NewStepGroup, {"steps": [{"content": {"text": "x"}}, empty]}),
+            (StepGroupAddition, {"primaryStepId": str(uuid4()), "step": empty}),
+        ):
+            with pytest.raises(ValidationError, match="a step needs text or files"):
+                message.model_validate(payload)
+    # A file alone says something: its step needs no text.
+    source = make_object("data_source", ref_of(world.owner))
+    attached = {"dataSourceId": source.id, "name": "plan.pdf", "mimeType": "application/pdf"}
+    with_file = service.add_step(actor(world.owner, heard), world.convo, new("", files=[attached]))
+    assert with_file["content"] == {"text": ""} and with_file["files"] == [attached]
+    written = service.add_step(actor(world.owner, heard), world.convo, new())
+    with pytest.raises(Unprocessable, match="a step needs text or files"):
+        service.update_step(actor(world.owner, heard), written["id"], content=StepContent(text=" "))
+    assert steps.get(written["id"])["content"] == written["content"]
+    # ...but the step with a file may lose its text.
+    emptied = service.update_step(actor(world.owner, heard), with_file["id"], content=StepContent(text=""))
+    assert emptied["content"] == {"text": ""}
+
+
 @pytest.mark.parametrize("chosen", [str(uuid4()), None])
 def test_a_client_cannot_choose_a_step_id(chosen):
     # I4 (ids): every message that makes a step refuses an id, even a null one.
     step = {"id": chosen, "content": {"text": "hi"}}
     for message, payload in (
         (NewStep, step),
-        (NewStepGroup, {"steps": [{"content": {}}, step]}),
+        (NewStepGroup, {"steps": [{"content": {"text": "x"}}, step]}),
         (StepGroupAddition, {"primaryStepId": str(uuid4()), "step": step}),
     ):
         with pytest.raises(ValidationError) as refused:
@@ -354,7 +377,9 @@ def test_a_group_addition_gives_a_lone_primary_a_group_first(world, heard):
     assert [j["replyToStepId"] for j in reply_jobs()] == [added["id"]]
     # The group exists now: a second addition joins it without an update.
     heard.messages.clear()
-    again = StepGroupAddition.model_validate({"primaryStepId": primary["id"], "step": {"content": {}}})
+    again = StepGroupAddition.model_validate(
+        {"primaryStepId": primary["id"], "step": {"content": {"text": "x"}}}
+    )
     third = service.add_to_group(actor(world.owner, heard), world.convo, again)
     assert heard.types == ["convoNewStep"] and third["groupId"] == added["groupId"]
     assert objects.get(Ref("convo", world.convo))["latestStep"]["id"] == primary["id"]
@@ -364,10 +389,14 @@ def test_a_group_addition_needs_a_visible_primary_of_the_convo(world, heard):
     elsewhere = convos.create_convo(Access(world.owner), ConvoCreate())["id"]
     foreign = service.add_step(actor(world.owner, heard), elsewhere, new())
     for primary_id in (str(uuid4()), foreign["id"]):
-        addition = StepGroupAddition.model_validate({"primaryStepId": primary_id, "step": {"content": {}}})
+        addition = StepGroupAddition.model_validate(
+            {"primaryStepId": primary_id, "step": {"content": {"text": "x"}}}
+        )
         with pytest.raises(NotFound):
             service.add_to_group(actor(world.owner, heard), world.convo, addition)
-    addition = StepGroupAddition.model_validate({"primaryStepId": foreign["id"], "step": {"content": {}}})
+    addition = StepGroupAddition.model_validate(
+        {"primaryStepId": foreign["id"], "step": {"content": {"text": "x"}}}
+    )
     with pytest.raises(Forbidden):
         service.add_to_group(actor(world.viewer, heard), world.convo, addition)
 

@@ -68,7 +68,16 @@ from kallo.clock import iso, now, now_iso
 from kallo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from kallo.llm.jobs import ReplyJob, enqueue
 from kallo.models.steps import STEP_JSON_LIMIT, WEBSOCKET_FRAME_LIMIT, Step, StepConfig, json_size
-from kallo.models.ws import Annotation, NewStep, NewStepGroup, StepContent, StepGroupAddition, StepRegen
+from kallo.models.ws import (
+    EMPTY_STEP,
+    Annotation,
+    NewStep,
+    NewStepGroup,
+    StepContent,
+    StepGroupAddition,
+    StepRegen,
+    is_blank,
+)
 from kallo.services import step_configs
 from kallo.store import grants, objects, search
 from kallo.store import steps as store
@@ -462,6 +471,8 @@ def update_step(
     _require_authority_over(actor, step)
     if content is not None and step.get("authorType") != "user":
         raise BadRequest("an LLM step's content is the model's: regenerate it instead", code="not_editable")
+    if content is not None and is_blank(content.text) and not step.get("files"):
+        raise Unprocessable(EMPTY_STEP, code="validation_error")
     changes: dict[str, Any] = {}
     if content is not None:
         changes["content"] = {"text": content.text}
