@@ -23,7 +23,7 @@ def test_a_finished_answer_is_regenerated_in_its_place(sockets, aws_calls):
         "dynamodb:GetItem": 1,
         "dynamodb:Query": 4,
         "dynamodb:BatchGetItem": 1 + 1,  # + the token budgets
-        "dynamodb:DeleteItem": 1,
+        "dynamodb:TransactWriteItems": 1,  # the step's deletion and the convo's updatedAt
         "dynamodb:UpdateItem": 1 + 1,  # + the message counted against the sender's rate
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 3,

@@ -391,7 +391,10 @@ def _remove(step: dict[str, Any]) -> dict[str, Any] | None:
         promote = next((s for s in others if s.get("isAlternate")), None)
     try:
         promoted = store.delete(step, promote=promote)
-    except Conflict as error:  # the alternate went meanwhile
+    except Conflict as error:
+        if promote is None and not step.get("groupId"):  # only the convo's update can fail: it is gone
+            raise NotFound(f"step {step['id']} not found") from error
+        # the alternate went meanwhile
         raise Conflict("the step's group changed meanwhile: try again", code="conflict") from error
     search.unindex(step)
     return promoted
@@ -483,7 +486,7 @@ def update_step(
     if changes:
         _require_fits({**step, **changes})
         try:
-            result = store.update(step, changes)
+            result = store.update(step, changes, touch_convo=True)
         except Conflict as error:  # deleted meanwhile
             raise NotFound(f"step {step_id} not found") from error
         if content is not None:
