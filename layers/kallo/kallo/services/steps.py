@@ -2,6 +2,7 @@
 convoStepDeletion, convoStepRegen, convoStepUpdate) and the Step REST operations (Query Steps, Update
 Step, Delete Step) do.
 
+Every change moves the convo's `updatedAt`, in the write the change makes anyway (no call of its own).
 Every change is broadcast to the convo's connections (`Actor.broadcast`, `kallo.realtime.broadcast` by
 default) with the requester's `requestId`; a step asking for a reply (or a regen) becomes a `ReplyJob`
 on the FIFO step queue, answered by the LLM step worker.
@@ -38,13 +39,14 @@ the connections it has not checked in the last few seconds (I8: Query + BatchGet
 - group addition: the check + Query (the primary) + TransactWriteItems and a conditional UpdateItem
   of the convo's latestStep (a primary without a group gets one; + its broadcast) + the new step as
   above.
-- deletion: the check + Query (the step) + DeleteItem (TransactWriteItems for a grouped step, + Query
-  and BatchGetItem for a group's primary) + Query and UpdateItem (the convo's latestStep) +
+- deletion: the check + Query (the step) + TransactWriteItems (the step's deletion and the convo's
+  `updatedAt`; + Query and BatchGetItem for a group's primary) + Query and UpdateItem (the convo's latestStep) +
   BatchWriteItem (its words) + the broadcast(s); an answer someone rated adds Query + BatchWriteItem
   (its feedback items, `kallo.store.feedback`).
 - regen: the deletion's cost, with a convoStepRegen broadcast, + BatchGetItem (the token budgets) +
   SendMessage.
-- update: the check + Query (the step) (+ the checks of the data sources new annotations cite) + UpdateItem (+ a conditional UpdateItem of the convo's
+- update: the check + Query (the step) (+ the checks of the data sources new annotations cite) +
+  TransactWriteItems (the step and the convo's `updatedAt`) (+ a conditional UpdateItem of the convo's
   latestStep for a primary step, + BatchWriteItem when the text changed) + the broadcast; a primary
   swap: Query + BatchGetItem (the group) + TransactWriteItems + a conditional UpdateItem (latestStep)
   + one broadcast per step that changed.
