@@ -116,7 +116,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -264,6 +264,8 @@ class Plan:
     conversation: list[dict[str, Any]]
     # The passages in the system prompt, numbered from 1 in this order; none: an ungrounded answer.
     hits: tuple[Hit, ...] = ()
+    # The display names of the sources the hits come from (their citations carry them).
+    source_names: dict[str, str] = field(default_factory=dict)
 
     def messages(self, max_tokens: int) -> list[ChatMessage]:
         context = registry.context_tokens(self.model)
@@ -322,25 +324,26 @@ def _grounding(
     topic: dict[str, Any] | None,
     config: dict[str, Any],
     question: dict[str, Any],
-) -> tuple[list[Hit], str, list[str]]:
-    """The passages to ground the answer on, their excerpts for the system prompt, and the named data
-    sources that passed the check (I6, see the module docstring); none when retrieval fails (an
-    ungrounded answer beats no answer)."""
+) -> tuple[list[Hit], str, list[str], dict[str, str]]:
+    """The passages to ground the answer on, their excerpts for the system prompt, the named data
+    sources that passed the check (I6, see the module docstring) and the display names of the sources
+    used; none when retrieval fails (an ungrounded answer beats no answer)."""
     if job.only_data_source_ids == []:  # narrowed to nothing: an ungrounded answer, nothing to read
-        return [], "", []
+        return [], "", [], {}
     try:
         named = grounding.named_sources(config, readers(job, question))
         sources = grounding.sources_for(convo, topic, named)
         if job.only_data_source_ids is not None:  # narrowed by the request (Gloo's publishers, intent 0)
             sources = [s for s in sources if s["id"] in job.only_data_source_ids]
         if not sources:
-            return [], "", named
+            return [], "", named, {}
         budget = int(registry.context_tokens(config["model"]) * EXCERPT_SHARE)
         hits = grounding.retrieve(sources, _text(question), k=EXCERPTS, budget_tokens=budget)
     except Exception:
         logger.exception("retrieval failed: the answer is not grounded", extra={"convoId": job.convo_id})
-        return [], "", []
-    return hits, grounding.excerpts(hits, sources) if hits else "", named
+        return [], "", [], {}
+    names = {s["id"]: s.get("name") or "" for s in sources}
+    return hits, grounding.excerpts(hits, sources) if hits else "", named, names
 
 
 def _conversation(job: ReplyJob) -> list[dict[str, Any]] | None:
@@ -370,7 +373,7 @@ def _plan(job: ReplyJob, convo: dict[str, Any]) -> Plan | None:
     conversation = _conversation(job)
     if conversation is None:
         return None
-    hits, excerpts, named = _grounding(job, convo, topic, config, conversation[-1])
+    hits, excerpts, named, names = _grounding(job, convo, topic, config, conversation[-1])
     # The answer's config (which a regen reuses) keeps only the data sources that passed the check.
     config.pop("dataSourceIds", None)
     if named:
@@ -378,7 +381,7 @@ def _plan(job: ReplyJob, convo: dict[str, Any]) -> Plan | None:
     system = _system_prompt(topic, convo)
     if excerpts:
         system = f"{system}\n\n{GROUNDING_INSTRUCTION}\n\n{excerpts}"
-    return Plan(config["model"], config, system, conversation, tuple(hits))
+    return Plan(config["model"], config, system, conversation, tuple(hits), names)
 
 
 # -- generating -------------------------------------------------------------------------------------------
@@ -518,10 +521,12 @@ class _Run:
         convo_id: str,
         hits: tuple[Hit, ...] = (),
         listener: Listener | None = None,
+        source_names: dict[str, str] | None = None,
     ) -> None:
         self.step = step
         self.convo_id = convo_id
         self.hits = hits
+        self.source_names = source_names or {}
         self.listener = listener
         self.text = ""
         self.size = 0  # of the text as JSON-escaped UTF-8 bytes
@@ -657,7 +662,7 @@ class _Run:
     def _citations(self) -> list[dict[str, Any]]:
         """What a grounded answer cites; none rather than a failed answer if that goes wrong."""
         try:
-            return grounding.citations(list(self.hits), self.text)
+            return grounding.citations(list(self.hits), self.text, self.source_names)
         except Exception:
             logger.exception("citing the answer's sources failed", extra={"stepId": self.step["id"]})
             return []
@@ -800,7 +805,7 @@ def answer(job: ReplyJob, *, deadline: float | None = None, listener: Listener |
 
     producer = _Producer(plan.open)  # the model starts while the new step is announced
     _announce(job.convo_id, "convoNewStep", step, listener)
-    run = _Run(step, job.convo_id, plan.hits, listener)
+    run = _Run(step, job.convo_id, plan.hits, listener, plan.source_names)
     try:
         outcome = run.execute(producer, deadline)
     except _StepGone:
