@@ -81,7 +81,7 @@ class Scene:
                 createdAt=at,
                 updatedAt=at,
                 **fields,
-            )
+            ).record()
         )
 
     def job(self, question: dict[str, Any], model: str, **config: Any) -> ReplyJob:
@@ -454,7 +454,7 @@ def test_a_step_left_running_by_a_crashed_attempt_starts_over(scene, sent, llm):
             replyToStepId=question["id"],
             createdAt=at,
             updatedAt=at,
-        )
+        ).record()
     )
     replies.answer(job)
     [new] = sent.of("convoNewStep")
@@ -867,7 +867,7 @@ def _left_running(scene: Scene, job: ReplyJob, question: dict[str, Any], *, stop
             replyToStepId=question["id"],
             createdAt=at,
             updatedAt=at,
-        )
+        ).record()
     )
     return steps.request_stop(step) if stop else step
 

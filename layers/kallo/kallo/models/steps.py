@@ -53,12 +53,6 @@ class ConvoAnnotation(ResponseModel):
     end: int | None = None
 
 
-class ConvoFile(ResponseModel):
-    data_source_id: str = Field(alias="dataSourceId")
-    name: str
-    mime_type: str = Field(alias="mimeType")
-
-
 class StepUsage(ResponseModel):
     input_tokens: int = Field(alias="inputTokens")
     output_tokens: int = Field(alias="outputTokens")
@@ -94,6 +88,11 @@ class Step(ResponseModel):
     )
     created_at: str = Field(alias="createdAt")
     updated_at: str = Field(alias="updatedAt")
+
+    def record(self) -> dict[str, Any]:
+        """The step's fields as the store takes them (`kallo.store.steps.add`): API names, unset
+        fields left out."""
+        return self.model_dump(by_alias=True, exclude_none=True)
 
     @model_validator(mode="after")
     def _answers_have_counts(self) -> Step:

@@ -747,7 +747,7 @@ def _start(job: ReplyJob, existing: dict[str, Any] | None, plan: Plan) -> dict[s
         createdAt=_created_at(job, plan.conversation[-1]),
         updatedAt=now_iso(),
     )
-    return steps.add(step)
+    return steps.add(step.record())
 
 
 def _stop_left_running(job: ReplyJob, step: dict[str, Any], listener: Listener | None) -> None:

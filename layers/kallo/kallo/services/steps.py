@@ -260,7 +260,7 @@ def _store_new(
     """Store new user steps (one transaction), index their words, make the writer a participant,
     broadcast them in order, then queue the replies they ask for (after the broadcast, so clients see
     the question before the answer starts): on the step queue, or to `queue` when given."""
-    stored = store.add_many([step for step, _ in new])
+    stored = store.add_many([step.record() for step, _ in new])
     search.index_many(stored)
     _join_convo(actor, convo_id)
     for step in stored:
@@ -312,7 +312,7 @@ def add_openings(actor: Actor, convo_id: str, openings: list[Opening]) -> list[d
     which cite only the data source it summarises, one the caller may link)."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
     start = now()
-    new: list[Step] = []
+    new: list[dict[str, Any]] = []
     for n, opening in enumerate(openings):
         at = iso(start + timedelta(milliseconds=n))
         step = Step(
@@ -326,8 +326,9 @@ def add_openings(actor: Actor, convo_id: str, openings: list[Opening]) -> list[d
             createdAt=at,
             updatedAt=at,
         )
-        _require_fits(step.model_dump(by_alias=True, exclude_none=True))
-        new.append(step)
+        record = step.record()
+        _require_fits(record)
+        new.append(record)
     if not new:
         return []
     stored = store.add_many(new)

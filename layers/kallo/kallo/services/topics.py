@@ -30,7 +30,8 @@ from kallo.authz.policy import ObjectType, Permission, Role
 from kallo.clock import now_iso
 from kallo.errors import Conflict, NotFound, Unprocessable
 from kallo.llm import registry
-from kallo.models.topics import PAGE_LIMIT, TopicConfig, TopicCreate, TopicUpdate, merge_patch
+from kallo.models.topics import TopicConfig, TopicCreate, TopicUpdate, merge_patch
+from kallo.paging import PAGE_LIMIT
 from kallo.services import authority, step_configs
 from kallo.services.owned import (
     absent_as_not_found,
