@@ -64,6 +64,7 @@ DEFAULT_ROUTE = "$default"
 MANAGEMENT_PATH = "/_aws/ws"
 MANAGEMENT_ENDPOINT_VARIABLE = "KALLO_WS_MANAGEMENT_ENDPOINT"
 SOCKET_PATHS = ("/ws", "/ws/convos/{convoId}")
+CONSOLE_WEBSOCKET_URL_VARIABLE = "KALLO_WEBSOCKET_URL"
 # The Pieces surface's identifiers stream, the local spelling of `?stream=conversation-identifiers`
 # (Pieces clients open `<host>/conversations/stream/identifiers`, with host `<stack>/pieces`).
 STREAM_PATHS = {"/pieces/conversations/stream/identifiers": "conversation-identifiers"}
@@ -522,4 +523,7 @@ def routes(stack: Stack) -> list[BaseRoute]:
     if api is None:
         return []
     os.environ[MANAGEMENT_ENDPOINT_VARIABLE] = f"{stack.base_url}{MANAGEMENT_PATH}"
+    # The console's config.json tells the page where to connect: here, /ws on the host the page came
+    # from (a path: the console resolves it against the request, so HOST=0.0.0.0 works from afar).
+    os.environ[CONSOLE_WEBSOCKET_URL_VARIABLE] = SOCKET_PATHS[0]
     return WebSocketGateway(api, stack.functions).routes()

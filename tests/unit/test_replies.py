@@ -18,8 +18,8 @@ import pytest
 from kallo import quotas, realtime
 from kallo.clock import now, now_iso
 from kallo.errors import Conflict
+from kallo.jobs import ReplyJob
 from kallo.llm import ChatMessage, ProviderError, Usage, registry
-from kallo.llm.jobs import ReplyJob
 from kallo.models.steps import STEP_JSON_LIMIT, Step, json_size
 from kallo.realtime import audience
 from kallo.services import replies

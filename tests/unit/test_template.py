@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Match
 
 from local import template
 
@@ -21,6 +23,8 @@ FUNCTIONS = template.functions(TEMPLATE)
 ROUTES = template.rest_routes(TEMPLATE)
 # The compatibility surfaces: ASGI apps (one function per surface) behind a greedy route.
 SURFACES = {f for f, r in FUNCTIONS.items() if r["Properties"]["Handler"].startswith("compat.")}
+# The browser console: static files and its config, an ASGI app on Mangum like the surfaces.
+CONSOLE = "ConsoleFunction"
 # The surfaces again, behind the streaming Function URL: a start command for the Lambda Web Adapter.
 STREAMING = "StreamingFunction"
 
@@ -78,23 +82,34 @@ def test_every_function_has_its_handler(logical_id: str) -> None:
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.function)
 def test_handler_serves_exactly_its_route(route: template.Route) -> None:
-    if route.function in SURFACES:
-        # A surface's app serves only paths under its greedy route's prefix.
-        module = importlib.import_module(route.handler.rpartition(".")[0])
-        prefix = route.path.split("{", 1)[0]
-        paths = [r.path for r in module.app.app.routes]
+    if route.function in SURFACES | {CONSOLE}:
+        # A surface's (or the console's) app serves only paths under its route's prefix.
+        app = importlib.import_module(route.handler.rpartition(".")[0]).app
+        prefix = route.path.split("{", 1)[0].rstrip("/")
+        paths = [r.path for r in (app.routes if route.function == CONSOLE else app.app.routes)]
         assert paths and all(p.startswith(prefix) for p in paths), paths
         return
-    assert _route_decorators(_module_path(route.handler).read_text()) == [(route.method, route.path)]
+    decorators = _route_decorators(_module_path(route.handler).read_text())
+    if not decorators:
+        # A Starlette app of several routes (the API documents): it answers each, a greedy one too.
+        app = importlib.import_module(route.handler.rpartition(".")[0]).app
+        assert isinstance(app, Starlette)
+        path = route.path.replace("{proxy+}", "swagger-ui.css")
+        scope = {"type": "http", "method": route.method, "path": path}
+        assert any(r.matches(scope)[0] == Match.FULL for r in app.routes), path
+        return
+    assert decorators == [(route.method, route.path)]
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.function)
 def test_every_route_has_a_matching_sample_event(route: template.Route) -> None:
     area, operation = route.handler.rsplit(".", 1)[0].split(".")
     event = json.loads((ROOT / "events" / area / f"{operation}.json").read_text())
-    assert event["resource"] == route.path
+    # A function of several routes (the API documents, the console) has a sample of one of them.
+    routes = {(r.method, r.path) for r in ROUTES if r.function == route.function}
+    assert event["resource"] in {path for _, path in routes}
     # A route of any method (a surface's) has a sample of one of them.
-    assert event["httpMethod"] == route.method or route.method == "ANY"
+    assert (event["httpMethod"], event["resource"]) in routes or route.method == "ANY"
     assert ("authorizer" in event["requestContext"]) == route.authorized
 
 
@@ -120,9 +135,13 @@ def test_reads_do_not_get_write_access(route: template.Route) -> None:
 
 
 def test_only_health_is_public() -> None:
-    """...and the surfaces, which authenticate every request themselves (`kallo.surfaces`)."""
+    """...and the surfaces, which authenticate every request themselves (`kallo.surfaces`), and the
+    functions of static files (the API documents, the console, whose page calls the API with the user's
+    credential), which have no AWS permission at all."""
     public = {r.function for r in ROUTES if not r.authorized}
-    assert public == {"HealthCheckFunction"} | SURFACES
+    files = {f for f in public if not FUNCTIONS[f]["Properties"].get("Policies")}
+    assert {"DocsFunction", CONSOLE} <= files
+    assert public == {"HealthCheckFunction"} | SURFACES | files
 
 
 # -- operations: logs, secrets, concurrency, throttles ---------------------------------------------
@@ -327,7 +346,7 @@ def test_the_paged_operations_are_found() -> None:
 def test_paged_operations_may_read_the_cursor_key(route: template.Route) -> None:
     """A paged list's cursors are encrypted with a key derived from the token signing secret
     (`kallo.paging`): the function may read that secret."""
-    policies = FUNCTIONS[route.function]["Properties"]["Policies"]
+    policies = FUNCTIONS[route.function]["Properties"].get("Policies", [])
     assert {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "JwtSigningSecret"}}} in policies
 
 

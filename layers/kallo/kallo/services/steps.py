@@ -68,7 +68,7 @@ from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role
 from kallo.clock import iso, now, now_iso
 from kallo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
-from kallo.llm.jobs import ReplyJob, enqueue
+from kallo.jobs import ReplyJob, send
 from kallo.models.steps import STEP_JSON_LIMIT, WEBSOCKET_FRAME_LIMIT, Step, StepConfig, json_size
 from kallo.models.ws import (
     EMPTY_STEP,
@@ -267,7 +267,7 @@ def _store_new(
         actor.publish(convo_id, NEW_STEP, step)
     for step, (_, reply) in zip(stored, new, strict=True):
         if reply:
-            (queue or enqueue)(
+            (queue or send)(
                 ReplyJob(
                     jobId=step["id"],
                     convoId=convo_id,
@@ -447,7 +447,7 @@ def regen_step(actor: Actor, convo_id: str, data: StepRegen) -> ReplyJob:
         requestedBy=actor.user_id,
         teamId=team_id,
     )
-    enqueue(job)
+    send(job)
     return job
 
 
