@@ -195,10 +195,12 @@ class _Run:
         convo_id: str,
         hits: tuple[Hit, ...] = (),
         listener: Listener | None = None,
+        source_names: dict[str, str] | None = None,
     ) -> None:
         self.step = step
         self.convo_id = convo_id
         self.hits = hits
+        self.source_names = source_names or {}
         self.listener = listener
         self.text = ""
         self.size = 0  # of the text as JSON-escaped UTF-8 bytes
@@ -341,7 +343,7 @@ class _Run:
     def _citations(self) -> list[dict[str, Any]]:
         """What a grounded answer cites; none rather than a failed answer if that goes wrong."""
         try:
-            return grounding.citations(list(self.hits), self.text)
+            return grounding.citations(list(self.hits), self.text, self.source_names)
         except Exception:
             logger.exception("citing the answer's sources failed", extra={"stepId": self.step["id"]})
             return []
@@ -484,7 +486,7 @@ def answer(job: ReplyJob, *, deadline: float | None = None, listener: Listener |
 
     producer = Producer(plan.open)  # the model starts while the new step is announced
     announce(job.convo_id, "convoNewStep", step, listener)
-    run = _Run(step, job.convo_id, plan.hits, listener)
+    run = _Run(step, job.convo_id, plan.hits, listener, plan.source_names)
     try:
         outcome = run.execute(producer, deadline)
     except _StepGone:
