@@ -13,15 +13,16 @@ def test_a_group_is_broadcast_step_by_step_with_one_group_id(sockets, aws_calls)
     room = ws.room()
     aws_calls.reset()
     assert ws.invoke("convo_new_step_group", room.owner_connection) == {"statusCode": 200}  # the sample
-    # As one new step, with one broadcast per step and one job per step asking for a reply; the first
-    # broadcast checks the two other connections (Query + BatchGetItem, I8), the second does not.
+    # As one new step (the words in its transaction), with one broadcast per step and one job per step
+    # asking for a reply; the first broadcast checks the two other connections (their grants, the
+    # chain's structural grants being those the sender's check read a moment before, I8), the second
+    # does not.
     assert dict(aws_calls.calls) == {
-        "dynamodb:GetItem": 2,
-        "dynamodb:Query": 4,
+        "dynamodb:GetItem": 1,
+        "dynamodb:Query": 3,
         "dynamodb:BatchGetItem": 2 + 1,  # + the token budgets
         "dynamodb:UpdateItem": 1,  # the message counted against the sender's rate
         "dynamodb:TransactWriteItems": 1,
-        "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 6,
         "sqs:SendMessage": 2,
     }
@@ -65,16 +66,15 @@ def test_an_addition_creates_the_group_then_joins_it(sockets, aws_calls):
     sample = json.loads(ws.sample_event("convo_step_group_addition")["body"])["payload"]
     addition = {**sample, "primaryStepId": primary["id"]}
     ws.invoke("convo_step_group_addition", room.participant_connection, payload=addition)
-    # The connection, the check, the primary (GSI1), the group's creation (+ the convo's latestStep, the
-    # primary being the latest), its broadcast, then the new step as any other (its words, the
-    # participant's grant, its broadcast, its job).
+    # The connection, the check (which read the participant's own grant), the primary (GSI1), the group's
+    # creation (+ the convo's latestStep, the primary being the latest), its broadcast, then the new
+    # step as any other (its words in its transaction, its broadcast, its job).
     assert dict(aws_calls.calls) == {
-        "dynamodb:GetItem": 2,
+        "dynamodb:GetItem": 1,
         "dynamodb:Query": 4,
         "dynamodb:BatchGetItem": 1 + 1,  # + the token budgets
         "dynamodb:TransactWriteItems": 2,
         "dynamodb:UpdateItem": 1 + 1,  # + the message counted against the sender's rate
-        "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 6,
         "sqs:SendMessage": 1,
     }

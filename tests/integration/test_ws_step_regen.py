@@ -17,10 +17,9 @@ def test_a_finished_answer_is_regenerated_in_its_place(sockets, aws_calls):
     sockets.clear()
     aws_calls.reset()
     assert ws.invoke("convo_step_regen", room.participant_connection) == {"statusCode": 200}
-    # The connection, the check, the step, its deletion and the latestStep (Query + UpdateItem), its
-    # words, the broadcast, the job.
+    # The check (the connection's item is kept since its last message), the step, its deletion and the
+    # latestStep (Query + UpdateItem), its words, the broadcast, the job.
     assert dict(aws_calls.calls) == {
-        "dynamodb:GetItem": 1,
         "dynamodb:Query": 4,
         "dynamodb:BatchGetItem": 1 + 1,  # + the token budgets
         "dynamodb:TransactWriteItems": 1,  # the step's deletion and the convo's updatedAt

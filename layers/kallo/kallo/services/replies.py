@@ -84,7 +84,8 @@ AWS calls for a short answer (one delta message, a convo with a name, not owned 
 connections): 1 GetItem (the convo) + 3 Query (the step by id, the convo's steps, its linked data
 sources) + 1 TransactWriteItems (the step) + 3 UpdateItem (the delta's save, the final step, the
 convo's latestStep) + one
-Query per broadcast (5) and `c` PostToConnection each, + 1 Query and 1 BatchGetItem the first time the
+Query per broadcast (5; the deltas of a longer answer Query about once a second, reusing the list in
+between, `kallo.realtime`) and `c` PostToConnection each, + 1 Query and 1 BatchGetItem the first time the
 connections are checked (I8: at most once every few seconds, `kallo.realtime.audience`); a topic adds
 1 GetItem (2 with a prompt) and 1 Query (its linked data sources); data sources named by the config
 add their checks (1 Query each + 1 BatchGetItem per reader); linked or named data sources add 1
@@ -214,8 +215,8 @@ class _Run:
         self.last_save = self.last_latest = time.monotonic()
         self.usage: Usage | None = None  # the counts the step ended with (charged as stored)
 
-    def _announce(self, message_type: str, payload: dict[str, Any]) -> None:
-        announce(self.convo_id, message_type, payload, self.listener)
+    def _announce(self, message_type: str, payload: dict[str, Any], *, delta: bool = False) -> None:
+        announce(self.convo_id, message_type, payload, self.listener, delta=delta)
 
     def _save(
         self,
@@ -280,7 +281,9 @@ class _Run:
         if latest:
             self.latest_seq, self.last_latest = seq, moment
         self.pending, self.pending_chars, self.last_flush = [], 0, moment
-        self._announce("convoStepUpdate", {"id": self.step["id"], "delta": delta, "seq": self.seq})
+        self._announce(
+            "convoStepUpdate", {"id": self.step["id"], "delta": delta, "seq": self.seq}, delta=True
+        )
 
     def _progress(self, moment: float) -> None:
         """No delta went out for a `save_interval`: mark the step as alive (the same condition, so a

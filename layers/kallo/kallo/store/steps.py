@@ -18,9 +18,9 @@ from typing import Any
 
 from kallo.clock import iso, now_iso
 from kallo.errors import Conflict
-from kallo.store import feedback, keys, objects
+from kallo.store import feedback, keys, objects, search
 from kallo.store.keys import Ref
-from kallo.store.table import Page, table
+from kallo.store.table import TRANSACT_LIMIT, Page, table
 
 STEP_PREFIX = "STEP#"
 # Above every character of a timestamp or id, so `STEP#<t>#~` ends the steps created at `t` and
@@ -68,9 +68,16 @@ def add(step: Mapping[str, Any]) -> dict[str, Any]:
     return add_many([step])[0]
 
 
-def add_many(new_steps: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def add_many(
+    new_steps: list[Mapping[str, Any]], *, index: bool = False, guard: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Store several new steps of one convo (a step group) in one transaction, as `add` does for one:
-    all of them or none. The newest primary step among them becomes the convo's `latestStep`."""
+    all of them or none. The newest primary step among them becomes the convo's `latestStep`.
+
+    `index`: also write their search postings (`kallo.store.search`), in the same transaction when
+    they fit in it (a message of up to about 95 distinct words: one call instead of two), else through
+    BatchWriteItem afterwards. `guard`: a condition check (a `Table.transact` operation) the write
+    needs to hold, e.g. the writer's grant (`kallo.store.grants.role_check`); `Conflict` when it fails."""
     if not new_steps or len({s["convoId"] for s in new_steps}) != 1:
         raise ValueError("add_many stores one or more steps of a single convo")
     convo_id = new_steps[0]["convoId"]
@@ -101,7 +108,15 @@ def add_many(new_steps: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     if primaries:
         touched["latestStep"] = primaries[-1]
     operations.append({"update": keys.object_key(Ref("convo", convo_id)), "set": touched})
+    if guard is not None:
+        operations.append(guard)
+    postings = search.posting_items(public) if index else []
+    folded = len(operations) + len(postings) <= TRANSACT_LIMIT
+    if folded:
+        operations += [{"put": p} for p in postings]
     table().transact(operations)
+    if postings and not folded:
+        search.write_postings(postings)
     return public
 
 
