@@ -51,6 +51,11 @@ def create(key: str | None) -> Bootstrap:
     return Bootstrap(user_id=account["id"], api_key=api_key, generated=key is None)
 
 
+def websocket_url(base_url: str) -> str:
+    """The local stack's WebSocket endpoint (`/ws`, on the REST API's host and port)."""
+    return base_url.replace("http", "ws", 1) + "/ws"
+
+
 def banner(base_url: str, bootstrap: Bootstrap, seconds: float) -> str:
     """What `make run` prints once the stack answers: where it is, the key, and a call to paste."""
     origin = "generated; set KALLO_API_KEY to choose it" if bootstrap.generated else "from KALLO_API_KEY"
@@ -62,6 +67,7 @@ def banner(base_url: str, bootstrap: Bootstrap, seconds: float) -> str:
             f"  Kallo local stack ready on {base_url}  (started in {seconds:.1f} s)",
             "",
             f"  REST API   {base_url}/",
+            f"  WebSocket  {websocket_url(base_url)}?convoId=<convo id>   (README: Real-time)",
             f"  Docs       {base_url}/docs   (OpenAPI: {base_url}/openapi.json)",
             f"  Health     {base_url}/health/core-api",
             "",

@@ -112,6 +112,7 @@ def test_the_banner_has_a_curl_to_paste() -> None:
     assert "http://127.0.0.1:3000  (started in 1.2 s)" in text
     assert "curl -s -X POST http://127.0.0.1:3000/teams -H 'x-api-key: kallo_abc_0123456789'" in text
     assert "in memory" in text
+    assert "WebSocket  ws://127.0.0.1:3000/ws?convoId=<convo id>" in text
 
 
 def test_the_openapi_document_merges_the_handlers_and_skips_missing_ones() -> None:

@@ -46,12 +46,6 @@ class ConvoAnnotation(ResponseModel):
     end: int | None = None
 
 
-class ConvoFile(ResponseModel):
-    data_source_id: str = Field(alias="dataSourceId")
-    name: str
-    mime_type: str = Field(alias="mimeType")
-
-
 class StepUsage(ResponseModel):
     input_tokens: int = Field(alias="inputTokens")
     output_tokens: int = Field(alias="outputTokens")

@@ -91,14 +91,6 @@ def send(connection_id: str, message_type: str, payload: Any, request_id: str | 
     return post(connection_id, envelope(message_type, payload, request_id))
 
 
-def send_error(connection_id: str, code: str, message: str, request_id: str | None = None) -> bool:
-    """Errors go to the sender only (API.md), echoing its requestId."""
-    body: dict[str, Any] = {"code": code, "message": message}
-    if request_id:
-        body["requestId"] = request_id
-    return send(connection_id, "error", body, request_id)
-
-
 def close(connection_id: str) -> bool:
     """Close a socket (the client sees it closed; API Gateway then runs `$disconnect`). False when it
     was gone already."""

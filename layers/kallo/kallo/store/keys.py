@@ -153,10 +153,6 @@ def structural_grant_range() -> tuple[str, str]:
     return "GRANT#", _STRUCTURAL_END
 
 
-def user_grant_prefix() -> str:
-    return "GRANT#user#"
-
-
 def invitation_key(obj: Ref, email: str) -> dict[str, str]:
     return {"PK": object_pk(obj), "SK": f"INVITE#{email}"}
 
