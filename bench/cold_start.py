@@ -37,7 +37,8 @@ _PROBE = (
 )
 
 
-def _environment() -> dict[str, str]:
+def environment() -> dict[str, str]:
+    """A function's environment, as far as importing its module needs one."""
     return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT / "layers" / "kallo"), str(ROOT)]),
@@ -53,7 +54,7 @@ def import_once(module: str) -> dict[str, float]:
     """The wall and CPU seconds one import of `module` takes in a fresh interpreter."""
     output = subprocess.run(
         [sys.executable, "-c", _PROBE.format(module=module)],
-        env=_environment(),
+        env=environment(),
         capture_output=True,
         text=True,
         check=True,
@@ -82,7 +83,9 @@ def measure(modules: list[str], runs: int, clock: str) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
     parser.add_argument("--only", nargs="*", help="handler modules to measure (default: all)")

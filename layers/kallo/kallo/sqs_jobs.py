@@ -4,30 +4,47 @@ Idempotency records live in the single table (`IDEMPOTENCY#<worker>` partitions,
 `ttl`). A worker builds the guarded function per invocation (it is cheap): the table name and the DynamoDB
 client are then the current ones, and the client is the shared one (its retries and timeouts, one
 connection pool).
+
+Powertools' idempotency package imports boto3 (its DynamoDB layer), and any boto3 import loads
+s3transfer: it is imported on a worker's first job, when the job's own AWS calls import boto3 anyway,
+not with the handler (cold start, issue 13).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from pydantic import ValidationError
 
 from kallo import aws
 from kallo.settings import get_settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+
+def idempotency_config(**options: Any) -> Callable[[], IdempotencyConfig]:
+    """The worker's `IdempotencyConfig(**options)`, made on first call (then always the same one)."""
+
+    @cache
+    def config() -> IdempotencyConfig:
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+        return IdempotencyConfig(**options)
+
+    return config
 
 
 def once(
     function: Callable[..., Any], *, worker: str, key_prefix: str, config: IdempotencyConfig
 ) -> Callable[..., Any]:
     """`function`, called with the keyword argument `job`, run at most once per job key."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
+
     persistence = DynamoDBPersistenceLayer(
         table_name=get_settings().table_name,
         key_attr="PK",

@@ -123,7 +123,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
-from kallo import quotas, realtime
+from kallo import metrics, quotas, realtime
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.clock import iso, now, now_iso
@@ -534,6 +534,7 @@ class _Run:
         self.last_flush = -math.inf  # the first delta goes out at once
         self.last_save = time.monotonic()
         self.usage: Usage | None = None  # the counts the step ended with (charged as stored)
+        self.first_delta_at: float | None = None  # time.time() of delta 1 (`FirstDeltaLatency`)
 
     def _announce(self, message_type: str, payload: dict[str, Any]) -> None:
         _announce(self.convo_id, message_type, payload, self.listener)
@@ -594,6 +595,8 @@ class _Run:
         self.pending, self.pending_chars, self.last_flush = [], 0, moment
         self.sent_chars = len(self.text)
         self._announce("convoStepUpdate", {"id": self.step["id"], "delta": delta, "seq": self.seq})
+        if self.first_delta_at is None:
+            self.first_delta_at = time.time()
 
     def _progress(self, moment: float) -> None:
         """Save the text so far, or when nothing new was sent since the last save, only mark the step
@@ -758,10 +761,18 @@ def _stop_left_running(job: ReplyJob, step: dict[str, Any], listener: Listener |
     _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
 
 
-def answer(job: ReplyJob, *, deadline: float | None = None, listener: Listener | None = None) -> None:
+def answer(
+    job: ReplyJob,
+    *,
+    deadline: float | None = None,
+    listener: Listener | None = None,
+    queued_at: float | None = None,
+) -> None:
     """Answer the job's step (see the module docstring). `deadline` (a `time.monotonic()` value) ends a
     generation still running then as failed, keeping the text so far. `listener(type, payload)` hears
-    every message the answer broadcasts, as it is broadcast (`kallo.services.answering`)."""
+    every message the answer broadcasts, as it is broadcast (`kallo.services.answering`). `queued_at`
+    (a `time.time()` value: when the job was queued, else now) starts the answer's latencies."""
+    started = queued_at if queued_at is not None else time.time()
     context = {"convoId": job.convo_id, "stepId": job.llm_step_id, "jobId": job.job_id}
     existing = steps.get(job.llm_step_id)
     if existing is not None and existing.get("status") != "running":
@@ -806,6 +817,12 @@ def answer(job: ReplyJob, *, deadline: float | None = None, listener: Listener |
     except _StepGone:
         logger.info("the answer step was deleted (or ended elsewhere) while it was written", extra=context)
         outcome = None
+    if outcome is not None:
+        # The first text the user got: delta 1, or the final update when all of it came at once.
+        ended = time.time()
+        first_text_at = run.first_delta_at or (ended if run.text else None)
+        first = None if first_text_at is None else (first_text_at - started) * 1000
+        metrics.answer(outcome, first_delta_ms=first, completion_ms=(ended - started) * 1000)
     # A stopped stream's counts may still move on its thread: the step's own are charged.
     _charge(job, plan, run.text, run.usage if outcome in (COMPLETED, STOPPED) else producer.usage)
     _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
@@ -828,6 +845,7 @@ def _charge(job: ReplyJob, plan: Plan, text: str, usage: Usage | None) -> None:
     fails the answer."""
     if usage is not None:
         spent = usage.total
+        metrics.tokens(plan.model, usage.input_tokens, usage.output_tokens)
     elif not text:
         return
     else:
