@@ -85,7 +85,7 @@ def _running_answer(scene: Scene) -> str:
         createdAt=at,
         updatedAt=at,
     )
-    return steps.add(step)["id"]
+    return steps.add(step.record())["id"]
 
 
 def _answer(scene: Scene, *, rated_by: Principal | None = None, model: str = "embedded:smollm2") -> str:

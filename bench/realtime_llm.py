@@ -31,7 +31,7 @@ sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "layers" / "kallo")]
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
 from kallo import aws, realtime  # noqa: E402
-from kallo.llm.jobs import ReplyJob, enqueue  # noqa: E402
+from kallo.jobs import ReplyJob, send  # noqa: E402
 from kallo.services import replies  # noqa: E402
 from kallo.settings import get_settings  # noqa: E402
 from kallo.store import connections  # noqa: E402
@@ -104,7 +104,7 @@ def answer_once(model: str, max_tokens: int, recorder: Recorder) -> Answer:
     )
     recorder.frames.clear()
     started = time.monotonic()
-    enqueue(job)
+    send(job)
     received = aws.client("sqs").receive_message(
         QueueUrl=get_settings().step_queue_url, MaxNumberOfMessages=1
     )

@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from kallo.authz.policy import ObjectType
 from kallo.models.auth import GranteeView
 from kallo.models.common import Id
-from kallo.models.topics import PAGE_LIMIT, PageLimit, PageToken
+from kallo.paging import PAGE_LIMIT, PageLimit, PageToken
 from kallo.services import grantees
 from kallo.web import caller, create_app, lambda_handler_for, ok
 

@@ -7,9 +7,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from kallo.models.common import DateTime, Id
-from kallo.models.convos import STEP_PAGE_LIMIT, StepPageLimit
 from kallo.models.steps import Step
-from kallo.models.topics import PageToken
+from kallo.paging import STEP_PAGE_LIMIT, PageToken, StepPageLimit
 from kallo.services import convos
 from kallo.web import caller, create_app, lambda_handler_for, ok
 

@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from kallo.models.common import Id
 from kallo.models.data_sources import DataSource, DataSourceIds
-from kallo.models.topics import PAGE_LIMIT, PageLimit, PageToken
+from kallo.paging import PAGE_LIMIT, PageLimit, PageToken
 from kallo.services import data_sources
 from kallo.web import caller, create_app, lambda_handler_for, ok
 

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from kallo.models.common import Id
 from kallo.models.prompts import Prompt
-from kallo.models.topics import PAGE_LIMIT, PageLimit, PageToken
+from kallo.paging import PAGE_LIMIT, PageLimit, PageToken
 from kallo.services import prompts
 from kallo.web import caller, create_app, lambda_handler_for, ok
 

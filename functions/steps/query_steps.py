@@ -7,8 +7,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from kallo.models.steps import Step
-from kallo.models.topics import PageLimit, PageToken
 from kallo.models.ws import SearchTerm
+from kallo.paging import PageLimit, PageToken
 from kallo.services import steps
 from kallo.web import caller, create_app, lambda_handler_for, ok
 

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from kallo.models.common import Id
 from kallo.models.teams import Team
-from kallo.models.topics import PAGE_LIMIT, PageLimit, PageToken
+from kallo.paging import PAGE_LIMIT, PageLimit, PageToken
 from kallo.services import teams
 from kallo.web import caller, create_app, lambda_handler_for, ok
 

@@ -9,7 +9,8 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from kallo.models.topics import PAGE_LIMIT, PageLimit, PageToken, Topic, TopicIds
+from kallo.models.topics import Topic, TopicIds
+from kallo.paging import PAGE_LIMIT, PageLimit, PageToken
 from kallo.services import topics
 from kallo.web import caller, create_app, lambda_handler_for, ok
 

@@ -7,8 +7,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from kallo.models.common import Id
-from kallo.models.topics import PAGE_LIMIT, PageLimit, PageToken
 from kallo.models.users import User
+from kallo.paging import PAGE_LIMIT, PageLimit, PageToken
 from kallo.services import users
 from kallo.web import caller, create_app, lambda_handler_for, ok
 

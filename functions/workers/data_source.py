@@ -5,8 +5,8 @@
   notification is configured is ignored.
 - `{"type": "summarize", "dataSourceId"}`: the data source's pending summary is written
   (`kallo.services.summaries.summarize`).
-- A body that is neither is logged and dropped: it can never succeed. Any other error fails the record
-  alone, which SQS delivers again (then to the dead-letter queue); both services are idempotent.
+- A body that is neither is logged and fails its record, as any other error does: SQS delivers it again
+  (then to the dead-letter queue; `kallo.jobs`, "Malformed messages"); both services are idempotent.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from kallo import jobs
 from kallo.services import ingest, summaries
 
 # Time kept back, out of what is left of the invocation, to store a summary (or its failure).
@@ -30,18 +31,13 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     try:
         message = json.loads(record.body)
-        if isinstance(message, dict) and message.get("type") == summaries.JOB_TYPE:
-            job: summaries.SummaryJob | None = summaries.SummaryJob.model_validate(message)
+        if isinstance(message, dict) and message.get("type") == jobs.SUMMARIZE:
+            job: jobs.SummaryJob | None = jobs.SummaryJob.model_validate(message)
             uploads: list[ingest.Upload] = []
         else:
             job, uploads = None, ingest.uploads_of(message)
     except ValueError as error:  # not JSON, or not a message of this queue (pydantic's errors too)
-        # Not the body: a malformed message may carry anything.
-        logger.error(
-            "malformed data source message dropped",
-            extra={"messageId": record.message_id, "error": type(error).__name__},
-        )
-        return
+        raise jobs.malformed(logger, "data source message", record, error) from error
     if job is not None:
         seconds = lambda_context.get_remaining_time_in_millis() / 1000 - SAFETY_SECONDS
         status = summaries.summarize(job.data_source_id, seconds=seconds)

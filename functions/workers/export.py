@@ -5,7 +5,8 @@ One email per export, twice over: Powertools records each export id in the singl
 (`IDEMPOTENCY#export` items, expiring through the table's TTL), so a job delivered twice is sent once;
 and the export item moves from `queued` to `sent` under a condition, so a job seen after its record
 expired finds the export sent and does nothing. SES's permanent refusals fail the export (no retry);
-throttling and SES errors fail the record, to be retried.
+throttling and SES errors fail the record, to be retried. A body that is not an export job fails its
+record too, to be dead-lettered after the queue's receive count (`kallo.jobs`, "Malformed messages").
 
 AWS calls per job: the send's (`kallo.services.exports`) + PutItem and UpdateItem (the idempotency
 record); a duplicate costs the PutItem alone.
@@ -20,18 +21,17 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
-from kallo import sqs_jobs
+from kallo import jobs
+from kallo.jobs import ExportJob
 from kallo.services import exports
-from kallo.services.exports import ExportJob
 
 # Far longer than SQS redelivers a message (3 receives of 180 s visibility); TTL removes the records.
 IDEMPOTENCY_SECONDS = 24 * 3600
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
-idempotency = sqs_jobs.idempotency_config(
+idempotency = jobs.idempotency_config(
     event_key_jmespath="export_id",
     raise_on_no_idempotency_key=True,
     expires_after_seconds=IDEMPOTENCY_SECONDS,
@@ -43,16 +43,12 @@ def _send(job: ExportJob) -> dict[str, str]:
 
 
 def _send_once() -> Callable[..., dict[str, str]]:
-    return sqs_jobs.once(_send, worker="export", key_prefix="export-job", config=idempotency())
+    return jobs.once(_send, worker="export", key_prefix="export-job", config=idempotency())
 
 
 def _handler(send_once: Callable[..., dict[str, str]]) -> Callable[[SQSRecord], dict[str, str] | None]:
     def record_handler(record: SQSRecord) -> dict[str, str] | None:
-        try:
-            job = exports.parse_job(record.body)
-        except ValidationError as error:
-            sqs_jobs.drop_malformed(logger, "export job", record, error)
-            return None
+        job = jobs.read(ExportJob, record, logger, "export job")
         logger.append_keys(exportId=job.export_id)
         try:
             outcome = send_once(job=job)

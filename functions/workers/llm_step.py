@@ -1,10 +1,11 @@
-"""LLM step worker: answers the reply jobs of the FIFO step queue (`kallo.llm.jobs.ReplyJob`), one
+"""LLM step worker: answers the reply jobs of the FIFO step queue (`kallo.jobs.ReplyJob`), one
 message group per convo, with `kallo.services.replies.answer`.
 
 - Partial batch failures for FIFO: when a job fails, the jobs after it in the same message group (the
   same convo) are reported failed too, untouched, so a convo's answers never overtake each other;
   other convos' jobs go on.
-- A body that is not a ReplyJob is logged and dropped: it can never succeed.
+- A body that is not a ReplyJob is logged and fails its record (with the jobs after it in its group),
+  to be dead-lettered after the queue's receive count (`kallo.jobs`, "Malformed messages").
 - Idempotency twice over: Powertools records each job id in the single table (`IDEMPOTENCY#llm_step`
   items, expiring through the table's TTL), so a redelivered job is not answered again; and the answer
   itself does nothing when its step is already completed, failed or stopped (a job id seen after its
@@ -28,10 +29,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
-from kallo import sqs_jobs, tracing
-from kallo.llm.jobs import ReplyJob
+from kallo import jobs, tracing
+from kallo.jobs import ReplyJob
 from kallo.services import replies
 
 # Time kept back to store a failed step and report the batch before Lambda stops the function.
@@ -43,7 +43,7 @@ IDEMPOTENCY_SECONDS = 24 * 3600
 
 logger = Logger()
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-idempotency = sqs_jobs.idempotency_config(
+idempotency = jobs.idempotency_config(
     event_key_jmespath="job_id", raise_on_no_idempotency_key=True, expires_after_seconds=IDEMPOTENCY_SECONDS
 )
 
@@ -64,16 +64,12 @@ def _queued_at(record: SQSRecord) -> float | None:
 
 
 def _answer_once() -> Callable[..., dict[str, str]]:
-    return sqs_jobs.once(_answer, worker="llm_step", key_prefix="reply-job", config=idempotency())
+    return jobs.once(_answer, worker="llm_step", key_prefix="reply-job", config=idempotency())
 
 
 def _handler(answer_once: Callable[..., dict[str, str]]) -> Callable[[SQSRecord, LambdaContext], Any]:
     def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str, str] | None:
-        try:
-            job = ReplyJob.model_validate_json(record.body)
-        except ValidationError as error:
-            sqs_jobs.drop_malformed(logger, "reply job", record, error)
-            return None
+        job = jobs.read(ReplyJob, record, logger, "reply job")
         remaining = lambda_context.get_remaining_time_in_millis() / 1000
         if remaining < MIN_SECONDS_TO_START:
             raise NotEnoughTime(f"{remaining:.0f} s left: job {job.job_id} waits for another invocation")

@@ -35,7 +35,7 @@ def test_the_owner_reads_a_convo_with_its_latest_step(aws, aws_calls):
         createdAt=at,
         updatedAt=at,
     )
-    steps.add(step)
+    steps.add(step.record())
     latest = get(alice, convo["id"]).json["latestStep"]
     assert latest["id"] == step.id and latest["content"] == {"text": "Hi"} and latest["status"] == "completed"
 

@@ -31,7 +31,7 @@ def add_step(convo_id: str, text: str) -> None:
             content={"text": text},
             createdAt=at,
             updatedAt=at,
-        )
+        ).record()
     )
 
 

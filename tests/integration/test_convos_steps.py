@@ -27,7 +27,7 @@ def add_steps(convo_id: str, count: int) -> list[str]:
             createdAt=at,
             updatedAt=at,
         )
-        made.append(steps.add(step)["id"])
+        made.append(steps.add(step.record())["id"])
     return list(reversed(made))
 
 

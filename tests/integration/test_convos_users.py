@@ -17,7 +17,7 @@ def write(convo_id: str, author: str, second: int) -> None:
     steps.add(
         Step(
             id=str(uuid4()), convoId=convo_id, authorType="user", authorId=author, createdAt=at, updatedAt=at
-        )
+        ).record()
     )
 
 

@@ -1,6 +1,6 @@
 """The data source worker (workers.data_source) on the S3 event notifications moto's bucket really sends
 to the data source queue (the template's notification wiring): every allowed type is processed end to
-end, refused bytes never stay, late and duplicate events are harmless, malformed messages are dropped."""
+end, refused bytes never stay, late and duplicate events are harmless, malformed messages fail their record (to be dead-lettered)."""
 
 from __future__ import annotations
 
@@ -235,15 +235,19 @@ def test_a_requested_summary_is_queued_once_processing_ends(owner):
     assert delivered() == []
 
 
-def test_malformed_messages_and_test_events_are_dropped(owner):
-    bad = [
-        "not json",
-        "[]",
-        '{"type": "summarize", "dataSourceId": "not-a-uuid"}',
-        '{"Records": [{"eventName": "ObjectCreated:Put"}]}',
-        '{"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "x"}',
+def test_malformed_messages_fail_their_record_and_test_events_are_ignored(owner):
+    malformed = [
+        record(body)
+        for body in (
+            "not json",
+            "[]",
+            '{"type": "summarize", "dataSourceId": "not-a-uuid"}',
+            '{"Records": [{"eventName": "ObjectCreated:Put"}]}',
+        )
     ]
-    assert run(*[record(body) for body in bad]) == []
+    test_event = record('{"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "x"}')
+    # SQS delivers the failed records again, then moves them to the dead-letter queue.
+    assert run(*malformed, test_event) == [r["messageId"] for r in malformed]
 
 
 def test_events_that_are_not_an_original_upload_are_ignored(owner, aws_calls):

@@ -122,7 +122,7 @@ def exchange(convo_id: str, author: str, question: str, answer: str, **answer_fi
             content={"text": question},
             createdAt=now_iso(),
             updatedAt=now_iso(),
-        )
+        ).record()
     )
     answered = step_store.add(
         Step.model_validate(
@@ -136,7 +136,7 @@ def exchange(convo_id: str, author: str, question: str, answer: str, **answer_fi
                 "updatedAt": now_iso(),
                 **answer_fields,
             }
-        )
+        ).record()
     )
     return answered["id"]
 

@@ -1,6 +1,6 @@
 """The export worker (workers.export): SQS batches of export jobs sent through moto's SES; one email per
 export however often its job is delivered, SES refusals fail the export for good, throttling is
-retried, malformed jobs are dropped."""
+retried, malformed jobs fail their record (to be dead-lettered)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from workers import export as worker
 
 from kallo import aws as kallo_aws
 from kallo.authz.access import Access
+from kallo.jobs import ExportJob
 from kallo.models.exports import ExportCreate
 from kallo.services import exports
 from kallo.settings import get_settings
@@ -97,7 +98,7 @@ def assert_one_email(export: dict[str, Any]) -> None:
 
 
 def test_the_sample_event_is_an_export_job():
-    assert exports.parse_job(SAMPLE["body"]).export_id == json.loads(SAMPLE["body"])["exportId"]
+    assert ExportJob.model_validate_json(SAMPLE["body"]).export_id == json.loads(SAMPLE["body"])["exportId"]
 
 
 def test_a_job_sends_one_email(queued, aws_calls):
@@ -170,10 +171,11 @@ def test_throttling_is_retried(queued, monkeypatch):
     assert_one_email(queued)
 
 
-def test_malformed_jobs_are_dropped_and_missing_exports_skipped(aws):
-    for body in ("{bad", "{}", '{"exportId": "x"}', json.dumps({"exportId": str(uuid4()), "more": 1})):
-        assert run(record(body)) == []
-    assert run(job(str(uuid4()))) == []
+def test_malformed_jobs_fail_their_record_and_missing_exports_are_skipped(aws):
+    bodies = ("{bad", "{}", '{"exportId": "x"}', json.dumps({"exportId": str(uuid4()), "more": 1}))
+    malformed = [record(body) for body in bodies]
+    # SQS delivers the failed records again, then moves them to the dead-letter queue.
+    assert run(*malformed, job(str(uuid4()))) == [r["messageId"] for r in malformed]
     assert mailbox() == []
 
 

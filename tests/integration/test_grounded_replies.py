@@ -16,8 +16,8 @@ from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.documents import passages
 from kallo.documents.bm25 import Index
+from kallo.jobs import ReplyJob
 from kallo.llm import ChatMessage
-from kallo.llm.jobs import ReplyJob
 from kallo.models.convos import ConvoCreate
 from kallo.services import convos, data_source_links, grounding, replies
 from kallo.store import blobs, keys, objects, steps

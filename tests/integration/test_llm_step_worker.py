@@ -1,5 +1,5 @@
 """The LLM step worker (workers.llm_step): FIFO batches of reply jobs with the sample event; duplicate
-deliveries answer once, a failed job holds back the rest of its convo only, malformed jobs are dropped,
+deliveries answer once, a failed job holds back the rest of its convo only, malformed jobs fail their record (to be dead-lettered),
 provider failures are final answers, and idempotency records live in the single table."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from workers import llm_step as worker
 
 from kallo import realtime
-from kallo.llm.jobs import ReplyJob
+from kallo.jobs import ReplyJob
 from kallo.store import steps
 from kallo.store.keys import Ref
 from kallo.store.table import table
@@ -158,11 +158,14 @@ def test_a_failed_job_holds_back_the_rest_of_its_convo_only(user, sent, llm, mon
     assert {a["id"] for a in answers(convo)} == {broken.llm_step_id, after_broken.llm_step_id}
 
 
-def test_a_malformed_job_is_dropped(user, sent, llm):
+def test_a_malformed_job_fails_its_record_to_be_dead_lettered(user, sent, llm):
     _, model = llm
     convo, question = convo_with_question(user)
     good = job_for(convo, question, model)
-    assert run(record("not json"), record(json.dumps({"jobId": "x"})), record(good)) == []
+    malformed = [record("not json"), record(json.dumps({"jobId": "x"}))]
+    # SQS delivers the failed records again, then moves them to the dead-letter queue; the good job
+    # of another group is answered.
+    assert run(*malformed, record(good)) == [r["messageId"] for r in malformed]
     assert [a["id"] for a in answers(convo)] == [good.llm_step_id]
 
 

@@ -104,10 +104,11 @@ def test_a_message_on_a_stream_is_refused_and_disconnect_forgets_it(aws, sockets
     assert connections.get("s4=") is None and connections.streams_of(account.user_id) == []
 
 
-def test_a_malformed_or_stale_job_is_dropped(aws, sockets):
+def test_a_malformed_job_fails_its_record_and_a_stale_one_is_done(aws, sockets):
     bad = [
         {"body": "{}", "messageId": "m1"},
         {"body": '{"type": "greet", "connectionId": "gone="}', "messageId": "m2"},
     ]
-    assert run_worker(bad) == {"batchItemFailures": []}
+    # SQS delivers the malformed job again, then moves it to the dead-letter queue.
+    assert run_worker(bad) == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
     assert sockets.frames == []

@@ -58,7 +58,7 @@ def add_steps(convo: Ref, authors: list[str | None], count: int) -> list[str]:
             createdAt=at,
             updatedAt=at,
         )
-        made.append(steps.add(step)["id"])
+        made.append(steps.add(step.record())["id"])
     return made
 
 

@@ -11,7 +11,7 @@ from uuid import uuid4
 
 import pytest
 
-from kallo.llm.jobs import ReplyJob
+from kallo.jobs import ReplyJob
 from kallo.store import steps
 from tests.integration.test_llm_step_worker import record, run
 from tests.support import ws

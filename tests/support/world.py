@@ -100,4 +100,4 @@ def add_user_step(convo: Ref, author: Principal, text: str) -> dict[str, Any]:
         createdAt=at,
         updatedAt=at,
     )
-    return steps.add(step)
+    return steps.add(step.record())

@@ -305,6 +305,6 @@ def llm_step(
             config=config or {"model": "embedded:smollm2", "temperature": 0.7},
             createdAt=at,
             updatedAt=at,
-        )
+        ).record()
     )
     return steps.update(step, {"replyToStepId": reply_to})

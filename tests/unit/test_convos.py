@@ -179,7 +179,7 @@ def test_delete_removes_the_convo_and_every_grant_then_schedules_the_purge(aws):
             authorId=bob.user_id,
             createdAt="2026-11-22T10:00:00.000Z",
             updatedAt="2026-11-22T10:00:00.000Z",
-        )
+        ).record()
     )
     convos.delete_convo(Access(alice), ref.id)
     assert objects.get(ref) is None and grantees(ref) == {}
@@ -219,7 +219,7 @@ def test_users_of_a_convo(aws):
             authorId=writer.user_id,
             createdAt="2026-11-22T10:00:00.000Z",
             updatedAt="2026-11-22T10:00:00.000Z",
-        )
+        ).record()
     )
     access = Access(participant)
     direct = sorted(u.user_id for u in (topic_user, participant, writer))

@@ -194,7 +194,7 @@ def _step(convo_id: str, author: str | None, text: str, **fields) -> dict:
         **({"authorId": author} if author else {}),
         **fields,
     }
-    return steps.add(Step.model_validate(body))
+    return steps.add(Step.model_validate(body).record())
 
 
 def test_exchanges_pair_questions_with_their_answers(world):

@@ -226,7 +226,7 @@ def llm_step(convo: Ref, text: str, annotations: list[dict], *, alternate: bool 
             isAlternate=alternate,
             createdAt=at,
             updatedAt=at,
-        )
+        ).record()
     )
 
 

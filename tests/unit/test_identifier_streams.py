@@ -14,7 +14,7 @@ import pytest
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.clock import iso, now
-from kallo.llm.jobs import ReplyJob
+from kallo.jobs import ReplyJob
 from kallo.models.auth import AccessTokenCreate
 from kallo.models.convos import ConvoCreate, ConvoPatch
 from kallo.realtime import identifiers

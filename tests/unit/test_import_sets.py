@@ -5,7 +5,7 @@ checked: a function imports only what it uses, so an import that slips in fails 
 
 - boto3 and s3transfer nowhere: any boto3 import runs its package's __init__, which loads s3transfer;
   clients are made on first use (`kallo.aws`), and so are boto3's DynamoDB codec (`kallo.store.table`)
-  and Powertools' idempotency layer (`kallo.sqs_jobs`).
+  and Powertools' idempotency layer (`kallo.jobs`).
 - pypdf, llama_cpp, the X-Ray SDK, email-validator, pydantic-settings nowhere: loaded on first use
   (the PDF parser, the embedded model, `kallo.tracing`, the first email address) or not at all.
 - The HTML parser and text extraction only in the data-source worker; the retrieval index only where

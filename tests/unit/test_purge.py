@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from kallo import aws as kallo_aws
+from kallo.jobs import PurgeJob
 from kallo.services import purge
 from kallo.settings import get_settings
 from kallo.store import grants, keys, objects
@@ -23,7 +24,7 @@ def test_schedule_sends_one_message(aws, aws_calls):
     sqs = kallo_aws.client("sqs")
     (message,) = sqs.receive_message(QueueUrl=get_settings().purge_queue_url)["Messages"]
     assert json.loads(message["Body"]) == {"type": "topic", "id": ref.id}
-    assert purge.parse_job(message["Body"]) == ref
+    assert PurgeJob.model_validate_json(message["Body"]).ref == ref
 
 
 @pytest.mark.parametrize(
@@ -39,7 +40,7 @@ def test_schedule_sends_one_message(aws, aws_calls):
 )
 def test_bad_jobs_are_refused(body):
     with pytest.raises(ValidationError):
-        purge.parse_job(body)
+        PurgeJob.model_validate_json(body)
 
 
 def delete_item(ref: Ref, owner: Ref) -> None:

@@ -18,8 +18,8 @@ import pytest
 from kallo import quotas, realtime
 from kallo.clock import now, now_iso
 from kallo.errors import Conflict
+from kallo.jobs import ReplyJob
 from kallo.llm import ChatMessage, ProviderError, Usage, registry
-from kallo.llm.jobs import ReplyJob
 from kallo.models.steps import STEP_JSON_LIMIT, Step, json_size
 from kallo.realtime import audience
 from kallo.services import replies
@@ -81,7 +81,7 @@ class Scene:
                 createdAt=at,
                 updatedAt=at,
                 **fields,
-            )
+            ).record()
         )
 
     def job(self, question: dict[str, Any], model: str, **config: Any) -> ReplyJob:
@@ -454,7 +454,7 @@ def test_a_step_left_running_by_a_crashed_attempt_starts_over(scene, sent, llm):
             replyToStepId=question["id"],
             createdAt=at,
             updatedAt=at,
-        )
+        ).record()
     )
     replies.answer(job)
     [new] = sent.of("convoNewStep")
@@ -867,7 +867,7 @@ def _left_running(scene: Scene, job: ReplyJob, question: dict[str, Any], *, stop
             replyToStepId=question["id"],
             createdAt=at,
             updatedAt=at,
-        )
+        ).record()
     )
     return steps.request_stop(step) if stop else step
 

@@ -44,7 +44,7 @@ def test_add_writes_the_step_its_marker_and_the_latest_step_in_one_transaction(c
     author = str(uuid4())
     step = new_step(convo, "2026-11-22T10:00:00.000Z", author=author, text="Hello")
     aws_calls.reset()
-    stored = steps.add(step)
+    stored = steps.add(step.record())
     assert aws_calls.total == 1 and aws_calls["dynamodb:TransactWriteItems"] == 1
     assert stored["content"] == {"text": "Hello"} and "PK" not in stored
     assert steps.get(step.id) == stored
@@ -55,13 +55,13 @@ def test_add_writes_the_step_its_marker_and_the_latest_step_in_one_transaction(c
 
 
 def test_alternates_and_llm_steps(convo):
-    primary = steps.add(new_step(convo, "2026-11-22T10:00:00.000Z", author="u1"))
-    steps.add(new_step(convo, "2026-11-22T10:00:01.000Z", alternate=True))
+    primary = steps.add(new_step(convo, "2026-11-22T10:00:00.000Z", author="u1").record())
+    steps.add(new_step(convo, "2026-11-22T10:00:01.000Z", alternate=True).record())
     # An alternate is not the convo's latest (primary) step; an LLM step leaves no contributor.
     assert objects.get(convo)["latestStep"] == primary
-    answer = steps.add(new_step(convo, "2026-11-22T10:00:02.000Z"))
+    answer = steps.add(new_step(convo, "2026-11-22T10:00:02.000Z").record())
     assert objects.get(convo)["latestStep"] == answer
-    steps.add(new_step(convo, "2026-11-22T10:00:03.000Z", author="u1"))
+    steps.add(new_step(convo, "2026-11-22T10:00:03.000Z", author="u1").record())
     assert steps.contributors(convo.id) == ["u1"]
 
 
@@ -69,30 +69,30 @@ def test_no_step_goes_into_a_missing_convo(aws):
     ghost = Ref("convo", str(uuid4()))
     for alternate in (False, True):
         with pytest.raises(Conflict):
-            steps.add(new_step(ghost, "2026-11-22T10:00:00.000Z", author="u1", alternate=alternate))
+            steps.add(new_step(ghost, "2026-11-22T10:00:00.000Z", author="u1", alternate=alternate).record())
     assert partition(ghost) == []
 
 
 def test_the_same_step_is_stored_once(convo):
     step = new_step(convo, "2026-11-22T10:00:00.000Z")
-    steps.add(step)
+    steps.add(step.record())
     with pytest.raises(Conflict):
-        steps.add(step)
+        steps.add(step.record())
 
 
 def test_timestamps_are_normalized_so_they_sort(convo):
-    late = steps.add(new_step(convo, "2026-11-22T12:00:00+02:00"))  # 10:00Z
-    early = steps.add(new_step(convo, "2026-11-22T09:59:59.5Z"))
+    late = steps.add(new_step(convo, "2026-11-22T12:00:00+02:00").record())  # 10:00Z
+    early = steps.add(new_step(convo, "2026-11-22T09:59:59.5Z").record())
     assert late["createdAt"] == "2026-11-22T10:00:00.000Z"
     assert early["createdAt"] == "2026-11-22T09:59:59.500Z"
     assert [s["id"] for s in steps.of_convo(convo.id).items] == [early["id"], late["id"]]
     with pytest.raises(ValueError):
-        steps.add(new_step(convo, "yesterday"))
+        steps.add(new_step(convo, "yesterday").record())
 
 
 def test_of_convo_oldest_first_after_a_time_and_paged(convo):
     times = [f"2026-11-22T10:00:{s:02d}.000Z" for s in range(7)]
-    added = [steps.add(new_step(convo, t)) for t in reversed(times)]
+    added = [steps.add(new_step(convo, t).record()) for t in reversed(times)]
     ids = [s["id"] for s in reversed(added)]
     assert [s["id"] for s in steps.of_convo(convo.id).items] == ids
     # Strictly after: the step created at exactly `after` is left out.
@@ -110,7 +110,7 @@ def test_of_convo_oldest_first_after_a_time_and_paged(convo):
 
 def test_a_start_key_only_works_for_its_own_convo(convo):
     for second in range(3):
-        steps.add(new_step(convo, f"2026-11-22T10:00:0{second}.000Z"))
+        steps.add(new_step(convo, f"2026-11-22T10:00:0{second}.000Z").record())
     start = steps.of_convo(convo.id, limit=1).last_key
     other = make_object("convo", ref_of(make_user()))
     with pytest.raises(BadRequest):
@@ -119,8 +119,8 @@ def test_a_start_key_only_works_for_its_own_convo(convo):
 
 def test_a_start_key_outside_the_query_is_a_bad_request(convo):
     """DynamoDB refuses a start key outside the key condition (moto does not emulate it)."""
-    steps.add(new_step(convo, "2026-11-22T10:00:00.000Z"))
-    steps.add(new_step(convo, "2026-11-22T10:00:01.000Z"))
+    steps.add(new_step(convo, "2026-11-22T10:00:00.000Z").record())
+    steps.add(new_step(convo, "2026-11-22T10:00:01.000Z").record())
     start = steps.of_convo(convo.id, limit=1).last_key
     refused = ClientError(
         {
@@ -141,7 +141,7 @@ def test_get_unknown_step(aws):
 
 def test_delete_all_of_convo_leaves_the_rest_of_the_partition(convo):
     for second in range(30):
-        steps.add(new_step(convo, f"2026-11-22T10:00:{second:02d}.000Z", author=f"u{second % 3}"))
+        steps.add(new_step(convo, f"2026-11-22T10:00:{second:02d}.000Z", author=f"u{second % 3}").record())
     assert steps.delete_all_of_convo(convo.id) == 33
     left = {i["SK"].split("#")[0] for i in partition(convo)}
     assert left == {"", "GRANT"}  # the convo item (#META) and its owner grant
@@ -150,8 +150,8 @@ def test_delete_all_of_convo_leaves_the_rest_of_the_partition(convo):
 
 
 def test_update_keeps_the_latest_step_in_sync(convo):
-    first = steps.add(new_step(convo, "2026-11-22T10:00:00.000Z"))
-    second = steps.add(new_step(convo, "2026-11-22T10:00:01.000Z"))
+    first = steps.add(new_step(convo, "2026-11-22T10:00:00.000Z").record())
+    second = steps.add(new_step(convo, "2026-11-22T10:00:01.000Z").record())
     steps.update(first, {"content": {"text": "edited first"}})
     assert objects.get(convo)["latestStep"]["id"] == second["id"]  # an older step leaves it alone
     updated = steps.update(second, {"content": {"text": "edited second"}, "status": "completed"})
@@ -160,9 +160,9 @@ def test_update_keeps_the_latest_step_in_sync(convo):
 
 
 def test_delete_falls_back_to_the_newest_remaining_primary_step(convo):
-    first = steps.add(new_step(convo, "2026-11-22T10:00:00.000Z"))
-    steps.add(new_step(convo, "2026-11-22T10:00:01.000Z", alternate=True))
-    last = steps.add(new_step(convo, "2026-11-22T10:00:02.000Z"))
+    first = steps.add(new_step(convo, "2026-11-22T10:00:00.000Z").record())
+    steps.add(new_step(convo, "2026-11-22T10:00:01.000Z", alternate=True).record())
+    last = steps.add(new_step(convo, "2026-11-22T10:00:02.000Z").record())
     steps.delete(last)
     assert objects.get(convo)["latestStep"]["id"] == first["id"]
     steps.delete(first)
@@ -171,7 +171,7 @@ def test_delete_falls_back_to_the_newest_remaining_primary_step(convo):
 
 
 def test_update_of_a_deleted_step_conflicts(convo):
-    gone = steps.add(new_step(convo, "2026-11-22T10:00:00.000Z"))
+    gone = steps.add(new_step(convo, "2026-11-22T10:00:00.000Z").record())
     steps.delete(gone)
     with pytest.raises(Conflict):
         steps.update(gone, {"content": {"text": "late"}})

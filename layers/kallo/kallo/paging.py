@@ -1,4 +1,8 @@
-"""Cursors: the one codec of every `x-next-token` the API hands out and takes back.
+"""Paging: the page-size and cursor parameters of every paged list, and the one codec of every
+`x-next-token` the API hands out and takes back.
+
+A paged list takes `limit` (1..`PAGE_LIMIT`; Query Convo Steps 1..`STEP_PAGE_MAX`) and `nextToken`, the
+opaque cursor of the previous page's `x-next-token` (at most `MAX_CURSOR_CHARS`).
 
 I7 (cursors): a cursor is opaque and authenticated. Its payload (a DynamoDB start key, the last id of
 a page, ...) is encrypted with AES-GCM under a key derived with HKDF-SHA256 from the access-token
@@ -24,7 +28,9 @@ import binascii
 import json
 import os
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field, StringConstraints
 
 from kallo.clock import epoch_seconds, now
 from kallo.errors import BadRequest
@@ -41,6 +47,14 @@ CURSOR_TTL_SECONDS = 24 * 3600
 # The models bound `nextToken` to 1024 characters; a cursor this module makes stays well below.
 MAX_CURSOR_CHARS = 1024
 _INFO = b"kallo/paging/cursor/v1"
+
+PAGE_LIMIT = 100
+PageLimit = Annotated[int, Field(ge=1, le=PAGE_LIMIT)]
+PageToken = Annotated[str, StringConstraints(max_length=MAX_CURSOR_CHARS)]
+# Query Convo Steps pages are larger than other lists: a client usually loads a whole convo.
+STEP_PAGE_LIMIT = 100
+STEP_PAGE_MAX = 500
+StepPageLimit = Annotated[int, Field(ge=1, le=STEP_PAGE_MAX)]
 
 
 def invalid() -> BadRequest:

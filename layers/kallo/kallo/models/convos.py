@@ -10,11 +10,6 @@ from kallo.models.common import ApiModel, Line, Name, ResponseModel
 from kallo.models.steps import Step
 from kallo.models.topics import NewObject, OwnedObject
 
-# Query Convo Steps pages are larger than other lists: a client usually loads a whole convo.
-STEP_PAGE_LIMIT = 100
-STEP_PAGE_MAX = 500
-StepPageLimit = Annotated[int, Field(ge=1, le=STEP_PAGE_MAX)]
-
 # A convo may start without a name (one is generated later from its first steps).
 ConvoName = Line(256, min_length=None)
 

@@ -78,6 +78,11 @@ class Step(ResponseModel):
     created_at: str = Field(alias="createdAt")
     updated_at: str = Field(alias="updatedAt")
 
+    def record(self) -> dict[str, Any]:
+        """The step's fields as the store takes them (`kallo.store.steps.add`): API names, unset
+        fields left out."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
     @model_validator(mode="after")
     def _answers_have_counts(self) -> Step:
         # The counts are stored from an answer's first rating on; before it, they are zeros.

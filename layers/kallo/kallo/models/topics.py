@@ -9,7 +9,6 @@ from pydantic import (
     BeforeValidator,
     Field,
     SerializerFunctionWrapHandler,
-    StringConstraints,
     model_serializer,
     model_validator,
 )
@@ -21,10 +20,6 @@ from kallo.models.steps import StepConfig
 MAX_DATA_SOURCE_IDS = 500
 # At most this many ids per Query Topics request: one BatchGetItem reads them all.
 MAX_QUERY_IDS = 100
-# Paged lists (docs/DEVELOPING.md): `limit` 1..100 and the opaque `nextToken` of the previous page.
-PAGE_LIMIT = 100
-PageLimit = Annotated[int, Field(ge=1, le=PAGE_LIMIT)]
-PageToken = Annotated[str, StringConstraints(max_length=1024)]
 
 
 def _split_ids(value: Any) -> Any:

@@ -37,13 +37,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from kallo import aws, realtime
+from kallo import jobs, realtime
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission
 from kallo.clock import now
 from kallo.realtime import audience
-from kallo.settings import get_settings
 from kallo.store import connections
 from kallo.store.keys import Ref
 
@@ -123,8 +122,7 @@ def _send(stream: dict[str, Any], identifiers: list[str], deleted: list[str]) ->
 def request_greeting(connection_id: str) -> None:
     """Ask the stream worker to send a new stream its first snapshot (`$connect` cannot: API Gateway
     takes posts to a connection only once `$connect` has returned)."""
-    body = json.dumps({"type": "greet", "connectionId": connection_id}, separators=(",", ":"))
-    aws.client("sqs").send_message(QueueUrl=get_settings().stream_queue_url, MessageBody=body)
+    jobs.send(jobs.GreetingJob(type="greet", connectionId=connection_id))
 
 
 def greet_when_open(connection_id: str, listing: Listing, *, seconds: float = GREETING_SECONDS) -> bool:

@@ -37,7 +37,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from kallo.errors import Unprocessable
-from kallo.llm.jobs import ReplyJob
+from kallo.jobs import ReplyJob
 from kallo.models.ws import NewStep
 from kallo.services import replies, steps
 

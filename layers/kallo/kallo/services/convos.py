@@ -33,8 +33,8 @@ from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role, permissions_of
 from kallo.clock import now_iso
 from kallo.errors import BadRequest
-from kallo.models.convos import STEP_PAGE_LIMIT, ConvoCreate, ConvoPatch
-from kallo.models.topics import PAGE_LIMIT
+from kallo.models.convos import ConvoCreate, ConvoPatch
+from kallo.paging import PAGE_LIMIT, STEP_PAGE_LIMIT
 from kallo.realtime import identifiers as identifier_streams
 from kallo.services import authority, owned, purge
 from kallo.store import grants, keys, objects, steps

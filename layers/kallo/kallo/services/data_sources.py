@@ -41,7 +41,7 @@ from kallo.clock import epoch_seconds, iso, now
 from kallo.documents import sniff
 from kallo.errors import BadRequest, Conflict, NotFound
 from kallo.models.data_sources import DataSourceUpdate, PresignedUploadRequest, safe_name
-from kallo.models.topics import PAGE_LIMIT
+from kallo.paging import PAGE_LIMIT
 from kallo.services import authority, owned
 from kallo.settings import get_settings
 from kallo.store import blobs, grants, keys, objects

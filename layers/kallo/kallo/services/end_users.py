@@ -53,13 +53,13 @@ from kallo.clock import now_iso
 from kallo.errors import Conflict, NotFound, Unprocessable
 from kallo.models.common import Name
 from kallo.models.convos import ConvoPatch
+from kallo.paging import PAGE_LIMIT
 from kallo.services import convos, owned
 from kallo.store import grants, keys, objects, steps, users
 from kallo.store.keys import Ref
 from kallo.store.table import table
 
 _user_value = TypeAdapter(Name)
-PAGE_LIMIT = 100
 # The `user` values of the end users an app key has of its own (`key_end_user`): no request may name one,
 # on any surface, or a client of one surface would reach conversations made through another.
 RESERVED_PREFIX = "key:"

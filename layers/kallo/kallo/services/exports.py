@@ -30,21 +30,18 @@ SendEmail and UpdateItem.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ConfigDict, Field
 
-from kallo import aws, mail, quotas
+from kallo import jobs, mail, quotas
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.authz.policy import Permission
 from kallo.clock import now_iso
 from kallo.errors import Conflict, NotFound, Unprocessable
-from kallo.models.common import Id
 from kallo.models.exports import ExportCreate
 from kallo.settings import get_settings
 from kallo.store import exports, objects, steps, users
@@ -57,19 +54,6 @@ UNKNOWN_AUTHOR = "Kallo user"
 # A citation of a data source the creator may not (or no longer) see is shown without its name.
 HIDDEN_SOURCE = "a data source"
 STEP_PAGE = 100
-
-
-class ExportJob(BaseModel):
-    """The message body of an export job."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    export_id: Id = Field(alias="exportId")
-
-
-def parse_job(body: str) -> ExportJob:
-    """The job a message carries; raises `pydantic.ValidationError` for anything else."""
-    return ExportJob.model_validate_json(body)
 
 
 def _convos(ids: list[str]) -> list[Ref]:
@@ -133,10 +117,7 @@ def export_data(access: Access, data: ExportCreate) -> dict[str, Any]:
         fields["creatorScope"] = [[r.type, r.id] for r in scope]
     export = exports.create(fields)
     try:
-        aws.client("sqs").send_message(
-            QueueUrl=settings.export_queue_url,
-            MessageBody=json.dumps({"exportId": export["id"]}, separators=(",", ":")),
-        )
+        jobs.send(jobs.ExportJob(exportId=export["id"]))
     except Exception:
         # Without its job the export would stay queued forever, and a retry with the same id would
         # meet a 409: the request fails as a whole instead.

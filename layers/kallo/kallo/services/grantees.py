@@ -58,7 +58,7 @@ from kallo.authz.policy import (
 from kallo.clock import epoch_seconds, iso, now, now_iso
 from kallo.errors import BadRequest, Forbidden, NotFound
 from kallo.models.common import Grantee
-from kallo.models.topics import PAGE_LIMIT
+from kallo.paging import PAGE_LIMIT
 from kallo.services import authority
 from kallo.services.owned import absent_as_not_found, require_can_own
 from kallo.settings import get_settings

@@ -25,7 +25,7 @@ from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role, greater, lesser, permissions_of
 from kallo.clock import now_iso
 from kallo.errors import BadRequest, Conflict, NotFound
-from kallo.models.topics import PAGE_LIMIT
+from kallo.paging import PAGE_LIMIT
 from kallo.services import authority
 from kallo.store import grants, keys, objects
 from kallo.store.keys import Ref

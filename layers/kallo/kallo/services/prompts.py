@@ -10,7 +10,7 @@ from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission
 from kallo.errors import BadRequest
 from kallo.models.prompts import PromptCreate, PromptUpdate
-from kallo.models.topics import PAGE_LIMIT
+from kallo.paging import PAGE_LIMIT
 from kallo.services import authority, owned, topics
 from kallo.store import grants, keys, objects
 from kallo.store.keys import Ref

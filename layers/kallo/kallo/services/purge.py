@@ -18,16 +18,12 @@ so running a job again finishes the work and a finished job does nothing.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ConfigDict
 
-from kallo import aws, realtime
+from kallo import jobs, realtime
 from kallo.authz.policy import ObjectType, Role
-from kallo.models.common import Id
-from kallo.settings import get_settings
 from kallo.store import app_keys, grants, keys, steps
 from kallo.store.keys import Ref
 from kallo.store.table import table
@@ -35,28 +31,9 @@ from kallo.store.table import table
 logger = Logger(child=True)
 
 
-class PurgeJob(BaseModel):
-    """The message body of a purge job."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: ObjectType
-    id: Id
-
-    @property
-    def ref(self) -> Ref:
-        return Ref(self.type.value, self.id)
-
-
 def schedule(ref: Ref) -> None:
     """Queue the purge of a deleted object."""
-    body = json.dumps({"type": ref.type, "id": ref.id}, separators=(",", ":"))
-    aws.client("sqs").send_message(QueueUrl=get_settings().purge_queue_url, MessageBody=body)
-
-
-def parse_job(body: str) -> Ref:
-    """The object a job names; raises `pydantic.ValidationError` for anything else."""
-    return PurgeJob.model_validate_json(body).ref
+    jobs.send(jobs.PurgeJob(type=ObjectType(ref.type), id=ref.id))
 
 
 class LiveObject(Exception):

@@ -129,8 +129,8 @@ from kallo.authz.access import Access
 from kallo.clock import iso, now, now_iso
 from kallo.documents.bm25 import Hit
 from kallo.errors import Conflict
+from kallo.jobs import ReplyJob
 from kallo.llm import ChatMessage, ProviderError, Usage, registry
-from kallo.llm.jobs import ReplyJob
 from kallo.models.steps import STEP_TEXT_LIMIT, Step, StepConfig
 from kallo.services import convos, grounding, prompt_variables
 from kallo.settings import get_settings
@@ -745,7 +745,7 @@ def _start(job: ReplyJob, existing: dict[str, Any] | None, plan: Plan) -> dict[s
         createdAt=_created_at(job, plan.conversation[-1]),
         updatedAt=now_iso(),
     )
-    return steps.add(step)
+    return steps.add(step.record())
 
 
 def _stop_left_running(job: ReplyJob, step: dict[str, Any], listener: Listener | None) -> None:

@@ -66,7 +66,7 @@ from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role
 from kallo.clock import iso, now, now_iso
 from kallo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
-from kallo.llm.jobs import ReplyJob, enqueue
+from kallo.jobs import ReplyJob, send
 from kallo.models.steps import STEP_JSON_LIMIT, WEBSOCKET_FRAME_LIMIT, Step, StepConfig, json_size
 from kallo.models.ws import Annotation, NewStep, NewStepGroup, StepContent, StepGroupAddition, StepRegen
 from kallo.services import step_configs
@@ -235,14 +235,14 @@ def _store_new(
     """Store new user steps (one transaction), index their words, make the writer a participant,
     broadcast them in order, then queue the replies they ask for (after the broadcast, so clients see
     the question before the answer starts): on the step queue, or to `queue` when given."""
-    stored = store.add_many([step for step, _ in new])
+    stored = store.add_many([step.record() for step, _ in new])
     search.index_many(stored)
     _join_convo(actor, convo_id)
     for step in stored:
         actor.publish(convo_id, NEW_STEP, step)
     for step, (_, reply) in zip(stored, new, strict=True):
         if reply:
-            (queue or enqueue)(
+            (queue or send)(
                 ReplyJob(
                     jobId=step["id"],
                     convoId=convo_id,
@@ -286,7 +286,7 @@ def add_openings(actor: Actor, convo_id: str, openings: list[Opening]) -> list[d
     which cite only the data source it summarises, one the caller may link)."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
     start = now()
-    new: list[Step] = []
+    new: list[dict[str, Any]] = []
     for n, opening in enumerate(openings):
         at = iso(start + timedelta(milliseconds=n))
         step = Step(
@@ -300,8 +300,9 @@ def add_openings(actor: Actor, convo_id: str, openings: list[Opening]) -> list[d
             createdAt=at,
             updatedAt=at,
         )
-        _require_fits(step.model_dump(by_alias=True, exclude_none=True))
-        new.append(step)
+        record = step.record()
+        _require_fits(record)
+        new.append(record)
     if not new:
         return []
     stored = store.add_many(new)
@@ -416,7 +417,7 @@ def regen_step(actor: Actor, convo_id: str, data: StepRegen) -> ReplyJob:
         requestedBy=actor.user_id,
         teamId=team_id,
     )
-    enqueue(job)
+    send(job)
     return job
 
 

@@ -43,12 +43,11 @@ import re
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ConfigDict, Field
 
-from kallo import aws, quotas
+from kallo import jobs, quotas
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission
 from kallo.clock import iso, now, now_iso
@@ -56,7 +55,6 @@ from kallo.documents import bm25, embeddings, quotes
 from kallo.documents.bm25 import Index
 from kallo.errors import Conflict, NotFound
 from kallo.llm import ChatMessage, ProviderError, registry
-from kallo.models.common import Id
 from kallo.services.replies import TURN_TOKENS, collect
 from kallo.settings import get_settings
 from kallo.store import blobs, keys
@@ -66,7 +64,6 @@ from kallo.store.table import table
 logger = Logger(child=True)
 
 PENDING, READY, FAILED = "pending", "ready", "failed"
-JOB_TYPE = "summarize"
 TIMEOUT_CODE = "summary_timeout"
 INTERNAL_CODE = "internal_error"
 # A pending request older than this lost its job (or its worker): the next request queues another.
@@ -101,19 +98,9 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"\w")
 
 
-class SummaryJob(BaseModel):
-    """The data source queue's message asking for a data source's summary."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    type: Literal["summarize"]
-    data_source_id: Id = Field(alias="dataSourceId")
-
-
 def schedule(data_source_id: str) -> None:
     """Queue the summary job of a data source."""
-    body = SummaryJob(type=JOB_TYPE, dataSourceId=data_source_id).model_dump_json(by_alias=True)
-    aws.client("sqs").send_message(QueueUrl=get_settings().data_source_queue_url, MessageBody=body)
+    jobs.send(jobs.SummaryJob(type=jobs.SUMMARIZE, dataSourceId=data_source_id))
 
 
 # -- Generate Summary ----------------------------------------------------------------------------------

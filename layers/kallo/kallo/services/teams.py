@@ -29,7 +29,7 @@ from kallo.authz.policy import ObjectType, Permission, Role, permissions_of, rem
 from kallo.clock import now_iso
 from kallo.errors import Conflict, Forbidden, NotFound
 from kallo.models.teams import TeamCreate, TeamUpdate
-from kallo.models.topics import PAGE_LIMIT
+from kallo.paging import PAGE_LIMIT
 from kallo.services import authority
 from kallo.services.owned import absent_as_not_found, update_owned
 from kallo.store import grants, keys, objects

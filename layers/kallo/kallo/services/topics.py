@@ -21,7 +21,8 @@ from uuid import uuid4
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role
 from kallo.clock import now_iso
-from kallo.models.topics import PAGE_LIMIT, TopicConfig, TopicCreate, TopicUpdate
+from kallo.models.topics import TopicConfig, TopicCreate, TopicUpdate
+from kallo.paging import PAGE_LIMIT
 from kallo.services import authority, step_configs
 from kallo.services.owned import (
     absent_as_not_found,

@@ -46,8 +46,8 @@ from kallo.authz.access import Access
 from kallo.clock import now_iso
 from kallo.errors import BadRequest, Conflict, Forbidden, NotFound
 from kallo.models.common import Email
-from kallo.models.topics import PAGE_LIMIT
 from kallo.models.users import UserUpdate
+from kallo.paging import PAGE_LIMIT
 from kallo.services import authority, invitations, owned
 from kallo.store import grants, objects, users
 from kallo.store.keys import Ref

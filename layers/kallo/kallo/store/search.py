@@ -24,7 +24,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kallo import aws
-from kallo.models.steps import Step
 from kallo.store import keys
 from kallo.store.table import BATCH_WRITE_LIMIT, Page, serialize, table
 
@@ -50,10 +49,6 @@ def terms(text: str, *, limit: int | None = MAX_TERMS_PER_STEP) -> list[str]:
     return list(found)
 
 
-def _fields(step: Mapping[str, Any] | Step) -> Mapping[str, Any]:
-    return step.model_dump(by_alias=True) if isinstance(step, Step) else step
-
-
 def text_of(step: Mapping[str, Any]) -> str:
     """A stored step's text (empty when it has none)."""
     content = step.get("content")
@@ -72,26 +67,24 @@ def _posting(step: Mapping[str, Any], term: str) -> dict[str, Any]:
     }
 
 
-def index(step: Mapping[str, Any] | Step) -> int:
+def index(step: Mapping[str, Any]) -> int:
     """Write the postings of a stored step (as the store returns it: `createdAt` normalized); returns
     how many. Safe to repeat: a posting is overwritten by itself."""
     return index_many([step])
 
 
-def index_many(stored: Iterable[Mapping[str, Any] | Step]) -> int:
+def index_many(stored: Iterable[Mapping[str, Any]]) -> int:
     """`index` for several steps, their postings batched together."""
     puts = []
     for step in stored:
-        fields = _fields(step)
-        puts += [_posting(fields, t) for t in terms(text_of(fields))]
+        puts += [_posting(step, t) for t in terms(text_of(step))]
     return _write(puts=puts, deletes=[])
 
 
-def unindex(step: Mapping[str, Any] | Step) -> int:
+def unindex(step: Mapping[str, Any]) -> int:
     """Delete the postings of a step (as it was stored, text included); returns how many."""
-    fields = _fields(step)
-    found = terms(text_of(fields))
-    return _write(puts=[], deletes=[keys.posting_key(fields["convoId"], fields["id"], t) for t in found])
+    found = terms(text_of(step))
+    return _write(puts=[], deletes=[keys.posting_key(step["convoId"], step["id"], t) for t in found])
 
 
 def reindex(before: Mapping[str, Any], after: Mapping[str, Any]) -> int:

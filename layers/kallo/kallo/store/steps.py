@@ -12,12 +12,12 @@ group's steps are one small query and one BatchGetItem.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from kallo.clock import iso, now_iso
 from kallo.errors import Conflict
-from kallo.models.steps import Step
 from kallo.store import feedback, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import Page, table
@@ -37,22 +37,23 @@ def _sortable(moment: str) -> str:
     return iso(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
 
 
-def item(step: Step) -> dict[str, Any]:
-    """The stored item of a step (also what `add` writes)."""
-    fields = step.model_dump(by_alias=True, exclude_none=True)
+def item(step: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored item of a step (also what `add` writes), from its fields under their API names
+    (`kallo.models.steps.Step.record()`); fields set to None are left out."""
+    fields = {name: value for name, value in step.items() if value is not None}
     fields["createdAt"] = _sortable(fields["createdAt"])
     fields["updatedAt"] = _sortable(fields["updatedAt"])
     return {
-        "PK": keys.object_pk(Ref("convo", step.convo_id)),
-        "SK": keys.step_sk(fields["createdAt"], step.id),
-        "GSI1PK": keys.step_index_pk(step.id),
+        "PK": keys.object_pk(Ref("convo", fields["convoId"])),
+        "SK": keys.step_sk(fields["createdAt"], fields["id"]),
+        "GSI1PK": keys.step_index_pk(fields["id"]),
         "GSI1SK": keys.META,
         "entity": "step",
         **fields,
     }
 
 
-def add(step: Step) -> dict[str, Any]:
+def add(step: Mapping[str, Any]) -> dict[str, Any]:
     """Store a new step of an existing convo, in one transaction with what depends on it:
     - the contributor marker of its author, when a user wrote it;
     - its group member item, when it belongs to a group;
@@ -66,17 +67,19 @@ def add(step: Step) -> dict[str, Any]:
     return add_many([step])[0]
 
 
-def add_many(new_steps: list[Step]) -> list[dict[str, Any]]:
+def add_many(new_steps: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Store several new steps of one convo (a step group) in one transaction, as `add` does for one:
     all of them or none. The newest primary step among them becomes the convo's `latestStep`."""
-    if not new_steps or len({s.convo_id for s in new_steps}) != 1:
+    if not new_steps or len({s["convoId"] for s in new_steps}) != 1:
         raise ValueError("add_many stores one or more steps of a single convo")
-    convo_id = new_steps[0].convo_id
+    convo_id = new_steps[0]["convoId"]
     stored = [item(s) for s in new_steps]
     operations: list[dict[str, Any]] = [{"put": i, "new": True} for i in stored]
     operations += [{"put": _member_item(i)} for i in stored if i.get("groupId")]
     # One marker per author: a transaction may not touch an item twice.
-    authors = dict.fromkeys(s.author_id for s in new_steps if s.author_type == "user" and s.author_id)
+    authors = dict.fromkeys(
+        s["authorId"] for s in new_steps if s.get("authorType") == "user" and s.get("authorId")
+    )
     operations += [
         {
             "put": {
