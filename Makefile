@@ -27,12 +27,28 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	PORT=$(PORT) $(PY) -m local
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed lint-documents
 	sh tools/install_chromium.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint template.yaml
 	$(PY) -m pytest $(PYTEST_PARALLEL)
+
+# The Node validators of the API documents, pinned in package.json / package-lock.json. `npm ci` runs
+# only when node_modules is older than the lock file (2 to 7 minutes, once). No install scripts: the
+# tools need none, and some would edit shell start-up files or report the install (npm 10 runs them).
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+# Redocly's rules are in redocly.yaml. Both tools' telemetry stays off (tools/asyncapi-analytics.json).
+NODE_TOOLS_ENV := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true SUPPRESS_NO_CONFIG_WARNING=1 \
+	ASYNCAPI_METRICS_CONFIG_PATH=$(CURDIR)/tools/asyncapi-analytics.json
+
+.PHONY: lint-documents
+lint-documents: node_modules/.installed
+	$(NODE_TOOLS_ENV) npx --no-install redocly lint docs/openapi.json
+	$(NODE_TOOLS_ENV) npx --no-install asyncapi validate docs/asyncapi.json --fail-severity=warn
 
 # Only the end-to-end tests: the local stack started as `make run` would, called over real HTTP.
 .PHONY: e2e
@@ -65,4 +81,4 @@ bench: $(VENV)/.installed
 	$(PY) -m bench.fuzz
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam node_modules

@@ -39,7 +39,6 @@ from local import (
     http_gateway,
     loopback,
     mailbox,
-    openapi,
     resources,
     runtime,
     template,
@@ -90,7 +89,7 @@ RouteFactory = Callable[[Stack], list[BaseRoute]]
 # The REST gateway stays last: it ends with the catch-all that answers API Gateway's 404. The WebSocket
 # gateway (`/ws`, `/ws/convos/{convoId}`) and the `@connections` management endpoint go before it,
 # and so does the mailbox of the emails the embedded SES "sent" (`/_local/mail`).
-ROUTE_FACTORIES: list[RouteFactory] = [ws_gateway.routes, openapi.routes, mailbox.routes, http_gateway.routes]
+ROUTE_FACTORIES: list[RouteFactory] = [ws_gateway.routes, mailbox.routes, http_gateway.routes]
 
 
 def build_app(stack: Stack, factories: list[RouteFactory] = ROUTE_FACTORIES) -> Starlette:

@@ -4,11 +4,13 @@ of the deployed API would see them."""
 from __future__ import annotations
 
 import importlib
+import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 
@@ -124,9 +126,12 @@ def test_openapi_lists_every_operation_whose_handler_exists(stack: RunningStack)
     present = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
     routes = template.rest_routes(template.load())
     # Other operations may be mid-way through being written: hold the stack to those that import. The
-    # compatibility surfaces are peer APIs, documented in docs/COMPATIBILITY.md, not here.
+    # compatibility surfaces are peer APIs, documented in docs/COMPATIBILITY.md, not here; the documents'
+    # own routes (docs.app) serve the document.
     servable = [
-        r for r in routes if _importable(r.handler.rpartition(".")[0]) and not r.handler.startswith("compat.")
+        r
+        for r in routes
+        if _importable(r.handler.rpartition(".")[0]) and not r.handler.startswith(("compat.", "docs."))
     ]
     assert {"CreateTeamFunction", "HealthCheckFunction"} <= {r.function for r in servable}
     assert {(r.method, r.path) for r in servable} <= present
@@ -144,10 +149,21 @@ def _importable(module: str) -> bool:
     return True
 
 
-def test_docs_page_lists_the_operations(stack: RunningStack) -> None:
+def test_the_docs_page_loads_nothing_from_another_origin(stack: RunningStack) -> None:
+    """/docs is served by the documents' function through the gateway, as on a deployed stack: every
+    src and href of the page is relative or on the stack's own origin, and each one answers."""
     response = stack.client.get("/docs")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
-    assert "/teams" in response.text and "openapi.json" in response.text
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    page = f"{stack.base_url}/docs"
+    urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", response.text)
+    assert "docs/swagger-ui-bundle.js" in urls and "openapi.json" in urls
+    for url in [u for u in urls if not u.startswith("data:")]:  # the empty icon: nothing to fetch
+        resolved = urljoin(page, url)
+        assert urlsplit(resolved)[:2] == urlsplit(stack.base_url)[:2], url
+        assert stack.client.get(resolved).status_code == 200, url
+    for name in ("openapi.json", "asyncapi.json"):
+        assert stack.client.get(f"/{name}").text == (ROOT / "docs" / name).read_text()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

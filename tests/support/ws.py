@@ -24,6 +24,7 @@ from uuid import uuid4
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from pydantic import ValidationError
 
 from kallo import aws as kallo_aws
 from kallo import realtime
@@ -33,6 +34,7 @@ from kallo.authz.access import Access
 from kallo.clock import epoch_seconds, now, now_iso
 from kallo.models.convos import ConvoCreate
 from kallo.models.steps import Step
+from kallo.models.ws import SERVER_MESSAGES
 from kallo.realtime import audience
 from kallo.services import convos
 from kallo.settings import get_settings
@@ -40,6 +42,30 @@ from kallo.store import connections, steps
 from kallo.store.keys import Ref
 from tests.support.api import EVENTS, LambdaContext
 from tests.support.world import grant, make_user
+
+
+def documented(message: dict[str, Any]) -> None:
+    """Fail on a frame that docs/asyncapi.json does not describe: a message type the server does not
+    document, or a payload that does not match its model in `kallo.models.ws.SERVER_MESSAGES` (a field
+    it does not name included). Pieces' identifiers stream is not an envelope: docs/COMPATIBILITY.md."""
+    if "iterable" in message and "type" not in message:
+        return
+    assert set(message) <= {"type", "payload", "requestId"}, message
+    models = SERVER_MESSAGES.get(message["type"])
+    assert models, f"{message['type']} is not in SERVER_MESSAGES (docs/asyncapi.json)"
+    payload = message["payload"]
+    problems = []
+    for model in models:  # one of the type's shapes describes it
+        names = {field.alias or name for name, field in model.model_fields.items()}
+        try:
+            model.model_validate(payload)
+        except ValidationError as error:
+            problems.append(str(error))
+            continue
+        if set(payload) <= names:
+            return
+        problems.append(f"{message['type']}: {sorted(set(payload) - names)} undocumented")
+    raise AssertionError("; ".join(problems))
 
 
 @dataclass
@@ -86,6 +112,7 @@ class Sockets:
             error = {"Code": "GoneException", "Message": f"connection {connection_id} is gone"}
             return AWSResponse("", 410, {}, None), {"Error": error, "ResponseMetadata": {}}
         message = json.loads(data.decode() if isinstance(data, bytes) else data)
+        documented(message)
         with self._lock:
             self.frames.append((connection_id, message))
         return AWSResponse("", 200, {}, None), {"ResponseMetadata": {"HTTPStatusCode": 200}}

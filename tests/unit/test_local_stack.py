@@ -1,5 +1,5 @@
 """The local stack's configuration: the functions' shared environment, stack parameter overrides, the
-bootstrap key, and the merged OpenAPI document."""
+bootstrap key."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local import bootstrap, openapi, resources, runtime, stack, template
+from local import bootstrap, resources, stack, template
 
 TEMPLATE = template.load()
 PHYSICAL = {
@@ -113,57 +113,6 @@ def test_the_banner_has_a_curl_to_paste() -> None:
     assert "curl -s -X POST http://127.0.0.1:3000/teams -H 'x-api-key: kallo_abc_0123456789'" in text
     assert "in memory" in text
     assert "WebSocket  ws://127.0.0.1:3000/ws?convoId=<convo id>" in text
-
-
-def test_the_openapi_document_merges_the_handlers_and_skips_missing_ones() -> None:
-    routes = [
-        r
-        for r in template.rest_routes(TEMPLATE)
-        if r.function in ("CreateTeamFunction", "HealthCheckFunction")
-    ]
-    missing = template.Route("GhostFunction", "ghosts.get_ghost.lambda_handler", "GET", "/ghosts", True)
-    functions = runtime.load_functions(TEMPLATE)
-    functions["GhostFunction"] = runtime.LocalFunction(
-        "GhostFunction", missing.handler, timeout=3, memory=128
-    )
-
-    document, left_out = openapi.build_document([*routes, missing], functions, "4.9.1")
-    assert left_out == ["ghosts.get_ghost.lambda_handler"]
-    assert (document["info"]["title"], document["info"]["version"]) == ("Kallo API", "4.9.1")
-    assert set(document["paths"]) == {"/teams", "/health/{apiName}"}
-    assert document["paths"]["/health/{apiName}"]["get"]["security"] == []
-    assert document["paths"]["/teams"]["post"]["security"] == [
-        {"ApiKeyAuth": []},
-        {"AccessTokenAuth": []},
-        {"FirebaseAuth": []},
-    ]
-    assert {"Team", "TeamCreate", "Error"} <= set(document["components"]["schemas"])
-    assert "<code>/teams</code>" in openapi.docs_page(document)
-
-
-def test_the_openapi_document_gives_204_no_body_and_every_error_the_api_error_schema() -> None:
-    routes = [
-        r
-        for r in template.rest_routes(TEMPLATE)
-        if r.function in ("DeleteTeamFunction", "QueryTeamsFunction", "HealthCheckFunction")
-    ]
-    document, _ = openapi.build_document(routes, runtime.load_functions(TEMPLATE), "4.9.1")
-    delete = document["paths"]["/teams/{teamId}"]["delete"]["responses"]
-    listing = document["paths"]["/teams"]["get"]["responses"]
-    health = document["paths"]["/health/{apiName}"]["get"]["responses"]
-
-    assert delete["204"] == {"description": "No content"}
-    errors = {"400", "401", "403", "404", "409", "413", "415", "422", "429"}
-    assert errors <= set(delete)
-    assert errors - {"409"} <= set(listing) and "409" not in listing  # a read conflicts with nothing
-    assert not {"401", "403", "429"} & set(health)  # no credentials, no throttle
-    components = document["components"]
-    for status in errors:
-        name = delete[status]["$ref"].rsplit("/", 1)[1]
-        content = components["responses"][name]["content"]
-        assert content == {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-    assert components["responses"]["TooManyRequests"]["headers"]["Retry-After"]["required"] is True
-    assert not {"HTTPValidationError", "ValidationError"} & set(components["schemas"])
 
 
 def test_the_model_callers_get_the_provider_endpoint_and_its_secret_not_a_key() -> None:

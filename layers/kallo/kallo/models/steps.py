@@ -53,6 +53,9 @@ class StepUsage(ResponseModel):
 
 
 class Step(ResponseModel):
+    """A step of a convo: a user's message or a model's answer (`authorType`), as the REST API returns it
+    and convoNewStep carries it."""
+
     id: str
     convo_id: str = Field(alias="convoId")
     group_id: str | None = Field(default=None, alias="groupId")

@@ -1,6 +1,8 @@
 """Payloads of the WebSocket API's client messages (API.md, WebSocket and Schemas: step, stepGroup,
-stepGroupAddition, stepDeletion, stepRegen, stepUpdate), the envelope they travel in, and the body of
-the Update Step REST operation.
+stepGroupAddition, stepDeletion, stepRegen, stepUpdate), the envelope they travel in, the payloads of
+the messages the server sends (`SERVER_MESSAGES`), and the body of the Update Step REST operation.
+docs/asyncapi.json is generated from this module (`python -m tools.asyncapi`): give every model a
+docstring and its fields descriptions.
 
 A client may send a whole `step` object, as the seed's examples do: the fields the server sets
 (`convoId`, `authorType`, `status`, `createdAt`, ...) are accepted and ignored, except that a `convoId`
@@ -25,7 +27,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from kallo.models.common import ApiModel, Id, Line, Name, RefusedId, Text, multi_line
-from kallo.models.steps import STEP_TEXT_LIMIT, StepConfig
+from kallo.models.feedback import FeedbackCounts
+from kallo.models.steps import STEP_TEXT_LIMIT, ConvoAnnotation, Step, StepConfig, StepUsage
 
 MAX_GROUP_STEPS = 10
 MAX_FILES = 20
@@ -195,3 +198,111 @@ class Envelope(BaseModel):
     request_id: Annotated[str, StringConstraints(max_length=256)] | None = Field(
         default=None, alias="requestId"
     )
+
+
+# -- what the server sends ------------------------------------------------------------------------------
+# The payloads below describe the JSON the services build; every frame the WebSocket integration tests
+# see posted is checked against them (tests/support/ws.py), so the published document cannot drift
+# from the wire.
+
+
+class ServerMessage(BaseModel):
+    """A payload the server sends: only the fields documented here, absent rather than null."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StepChange(ServerMessage):
+    """convoStepUpdate from the server: what changed in a step, by `id`. A running answer streams as
+    `delta`s numbered by `seq` (1, 2, ...: append each in order); its final update carries the whole
+    `content`, `status`, `seq`, and `usage` and `annotations` when known. Other updates carry one
+    change: new `content` or `annotations` (an edit), `isAlternate` (a group's primary changed),
+    `groupId` (a step became a group's primary), or `feedback` (likes and dislikes)."""
+
+    id: str = Field(description="The step's id")
+    delta: str | None = Field(default=None, description="Text to append to a running answer")
+    seq: int | None = Field(
+        default=None,
+        description="The answer's sequence number: a delta with seq = last + 1 appends, an update with "
+        "`content` replaces the text as of this seq",
+    )
+    content: StepContent | None = Field(default=None, description="The step's whole content")
+    status: Literal["completed", "running", "failed", "stopped"] | None = Field(
+        default=None, description="An answer's status; the final update says how it ended"
+    )
+    error: dict[str, str] | None = Field(
+        default=None, description="A failed answer's `{code, message}` (no provider detail: I7)"
+    )
+    usage: StepUsage | None = Field(default=None, description="The tokens the answer read and wrote")
+    annotations: list[ConvoAnnotation] | None = Field(default=None, description="The answer's citations")
+    is_alternate: bool | None = Field(
+        default=None, alias="isAlternate", description="Whether the step is an alternate of its group"
+    )
+    group_id: str | None = Field(default=None, alias="groupId", description="The step's new group")
+    feedback: FeedbackCounts | None = Field(default=None, description="An answer's likes and dislikes")
+
+
+class StepRemoved(ServerMessage):
+    """convoStepDeletion from the server: the step is gone (when it was its group's primary, a
+    convoStepUpdate `isAlternate: false` names the one that takes its place)."""
+
+    id: str = Field(description="The deleted step's id")
+
+
+class StepRegenerated(ServerMessage):
+    """convoStepRegen from the server: the answer `id` is deleted and answered again (a convoNewStep
+    and its updates follow)."""
+
+    id: str = Field(description="The id of the answer that is regenerated")
+    config: StepConfig = Field(description="The config of the new answer")
+
+
+class ConvoStatus(ServerMessage):
+    """convoStatus: whether an answer is being written in the convo (`running`, with its `stepId`) or
+    not (`idle`)."""
+
+    convo_id: str = Field(alias="convoId", description="The convo's id")
+    status: Literal["running", "idle"] = Field(description="`running` while an answer is written")
+    step_id: str | None = Field(default=None, alias="stepId", description="The running answer's id")
+
+
+class ConvoUpdate(ServerMessage):
+    """convoUpdate: the convo's properties changed (its name, given after the first answer or by a
+    rename)."""
+
+    id: str = Field(description="The convo's id")
+    name: str | None = Field(default=None, description="The convo's new name")
+    updated_at: str | None = Field(default=None, alias="updatedAt", description="When it changed (ISO 8601)")
+
+
+class ErrorMessage(ServerMessage):
+    """error: a message could not be carried out; sent to its sender only, echoing its `requestId`.
+    The socket stays open, except after `unauthorized` (the caller may no longer view the convo: I8)."""
+
+    code: str = Field(
+        description="A snake_case code, e.g. `validation_error`, `not_found`, `too_many_requests`"
+    )
+    message: str = Field(description="What went wrong, for a person")
+    details: list[dict[str, Any]] | None = Field(
+        default=None, description="For `validation_error`, one `{loc, type, msg}` per invalid field"
+    )
+    retry_after: int | None = Field(
+        default=None, alias="retryAfter", description="Seconds to wait, when a rate or quota is used up (I10)"
+    )
+    request_id: str | None = Field(
+        default=None, alias="requestId", description="The failed message's requestId"
+    )
+
+
+# Every message type the server sends, with its payload's model; a type sent in several shapes lists
+# each (the document gives its payload `oneOf` them). A convoNewStep carries the whole step, as the REST
+# API returns it.
+SERVER_MESSAGES: dict[str, tuple[type[BaseModel], ...]] = {
+    "convoNewStep": (Step,),
+    "convoStepUpdate": (StepChange,),
+    "convoStepDeletion": (StepRemoved,),
+    "convoStepRegen": (StepRegenerated,),
+    "convoStatus": (ConvoStatus,),
+    "convoUpdate": (ConvoUpdate,),
+    "error": (ErrorMessage,),
+}

@@ -48,7 +48,7 @@ from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission
 from kallo.clock import epoch_seconds, iso, now, now_iso
 from kallo.errors import DomainError, PayloadTooLarge, TooManyRequests, Unprocessable
-from kallo.models.ws import PAYLOAD_TOO_LARGE, Envelope
+from kallo.models.ws import PAYLOAD_TOO_LARGE, Envelope, ErrorMessage
 from kallo.realtime import audience, identifiers
 from kallo.services import steps
 from kallo.settings import get_settings
@@ -173,13 +173,13 @@ def validation_error(error: ValidationError, where: str = "payload") -> DomainEr
 
 
 def _send_error(connection_id: str, error: DomainError, request_id: str | None) -> None:
-    body: dict[str, Any] = {"code": error.code, "message": error.message}
-    if error.details:
-        body["details"] = error.details
-    if isinstance(error, TooManyRequests):
-        body["retryAfter"] = error.retry_after
-    if request_id:
-        body["requestId"] = request_id
+    body = ErrorMessage(
+        code=error.code,
+        message=error.message,
+        details=error.details or None,
+        retry_after=error.retry_after if isinstance(error, TooManyRequests) else None,
+        request_id=request_id or None,
+    ).model_dump(by_alias=True, exclude_none=True)
     try:
         realtime.send(connection_id, "error", body, request_id)
     except Exception:
@@ -392,5 +392,8 @@ def handle_message(event: Event, model: type[Payload], action: Callable[[Session
 def message_handler(
     model: type[Payload], action: Callable[[Session, Payload], Any]
 ) -> Callable[[Event, Any], Response]:
-    """The Lambda entry point of a client message route: `action(session, payload)`."""
-    return lambda_handler_for(lambda event: handle_message(event, model, action))
+    """The Lambda entry point of a client message route: `action(session, payload)`. Its
+    `payload_model` is what docs/asyncapi.json documents as the message's payload (tools/asyncapi.py)."""
+    handler = lambda_handler_for(lambda event: handle_message(event, model, action))
+    handler.payload_model = model  # type: ignore[attr-defined]
+    return handler
