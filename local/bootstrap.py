@@ -68,6 +68,7 @@ def banner(base_url: str, bootstrap: Bootstrap, seconds: float) -> str:
             "",
             f"  REST API   {base_url}/",
             f"  WebSocket  {websocket_url(base_url)}?convoId=<convo id>   (README: Real-time)",
+            f"  Console    {base_url}/console/   (sign in with the API key below and any email)",
             f"  Docs       {base_url}/docs   (documents: /openapi.json REST, /asyncapi.json WebSocket)",
             f"  Health     {base_url}/health/core-api",
             "",

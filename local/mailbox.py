@@ -1,4 +1,4 @@
-"""The local mailbox: the emails the stack "sent" (exports), readable in a browser.
+"""The local mailbox: the emails the stack "sent" (exports, invitations), readable in a browser.
 
 The embedded SES (moto) sends nothing; it keeps every accepted email in its backend, which lives in this
 process because moto's server runs in a thread of the stack. Two routes read it:

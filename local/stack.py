@@ -83,6 +83,8 @@ class Stack:
     base_url: str  # where this stack serves HTTP, e.g. http://127.0.0.1:3000
 
 
+# Where the functions' emails link to the console (`kallo.web.console_url`); a developer's value wins.
+CONSOLE_URL_VARIABLE = "KALLO_CONSOLE_URL"
 RouteFactory = Callable[[Stack], list[BaseRoute]]
 # The one ASGI app is made of these factories' routes, in this order. Factories run before any
 # function has read its settings, so one may also export variables the functions need into os.environ.
@@ -200,6 +202,13 @@ class _Stopper:
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.server is None:
             raise KeyboardInterrupt
+        if not self.server.should_exit:
+            logger.info("%s: stopping", signal.Signals(signum).name)
+            # A request or a worker inside the embedded model stops generating at its next token, so
+            # the server's graceful shutdown does not wait for a whole answer.
+            from kallo.llm import embedded
+
+            embedded.refuse_generations()
         self.server.force_exit = self.server.should_exit
         self.server.should_exit = True
 
@@ -230,6 +239,9 @@ def run(
         resolver = template.Resolver(template_, physical)
         resolver.parameters.update(parameter_overrides(template_, os.environ))
         os.environ.update(shared_environment(template_, resolver, os.environ))
+        # Links in the emails the functions send (invitations) point at this stack's console: the
+        # cloud's default, `https://<domain>/<stage>/console/`, has a stage this stack's paths lack.
+        os.environ.setdefault(CONSOLE_URL_VARIABLE, f"{base_url}/console/")
         functions = runtime.load_functions(template_)
         stack = Stack(template_, resolver, functions, base_url)
         app = build_app(stack)
@@ -261,7 +273,7 @@ def run(
             print(bootstrap.banner(base_url, account, time.perf_counter() - started), flush=True)
 
         asyncio.run(_serve(server, sock, announce))
-        logger.info("stopping")
+        logger.info("the server has stopped; then the workers and the embedded AWS")
 
 
 def main(started: float) -> int:

@@ -17,7 +17,10 @@ What API Gateway does and this gateway does too:
   sender gets `{"message": "Forbidden", ...}`; a function that raises gets it
   `{"message": "Internal server error", ...}`. Messages over 128 KB close the socket (1009), and so
   do binary frames (1003), which API Gateway WebSocket APIs do not take.
-- `$disconnect` runs once the socket is closed by either side (the client, or `DELETE @connections`).
+- `$disconnect` runs once the socket is closed by either side (the client, or `DELETE @connections`,
+  which closes it with code 1000 "Connection deleted").
+- An upgrade on any other path is refused with 404 `{"code": "not_found", ...}`, as the REST API
+  answers an unknown path (API Gateway has no such path to route either).
 
 Unlike API Gateway, which invokes a connection's message routes concurrently, this gateway runs one
 connection's messages one at a time in the order they arrived, and its `$disconnect` after them: a
@@ -64,6 +67,7 @@ DEFAULT_ROUTE = "$default"
 MANAGEMENT_PATH = "/_aws/ws"
 MANAGEMENT_ENDPOINT_VARIABLE = "KALLO_WS_MANAGEMENT_ENDPOINT"
 SOCKET_PATHS = ("/ws", "/ws/convos/{convoId}")
+CONSOLE_WEBSOCKET_URL_VARIABLE = "KALLO_WEBSOCKET_URL"
 # The Pieces surface's identifiers stream, the local spelling of `?stream=conversation-identifiers`
 # (Pieces clients open `<host>/conversations/stream/identifiers`, with host `<stack>/pieces`).
 STREAM_PATHS = {"/pieces/conversations/stream/identifiers": "conversation-identifiers"}
@@ -298,7 +302,16 @@ class WebSocketGateway:
                 self.manage,
                 methods=["GET", "POST", "DELETE"],
             ),
+            # Last of the WebSocket routes (HTTP requests never match it): any other upgrade.
+            WebSocketRoute("/{path:path}", self.unknown_path),
         ]
+
+    async def unknown_path(self, websocket: WebSocket) -> None:
+        """An upgrade on a path with no socket: 404 with the body REST gives an unknown path (without
+        this route, Starlette closes the handshake, which clients read as 403)."""
+        await websocket.receive()
+        body = {"code": "not_found", "message": f"no WebSocket here: connect to {' or '.join(SOCKET_PATHS)}"}
+        await self._refuse(websocket, JSONResponse(body, status_code=404))
 
     # ------------------------------------------------------------------ events
 
@@ -522,4 +535,7 @@ def routes(stack: Stack) -> list[BaseRoute]:
     if api is None:
         return []
     os.environ[MANAGEMENT_ENDPOINT_VARIABLE] = f"{stack.base_url}{MANAGEMENT_PATH}"
+    # The console's config.json tells the page where to connect: here, /ws on the host the page came
+    # from (a path: the console resolves it against the request, so HOST=0.0.0.0 works from afar).
+    os.environ[CONSOLE_WEBSOCKET_URL_VARIABLE] = SOCKET_PATHS[0]
     return WebSocketGateway(api, stack.functions).routes()

@@ -18,7 +18,10 @@ object replaces it), whether or not someone has that address, and the answer is 
 `{objectType, objectId, inviteEmail, role, createdBy, createdAt}`. It expires after the configured days
 (30 by default), is listed by Get Invitations, withdrawn by Delete Invitation, and becomes the grant
 when the owner of that verified address accepts it (Accept Invitation, listed by Get My Invitations) or
-registers with it.
+registers with it. The invitee is emailed (from the stack's sender address, as exports are) a link
+that accepts it in the console: `<console>#/invitations?accept=<objectType>:<objectId>`. The email is
+sent once the invitation is stored; if sending fails, the invitation stays, the failure is logged and
+counted, and the answer is still 201 (adding the grantee again renews the invitation and resends it).
 """
 
 from typing import Annotated
@@ -31,7 +34,7 @@ from kallo.models.auth import GranteeView
 from kallo.models.common import Email, Grantee, Id
 from kallo.models.users import Invitation
 from kallo.services import grantees
-from kallo.web import caller, create_app, created, lambda_handler_for
+from kallo.web import caller, console_url, create_app, created, lambda_handler_for
 
 app = create_app()
 
@@ -46,7 +49,9 @@ def add_grantee(
     inviteEmail: Annotated[Email | None, Query(description="Invite this address (see above)")] = None,
 ) -> Response[GranteeView | Invitation]:
     obj = grantees.object_ref(objectType, objectId)
-    return created(grantees.add_grantee(caller(app), obj, body, invite_email=inviteEmail))
+    return created(
+        grantees.add_grantee(caller(app), obj, body, invite_email=inviteEmail, console_url=console_url(app))
+    )
 
 
 lambda_handler = lambda_handler_for(app)

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from kallo.models.steps import Step
 from kallo.models.ws import SearchTerm
 from kallo.paging import PageLimit, PageToken
-from kallo.services import steps
+from kallo.services import search
 from kallo.web import caller, create_app, lambda_handler_for, ok
 
 app = create_app()
@@ -24,7 +24,7 @@ def query_steps(
     limit: Annotated[PageLimit, Query(description="Page size (1..100)")] = SEARCH_PAGE_LIMIT,
     nextToken: Annotated[PageToken | None, Query(description="The previous page's x-next-token")] = None,
 ) -> Response[list[Step]]:
-    found, next_token = steps.query_steps(caller(app), searchTerm, limit=limit, next_token=nextToken)
+    found, next_token = search.query_steps(caller(app), searchTerm, limit=limit, next_token=nextToken)
     return ok(found, next_token=next_token)
 
 

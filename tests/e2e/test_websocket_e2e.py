@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.e2e.conftest import RunningStack, WsClient
 
@@ -330,9 +330,11 @@ def test_a_deleted_convo_refuses_new_connections_and_messages(
     alice = alice_on(ws_connect, world, convo_id)
     # The team's owner (the service account) deletes it; Alice, its admin, may not.
     ok(stack.client.delete(f"/convos/{convo_id}", headers=api_key(stack)), 204)
-    alice.send("convoNewStep", step("anyone there?"))
-    # I8: her connection may no longer view the convo (or is already gone, the purge having closed it).
-    assert alice.expect("error")["payload"]["code"] in {"unauthorized", "not_found", "connection_unknown"}
+    # I8: she hears that it went, then the server closes her connection.
+    assert alice.expect("convoDeleted")["payload"] == {"id": convo_id}
+    with pytest.raises(ConnectionClosed) as closed:
+        alice.receive(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
     assert refused_status(ws_connect, convo_id, headers=bearer(world.alice_token)) == 404
 
 

@@ -7,10 +7,13 @@ from uuid import uuid4
 from kallo import aws as kallo_aws
 from kallo.authz.access import Access
 from kallo.models.convos import ConvoCreate
+from kallo.realtime import audience
 from kallo.services import convos
 from kallo.settings import get_settings
-from kallo.store import grants, objects
+from kallo.store import connections, grants, keys, objects
 from kallo.store.keys import Ref
+from kallo.store.table import table
+from tests.support import ws
 from tests.support.api import invoke
 from tests.support.world import grant, make_object, make_user, ref_of
 
@@ -33,10 +36,10 @@ def test_owner_deletes(aws, aws_calls):
     aws_calls.reset()
     result = delete(alice, convo_id)
     assert result.status == 204 and result.body == ""
-    # The check (2), the convo's user grants (1), one transaction, the purge job, then the identifiers
-    # streams of alice and bob (a Query each, none open).
-    assert aws_calls["dynamodb:Query"] == 4 and aws_calls["dynamodb:TransactWriteItems"] == 1
-    assert aws_calls["sqs:SendMessage"] == 1 and aws_calls.total == 7
+    # The check (2), the convo's connections (1: none), its user grants (1), one transaction, the purge
+    # job, then the identifiers streams of alice and bob (a Query each, none open).
+    assert aws_calls["dynamodb:Query"] == 5 and aws_calls["dynamodb:TransactWriteItems"] == 1
+    assert aws_calls["sqs:SendMessage"] == 1 and aws_calls.total == 8
     assert objects.get(ref) is None and grants.all_of_object(ref) == []
     assert purge_jobs() == [{"type": "convo", "id": convo_id}]
     # Gone for everyone: bob's participant grant went with it.
@@ -65,3 +68,45 @@ def test_unknown_and_malformed(aws):
     bad = delete(alice, "1234")
     assert bad.status == 422 and {"code", "message"} <= set(bad.json)
     assert purge_jobs() == []
+
+
+sockets = ws.sockets
+
+
+def test_its_connections_hear_convo_deleted_then_are_closed(sockets, aws_calls):
+    room, elsewhere = ws.room(), ws.room()
+    aws_calls.reset()
+    assert delete(room.owner, room.convo_id).status == 204
+    connected = [room.owner_connection, room.participant_connection, room.viewer_connection]
+    for connection in connected:
+        # The message was posted before the close (a closed connection answers Gone to a post).
+        assert sockets.to(connection) == [{"type": "convoDeleted", "payload": {"id": room.convo_id}}]
+    assert sorted(sockets.closed) == sorted(connected)
+    assert sockets.to(elsewhere.owner_connection) == [] and elsewhere.owner_connection not in sockets.closed
+    assert [c["connectionId"] for c in connections.of_convo(room.convo_id)] == []
+    assert connections.get(room.viewer_connection) is None
+    # + the connections (Query) and their check (I8: Query + BatchGetItem), their items (1
+    # BatchWriteItem), 3 posts and 3 closes.
+    assert aws_calls["apigatewaymanagementapi:PostToConnection"] == 3
+    assert aws_calls["apigatewaymanagementapi:DeleteConnection"] == 3
+    assert aws_calls["dynamodb:BatchWriteItem"] == 1
+
+
+def test_attack_a_connection_that_lost_the_convo_is_closed_without_hearing_of_it(sockets):
+    """I8: the viewer's grant was removed before the deletion: it is not told, only closed."""
+    room = ws.room()
+    grants_key = keys.grant_key(Ref("convo", room.convo_id), Ref("user", room.viewer.user_id or ""))
+    table().delete(grants_key)
+    audience.forget()
+    assert delete(room.owner, room.convo_id).status == 204
+    assert sockets.to(room.viewer_connection) == []
+    assert room.viewer_connection in sockets.closed
+    assert [m["type"] for m in sockets.to(room.participant_connection)] == ["convoDeleted"]
+
+
+def test_a_connection_already_gone_does_not_fail_the_deletion(sockets):
+    room = ws.room()
+    sockets.gone.add(room.participant_connection)
+    assert delete(room.owner, room.convo_id).status == 204
+    assert [m["type"] for m in sockets.to(room.owner_connection)] == ["convoDeleted"]
+    assert objects.get(Ref("convo", room.convo_id)) is None

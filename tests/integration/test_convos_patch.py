@@ -8,6 +8,7 @@ from kallo.services import convos
 from kallo.store import keys
 from kallo.store.keys import Ref
 from kallo.store.table import table
+from tests.support import ws
 from tests.support.api import invoke
 from tests.support.world import grant, make_object, make_user, ref_of
 
@@ -24,9 +25,10 @@ def test_rename(aws, aws_calls):
     assert result.status == 200, result.body
     assert result.json["name"] == "Lisbon, day 2" and result.json["updatedAt"] >= convo["updatedAt"]
     assert result.json["createdAt"] == convo["createdAt"]
-    # The check, then one conditional UpdateItem that returns the new item; then the convo's user
-    # grantees (1 Query) and their identifiers streams (1 Query: alice's, none open) hear of it.
-    assert aws_calls["dynamodb:UpdateItem"] == 1 and aws_calls.total == 5
+    # The check, then one conditional UpdateItem that returns the new item; the convo's connections
+    # (1 Query: none); then the convo's user grantees (1 Query) and their identifiers streams (1
+    # Query: alice's, none open) hear of it.
+    assert aws_calls["dynamodb:UpdateItem"] == 1 and aws_calls.total == 6
 
 
 def test_who_may_rename(aws):
@@ -70,3 +72,37 @@ def test_bad_input(aws):
         assert 400 <= result.status < 500, (raw, result.status)
         assert {"code", "message"} <= set(result.json), result.body
     assert patch(alice, "nope", {"name": "x"}).status == 422
+
+
+sockets = ws.sockets
+
+
+def test_a_rename_is_broadcast_as_convo_update(sockets, aws_calls):
+    room, elsewhere = ws.room(), ws.room()
+    aws_calls.reset()
+    result = patch(room.owner, room.convo_id, {"name": "Lisbon, day 3"})
+    assert result.status == 200
+    update = {"id": room.convo_id, "name": "Lisbon, day 3", "updatedAt": result.json["updatedAt"]}
+    for connection in (room.owner_connection, room.participant_connection, room.viewer_connection):
+        assert sockets.to(connection) == [{"type": "convoUpdate", "payload": update}]
+    assert sockets.to(elsewhere.owner_connection) == []
+    # The rename (check: Query + BatchGetItem; UpdateItem), the connections (Query) and their check
+    # (I8: the convo's grants, Query + BatchGetItem), 3 posts; then the identifiers streams: the
+    # convo's user grantees (Query) and each one's streams (3 Query).
+    assert dict(aws_calls.calls) == {
+        "dynamodb:Query": 1 + 1 + 1 + 1 + 3,
+        "dynamodb:BatchGetItem": 1 + 1,
+        "dynamodb:UpdateItem": 1,
+        "apigatewaymanagementapi:PostToConnection": 3,
+    }
+
+
+def test_attack_a_connection_that_lost_the_convo_does_not_hear_its_new_name(sockets):
+    """I8: the viewer's grant is gone; the rename is not sent to it, and its socket is closed."""
+    room = ws.room()
+    table().delete(keys.grant_key(Ref("convo", room.convo_id), Ref("user", room.viewer.user_id or "")))
+    ws.audience.forget()
+    assert patch(room.owner, room.convo_id, {"name": "secret new name"}).status == 200
+    assert sockets.to(room.viewer_connection) == []
+    assert room.viewer_connection in sockets.closed
+    assert [m["type"] for m in sockets.to(room.participant_connection)] == ["convoUpdate"]

@@ -23,7 +23,7 @@ from kallo.documents.bm25 import Index
 from kallo.llm import ChatMessage, Generation
 from kallo.models.app_keys import AppKeyCreate
 from kallo.models.auth import AccessTokenCreate
-from kallo.services import access_tokens, app_keys, convos, data_source_links, replies
+from kallo.services import access_tokens, app_keys, convos, data_source_links, naming, prompting, replies
 from kallo.settings import get_settings
 from kallo.store import blobs, objects, steps
 from kallo.store.keys import Ref
@@ -59,9 +59,9 @@ class Model:
     def stream(self, messages: list[ChatMessage], generation: Generation) -> Iterator[str]:
         self.calls.append((messages, generation))
         system = messages[0].content if messages[0].role == "system" else ""
-        if system.startswith(replies.NAMING_INSTRUCTION):
+        if system.startswith(naming.NAMING_INSTRUCTION):
             yield "Heron launch code"
-        elif system.startswith(replies.DEFAULT_INSTRUCTION):
+        elif system.startswith(prompting.DEFAULT_INSTRUCTION):
             if self.fail:
                 raise replies.ProviderError("upstream said 500 at http://10.0.0.1/v1")
             yield from (self.answer[i : i + 4] for i in range(0, len(self.answer), 4))
@@ -70,7 +70,7 @@ class Model:
 
     @property
     def answers(self) -> list[tuple[list[ChatMessage], Generation]]:
-        return [c for c in self.calls if c[0][0].content.startswith(replies.DEFAULT_INSTRUCTION)]
+        return [c for c in self.calls if c[0][0].content.startswith(prompting.DEFAULT_INSTRUCTION)]
 
 
 def settled(threads: int) -> None:
@@ -232,7 +232,7 @@ def test_the_seeds_placeholder_chat_id_starts_a_new_chat(tenant: Tenant, model: 
 def test_intent_0_answers_without_grounding(tenant: Tenant, model: Model):
     answer = post(tenant.topic_token, {"query": QUESTION}, intent="0", enable_sources="2").json
     assert answer["sources"] == []
-    assert replies.GROUNDING_INSTRUCTION not in model.answers[-1][0][0].content
+    assert prompting.GROUNDING_INSTRUCTION not in model.answers[-1][0][0].content
 
 
 def test_enable_sources_0_leaves_sources_out_and_sources_limit_caps_them(tenant: Tenant, model: Model):
@@ -281,7 +281,7 @@ def test_publishers_of_another_tenant_are_ignored_without_a_trace(tenant: Tenant
     # Naming only another tenant's source narrows nothing (the same as naming a missing one).
     for named in ([other.heron], ["00000000-0000-4000-8000-000000000000"]):
         post(tenant.token, {"query": QUESTION, "publishers": named})
-        assert replies.GROUNDING_INSTRUCTION not in model.answers[-1][0][0].content
+        assert prompting.GROUNDING_INSTRUCTION not in model.answers[-1][0][0].content
     assert all(other.heron not in json.dumps(c[0][0].content) for c in model.answers)
 
 

@@ -19,7 +19,7 @@ from kallo.documents.bm25 import Index
 from kallo.jobs import ReplyJob
 from kallo.llm import ChatMessage
 from kallo.models.convos import ConvoCreate
-from kallo.services import convos, data_source_links, grounding, replies
+from kallo.services import convos, data_source_links, grounding, prompting, replies
 from kallo.store import blobs, keys, objects, steps
 from kallo.store.keys import Ref
 from kallo.store.table import table
@@ -109,7 +109,7 @@ def test_a_question_about_a_linked_document_is_answered_from_it_with_a_citation(
         sockets.clear()
         run_worker(job)
     system = system_prompt(llm)
-    assert system.startswith(f"{replies.DEFAULT_INSTRUCTION}\n\n{replies.GROUNDING_INSTRUCTION}\n\n[1] ")
+    assert system.startswith(f"{prompting.DEFAULT_INSTRUCTION}\n\n{prompting.GROUNDING_INSTRUCTION}\n\n[1] ")
     assert FACT in system and '"heron.md"' in system
     assert llm.calls[0][0][-1] == ChatMessage("user", QUESTION)
 
@@ -171,7 +171,7 @@ def test_a_job_narrowed_to_some_sources_is_grounded_on_those_only(sockets):
             )
             system = system_prompt(llm)
             assert (shown is None or shown in system) and hidden not in system and "QQ-7" not in system
-    assert replies.GROUNDING_INSTRUCTION not in system
+    assert prompting.GROUNDING_INSTRUCTION not in system
 
 
 # -- not grounded -----------------------------------------------------------------------------------------
@@ -279,7 +279,7 @@ def test_an_unlinked_data_source_is_no_longer_used(sockets):
     with installed(llm) as model:
         job = ask(room.owner_connection, model)
         run_worker(job)
-    assert system_prompt(llm) == replies.DEFAULT_INSTRUCTION
+    assert system_prompt(llm) == prompting.DEFAULT_INSTRUCTION
     assert steps.get(job["llmStepId"])["annotations"] == []
     assert "annotations" not in final_update(sockets, room.owner_connection)
 
@@ -297,7 +297,7 @@ def test_a_failing_retrieval_leaves_the_answer_ungrounded(sockets, monkeypatch):
     with installed(llm) as model:
         job = ask(room.owner_connection, model)
         run_worker(job)
-    assert system_prompt(llm) == replies.DEFAULT_INSTRUCTION
+    assert system_prompt(llm) == prompting.DEFAULT_INSTRUCTION
     answer = steps.get(job["llmStepId"])
     assert (answer["status"], answer["annotations"]) == ("completed", [])
 
@@ -310,7 +310,7 @@ def test_a_data_source_in_another_convo_is_not_used(sockets):
     llm = ScriptedLLM(Script(["No idea."]))
     with installed(llm) as model:
         run_worker(ask(room.owner_connection, model))
-    assert system_prompt(llm) == replies.DEFAULT_INSTRUCTION
+    assert system_prompt(llm) == prompting.DEFAULT_INSTRUCTION
 
 
 # -- AWS calls --------------------------------------------------------------------------------------------
@@ -334,11 +334,12 @@ def test_aws_calls_of_a_grounded_answer_and_of_an_ungrounded_one(sockets, aws_ca
         ungrounded = dict(aws_calls.calls)
     # 3 connections per broadcast: 5 broadcasts, or 4 when a slow machine coalesces the two chunks
     # into one delta (the coalescing is by time; its own tests pin it).
-    # Each broadcast also Queries the convo's connections.
+    # Each broadcast also Queries the convo's connections, and a delta is saved before it goes out.
     for calls in (grounded, ungrounded):
         broadcasts = calls.pop("apigatewaymanagementapi:PostToConnection") // 3
         assert broadcasts in (4, 5)
         calls["dynamodb:Query"] -= broadcasts
+        calls["dynamodb:UpdateItem"] -= broadcasts - 4
     # The answer of a named convo without a topic (replies' docstring), 3 connections per broadcast, the
     # idempotency record; grounding adds 1 Query (the convo's links) and, with a source, 1 BatchGetItem
     # and 1 GetObject (its index).

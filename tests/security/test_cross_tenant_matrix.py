@@ -679,6 +679,29 @@ def test_i4_websocket_messages_naming_a_s_ids_are_refused(
     )
 
 
+def test_i4_convo_sync_since_a_s_step_answers_as_a_missing_one(world: World, ws_connect: Connect) -> None:
+    """convoSync takes a step id that is not an error to name: B naming A's step must get exactly what
+    naming no step gets (its own convo's status), and nothing of A's step."""
+    client = ws_connect(world.b.convo_id, headers=world.b.user.headers)
+
+    def sync(step_id: str, request_id: str) -> list[dict[str, Any]]:
+        client.send("convoSync", {"since": {"stepId": step_id, "seq": 0}}, request_id=request_id)
+        answers = []
+        while True:
+            try:
+                message = client.receive(timeout=2)
+            except TimeoutError:
+                return answers
+            if message.get("requestId") == request_id:
+                answers.append({k: v for k, v in message.items() if k != "requestId"})
+
+    answer = sync(world.a.step_id, "attack")
+    assert answer == sync(str(uuid.uuid4()), "control")
+    assert [m["type"] for m in answer] == ["convoStatus"]
+    assert answer[0]["payload"]["convoId"] == world.b.convo_id
+    assert_no_leak("convoSync since", json.dumps(answer), world.secrets() - {world.a.step_id})
+
+
 @pytest.mark.parametrize("credential", ["key", "token"])
 def test_i4_connecting_to_a_s_convo_is_refused_like_a_missing_one(
     world: World, ws_connect: Connect, credential: str

@@ -28,7 +28,9 @@ from tests.support.oidc import OidcIssuer, issuers_configuration
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "kallo_e2e_bootstrap_key_0123456789"
 READY_TIMEOUT_SECONDS = 90
-STOP_TIMEOUT_SECONDS = 10
+# The stack's own bounds add up to about 10 s (5 s for requests in flight, 5 s for the workers' jobs,
+# then the embedded AWS); a 2-core machine running the suite needs the margin.
+STOP_TIMEOUT_SECONDS = 20
 # The stack's table (`local.template.STACK_NAME` + the template's logical id), for `tools.admin --table`.
 TABLE_NAME = "kallo-local-Table"
 # The line the stack logs once its embedded AWS services are up (`local.stack.run`).

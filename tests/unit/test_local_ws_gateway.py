@@ -353,6 +353,7 @@ def test_the_factory_points_the_functions_at_its_management_endpoint(monkeypatch
         "/ws/convos/{convoId}",
         "/pieces/conversations/stream/identifiers",
         "/_aws/ws/@connections/{connectionId}",
+        "/{path:path}",  # every other upgrade: 404
     }
     assert os.environ[ws_gateway.MANAGEMENT_ENDPOINT_VARIABLE] == "http://127.0.0.1:3999/_aws/ws"
 
@@ -475,12 +476,15 @@ def test_a_client_that_leaves_during_connect_gets_its_disconnect(served: Served)
     assert connection_id not in served.gateway.connections
 
 
-def test_an_unknown_socket_path_is_refused(
-    served: Served, open_socket: Callable[..., ClientConnection]
+@pytest.mark.parametrize("path", ["/elsewhere", "/", "/ws/convos", "/ws/convos/c-1/more", "/wss?convoId=c-1"])
+def test_an_unknown_socket_path_is_not_found(
+    served: Served, open_socket: Callable[..., ClientConnection], path: str
 ) -> None:
     with pytest.raises(InvalidStatus) as refused:
-        open_socket("/elsewhere")
-    assert refused.value.response.status_code == 403
+        open_socket(path)
+    assert refused.value.response.status_code == 404
+    assert json.loads(refused.value.response.body)["code"] == "not_found"
+    assert served.events("$connect") == []  # no function ran
 
 
 # ---------------------------------------------------------------------- messages

@@ -16,6 +16,7 @@ from kallo.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLa
 from kallo.models.convos import ConvoCreate
 from kallo.models.ws import Annotation, NewStep, NewStepGroup, StepContent, StepGroupAddition, StepRegen
 from kallo.services import convos
+from kallo.services import search as search_service
 from kallo.services import steps as service
 from kallo.store import grants, objects, search, steps
 from kallo.store.keys import Ref
@@ -505,27 +506,27 @@ def test_search_finds_every_word_newest_first_only_where_the_caller_may_view(wor
     hidden_convo = convos.create_convo(Access(world.outsider), ConvoCreate())["id"]
     service.add_step(actor(world.outsider, heard), hidden_convo, new("secret Lisbon trams"))
     aws_calls.reset()
-    found, token = service.query_steps(Access(world.viewer), "lisbon trams", limit=10)
+    found, token = search_service.query_steps(Access(world.viewer), "lisbon trams", limit=10)
     assert [s["id"] for s in found] == [newer["id"], older["id"]] and token is None
     # The postings of the longest word, one check per distinct convo, the viewer's grants, the steps.
     assert dict(aws_calls.calls) == {"dynamodb:Query": 3, "dynamodb:BatchGetItem": 2}
-    found, _ = service.query_steps(Access(world.outsider), "trams", limit=10)
+    found, _ = search_service.query_steps(Access(world.outsider), "trams", limit=10)
     assert [s["convoId"] for s in found] == [hidden_convo]
-    assert service.query_steps(Access(make_user()), "trams", limit=10)[0] == []
+    assert search_service.query_steps(Access(make_user()), "trams", limit=10)[0] == []
 
 
 def test_search_pages_and_ignores_postings_the_text_no_longer_holds(world, heard):
     made = [service.add_step(actor(world.owner, heard), world.convo, new(f"harbour {i}")) for i in range(5)]
     # A text changed behind the index's back: the stale posting finds the step, its text rejects it.
     steps.update(made[4], {"content": {"text": "no longer"}})
-    page, token = service.query_steps(Access(world.owner), "Harbour", limit=3)
+    page, token = search_service.query_steps(Access(world.owner), "Harbour", limit=3)
     assert [s["id"] for s in page] == [made[3]["id"], made[2]["id"]] and token
-    rest, token = service.query_steps(Access(world.owner), "Harbour", limit=3, next_token=token)
+    rest, token = search_service.query_steps(Access(world.owner), "Harbour", limit=3, next_token=token)
     assert [s["id"] for s in rest] == [made[1]["id"], made[0]["id"]] and token is None
 
 
 def test_a_search_without_words_is_a_bad_request(world):
     for term in ("a", "!!", "  ", "x" * 41):
         with pytest.raises(BadRequest) as refused:
-            service.query_steps(Access(world.owner), term, limit=10)
+            search_service.query_steps(Access(world.owner), term, limit=10)
         assert refused.value.code == "search_term_has_no_words"

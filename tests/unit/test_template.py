@@ -23,6 +23,8 @@ FUNCTIONS = template.functions(TEMPLATE)
 ROUTES = template.rest_routes(TEMPLATE)
 # The compatibility surfaces: ASGI apps (one function per surface) behind a greedy route.
 SURFACES = {f for f, r in FUNCTIONS.items() if r["Properties"]["Handler"].startswith("compat.")}
+# The browser console: static files and its config, an ASGI app on Mangum like the surfaces.
+CONSOLE = "ConsoleFunction"
 # The surfaces again, behind the streaming Function URL: a start command for the Lambda Web Adapter.
 STREAMING = "StreamingFunction"
 
@@ -80,11 +82,11 @@ def test_every_function_has_its_handler(logical_id: str) -> None:
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.function)
 def test_handler_serves_exactly_its_route(route: template.Route) -> None:
-    if route.function in SURFACES:
-        # A surface's app serves only paths under its greedy route's prefix.
-        module = importlib.import_module(route.handler.rpartition(".")[0])
-        prefix = route.path.split("{", 1)[0]
-        paths = [r.path for r in module.app.app.routes]
+    if route.function in SURFACES | {CONSOLE}:
+        # A surface's (or the console's) app serves only paths under its route's prefix.
+        app = importlib.import_module(route.handler.rpartition(".")[0]).app
+        prefix = route.path.split("{", 1)[0].rstrip("/")
+        paths = [r.path for r in (app.routes if route.function == CONSOLE else app.app.routes)]
         assert paths and all(p.startswith(prefix) for p in paths), paths
         return
     decorators = _route_decorators(_module_path(route.handler).read_text())
@@ -103,7 +105,7 @@ def test_handler_serves_exactly_its_route(route: template.Route) -> None:
 def test_every_route_has_a_matching_sample_event(route: template.Route) -> None:
     area, operation = route.handler.rsplit(".", 1)[0].split(".")
     event = json.loads((ROOT / "events" / area / f"{operation}.json").read_text())
-    # A function of several routes (the API documents) has a sample of one of them.
+    # A function of several routes (the API documents, the console) has a sample of one of them.
     routes = {(r.method, r.path) for r in ROUTES if r.function == route.function}
     assert event["resource"] in {path for _, path in routes}
     # A route of any method (a surface's) has a sample of one of them.
@@ -134,10 +136,11 @@ def test_reads_do_not_get_write_access(route: template.Route) -> None:
 
 def test_only_health_is_public() -> None:
     """...and the surfaces, which authenticate every request themselves (`kallo.surfaces`), and the
-    functions of static files (the API documents), which have no AWS permission at all."""
+    functions of static files (the API documents, the console, whose page calls the API with the user's
+    credential), which have no AWS permission at all."""
     public = {r.function for r in ROUTES if not r.authorized}
     files = {f for f in public if not FUNCTIONS[f]["Properties"].get("Policies")}
-    assert "DocsFunction" in files
+    assert {"DocsFunction", CONSOLE} <= files
     assert public == {"HealthCheckFunction"} | SURFACES | files
 
 
@@ -362,6 +365,7 @@ KALLO_METRICS = {
     "ThrottledRequests",
     "QuotaRefusals",
     "WebSocketSendFailures",
+    "InvitationMailFailures",
 }
 # The AWS metrics the alarms and the dashboard may name, with the dimension sets they come with.
 AWS_METRICS = {

@@ -39,6 +39,12 @@ _exiting = threading.Event()
 EXIT_WAIT_SECONDS = 3.0
 
 
+def refuse_generations() -> None:
+    """From now on, the generation in progress ends at its next token and later ones are refused
+    (without waiting: a signal handler calls it)."""
+    _exiting.set()
+
+
 @atexit.register
 def end_generations() -> None:
     """Answers run on daemon threads (in-process answers, convo naming, the stream of a stopped
@@ -46,7 +52,7 @@ def end_generations() -> None:
     crashes the process (SIGSEGV) instead of letting it exit 0. When the process stops (the local
     stack calls this first; at exit it runs again), the generation in progress ends at its next token,
     later ones are refused, and the one in progress is waited for, bounded."""
-    _exiting.set()
+    refuse_generations()
     if _generate_lock.acquire(timeout=EXIT_WAIT_SECONDS):
         _generate_lock.release()
 

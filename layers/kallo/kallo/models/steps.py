@@ -71,7 +71,13 @@ class Step(ResponseModel):
     )
     annotations: list[dict] = Field(default_factory=list)
     files: list[dict] = Field(default_factory=list)
-    seq: int | None = None
+    seq: int | None = Field(
+        default=None,
+        description=(
+            "An LLM step's update count: while it runs, its text is exactly its deltas 1..seq (saved "
+            "before each delta is broadcast); its final update takes the next seq"
+        ),
+    )
     reply_to_step_id: str | None = Field(
         default=None, alias="replyToStepId", description="The user step an LLM step answers"
     )

@@ -1,8 +1,8 @@
 """Payloads of the WebSocket API's client messages (API.md, WebSocket and Schemas: step, stepGroup,
-stepGroupAddition, stepDeletion, stepRegen, stepUpdate), the envelope they travel in, the payloads of
-the messages the server sends (`SERVER_MESSAGES`), and the body of the Update Step REST operation.
-docs/asyncapi.json is generated from this module (`python -m tools.asyncapi`): give every model a
-docstring and its fields descriptions.
+stepGroupAddition, stepDeletion, stepRegen, stepUpdate, convoSync), the envelope they travel in, the
+payloads of the messages the server sends (`SERVER_MESSAGES`: among them the running step's snapshot
+and convoDeleted), and the body of the Update Step REST operation. docs/asyncapi.json is generated
+from this module (`python -m tools.asyncapi`): give every model a docstring and its fields descriptions.
 
 A client may send a whole `step` object, as the seed's examples do: the fields the server sets
 (`convoId`, `authorType`, `status`, `createdAt`, ...) are accepted and ignored, except that a `convoId`
@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from kallo.models.common import ApiModel, Id, Line, Name, RefusedId, Text, multi_line
+from kallo.models.common import ApiModel, Id, Line, Name, RefusedId, ResponseModel, Text, multi_line
 from kallo.models.feedback import FeedbackCounts
 from kallo.models.steps import STEP_TEXT_LIMIT, ConvoAnnotation, Step, StepConfig, StepUsage
 
@@ -151,6 +151,50 @@ class StopStep(ApiModel):
     """convoStopStep: the running answer to stop."""
 
     id: Id
+
+
+class SyncSince(ApiModel):
+    """Where the client's copy of a step stands: the step it was following, and the last `seq` it
+    applied to that step's text."""
+
+    step_id: Id = Field(alias="stepId", description="The step the client was following (an LLM answer)")
+    seq: NonNegativeInt = Field(description="The last seq the client applied to that step's text")
+
+
+class ConvoSync(ApiModel):
+    """convoSync: ask for the convo's state now, to the sender only (the requestId is echoed), after
+    connecting or on a `seq` gap: `convoStatus` (one per running answer, else `idle`), the snapshot of
+    each running answer (a `convoStepUpdate` with its whole text so far and its `seq`), and, when
+    `since` names a step of this convo that is no longer running and the client lacks its end, that
+    step's final `convoStepUpdate`. A `since` naming no step of this convo is ignored."""
+
+    since: SyncSince | None = Field(
+        default=None, description="The step the client was following and the last seq it applied"
+    )
+
+
+class SnapshotText(ResponseModel):
+    """The text of a running answer so far."""
+
+    text: str = Field(description="Exactly the text of deltas 1..seq")
+
+
+class StepSnapshot(ResponseModel):
+    """convoStepUpdate (server → sender of convoSync) for a running answer: its whole text through
+    `seq`. It REPLACES the client's text of the step; deltas with a higher `seq` follow."""
+
+    id: str = Field(description="The running LLM step")
+    convo_id: str = Field(alias="convoId", description="Its convo")
+    content: SnapshotText = Field(description="The text so far")
+    seq: NonNegativeInt = Field(description="The last delta the text includes (0: none yet)")
+    status: Literal["running"] = Field(default="running", description="Always running")
+
+
+class ConvoDeleted(ResponseModel):
+    """convoDeleted (server → every connection on the convo that may view it): the convo was deleted.
+    The server then closes the connection (close code 1000)."""
+
+    id: str = Field(description="The deleted convo")
 
 
 class StepRegen(ApiModel):
@@ -279,9 +323,7 @@ class ErrorMessage(ServerMessage):
     """error: a message could not be carried out; sent to its sender only, echoing its `requestId`.
     The socket stays open, except after `unauthorized` (the caller may no longer view the convo: I8)."""
 
-    code: str = Field(
-        description="A snake_case code, e.g. `validation_error`, `not_found`, `too_many_requests`"
-    )
+    code: str = Field(description="A snake_case code, e.g. `validation_error`, `not_found`, `throttled`")
     message: str = Field(description="What went wrong, for a person")
     details: list[dict[str, Any]] | None = Field(
         default=None, description="For `validation_error`, one `{loc, type, msg}` per invalid field"
@@ -299,10 +341,11 @@ class ErrorMessage(ServerMessage):
 # API returns it.
 SERVER_MESSAGES: dict[str, tuple[type[BaseModel], ...]] = {
     "convoNewStep": (Step,),
-    "convoStepUpdate": (StepChange,),
+    "convoStepUpdate": (StepChange, StepSnapshot),
     "convoStepDeletion": (StepRemoved,),
     "convoStepRegen": (StepRegenerated,),
     "convoStatus": (ConvoStatus,),
     "convoUpdate": (ConvoUpdate,),
+    "convoDeleted": (ConvoDeleted,),
     "error": (ErrorMessage,),
 }

@@ -11,6 +11,10 @@ dropped: deleted from the store and closed through the management API (`DeleteCo
 Cost of a broadcast to `c` connections: 1 Query (the convo's connections) + `c` PostToConnection, plus
 the audience check of the connections not checked in the last few seconds (see `audience`), plus for
 `r` refused ones 1 BatchWriteItem and `r` DeleteConnection.
+
+A convo's end (Delete Convo): `listeners` reads who may hear it before the deletion (1 Query + the
+audience check), then `farewell` sends the last message (`convoDeleted`) to those and closes every
+socket: 1 BatchWriteItem (per 12 connections) + `c` PostToConnection + (`c` + `r`) DeleteConnection.
 """
 
 from __future__ import annotations
@@ -145,6 +149,50 @@ def broadcast(convo_id: str, message_type: str, payload: Any, request_id: str | 
     gone = [t for t, outcome in zip(targets, outcomes, strict=True) if outcome == "gone"]
     connections.delete_many((t["connectionId"], convo_id) for t in gone)
     return Delivery(outcomes.count("delivered"), len(gone), outcomes.count("failed"), len(refused))
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """A convo's stored connections, split by whether their principal may still view it (I8)."""
+
+    admitted: list[dict[str, Any]]
+    refused: list[dict[str, Any]]
+
+
+def listeners(convo_id: str) -> Listeners:
+    """Who hears the convo now: read before a change that ends it (a deletion takes the grants the
+    check reads). 1 Query, + the audience check when there are connections."""
+    stored = connections.of_convo(convo_id)
+    if not stored:
+        return Listeners([], [])
+    verdicts = audience.admit(convo_id, stored)
+    pairs = list(zip(stored, verdicts, strict=True))
+    return Listeners(
+        [t for t, access in pairs if access is not None],
+        [{**t, "convoId": convo_id} for t, access in pairs if access is None],
+    )
+
+
+def farewell(convo_id: str, heard: Listeners, message_type: str, payload: Any) -> Delivery:
+    """A convo's last message: sent to the admitted connections, then every connection is forgotten
+    and its socket closed (`DeleteConnection`; API Gateway closes it with 1000, and `$disconnect`
+    follows). Each connection's close comes after its message, so a client reads why it closes."""
+    data = envelope(message_type, payload)
+
+    def send_then_close(target: dict[str, Any]) -> str:
+        outcome = _deliver(target["connectionId"], data)
+        close_all([target["connectionId"]])
+        return outcome
+
+    everyone = [*heard.admitted, *heard.refused]
+    if not everyone:
+        return Delivery(0, 0, 0)
+    connections.delete_many((t["connectionId"], convo_id) for t in everyone)
+    outcomes = list(executor().map(send_then_close, heard.admitted))
+    close_all([t["connectionId"] for t in heard.refused])
+    return Delivery(
+        outcomes.count("delivered"), outcomes.count("gone"), outcomes.count("failed"), len(heard.refused)
+    )
 
 
 def _deliver(connection_id: str, data: bytes) -> str:

@@ -8,8 +8,11 @@ ownership chain that can inherit (the convo, its topic) plus one BatchGetItem, s
   convos add the authority check. A token scoped to topics or teams adds one BatchGetItem.
 - Query Convos `topicId`: the topic check (Query + BatchGetItem) + 1 Query + 1 BatchGetItem.
 - Create: 1 TransactWriteItems, after the owner's check when a topic or team owns it.
-- Get / Patch: the check + 1 GetItem / UpdateItem. Delete: the check + 1 Query (the user grants)
-  + 1 TransactWriteItems + 1 SQS SendMessage.
+- Get / Patch: the check + 1 GetItem / UpdateItem; Patch broadcasts `convoUpdate` (1 Query, + for `c`
+  connections their check and `c` PostToConnection, `kallo.realtime`). Delete: the check + 1 Query
+  (the user grants) + 1 TransactWriteItems + 1 SQS SendMessage, + its connections (1 Query; for `c`
+  of them their check, 1 BatchWriteItem, `c` PostToConnection of `convoDeleted` and `c`
+  DeleteConnection).
 - Announcing a change to the identifiers streams (`announce`, on create, rename and delete): 1 Query
   per user holding a grant on the convo (a rename first reads them: 1 Query), plus the work of the
   streams that are open (`kallo.realtime.identifiers`). So Create adds 1 Query, Patch 2 (for a
@@ -28,7 +31,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from kallo import paging
+from kallo import paging, realtime
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role, permissions_of
 from kallo.clock import now_iso
@@ -249,17 +252,31 @@ def get_convo(access: Access, convo_id: str) -> dict[str, Any]:
 
 
 def patch_convo(access: Access, convo_id: str, data: ConvoPatch) -> dict[str, Any]:
+    """Rename the convo; its connections hear `convoUpdate` `{id, name, updatedAt}` (those whose
+    principal may still view it, I8), and its users' identifiers streams are told."""
     patched = owned.update_owned(access, _convo(convo_id), {"name": data.name})
+    update = {"id": convo_id, "name": patched.get("name", ""), "updatedAt": patched.get("updatedAt")}
+    _broadcast(convo_id, "convoUpdate", update)
     announce_renamed(convo_id)
     return patched
+
+
+def _broadcast(convo_id: str, message_type: str, payload: dict[str, Any]) -> None:
+    """Tell the convo's connections of a change made; a failure is logged, never the caller's (the
+    change is made, and a client catches up with convoSync or REST)."""
+    try:
+        realtime.broadcast(convo_id, message_type, payload)
+    except Exception:
+        logger.warning("broadcasting a convo change failed", extra={"convoId": convo_id}, exc_info=True)
 
 
 def delete_convo(access: Access, convo_id: str) -> None:
     """Delete the convo with every grant on it in one transaction, so it is gone for everyone at once;
     its steps, contributor markers, invitations and links go through the purge worker, which has no
     request timeout to fit in. (Should a convo have more grants than a transaction holds, the owner's
-    goes first and the rest wait for the purge.) I8: with its grants gone, its connections are refused
-    at their next broadcast or message, and the purge closes them."""
+    goes first and the rest wait for the purge.) I8: its connections hear `convoDeleted` and are
+    closed at once (`remove_convo`); with its grants gone, any left are refused at their next message,
+    and the purge closes them."""
     ref = _convo(convo_id)
     access.require(ref, Permission.can_delete)
     remove_convo(access, ref)
@@ -267,7 +284,10 @@ def delete_convo(access: Access, convo_id: str) -> None:
 
 def remove_convo(access: Access, ref: Ref) -> None:
     """Delete a convo the caller was found allowed to delete (Delete Convo: `can_delete`; an app key's
-    end user: its own convo, `kallo.services.end_users`), as `delete_convo` describes."""
+    end user: its own convo, `kallo.services.end_users`), as `delete_convo` describes. Its
+    connections that may view it (read before the grants go, I8) hear `convoDeleted` `{id}`; then
+    every one of its sockets is closed."""
+    heard = _listeners(ref.id)
     on_convo = access.structural_grants(ref) + grants.all_of_object(ref, grantee_type=ObjectType.user.value)
     on_convo.sort(key=lambda g: g["role"] != Role.owner)
     operations: list[dict[str, Any]] = [{"delete": keys.object_key(ref), "exists": True}]
@@ -277,8 +297,22 @@ def remove_convo(access: Access, ref: Ref) -> None:
     with owned.absent_as_not_found(ref):
         table().transact(operations)
     purge.schedule(ref)
+    try:
+        realtime.farewell(ref.id, heard, "convoDeleted", {"id": ref.id})
+    except Exception:  # the purge closes what is left; the deletion stands
+        logger.warning(
+            "closing a deleted convo's connections failed", extra={"convoId": ref.id}, exc_info=True
+        )
     users = [g["granteeId"] for g in on_convo if g.get("granteeType") == ObjectType.user]
     announce(ref.id, identifier_streams.DELETED, users)
+
+
+def _listeners(convo_id: str) -> realtime.Listeners:
+    try:
+        return realtime.listeners(convo_id)
+    except Exception:  # nobody hears the deletion then; the purge still closes the sockets
+        logger.warning("reading a convo's connections failed", extra={"convoId": convo_id}, exc_info=True)
+        return realtime.Listeners([], [])
 
 
 # -- The identifiers streams ---------------------------------------------------------------------------

@@ -44,9 +44,8 @@ from kallo.models.data_sources import DataSourceUpdate, PresignedUploadRequest, 
 from kallo.paging import PAGE_LIMIT
 from kallo.services import authority, owned
 from kallo.settings import get_settings
-from kallo.store import blobs, grants, keys, objects
+from kallo.store import blobs, grants, objects
 from kallo.store.keys import Ref
-from kallo.store.table import table
 
 # Presigned URLs live at most 15 minutes, whatever the configuration says.
 MAX_URL_SECONDS = 900
@@ -109,7 +108,7 @@ def upload_file(
     try:
         version_id = blobs.put(fields["location"], data, content_type=mime_type)
     except Exception:
-        table().transact([{"delete": keys.object_key(ref)}, {"delete": keys.grant_key(ref, owner.ref)}])
+        objects.delete_with_grants(ref, [owner.ref], must_exist=False)
         raise
     if version_id is None:
         return created

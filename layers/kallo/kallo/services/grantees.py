@@ -28,7 +28,8 @@ inherit, plus one BatchGetItem, see `kallo.authz.access`; on a team or user obje
 - Add: the check + 1 BatchGetItem (the grantee, the caller's grant on a team grantee, the current
   grant, and for a user grantee the caller's own user item unless it is a service account) + 1
   TransactWriteItems (nothing when the grant is already there). With `inviteEmail`: the check + 1
-  TransactWriteItems.
+  TransactWriteItems, and its email (1 BatchGetItem: the inviter and the object's name; 1 SES
+  SendEmail).
 - Set: the check + 1 Query (every grant on the object) + 1 BatchGetItem (the new grantees; none when
   there are none) + 1 TransactWriteItems; a new owner adds its check (`owned.require_can_own`: a
   team's is 1 BatchGetItem, a topic's 1 Query + 1 BatchGetItem, another user's the authority check).
@@ -59,7 +60,7 @@ from kallo.clock import epoch_seconds, iso, now, now_iso
 from kallo.errors import BadRequest, Forbidden, NotFound
 from kallo.models.common import Grantee
 from kallo.paging import PAGE_LIMIT
-from kallo.services import authority
+from kallo.services import authority, invitation_mail
 from kallo.services.owned import absent_as_not_found, require_can_own
 from kallo.settings import get_settings
 from kallo.store import grants, invitations, keys
@@ -215,7 +216,12 @@ def query_grantees(
 
 
 def add_grantee(
-    access: Access, obj: Ref, grantee: Grantee, *, invite_email: str | None = None
+    access: Access,
+    obj: Ref,
+    grantee: Grantee,
+    *,
+    invite_email: str | None = None,
+    console_url: str | None = None,
 ) -> dict[str, str]:
     """Grant a role on an object (see the module's rules) and return the grantee `{id, type, role}`.
 
@@ -227,7 +233,9 @@ def add_grantee(
     is stored (or renewed) and returned (`{objectType, objectId, inviteEmail, role, createdBy,
     createdAt}`), the same whether or not someone has that address (I2: no oracle on who is
     registered). It becomes a grant when the owner of that verified address accepts it (Accept
-    Invitation) or registers with it (`services.invitations`).
+    Invitation) or registers with it (`services.invitations`). With `console_url`, the invitee is then
+    mailed a link that accepts it (`services.invitation_mail`: after the write; a mail failure is
+    logged and counted, and never loses the invitation nor fails the request).
 
     A grant on a user object (admin) is a permission on that object only, never authority over the
     user (I1, `services.authority`).
@@ -241,7 +249,7 @@ def add_grantee(
     else:
         _check_invitation(obj, grantee)
         access.require(obj, needed)
-        return _invite(access, obj, invite_email, grantee.role)
+        return _invite(access, obj, invite_email, grantee.role, console_url)
     return _grant(access, obj, target, grantee.role, held)
 
 
@@ -280,8 +288,9 @@ def _grant(access: Access, obj: Ref, target: Ref, role: Role, held: frozenset[Pe
     return view(target, role)
 
 
-def _invite(access: Access, obj: Ref, email: str, role: Role) -> dict[str, Any]:
-    """Store (or renew) the invitation of `email` to `obj`; it expires after the configured days."""
+def _invite(access: Access, obj: Ref, email: str, role: Role, console_url: str | None) -> dict[str, Any]:
+    """Store (or renew) the invitation of `email` to `obj`; it expires after the configured days. With
+    `console_url`, mail it (once stored)."""
     moment = now()
     expires = moment + timedelta(days=get_settings().invitation_ttl_days)
     item = invitations.item(
@@ -295,7 +304,10 @@ def _invite(access: Access, obj: Ref, email: str, role: Role) -> dict[str, Any]:
     with absent_as_not_found(obj):
         table().transact([{"put": item}, {"check": keys.object_key(obj), "exists": True}])
     fields = ("objectType", "objectId", "inviteEmail", "role", "createdBy", "createdAt")
-    return {name: item[name] for name in fields}
+    invitation = {name: item[name] for name in fields}
+    if console_url is not None:
+        invitation_mail.send(invitation, console_url=console_url, expires_at=item["ttl"])
+    return invitation
 
 
 # -- Set Grantees ---------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from typing import Any
 
 from kallo.clock import now_iso
 from kallo.settings import get_settings
-from kallo.store import keys
-from kallo.store.table import table
+from kallo.store import objects
+from kallo.store.keys import Ref
 
 
 class ApiName(StrEnum):
@@ -20,5 +20,5 @@ class ApiName(StrEnum):
 
 def check(api_name: ApiName) -> dict[str, Any]:
     # One GetItem on a key that never exists proves the data plane answers.
-    table().get(keys.object_key(keys.Ref("health", "probe")))
+    objects.get(Ref("health", "probe"))
     return {"apiName": api_name.value, "status": "ok", "version": get_settings().version, "time": now_iso()}

@@ -118,7 +118,7 @@ def create_owned(
     if expires is not None:
         item["ttl"] = grant["ttl"] = expires
     try:
-        table().transact([{"put": item, "new": True}, {"put": grant}])
+        objects.create_with_owner(item, grant)
     except Conflict as error:
         raise Conflict(f"{ref.type} {ref.id} already exists", code="already_exists") from error
     return objects.public(item)

@@ -6,10 +6,12 @@ The flow of one answer, every message sent with `kallo.realtime.broadcast` (API.
    `replyToStepId`) and sent as `convoNewStep`;
 3. `convoStepUpdate` `{id, delta, seq}` as the text arrives, `seq` 1, 2, 3...: the first delta goes out
    as soon as there is text, later ones are coalesced (one message per 250 ms at most, or as soon as 200
-   characters wait). The text so far (exactly deltas 1..`seq`) and its `seq` are saved every half
-   second (`Pacing.save_interval`), so a client that reconnects reads the step over REST and applies
-   only the deltas with a higher `seq`; when no delta went out since the last save, the save only
-   touches the step (`seq`, `updatedAt`), so that it still checks for a stop (below);
+   characters wait). Each delta's text is saved BEFORE it is broadcast: the step's `content` and `seq`
+   (exactly deltas 1..`seq`) never lag what was sent, so a client that reads the step (convoSync's
+   snapshot, or REST) and applies only the deltas with a higher `seq` has no gap. The convo's
+   `latestStep` follows every half second (`Pacing.save_interval`). When no delta went out for half a
+   second, a save only touches the step (`seq`, `updatedAt`), so that it still checks for a stop
+   (below);
 4. `convoStepUpdate` `{id, content, status: "completed", seq, usage?}` (the next `seq`; a grounded
    answer adds its `annotations`, also stored on the step), or when a stop was requested
    `{id, content (the text so far), status: "stopped", seq, usage?}`, or on any failure
@@ -19,20 +21,16 @@ The flow of one answer, every message sent with `kallo.realtime.broadcast` (API.
    never a provider's URL, upstream body or exception text: those go to the log;
 5. `convoStatus` `{convoId, status: "idle"}`;
 6. the completed answer is indexed for Query Steps (`kallo.store.search.index`);
-7. a convo that has no name yet gets one: a title of at most 8 words asked of the same model (the
-   first words of the question when that fails), then `convoUpdate` `{id, name, updatedAt}`. This comes
-   after `idle`, so naming never delays the answer; it never fails it either.
+7. a convo that has no name yet gets one (`kallo.services.naming`): a title of at most 8 words asked of
+   the same model (the first words of the question when that fails), then `convoUpdate`
+   `{id, name, updatedAt}`. This comes after `idle`, so naming never delays the answer; it never fails
+   it either.
 
-What the model reads: a system prompt (a short default instruction, followed by the prompt of the topic
-that owns the convo, if it has one, its `{{variables}}` filled from the convo's `inputs` when it has
-them, `kallo.services.prompt_variables`, and by excerpts of the user's documents, if any: see Grounding),
-then the convo's primary steps, oldest first, up to and including the step being answered; failed,
-unfinished and empty steps are left out (a stopped answer is read as it stands), user steps are `user` turns, LLM steps `assistant` turns
-(consecutive turns of one role are merged, and leading assistant turns dropped, as Bedrock requires).
-The history is trimmed from the oldest turn to a token budget, estimated at 4 characters per token:
-the model's context (`registry.context_tokens`: 2048 for the embedded model, 32k otherwise) less the
-answer's `maxTokens` (at most half the context) and the system prompt (excerpts included). The step
-being answered is always kept; if it alone exceeds the budget, its middle is cut out.
+What the model reads (`kallo.services.prompting`, the answer's `Plan`): a system prompt (the default
+instruction, the topic's prompt with its variables filled, the excerpts of the user's documents, if
+any: see Grounding), then the convo's readable primary steps up to the one being answered, trimmed to
+the model's context. The provider's stream runs on a thread of its own (`kallo.llm.streaming`), and a
+nameless convo is named after the answer (`kallo.services.naming`).
 
 Grounding (`kallo.services.grounding`): before the step is written, the ready data sources linked to
 the convo and to its topic, and those the step's config names that its readers may view, are searched
@@ -84,14 +82,17 @@ cannot be stored.
 
 AWS calls for a short answer (one delta message, a convo with a name, not owned by a topic, `c`
 connections): 1 GetItem (the convo) + 3 Query (the step by id, the convo's steps, its linked data
-sources) + 1 TransactWriteItems (the step) + 2 UpdateItem (the final step, the convo's latestStep) + one
+sources) + 1 TransactWriteItems (the step) + 3 UpdateItem (the delta's save, the final step, the
+convo's latestStep) + one
 Query per broadcast (5) and `c` PostToConnection each, + 1 Query and 1 BatchGetItem the first time the
 connections are checked (I8: at most once every few seconds, `kallo.realtime.audience`); a topic adds
 1 GetItem (2 with a prompt) and 1 Query (its linked data sources); data sources named by the config
 add their checks (1 Query each + 1 BatchGetItem per reader); linked or named data sources add 1
 BatchGetItem, and 1 GetObject per
-index a warm worker has not read yet (an embedding model adds its call); every further save (one per
-half second of generation) adds 2 UpdateItem, or 1 when no new text went out since the last one; a
+index a warm worker has not read yet (an embedding model adds its call); every further delta adds 1
+UpdateItem (its save) and the convo's `latestStep` 1 more at most every half second (so a steady
+stream, 4 deltas a second, costs 6 UpdateItem a second), and half a second without a delta 1
+UpdateItem (the stop check; 2 when the `latestStep` lagged); a
 stop adds 1 GetItem (the re-read after the failed condition) and ends with 1 UpdateItem (the stopped
 step) + the broadcasts, and no convo `latestStep` update; indexing the answer (completed or stopped)
 for search adds 1 BatchWriteItem per 25 distinct words (at most 4); naming adds 1 UpdateItem and a
@@ -111,65 +112,31 @@ from __future__ import annotations
 
 import json
 import math
-import queue
-import re
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from pydantic import ValidationError
 
-from kallo import metrics, quotas, realtime
-from kallo.auth.principal import Principal
-from kallo.authz.access import Access
+from kallo import metrics, quotas
 from kallo.clock import iso, now, now_iso
 from kallo.documents.bm25 import Hit
 from kallo.errors import Conflict
 from kallo.jobs import ReplyJob
-from kallo.llm import ChatMessage, ProviderError, Usage, registry
-from kallo.models.steps import STEP_TEXT_LIMIT, Step, StepConfig
-from kallo.services import convos, grounding, prompt_variables
-from kallo.settings import get_settings
-from kallo.store import keys, objects, search, steps
+from kallo.llm import ProviderError, Usage
+from kallo.llm.streaming import END, Failure, Producer
+from kallo.models.steps import STEP_TEXT_LIMIT, Step
+from kallo.services import grounding, naming, prompting
+from kallo.services.announcing import Listener, announce
+from kallo.services.prompting import COMPLETED, FAILED, STOPPED, Plan, text_of, tokens
+from kallo.store import objects, search, steps
 from kallo.store.keys import Ref
-from kallo.store.table import table
 
 logger = Logger(child=True)
 
-DEFAULT_INSTRUCTION = (
-    "You are Kallo, a helpful assistant. Answer the user's latest message accurately and concisely, "
-    "in the language it is written in."
-)
-GROUNDING_INSTRUCTION = (
-    "Use these excerpts from the user's documents when they help; cite them as [1], [2]; say so if they "
-    "do not contain the answer."
-)
-NAMING_INSTRUCTION = (
-    "Write a title for the conversation below: at most 8 words, no quotes. Answer with the title only."
-)
 INTERNAL_CODE = "internal_error"
-CHARS_PER_TOKEN = 4
-# What a chat template adds around each turn (role markers, separators), in tokens.
-TURN_TOKENS = 4
-DEFAULT_MAX_TOKENS = 2048
-# The step being answered keeps at least this much of its text, whatever the budget says.
-MIN_QUESTION_TOKENS = 256
-HISTORY_PAGE = 200
 TEXT_LIMIT_BYTES = STEP_TEXT_LIMIT
-MAX_NAME_WORDS = 8
-NAME_LIMIT = 256
-FALLBACK_NAME = "New convo"
-NAMING_SECONDS = 20.0
-NAMING_TOKENS = 24
-# What the naming request shows of the exchange: enough for a title, little for a small context.
-NAMING_EXCERPT = 600
-# Excerpts of the user's documents take at most this share of the model's context, in at most this many.
-EXCERPT_SHARE = 0.3
-EXCERPTS = 4
 TOO_LONG = "the answer was cut short: it took longer than the worker may run"
 INTERNAL = "the answer could not be generated because of an internal error"
 
@@ -196,301 +163,11 @@ class _StopRequested(Exception):
     """Stop Step marked the LLM step (`stopRequestedAt`) while it was being written."""
 
 
-Listener = Callable[[str, dict[str, Any]], None]
-COMPLETED, FAILED, STOPPED = "completed", "failed", "stopped"
-# The steps the model reads: a stopped answer's text was seen by the people in the convo, as it is.
-READABLE = frozenset({COMPLETED, STOPPED})
 # After a stop, how long the provider's stream may take to end (and report its token counts).
 STOP_DRAIN_SECONDS = 0.05
 
 
-# -- what the model reads --------------------------------------------------------------------------------
-
-
-def tokens(text: str) -> int:
-    """The estimated token count of one turn."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN) + TURN_TOKENS
-
-
-def _cut_middle(text: str, budget_tokens: int) -> str:
-    """The start and the end of a text too long for the budget (a question often follows what it is
-    about, or comes before it)."""
-    keep = max(0, budget_tokens - TURN_TOKENS) * CHARS_PER_TOKEN
-    if len(text) <= keep:
-        return text
-    marker = "\n[...]\n"
-    half = max(0, keep - len(marker)) // 2
-    return text[:half] + marker + text[len(text) - half :]
-
-
-def _text(step: dict[str, Any]) -> str:
-    return (step.get("content") or {}).get("text", "")
-
-
-def history(conversation: list[dict[str, Any]], budget_tokens: int) -> list[ChatMessage]:
-    """The turns of a conversation (oldest first, the step being answered last) that fit the budget."""
-    *earlier, question = conversation
-    if not _text(question).strip():
-        message = "there is nothing to answer: the step has no text"
-        raise ProviderError(message, code="nothing_to_answer", public=message)
-    budget = max(budget_tokens, MIN_QUESTION_TOKENS)
-    kept = [ChatMessage("user", _cut_middle(_text(question), budget))]
-    used = tokens(kept[0].content)
-    for step in reversed(earlier):
-        if step.get("status", "completed") not in READABLE or not _text(step).strip():
-            continue  # a failed or unfinished answer, a step with only files
-        used += tokens(_text(step))
-        if used > budget_tokens:
-            break
-        kept.append(ChatMessage("user" if step.get("authorType") == "user" else "assistant", _text(step)))
-    # Oldest first; consecutive turns of one role merged, and the first turn a user's, as Bedrock
-    # requires (and as chat templates expect).
-    merged: list[ChatMessage] = []
-    for turn in reversed(kept):
-        if merged and merged[-1].role == turn.role:
-            merged[-1] = replace(turn, content=f"{merged[-1].content}\n\n{turn.content}")
-        elif merged or turn.role == "user":
-            merged.append(turn)
-    return merged
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Everything an answer is generated from, read before the step is written."""
-
-    model: str
-    config: dict[str, Any]
-    system: str
-    conversation: list[dict[str, Any]]
-    # The passages in the system prompt, numbered from 1 in this order; none: an ungrounded answer.
-    hits: tuple[Hit, ...] = ()
-
-    def messages(self, max_tokens: int) -> list[ChatMessage]:
-        context = registry.context_tokens(self.model)
-        budget = context - min(max_tokens, context // 2) - tokens(self.system)
-        return [ChatMessage("system", self.system), *history(self.conversation, budget)]
-
-    def open(self) -> Iterator[str]:
-        """Start generating (everything that can fail here fails the step, not the job). I10: the model
-        is checked against the allow-list and `maxTokens` clamped to its cap again, here."""
-        try:
-            config = StepConfig.model_validate(self.config)
-        except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-            message = f"the step config is not valid: {problems}"
-            raise ProviderError(message, code="invalid_config", public=message) from error
-        if not registry.is_allowed(self.model):
-            raise ProviderError(
-                f"model {self.model!r} is not on the allow-list",
-                code="model_not_allowed",
-                public="the step's model is not allowed on this deployment",
-            )
-        provider, generation = registry.provider_for(self.model)
-        context = registry.context_tokens(self.model)
-        max_tokens = registry.capped(self.model, config.max_tokens or min(DEFAULT_MAX_TOKENS, context // 2))
-        generation = replace(generation, temperature=config.temperature, max_tokens=max_tokens)
-        return provider.stream(self.messages(max_tokens), generation)
-
-
-def _system_prompt(topic: dict[str, Any] | None, convo: dict[str, Any]) -> str:
-    """The default instruction, then the topic's prompt with its variables filled from the convo's
-    `inputs`, if it has any (`kallo.services.prompt_variables`)."""
-    prompt_id = (topic or {}).get("promptId")
-    prompt = objects.get(Ref("prompt", prompt_id)) if prompt_id else None
-    text = prompt_variables.fill((prompt or {}).get("text", ""), convo.get("inputs")).strip()
-    return f"{DEFAULT_INSTRUCTION}\n\n{text}" if text else DEFAULT_INSTRUCTION
-
-
-def _reader(user_id: str) -> Access:
-    """A user's own access as it is now, user-wide: a token's scope bounded what its writer could name
-    when the config was written (`kallo.services.step_configs`); here the question is what the user may
-    still view."""
-    return Access(Principal(user_id=user_id, scheme="api_key"))
-
-
-def readers(job: ReplyJob, question: dict[str, Any]) -> list[Access]:
-    """I6 (grounding): whose access bounds the data sources a config names: the question's author, and
-    the job's requester when that is someone else (a regen): every one of them must be able to view a
-    data source now for the answer to use it."""
-    user_ids = dict.fromkeys(i for i in (question.get("authorId"), job.requested_by) if i)
-    return [_reader(user_id) for user_id in user_ids]
-
-
-def _grounding(
-    job: ReplyJob,
-    convo: dict[str, Any],
-    topic: dict[str, Any] | None,
-    config: dict[str, Any],
-    question: dict[str, Any],
-) -> tuple[list[Hit], str, list[str]]:
-    """The passages to ground the answer on, their excerpts for the system prompt, and the named data
-    sources that passed the check (I6, see the module docstring); none when retrieval fails (an
-    ungrounded answer beats no answer)."""
-    if job.only_data_source_ids == []:  # narrowed to nothing: an ungrounded answer, nothing to read
-        return [], "", []
-    try:
-        named = grounding.named_sources(config, readers(job, question))
-        sources = grounding.sources_for(convo, topic, named)
-        if job.only_data_source_ids is not None:  # narrowed by the request (Gloo's publishers, intent 0)
-            sources = [s for s in sources if s["id"] in job.only_data_source_ids]
-        if not sources:
-            return [], "", named
-        budget = int(registry.context_tokens(config["model"]) * EXCERPT_SHARE)
-        hits = grounding.retrieve(sources, _text(question), k=EXCERPTS, budget_tokens=budget)
-    except Exception:
-        logger.exception("retrieval failed: the answer is not grounded", extra={"convoId": job.convo_id})
-        return [], "", []
-    return hits, grounding.excerpts(hits, sources) if hits else "", named
-
-
-def _conversation(job: ReplyJob) -> list[dict[str, Any]] | None:
-    """The convo's primary steps, oldest first, up to and including the step being answered (whether
-    or not it is primary); None when that step no longer exists."""
-    found: list[dict[str, Any]] = []
-    start = None
-    while True:
-        page = steps.of_convo(job.convo_id, limit=HISTORY_PAGE, start_key=start)
-        for step in page.items:
-            if step["id"] == job.reply_to_step_id:
-                found.append(step)
-                return found
-            if not step.get("isAlternate") and step["id"] != job.llm_step_id:
-                found.append(step)
-        start = page.last_key
-        if not start:
-            return None
-
-
-def _plan(job: ReplyJob, convo: dict[str, Any]) -> Plan | None:
-    topic = objects.get(Ref("topic", convo["topicId"])) if convo.get("topicId") else None
-    defaults = ((topic or {}).get("config") or {}).get("defaults") or {}
-    # The answer's config says how it was made; `reply` asked for it and means nothing on the answer.
-    config = {k: v for k, v in {**defaults, **job.config}.items() if k != "reply" and v is not None}
-    config["model"] = config.get("model") or get_settings().default_model
-    conversation = _conversation(job)
-    if conversation is None:
-        return None
-    hits, excerpts, named = _grounding(job, convo, topic, config, conversation[-1])
-    # The answer's config (which a regen reuses) keeps only the data sources that passed the check.
-    config.pop("dataSourceIds", None)
-    if named:
-        config["dataSourceIds"] = named
-    system = _system_prompt(topic, convo)
-    if excerpts:
-        system = f"{system}\n\n{GROUNDING_INSTRUCTION}\n\n{excerpts}"
-    return Plan(config["model"], config, system, conversation, tuple(hits))
-
-
 # -- generating -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Failure:
-    error: BaseException
-
-
-_END = object()
-
-
-class _Producer:
-    """Runs a provider's stream on its own thread, so that pending text is flushed on time whatever
-    the provider's pace (a slow token does not hold back the ones before it), and so that a deadline
-    can end an answer whose provider has gone quiet."""
-
-    def __init__(self, open_stream: Callable[[], Iterator[str | Usage]]) -> None:
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._stopped = threading.Event()
-        # The provider's token counts, set before the end of the stream is queued (so whoever has
-        # taken `_END` sees it).
-        self.usage: Usage | None = None
-        threading.Thread(target=self._run, args=(open_stream,), name="llm-stream", daemon=True).start()
-
-    def _run(self, open_stream: Callable[[], Iterator[str | Usage]]) -> None:
-        chunks: Iterator[str | Usage] | None = None
-        try:
-            chunks = open_stream()
-            for chunk in chunks:
-                if isinstance(chunk, Usage):
-                    self.usage = chunk
-                    continue
-                if self._stopped.is_set():
-                    break
-                if chunk:
-                    self._queue.put(chunk)
-        except BaseException as error:  # the consumer decides what it means
-            self._queue.put(_Failure(error))
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:  # lets a provider release its connection or lock at once
-                try:
-                    close()
-                except Exception:
-                    logger.warning("closing an LLM stream failed", exc_info=True)
-            self._queue.put(_END)
-
-    def take(self, timeout: float | None) -> tuple[list[str], object | None]:
-        """The chunks that arrive within `timeout` seconds (None: wait for one), with all those already
-        waiting behind the first; and `_END` or a `_Failure` when the stream ended after them."""
-        chunks: list[str] = []
-        try:
-            item = self._queue.get(timeout=None if timeout is None else max(0.0, timeout))
-            while isinstance(item, str):
-                chunks.append(item)
-                item = self._queue.get_nowait()
-        except queue.Empty:
-            return chunks, None
-        return chunks, item
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    def drain(self, seconds: float) -> None:
-        """After `stop`: wait at most `seconds` for the stream to end, dropping what it still sends, so
-        that token counts reported on the way out (`usage`) are in."""
-        deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                if self._queue.get(timeout=remaining) is _END:
-                    return
-            except queue.Empty:
-                return
-
-
-def collect(open_stream: Callable[[], Iterator[str | Usage]], *, seconds: float, limit: int) -> str:
-    """A whole (short) generation, at most `limit` characters, within `seconds`."""
-    producer, text, deadline = _Producer(open_stream), "", time.monotonic() + seconds
-    try:
-        while len(text) < limit:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no complete answer within {seconds:g} s")
-            chunks, end = producer.take(remaining)
-            text += "".join(chunks)
-            if isinstance(end, _Failure):
-                raise end.error
-            if end is _END:
-                break
-    finally:
-        producer.stop()
-    return text[:limit]
-
-
-def _announce(
-    convo_id: str, message_type: str, payload: dict[str, Any], listener: Listener | None = None
-) -> None:
-    """Broadcast without ever failing the answer: a lost message shows as a `seq` gap or a stale
-    status, which a client repairs by reading the convo over REST, while raising would throw the answer
-    away (the post to each connection is already best-effort in `realtime`). The `listener` of an
-    answer run in process hears the message first, as it is broadcast."""
-    if listener is not None:
-        try:
-            listener(message_type, payload)
-        except Exception:
-            logger.warning("an answer's listener failed", extra={"type": message_type}, exc_info=True)
-    try:
-        realtime.broadcast(convo_id, message_type, payload)
-    except Exception:
-        logger.warning("broadcast failed", extra={"convoId": convo_id, "type": message_type}, exc_info=True)
 
 
 def shown(error: BaseException) -> dict[str, str]:
@@ -529,15 +206,15 @@ class _Run:
         self.pending: list[str] = []
         self.pending_chars = 0
         self.seq = 0
-        self.sent_chars = 0  # of `text`, in deltas 1..seq
         self.saved_seq = 0
+        self.latest_seq = 0  # the seq the convo's `latestStep` shows
         self.last_flush = -math.inf  # the first delta goes out at once
-        self.last_save = time.monotonic()
+        self.last_save = self.last_latest = time.monotonic()
         self.usage: Usage | None = None  # the counts the step ended with (charged as stored)
         self.first_delta_at: float | None = None  # time.time() of delta 1 (`FirstDeltaLatency`)
 
     def _announce(self, message_type: str, payload: dict[str, Any]) -> None:
-        _announce(self.convo_id, message_type, payload, self.listener)
+        announce(self.convo_id, message_type, payload, self.listener)
 
     def _save(
         self,
@@ -590,25 +267,32 @@ class _Run:
         return wait
 
     def _flush(self, moment: float) -> None:
-        self.seq += 1
+        """Save the text through the next `seq`, then broadcast that delta: whoever reads the step
+        (convoSync's snapshot, REST) never sees less than was broadcast, so a client that applies the
+        deltas after the snapshot's `seq` has no gap. The save is the stop check too (its condition);
+        the convo's `latestStep` follows at most once per `save_interval`."""
+        seq = self.seq + 1
         delta = "".join(self.pending)
+        latest = moment - self.last_latest >= pacing.save_interval
+        self._save_running({"content": {"text": self.text}, "seq": seq}, latest=latest)
+        self.seq, self.saved_seq, self.last_save = seq, seq, moment
+        if latest:
+            self.latest_seq, self.last_latest = seq, moment
         self.pending, self.pending_chars, self.last_flush = [], 0, moment
-        self.sent_chars = len(self.text)
         self._announce("convoStepUpdate", {"id": self.step["id"], "delta": delta, "seq": self.seq})
         if self.first_delta_at is None:
             self.first_delta_at = time.time()
 
     def _progress(self, moment: float) -> None:
-        """Save the text so far, or when nothing new was sent since the last save, only mark the step
-        as alive (the same condition, so a stop is seen; the convo's `latestStep` is left alone)."""
-        if self.seq != self.saved_seq:
-            # The text of deltas 1..seq exactly: a client resumes from this seq without a gap.
-            self._save_running({"content": {"text": self.text[: self.sent_chars]}, "seq": self.seq})
-        else:
-            self._save_running({"seq": self.seq}, latest=False)
-        self.saved_seq, self.last_save = self.seq, moment
+        """No delta went out for a `save_interval`: mark the step as alive (the same condition, so a
+        stop is seen), bringing the convo's `latestStep` up to the text saved last if it lags."""
+        latest = self.latest_seq != self.saved_seq
+        self._save_running({"seq": self.seq}, latest=latest)
+        self.last_save = moment
+        if latest:
+            self.latest_seq, self.last_latest = self.seq, moment
 
-    def generate(self, producer: _Producer, deadline: float | None) -> None:
+    def generate(self, producer: Producer, deadline: float | None) -> None:
         """Consume the stream until it ends (the last pending text goes with the final update); raises
         `_StopRequested` when a save finds the step marked for a stop."""
         try:
@@ -625,9 +309,9 @@ class _Run:
                 for chunk in chunks:
                     if not self.full:
                         self._add(chunk)
-                if isinstance(end, _Failure):
+                if isinstance(end, Failure):
                     raise end.error
-                if end is _END:
+                if end is END:
                     return
                 moment = time.monotonic()
                 if self.pending and (
@@ -638,7 +322,7 @@ class _Run:
         finally:
             producer.stop()
 
-    def execute(self, producer: _Producer, deadline: float | None) -> str:
+    def execute(self, producer: Producer, deadline: float | None) -> str:
         """Generate, then complete the step, stop it or fail it; returns which. Raises `_StepGone`, and
         whatever prevents storing the end (the job is then retried, and starts the step over)."""
         try:
@@ -753,12 +437,12 @@ def _stop_left_running(job: ReplyJob, step: dict[str, Any], listener: Listener |
     crashed, or this is a redelivery): it is never started over, but ended `stopped` with the text
     saved last."""
     run = _Run(step, job.convo_id, listener=listener)
-    run.text, run.seq = _text(step), int(step.get("seq") or 0)
+    run.text, run.seq = text_of(step), int(step.get("seq") or 0)
     try:
         run.stop()
     except _StepGone:  # another attempt ended it, or it was deleted
         return
-    _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
+    announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
 
 
 def answer(
@@ -783,12 +467,12 @@ def answer(
         _stop_left_running(job, existing, listener)
         return
     convo = objects.get(Ref("convo", job.convo_id))
-    plan = _plan(job, convo) if convo is not None else None
+    plan = prompting.plan(job, convo) if convo is not None else None
     if plan is None:  # nobody is waiting for this answer any more; retrying cannot change that
         logger.info("convo or step to answer is gone: job dropped", extra=context)
         return
 
-    _announce(
+    announce(
         job.convo_id,
         "convoStatus",
         {"convoId": job.convo_id, "status": "running", "stepId": job.llm_step_id},
@@ -806,11 +490,11 @@ def answer(
         logger.info("the answer step could not be stored: job dropped", extra=context)
         return
     except Exception:
-        _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
+        announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
         raise
 
-    producer = _Producer(plan.open)  # the model starts while the new step is announced
-    _announce(job.convo_id, "convoNewStep", step, listener)
+    producer = Producer(plan.open)  # the model starts while the new step is announced
+    announce(job.convo_id, "convoNewStep", step, listener)
     run = _Run(step, job.convo_id, plan.hits, listener)
     try:
         outcome = run.execute(producer, deadline)
@@ -825,7 +509,7 @@ def answer(
         metrics.answer(outcome, first_delta_ms=first, completion_ms=(ended - started) * 1000)
     # A stopped stream's counts may still move on its thread: the step's own are charged.
     _charge(job, plan, run.text, run.usage if outcome in (COMPLETED, STOPPED) else producer.usage)
-    _announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
+    announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
     if outcome not in (COMPLETED, STOPPED):
         return
     try:
@@ -834,7 +518,7 @@ def answer(
         # The answer stands (a retry would find it ended and skip it): say so loudly instead.
         logger.exception("indexing the answer for search failed", extra=context)
     if not convo.get("name"):
-        name_convo(convo, plan, run.text, listener)
+        naming.name_convo(convo, plan, run.text, listener)
 
 
 def _charge(job: ReplyJob, plan: Plan, text: str, usage: Usage | None) -> None:
@@ -849,59 +533,8 @@ def _charge(job: ReplyJob, plan: Plan, text: str, usage: Usage | None) -> None:
     elif not text:
         return
     else:
-        spent = tokens(plan.system) + sum(tokens(_text(s)) for s in plan.conversation) + tokens(text)
+        spent = tokens(plan.system) + sum(tokens(text_of(s)) for s in plan.conversation) + tokens(text)
     try:
         quotas.charge_tokens(job.requested_by, job.team_id, spent)
     except Exception:
         logger.exception("charging the answer's tokens failed", extra={"convoId": job.convo_id})
-
-
-# -- naming -----------------------------------------------------------------------------------------------
-
-
-# Double quotes and markdown emphasis go wherever they are; single quotes only around the name, as
-# they are apostrophes inside it.
-_NOISE = re.compile(r"[\"“”„«»`*#]")
-_LABEL = re.compile(r"^(title|name)\s*:\s*", re.IGNORECASE)
-
-
-def clean_name(raw: str) -> str:
-    """A convo name from a model's (or a person's) words: the first line, without quotes, a `Title:`
-    label or markdown, at most 8 words."""
-    line = next((line for line in raw.splitlines() if line.strip()), "")
-    line = _LABEL.sub("", _NOISE.sub("", line).strip())
-    words = line.split()[:MAX_NAME_WORDS]
-    return " ".join(words).strip(" .,;:-_'\u2018\u2019")[:NAME_LIMIT]
-
-
-def _question(plan: Plan) -> str:
-    return " ".join((plan.conversation[-1].get("content") or {}).get("text", "").split())
-
-
-def name_convo(convo: dict[str, Any], plan: Plan, answer_text: str, listener: Listener | None = None) -> None:
-    """Give a nameless convo a name from its first exchange (only while it is still nameless)."""
-    question = _question(plan)
-    exchange = f"Question: {question[:NAMING_EXCERPT]}\n\nAnswer: {answer_text[:NAMING_EXCERPT]}"
-    messages = [ChatMessage("system", NAMING_INSTRUCTION), ChatMessage("user", exchange)]
-    name = ""
-    try:
-        provider, generation = registry.provider_for(plan.model)
-        generation = replace(generation, temperature=0.2, max_tokens=NAMING_TOKENS)
-        name = clean_name(
-            collect(lambda: provider.stream(messages, generation), seconds=NAMING_SECONDS, limit=400)
-        )
-    except Exception:
-        logger.warning(
-            "naming the convo failed: its first words name it", extra={"convoId": convo["id"]}, exc_info=True
-        )
-    name = name or clean_name(question) or FALLBACK_NAME
-    changes = {"name": name, "updatedAt": now_iso()}
-    try:
-        table().update(keys.object_key(Ref("convo", convo["id"])), changes, expect=(("name",), ""))
-    except Conflict:  # named (or deleted) meanwhile: a person's choice wins
-        return
-    except Exception:
-        logger.warning("storing the convo's name failed", extra={"convoId": convo["id"]}, exc_info=True)
-        return
-    _announce(convo["id"], "convoUpdate", {"id": convo["id"], **changes}, listener)
-    convos.announce_renamed(convo["id"])

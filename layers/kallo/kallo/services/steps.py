@@ -1,6 +1,6 @@
 """Steps of a convo: what the WebSocket messages (convoNewStep, convoNewStepGroup, convoStepGroupAddition,
-convoStepDeletion, convoStepRegen, convoStepUpdate) and the Step REST operations (Query Steps, Update
-Step, Delete Step) do.
+convoStepDeletion, convoStepRegen, convoStepUpdate) and the Step REST operations (Update Step,
+Delete Step; Query Steps is `kallo.services.search`) do.
 
 Every change is broadcast to the convo's connections (`Actor.broadcast`, `kallo.realtime.broadcast` by
 default) with the requester's `requestId`; a step asking for a reply (or a regen) becomes a `ReplyJob`
@@ -48,8 +48,6 @@ the connections it has not checked in the last few seconds (I8: Query + BatchGet
   latestStep for a primary step, + BatchWriteItem when the text changed) + the broadcast; a primary
   swap: Query + BatchGetItem (the group) + TransactWriteItems + a conditional UpdateItem (latestStep)
   + one broadcast per step that changed.
-- Query Steps: Query (the rarest word's postings) + one Query per distinct convo among the hits (+ its
-  topic) + BatchGetItem (the caller's grants) + BatchGetItem (the steps).
 """
 
 from __future__ import annotations
@@ -61,7 +59,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
-from kallo import paging, quotas, realtime
+from kallo import quotas, realtime
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role
 from kallo.clock import iso, now, now_iso
@@ -482,44 +480,3 @@ def _make_primary(actor: Actor, step: dict[str, Any]) -> dict[str, Any]:
             step["convoId"], STEP_UPDATE, {"id": member["id"], "isAlternate": member["isAlternate"]}
         )
     return next((m for m in changed if m["id"] == step["id"]), step)
-
-
-# -- Query Steps --------------------------------------------------------------------------------------
-
-
-def query_steps(
-    access: Access, search_term: str, *, limit: int, next_token: str | None = None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of the steps whose text holds every word of `search_term`, newest first, among those
-    the caller may view, and the cursor of the next page. The rarest-looking (longest) word is looked
-    up in the index; the other words are checked against the steps' text. A page may hold fewer than
-    `limit` steps (even none, with a cursor) when hits are hidden or lack another word."""
-    words = search.terms(search_term, limit=None)
-    if not words:
-        raise BadRequest(
-            "searchTerm must hold a word of 2 to 40 letters or digits", code="search_term_has_no_words"
-        )
-    anchor = max(words, key=len)
-    # I7 (cursors): the index's keys name postings of every tenant; the cursor hides them.
-    kind = f"step-search/{anchor}"
-    start = paging.position(next_token, kind=kind, principal=access.principal)
-    page = search.postings(anchor, limit=limit, start_key=start)
-    convo_ids = list(dict.fromkeys(p["convoId"] for p in page.items))
-    refs = [_convo(c) for c in convo_ids]
-    if refs:
-        access.preload(refs)
-    visible = {r.id for r in refs if access.can(r, Permission.can_view)}
-    wanted = [
-        {"convoId": p["convoId"], "createdAt": p["createdAt"], "id": p["stepId"]}
-        for p in page.items
-        if p["convoId"] in visible
-    ]
-    found = store.batch_get(wanted)
-    needed = set(words)
-    hits = []
-    for want in wanted:
-        step = found.get(want["id"])
-        # The index may lag a change of text (or a deletion): the step itself decides.
-        if step is not None and needed <= set(search.terms(search.text_of(step), limit=None)):
-            hits.append(step)
-    return hits, paging.cursor(page.last_key, kind=kind, principal=access.principal)

@@ -51,8 +51,9 @@ from kallo.authz.policy import ObjectType
 from kallo.clock import epoch_seconds, iso, now
 from kallo.errors import Conflict, NotFound
 from kallo.llm import ChatMessage, Usage, registry
+from kallo.llm.streaming import collect
 from kallo.services.feedback import answer
-from kallo.services.replies import CHARS_PER_TOKEN, TURN_TOKENS, collect
+from kallo.services.prompting import CHARS_PER_TOKEN, TURN_TOKENS
 from kallo.settings import get_settings
 from kallo.store import steps
 from kallo.store.keys import Ref

@@ -55,7 +55,8 @@ from kallo.documents import bm25, embeddings, quotes
 from kallo.documents.bm25 import Index
 from kallo.errors import Conflict, NotFound
 from kallo.llm import ChatMessage, ProviderError, registry
-from kallo.services.replies import TURN_TOKENS, collect
+from kallo.llm.streaming import collect
+from kallo.services.prompting import TURN_TOKENS
 from kallo.settings import get_settings
 from kallo.store import blobs, keys
 from kallo.store.keys import Ref

@@ -68,7 +68,7 @@ def create_team(access: Access, data: TeamCreate) -> dict[str, Any]:
     owner_grant = grants.item(
         ref, Ref("user", user_id), "owner", created_by=user_id, created_at=team["createdAt"]
     )
-    table().transact([{"put": objects.item(ref, team), "new": True}, {"put": owner_grant}])
+    objects.create_with_owner(objects.item(ref, team), owner_grant)
     return team
 
 

@@ -33,7 +33,7 @@ from kallo.services.owned import (
     update_owned,
     viewable_among,
 )
-from kallo.store import grants, keys
+from kallo.store import grants, keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import table
 
@@ -94,11 +94,8 @@ def delete_topic(access: Access, topic_id: str) -> None:
     owner = grants.owner_of(access.structural_grants(ref)) or grants.owner_of(
         grants.all_of_object(ref, grantee_type="user")
     )
-    operations: list[dict[str, Any]] = [{"delete": keys.object_key(ref), "exists": True}]
-    if owner is not None:
-        operations.append({"delete": keys.grant_key(ref, owner)})
     with absent_as_not_found(ref):
-        table().transact(operations)
+        objects.delete_with_grants(ref, [owner] if owner is not None else [])
     # Imported here: of the functions that load this module, only Delete Topic sends purge jobs.
     from kallo.services import purge
 

@@ -103,6 +103,7 @@ Access patterns
 | 26 | a user's feedback on a step (on many: BatchGetItem) | PK=`FEEDBACK#<stepId>`, SK=`USER#<userId>`         | `feedback.get`, `feedback.ratings` |
 | 27 | every feedback item of a step                | PK=`FEEDBACK#<stepId>`                                     | `feedback.delete_of_step` |
 | 28 | a user's identifiers-stream connections      | PK=`STREAMS#<userId>`, SK begins_with `CONN#`              | `connections.streams_of` |
+| 29 | a convo's running steps (convoSync)          | PK=`OBJ#convo#id`, SK between `STEP#` and `STEP#~`, filter `status = running`, strongly consistent | `steps.running_of_convo` |
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ attributes, which `public` strips before the data leaves the store.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from kallo.store import keys
@@ -37,3 +38,25 @@ def batch_get(refs: list[Ref]) -> dict[Ref, dict[str, Any]]:
 
 def update(ref: Ref, changes: dict[str, Any], *, remove: tuple[str, ...] = ()) -> dict[str, Any]:
     return public(table().update(keys.object_key(ref), changes, remove=remove))
+
+
+def update_if_unset(ref: Ref, changes: dict[str, Any], *, field: str) -> dict[str, Any]:
+    """`update`, only while the object's `field` is empty; raises `Conflict` otherwise (or when the
+    object is gone)."""
+    return public(table().update(keys.object_key(ref), changes, expect=((field,), "")))
+
+
+def create_with_owner(item: dict[str, Any], owner_grant: dict[str, Any]) -> None:
+    """Write a new object item (`item`) and its owner grant (`kallo.store.grants.item`) in one
+    transaction; raises `Conflict` when the object exists already."""
+    table().transact([{"put": item, "new": True}, {"put": owner_grant}])
+
+
+def delete_with_grants(ref: Ref, grantees: Iterable[Ref], *, must_exist: bool = True) -> None:
+    """Delete an object and its grants to `grantees` (its owner's, so it leaves the owner's lists at
+    once) in one transaction. With `must_exist`, raises `Conflict` when the object is gone."""
+    operations: list[dict[str, Any]] = [
+        {"delete": keys.object_key(ref), **({"exists": True} if must_exist else {})}
+    ]
+    operations += [{"delete": keys.grant_key(ref, grantee)} for grantee in grantees]
+    table().transact(operations)

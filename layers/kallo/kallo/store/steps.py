@@ -131,6 +131,19 @@ def of_convo(
     return Page([objects.public(i) for i in page.items], page.last_key)
 
 
+def running_of_convo(convo_id: str) -> list[dict[str, Any]]:
+    """The convo's steps that are `running` (answers being written), oldest first, read strongly
+    consistently: one Query per MB of the convo's steps (usually one), filtered on `status`. No index
+    holds running steps, so that an answer costs no extra write to mark and unmark one."""
+    found = table().query_all(
+        keys.object_pk(Ref("convo", convo_id)),
+        between=(STEP_PREFIX, f"{STEP_PREFIX}{_HIGH}"),
+        where=("status", "running"),
+        consistent=True,
+    )
+    return [objects.public(i) for i in found]
+
+
 def newest_first(
     convo_id: str, *, upto: dict[str, Any] | None = None, limit: int = 100, start_key: dict | None = None
 ) -> Page:

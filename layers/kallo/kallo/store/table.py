@@ -130,8 +130,12 @@ class Table:
         limit: int | None = None,
         start_key: dict[str, Any] | None = None,
         newest_first: bool = False,
+        where: tuple[str, Any] | None = None,
+        consistent: bool = False,
     ) -> Page:
-        """One page of a key-condition query on the table or GSI1 (`index="GSI1"`)."""
+        """One page of a key-condition query on the table or GSI1 (`index="GSI1"`). `where=(name,
+        value)` keeps only the items whose attribute holds the value (a filter: DynamoDB still reads,
+        and bills, every item of the range); `consistent` reads the table strongly consistently."""
         pk_attr, sk_attr = ("GSI1PK", "GSI1SK") if index else ("PK", "SK")
         names = {"#pk": pk_attr}
         values: dict[str, Any] = {":pk": partition}
@@ -154,6 +158,12 @@ class Table:
         }
         if index:
             params["IndexName"] = index
+        if where is not None:
+            params["FilterExpression"] = "#where = :where"
+            names["#where"] = where[0]
+            params["ExpressionAttributeValues"] = serialize({**values, ":where": where[1]})
+        if consistent:
+            params["ConsistentRead"] = True
         if limit:
             params["Limit"] = limit
         if start_key:

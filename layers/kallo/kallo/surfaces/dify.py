@@ -64,7 +64,7 @@ from kallo.services import (
     suggestions,
 )
 from kallo.services.end_users import EndUser, Exchange
-from kallo.services.replies import clean_name
+from kallo.services.naming import clean_name
 from kallo.settings import get_settings
 
 logger = Logger(child=True)

@@ -26,6 +26,7 @@ from kallo import json_input, quotas
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.errors import DomainError, Forbidden, TooManyRequests, Unauthorized
+from kallo.settings import get_settings
 
 logger = Logger()
 JSON = "application/json"
@@ -88,6 +89,18 @@ def principal_of(app: APIGatewayRestResolver) -> Principal:
         raise Unauthorized("no credentials")
     quotas.raise_if_throttled(context)
     return Principal.from_context(context)
+
+
+def console_url(app: APIGatewayRestResolver) -> str:
+    """Where the console is, for links in the emails a request sends: `KALLO_CONSOLE_URL` when set
+    (a custom domain, or the local stack's), else this REST API's own `/console/`:
+    `https://<requestContext.domainName>/<stage>/console/`."""
+    configured = get_settings().console_url
+    if configured:
+        return configured
+    context = app.current_event.raw_event.get("requestContext") or {}
+    domain, stage = str(context.get("domainName") or ""), str(context.get("stage") or "")
+    return f"https://{domain}/{stage}/console/" if stage else f"https://{domain}/console/"
 
 
 def caller(app: APIGatewayRestResolver, *, allow_unregistered: bool = False) -> Access:

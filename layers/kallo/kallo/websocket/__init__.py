@@ -69,6 +69,7 @@ CLIENT_MESSAGES = (
     "convoStepRegen",
     "convoStepUpdate",
     "convoStopStep",
+    "convoSync",
 )
 MAX_REQUEST_ID = 256
 
