@@ -11,7 +11,14 @@ import pytest
 from tests.support.aws import FAKE_CREDENTIALS, CallCounter, fresh_account
 
 # Set before any boto3 client exists, so nothing can reach a real account.
-os.environ.update(FAKE_CREDENTIALS, POWERTOOLS_SERVICE_NAME="kallo-test", POWERTOOLS_LOG_LEVEL="WARNING")
+# No metric lines (EMF) on stdout and no tracing in tests: tests/unit/test_metrics.py turns metrics on.
+os.environ.update(
+    FAKE_CREDENTIALS,
+    POWERTOOLS_SERVICE_NAME="kallo-test",
+    POWERTOOLS_LOG_LEVEL="WARNING",
+    POWERTOOLS_METRICS_DISABLED="true",
+    POWERTOOLS_TRACE_DISABLED="true",
+)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
 

@@ -120,7 +120,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from kallo import quotas
+from kallo import metrics, quotas
 from kallo.clock import iso, now, now_iso
 from kallo.documents.bm25 import Hit
 from kallo.errors import Conflict
@@ -214,6 +214,7 @@ class _Run:
         self.last_flush = -math.inf  # the first delta goes out at once
         self.last_save = self.last_latest = time.monotonic()
         self.usage: Usage | None = None  # the counts the step ended with (charged as stored)
+        self.first_delta_at: float | None = None  # time.time() of delta 1 (`FirstDeltaLatency`)
 
     def _announce(self, message_type: str, payload: dict[str, Any], *, delta: bool = False) -> None:
         announce(self.convo_id, message_type, payload, self.listener, delta=delta)
@@ -284,6 +285,8 @@ class _Run:
         self._announce(
             "convoStepUpdate", {"id": self.step["id"], "delta": delta, "seq": self.seq}, delta=True
         )
+        if self.first_delta_at is None:
+            self.first_delta_at = time.time()
 
     def _progress(self, moment: float) -> None:
         """No delta went out for a `save_interval`: mark the step as alive (the same condition, so a
@@ -447,10 +450,18 @@ def _stop_left_running(job: ReplyJob, step: dict[str, Any], listener: Listener |
     announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
 
 
-def answer(job: ReplyJob, *, deadline: float | None = None, listener: Listener | None = None) -> None:
+def answer(
+    job: ReplyJob,
+    *,
+    deadline: float | None = None,
+    listener: Listener | None = None,
+    queued_at: float | None = None,
+) -> None:
     """Answer the job's step (see the module docstring). `deadline` (a `time.monotonic()` value) ends a
     generation still running then as failed, keeping the text so far. `listener(type, payload)` hears
-    every message the answer broadcasts, as it is broadcast (`kallo.services.answering`)."""
+    every message the answer broadcasts, as it is broadcast (`kallo.services.answering`). `queued_at`
+    (a `time.time()` value: when the job was queued, else now) starts the answer's latencies."""
+    started = queued_at if queued_at is not None else time.time()
     context = {"convoId": job.convo_id, "stepId": job.llm_step_id, "jobId": job.job_id}
     existing = steps.get(job.llm_step_id)
     if existing is not None and existing.get("status") != "running":
@@ -495,6 +506,12 @@ def answer(job: ReplyJob, *, deadline: float | None = None, listener: Listener |
     except _StepGone:
         logger.info("the answer step was deleted (or ended elsewhere) while it was written", extra=context)
         outcome = None
+    if outcome is not None:
+        # The first text the user got: delta 1, or the final update when all of it came at once.
+        ended = time.time()
+        first_text_at = run.first_delta_at or (ended if run.text else None)
+        first = None if first_text_at is None else (first_text_at - started) * 1000
+        metrics.answer(outcome, first_delta_ms=first, completion_ms=(ended - started) * 1000)
     # A stopped stream's counts may still move on its thread: the step's own are charged.
     _charge(job, plan, run.text, run.usage if outcome in (COMPLETED, STOPPED) else producer.usage)
     announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
@@ -517,6 +534,7 @@ def _charge(job: ReplyJob, plan: Plan, text: str, usage: Usage | None) -> None:
     fails the answer."""
     if usage is not None:
         spent = usage.total
+        metrics.tokens(plan.model, usage.input_tokens, usage.output_tokens)
     elif not text:
         return
     else:
