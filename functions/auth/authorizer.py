@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from kallo import quotas
+from kallo import quotas, tracing
 from kallo.auth.authenticate import authenticate
 from kallo.errors import Unauthorized
 
@@ -34,6 +34,7 @@ def policy(principal_id: str, method_arn: str, context: dict[str, Any]) -> dict[
 
 # The event is never logged (whatever POWERTOOLS_LOGGER_LOG_EVENT says): it is the request's credentials.
 @logger.inject_lambda_context(clear_state=True, log_event=False)
+@tracing.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         principal = authenticate(event.get("headers") or {}, event.get("queryStringParameters") or {})

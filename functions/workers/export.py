@@ -20,7 +20,6 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kallo import jobs
@@ -32,7 +31,7 @@ IDEMPOTENCY_SECONDS = 24 * 3600
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
-idempotency = IdempotencyConfig(
+idempotency = jobs.idempotency_config(
     event_key_jmespath="export_id",
     raise_on_no_idempotency_key=True,
     expires_after_seconds=IDEMPOTENCY_SECONDS,
@@ -44,7 +43,7 @@ def _send(job: ExportJob) -> dict[str, str]:
 
 
 def _send_once() -> Callable[..., dict[str, str]]:
-    return jobs.once(_send, worker="export", key_prefix="export-job", config=idempotency)
+    return jobs.once(_send, worker="export", key_prefix="export-job", config=idempotency())
 
 
 def _handler(send_once: Callable[..., dict[str, str]]) -> Callable[[SQSRecord], dict[str, str] | None]:
@@ -65,7 +64,7 @@ def _handler(send_once: Callable[..., dict[str, str]]) -> Callable[[SQSRecord], 
 def lambda_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
     # In-progress idempotency records expire when this invocation would time out, so a job whose
     # worker crashed is sent by the next delivery instead of waiting for the record to expire.
-    idempotency.register_lambda_context(context)
+    idempotency().register_lambda_context(context)
     return process_partial_response(
         event=event, record_handler=_handler(_send_once()), processor=processor, context=context
     )

@@ -28,10 +28,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kallo import jobs
+from kallo import jobs, tracing
 from kallo.jobs import ReplyJob
 from kallo.services import replies
 
@@ -44,7 +43,7 @@ IDEMPOTENCY_SECONDS = 24 * 3600
 
 logger = Logger()
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-idempotency = IdempotencyConfig(
+idempotency = jobs.idempotency_config(
     event_key_jmespath="job_id", raise_on_no_idempotency_key=True, expires_after_seconds=IDEMPOTENCY_SECONDS
 )
 
@@ -53,13 +52,19 @@ class NotEnoughTime(Exception):
     """Too little of the invocation is left to start an answer; the job is retried later."""
 
 
-def _answer(job: ReplyJob, deadline: float) -> dict[str, str]:
-    replies.answer(job, deadline=deadline)
+def _answer(job: ReplyJob, deadline: float, queued_at: float | None = None) -> dict[str, str]:
+    replies.answer(job, deadline=deadline, queued_at=queued_at)
     return {"stepId": job.llm_step_id}
 
 
+def _queued_at(record: SQSRecord) -> float | None:
+    """When the job was queued (SQS's SentTimestamp): an answer's latencies include its queue wait."""
+    sent = (record.raw_event.get("attributes") or {}).get("SentTimestamp")
+    return int(sent) / 1000 if sent and str(sent).isdigit() else None
+
+
 def _answer_once() -> Callable[..., dict[str, str]]:
-    return jobs.once(_answer, worker="llm_step", key_prefix="reply-job", config=idempotency)
+    return jobs.once(_answer, worker="llm_step", key_prefix="reply-job", config=idempotency())
 
 
 def _handler(answer_once: Callable[..., dict[str, str]]) -> Callable[[SQSRecord, LambdaContext], Any]:
@@ -70,7 +75,9 @@ def _handler(answer_once: Callable[..., dict[str, str]]) -> Callable[[SQSRecord,
             raise NotEnoughTime(f"{remaining:.0f} s left: job {job.job_id} waits for another invocation")
         logger.append_keys(convoId=job.convo_id, stepId=job.llm_step_id, jobId=job.job_id)
         try:
-            return answer_once(job=job, deadline=time.monotonic() + remaining - SAFETY_SECONDS)
+            return answer_once(
+                job=job, deadline=time.monotonic() + remaining - SAFETY_SECONDS, queued_at=_queued_at(record)
+            )
         finally:
             logger.remove_keys(["convoId", "stepId", "jobId"])
 
@@ -78,10 +85,11 @@ def _handler(answer_once: Callable[..., dict[str, str]]) -> Callable[[SQSRecord,
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracing.capture_lambda_handler()
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     # In-progress idempotency records expire when this invocation would time out, so a job whose
     # worker crashed is answered by the next delivery instead of waiting for the record to expire.
-    idempotency.register_lambda_context(context)
+    idempotency().register_lambda_context(context)
     return process_partial_response(
         event=event, record_handler=_handler(_answer_once()), processor=processor, context=context
     )

@@ -161,6 +161,9 @@ def test_bad_payloads_get_an_error_and_the_socket_lives_on(sockets, aws_calls):
     room = ws.room()
     cases = [
         ({}, "validation_error"),
+        # An empty step: no text (or only whitespace), no file.
+        ({"content": {}}, "validation_error"),
+        ({"content": {"text": " \n\t"}, "config": {"reply": True}}, "validation_error"),
         ({"content": {"text": 5}}, "validation_error"),
         ({"content": {"text": "x"}, "groupId": str(uuid4())}, "validation_error"),
         ({"content": {"text": "x"}, "convoId": str(uuid4())}, "validation_error"),
@@ -216,7 +219,7 @@ def test_costly_or_oversized_steps_are_refused_before_anything_is_stored(sockets
     cases = [
         (
             {"config": {"reply": True, "model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}},
-            "model_not_allowed",
+            "unknown_model",
         ),
         ({"config": {"reply": True, "maxTokens": 32768}}, "max_tokens_too_large"),
         ({"annotations": huge, "config": {"reply": True}}, "payload_too_large"),

@@ -23,7 +23,7 @@ def test_own_step_deleted_and_broadcast(sockets, aws_calls):
     assert dict(aws_calls.calls) == {
         "dynamodb:Query": 4,
         "dynamodb:BatchGetItem": 1,
-        "dynamodb:DeleteItem": 1,
+        "dynamodb:TransactWriteItems": 1,  # the step and the convo's updatedAt
         "dynamodb:UpdateItem": 1 + 1,  # + the message counted against the sender's rate
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 3,

@@ -43,22 +43,22 @@ def test_bad_groups(sockets):
     room = ws.room()
     cases = [
         {"steps": []},
-        {"steps": [{"content": {}}] * 11},
-        {"steps": [{"content": {}, "groupId": str(uuid4())}]},
-        {"stepGroup": {"steps": [{"content": {}}]}},
+        {"steps": [{"content": {"text": "x"}}] * 11},
+        {"steps": [{"content": {"text": "x"}, "groupId": str(uuid4())}]},
+        {"stepGroup": {"steps": [{"content": {"text": "x"}}]}},
     ]
     for position, payload in enumerate(cases):
         ws.send(room.owner_connection, "convoNewStepGroup", payload, f"g{position}")
     errors = sockets.errors(room.owner_connection)
     assert [(e["code"], e["requestId"]) for e in errors] == [("validation_error", f"g{p}") for p in range(4)]
-    ws.send(room.viewer_connection, "convoNewStepGroup", {"steps": [{"content": {}}]}, "v")
+    ws.send(room.viewer_connection, "convoNewStepGroup", {"steps": [{"content": {"text": "x"}}]}, "v")
     assert sockets.errors(room.viewer_connection)[0]["code"] == "permission_denied"
     assert steps.of_convo(room.convo_id).items == []
 
 
 def test_an_addition_creates_the_group_then_joins_it(sockets, aws_calls):
     room = ws.room()
-    ws.send(room.owner_connection, "convoNewStep", {"content": {}})
+    ws.send(room.owner_connection, "convoNewStep", {"content": {"text": "x"}})
     primary = sockets.payloads(room.owner_connection, "convoNewStep")[0]
     sockets.clear()
     aws_calls.reset()
@@ -94,7 +94,7 @@ def test_an_addition_creates_the_group_then_joins_it(sockets, aws_calls):
     ws.send(
         room.owner_connection,
         "convoStepGroupAddition",
-        {"primaryStepId": primary["id"], "step": {"content": {}}},
+        {"primaryStepId": primary["id"], "step": {"content": {"text": "x"}}},
     )
     assert [m["type"] for m in sockets.to(room.viewer_connection)] == ["convoNewStep"]
     assert len(steps.group(room.convo_id, update["payload"]["groupId"])) == 3
@@ -108,7 +108,7 @@ def test_an_addition_to_an_unknown_or_foreign_primary_is_not_found(sockets):
         ws.send(
             room.owner_connection,
             "convoStepGroupAddition",
-            {"primaryStepId": primary_id, "step": {"content": {}}},
+            {"primaryStepId": primary_id, "step": {"content": {"text": "x"}}},
             f"a{position}",
         )
     assert [(e["code"], e["requestId"]) for e in sockets.errors(room.owner_connection)] == [

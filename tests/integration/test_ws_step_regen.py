@@ -22,7 +22,7 @@ def test_a_finished_answer_is_regenerated_in_its_place(sockets, aws_calls):
     assert dict(aws_calls.calls) == {
         "dynamodb:Query": 4,
         "dynamodb:BatchGetItem": 1 + 1,  # + the token budgets
-        "dynamodb:DeleteItem": 1,
+        "dynamodb:TransactWriteItems": 1,  # the step's deletion and the convo's updatedAt
         "dynamodb:UpdateItem": 1 + 1,  # + the message counted against the sender's rate
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 3,
@@ -56,7 +56,7 @@ def test_what_cannot_be_regenerated(sockets):
         (
             "opus",
             {"id": failed["id"], "config": {"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}},
-            "model_not_allowed",
+            "unknown_model",
         ),
         ("huge", {"id": failed["id"], "config": {"maxTokens": 32768}}, "max_tokens_too_large"),
         # I6: nor name a data source its requester cannot view.

@@ -29,6 +29,7 @@ Costs in AWS calls: `send` is one SQS SendMessage.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -161,6 +162,20 @@ def read(model: type[J], record: SQSRecord, logger: Logger, what: str) -> J:
         return model.model_validate_json(record.body)
     except ValidationError as error:
         raise malformed(logger, what, record, error) from error
+
+
+def idempotency_config(**options: Any) -> Callable[[], IdempotencyConfig]:
+    """The worker's `IdempotencyConfig(**options)`, made on first call (then always the same one):
+    Powertools' idempotency package imports boto3 (its DynamoDB layer), and any boto3 import loads
+    s3transfer, so it loads with a worker's first job, not with the handler (cold start, issue 13)."""
+
+    @cache
+    def config() -> IdempotencyConfig:
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+        return IdempotencyConfig(**options)
+
+    return config
 
 
 def once(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from kallo import metrics
 from kallo.authz.access import Access
 from kallo.clock import now
 from kallo.errors import TooManyRequests
@@ -68,6 +69,7 @@ def count_request(user_id: str | None, firebase_id: str | None = None) -> int | 
 
 
 def _too_many_requests(retry_after: int) -> TooManyRequests:
+    metrics.count(metrics.THROTTLED_REQUESTS)  # every refusal for the rate is made here
     limit = get_settings().requests_per_minute
     return TooManyRequests(
         f"too many requests: at most {limit} a minute for each caller; retry in {retry_after} s",
@@ -91,6 +93,7 @@ def require_message_rate(user_id: str | None, firebase_id: str | None = None) ->
 
 
 def _exceeded(what: str, retry_after: int) -> TooManyRequests:
+    metrics.count(metrics.QUOTA_REFUSALS)  # every refusal for a daily quota is made here
     return TooManyRequests(
         f"{what} is used up for today; it renews in {retry_after} s",
         retry_after=retry_after,

@@ -12,11 +12,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
 )
 from pydantic.json_schema import SkipJsonSchema
+from pydantic.networks import validate_email
 from pydantic_core import PydanticCustomError
 
 from kallo.authz.policy import GranteeType, Role
@@ -122,12 +122,14 @@ def _server_made(value: Any) -> Any:
 RefusedId = Annotated[SkipJsonSchema[Any], AfterValidator(_server_made)]
 
 
-def _lower(value: str) -> str:
-    return value.lower()
+def _email(value: str) -> str:
+    # EmailStr's own check, but email-validator is imported at the first address, not when a model that
+    # has an email field is built: about 30 ms of CPU off the cold start of every function with one.
+    # Emails are compared case-insensitively, so they are stored lower-cased.
+    return validate_email(value)[1].lower()
 
 
-# Emails are compared case-insensitively, so they are stored lower-cased.
-Email = Annotated[EmailStr, AfterValidator(_lower)]
+Email = Annotated[str, AfterValidator(_email), Field(json_schema_extra={"format": "email"})]
 
 
 class ApiModel(BaseModel):

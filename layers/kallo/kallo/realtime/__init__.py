@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from kallo import metrics
 from kallo.realtime import audience
 from kallo.settings import get_settings
 from kallo.store import connections
@@ -99,12 +100,16 @@ def envelope(message_type: str, payload: Any, request_id: str | None = None) -> 
 
 
 def post(connection_id: str, data: bytes) -> bool:
-    """Send one frame; False when the connection is gone."""
+    """Send one frame; False when the connection is gone. Any other failure counts one
+    `WebSocketSendFailures` (a gone connection is routine: its client left) and is raised."""
     client = _management_client()
     try:
         client.post_to_connection(ConnectionId=connection_id, Data=data)
     except client.exceptions.GoneException:
         return False
+    except Exception:
+        metrics.count(metrics.WEBSOCKET_SEND_FAILURES)
+        raise
     return True
 
 

@@ -83,9 +83,10 @@ cannot be stored.
 AWS calls for a short answer (one delta message, a convo with a name, not owned by a topic, `c`
 connections): 1 GetItem (the convo) + 3 Query (the step by id, the convo's steps, its linked data
 sources) + 1 TransactWriteItems (the step) + 3 UpdateItem (the delta's save, the final step, the
-convo's latestStep) + one Query per broadcast (5; the deltas of a longer answer Query about once a
-second, reusing the list in between, `kallo.realtime`) and `c` PostToConnection each, + 1 Query and 1
-BatchGetItem the first time the connections are checked (I8: at most once every few seconds, `kallo.realtime.audience`); a topic adds
+convo's latestStep) + one
+Query per broadcast (5; the deltas of a longer answer Query about once a second, reusing the list in
+between, `kallo.realtime`) and `c` PostToConnection each, + 1 Query and 1 BatchGetItem the first time the
+connections are checked (I8: at most once every few seconds, `kallo.realtime.audience`); a topic adds
 1 GetItem (2 with a prompt) and 1 Query (its linked data sources); data sources named by the config
 add their checks (1 Query each + 1 BatchGetItem per reader); linked or named data sources add 1
 BatchGetItem, and 1 GetObject per
@@ -119,7 +120,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from kallo import quotas
+from kallo import metrics, quotas
 from kallo.clock import iso, now, now_iso
 from kallo.documents.bm25 import Hit
 from kallo.errors import Conflict
@@ -195,10 +196,12 @@ class _Run:
         convo_id: str,
         hits: tuple[Hit, ...] = (),
         listener: Listener | None = None,
+        source_names: dict[str, str] | None = None,
     ) -> None:
         self.step = step
         self.convo_id = convo_id
         self.hits = hits
+        self.source_names = source_names or {}
         self.listener = listener
         self.text = ""
         self.size = 0  # of the text as JSON-escaped UTF-8 bytes
@@ -211,6 +214,7 @@ class _Run:
         self.last_flush = -math.inf  # the first delta goes out at once
         self.last_save = self.last_latest = time.monotonic()
         self.usage: Usage | None = None  # the counts the step ended with (charged as stored)
+        self.first_delta_at: float | None = None  # time.time() of delta 1 (`FirstDeltaLatency`)
 
     def _announce(self, message_type: str, payload: dict[str, Any], *, delta: bool = False) -> None:
         announce(self.convo_id, message_type, payload, self.listener, delta=delta)
@@ -281,6 +285,8 @@ class _Run:
         self._announce(
             "convoStepUpdate", {"id": self.step["id"], "delta": delta, "seq": self.seq}, delta=True
         )
+        if self.first_delta_at is None:
+            self.first_delta_at = time.time()
 
     def _progress(self, moment: float) -> None:
         """No delta went out for a `save_interval`: mark the step as alive (the same condition, so a
@@ -343,7 +349,7 @@ class _Run:
     def _citations(self) -> list[dict[str, Any]]:
         """What a grounded answer cites; none rather than a failed answer if that goes wrong."""
         try:
-            return grounding.citations(list(self.hits), self.text)
+            return grounding.citations(list(self.hits), self.text, self.source_names)
         except Exception:
             logger.exception("citing the answer's sources failed", extra={"stepId": self.step["id"]})
             return []
@@ -444,10 +450,18 @@ def _stop_left_running(job: ReplyJob, step: dict[str, Any], listener: Listener |
     announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
 
 
-def answer(job: ReplyJob, *, deadline: float | None = None, listener: Listener | None = None) -> None:
+def answer(
+    job: ReplyJob,
+    *,
+    deadline: float | None = None,
+    listener: Listener | None = None,
+    queued_at: float | None = None,
+) -> None:
     """Answer the job's step (see the module docstring). `deadline` (a `time.monotonic()` value) ends a
     generation still running then as failed, keeping the text so far. `listener(type, payload)` hears
-    every message the answer broadcasts, as it is broadcast (`kallo.services.answering`)."""
+    every message the answer broadcasts, as it is broadcast (`kallo.services.answering`). `queued_at`
+    (a `time.time()` value: when the job was queued, else now) starts the answer's latencies."""
+    started = queued_at if queued_at is not None else time.time()
     context = {"convoId": job.convo_id, "stepId": job.llm_step_id, "jobId": job.job_id}
     existing = steps.get(job.llm_step_id)
     if existing is not None and existing.get("status") != "running":
@@ -486,12 +500,18 @@ def answer(job: ReplyJob, *, deadline: float | None = None, listener: Listener |
 
     producer = Producer(plan.open)  # the model starts while the new step is announced
     announce(job.convo_id, "convoNewStep", step, listener)
-    run = _Run(step, job.convo_id, plan.hits, listener)
+    run = _Run(step, job.convo_id, plan.hits, listener, plan.source_names)
     try:
         outcome = run.execute(producer, deadline)
     except _StepGone:
         logger.info("the answer step was deleted (or ended elsewhere) while it was written", extra=context)
         outcome = None
+    if outcome is not None:
+        # The first text the user got: delta 1, or the final update when all of it came at once.
+        ended = time.time()
+        first_text_at = run.first_delta_at or (ended if run.text else None)
+        first = None if first_text_at is None else (first_text_at - started) * 1000
+        metrics.answer(outcome, first_delta_ms=first, completion_ms=(ended - started) * 1000)
     # A stopped stream's counts may still move on its thread: the step's own are charged.
     _charge(job, plan, run.text, run.usage if outcome in (COMPLETED, STOPPED) else producer.usage)
     announce(job.convo_id, "convoStatus", {"convoId": job.convo_id, "status": "idle"}, listener)
@@ -514,6 +534,7 @@ def _charge(job: ReplyJob, plan: Plan, text: str, usage: Usage | None) -> None:
     fails the answer."""
     if usage is not None:
         spent = usage.total
+        metrics.tokens(plan.model, usage.input_tokens, usage.output_tokens)
     elif not text:
         return
     else:

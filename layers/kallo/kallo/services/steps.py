@@ -2,6 +2,7 @@
 convoStepDeletion, convoStepRegen, convoStepUpdate) and the Step REST operations (Update Step,
 Delete Step; Query Steps is `kallo.services.search`) do.
 
+Every change moves the convo's `updatedAt`, in the write the change makes anyway (no call of its own).
 Every change is broadcast to the convo's connections (`Actor.broadcast`, `kallo.realtime.broadcast` by
 default) with the requester's `requestId`; a step asking for a reply (or a regen) becomes a `ReplyJob`
 on the FIFO step queue, answered by the LLM step worker.
@@ -45,13 +46,14 @@ to about 95 distinct words), else BatchWriteItem (25 per request):
 - group addition: the check + Query (the primary) + TransactWriteItems and a conditional UpdateItem
   of the convo's latestStep (a primary without a group gets one; + its broadcast) + the new step as
   above.
-- deletion: the check + Query (the step) + DeleteItem (TransactWriteItems for a grouped step, + Query
-  and BatchGetItem for a group's primary) + Query and UpdateItem (the convo's latestStep) +
+- deletion: the check + Query (the step) + TransactWriteItems (the step's deletion and the convo's
+  `updatedAt`; + Query and BatchGetItem for a group's primary) + Query and UpdateItem (the convo's latestStep) +
   BatchWriteItem (its words) + the broadcast(s); an answer someone rated adds Query + BatchWriteItem
   (its feedback items, `kallo.store.feedback`).
 - regen: the deletion's cost, with a convoStepRegen broadcast, + BatchGetItem (the token budgets) +
   SendMessage.
-- update: the check + Query (the step) (+ the checks of the data sources new annotations cite) + UpdateItem (+ a conditional UpdateItem of the convo's
+- update: the check + Query (the step) (+ the checks of the data sources new annotations cite) +
+  TransactWriteItems (the step and the convo's `updatedAt`) (+ a conditional UpdateItem of the convo's
   latestStep for a primary step, + BatchWriteItem when the text changed) + the broadcast; a primary
   swap: Query + BatchGetItem (the group) + TransactWriteItems + a conditional UpdateItem (latestStep)
   + one broadcast per step that changed.
@@ -73,9 +75,18 @@ from kallo.clock import iso, now, now_iso
 from kallo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from kallo.jobs import ReplyJob, send
 from kallo.models.steps import STEP_JSON_LIMIT, WEBSOCKET_FRAME_LIMIT, Step, StepConfig, json_size
-from kallo.models.ws import Annotation, NewStep, NewStepGroup, StepContent, StepGroupAddition, StepRegen
+from kallo.models.ws import (
+    EMPTY_STEP,
+    Annotation,
+    NewStep,
+    NewStepGroup,
+    StepContent,
+    StepGroupAddition,
+    StepRegen,
+    is_blank,
+)
 from kallo.services import step_configs
-from kallo.store import grants, search
+from kallo.store import grants, objects, search
 from kallo.store import steps as store
 from kallo.store.keys import Ref
 from kallo.store.table import table
@@ -151,6 +162,20 @@ def _require_token_budget(actor: Actor, convo_id: str) -> str | None:
     team_id = quotas.team_paying_for(actor.access, _convo(convo_id))
     quotas.require_token_budget(actor.user_id, team_id)
     return team_id
+
+
+def _replies(actor: Actor, convo_id: str, items: list[NewStep]) -> list[bool]:
+    """Which new steps ask for an answer: a step's own `config.reply` when it gives one (`false`
+    included), else the `config.defaults.reply` of the topic that owns the convo. The owner is known
+    from the grants the convo's check read; the topic item costs one GetItem, read only when some
+    step leaves `reply` out in a topic's convo."""
+    own = [item.config.reply if item.config is not None else None for item in items]
+    if all(reply is not None for reply in own):
+        return [bool(reply) for reply in own]
+    owner = grants.owner_of(actor.access.structural_grants(_convo(convo_id)))
+    topic = objects.get(owner) if owner is not None and owner.type == ObjectType.topic.value else None
+    default = ((topic or {}).get("config") or {}).get("defaults", {}).get("reply") is True
+    return [default if reply is None else bool(reply) for reply in own]
 
 
 def _require_authority_over(actor: Actor, step: dict[str, Any]) -> None:
@@ -282,11 +307,11 @@ def add_step(
     annotations); a reply is queued when its config asks for one (`queue`: given to the caller instead
     of the step queue, for an answer made in process)."""
     guard = _chat_guard(actor, convo_id)
-    team_id = _require_token_budget(actor, convo_id) if data.wants_reply else None
+    [reply] = _replies(actor, convo_id, [data])
+    team_id = _require_token_budget(actor, convo_id) if reply else None
     _require_configs(actor.access, [data])
     step = _step(actor, convo_id, data, now_iso())
-    new = [(step, data.wants_reply)]
-    return _store_new(actor, convo_id, new, team_id=team_id, queue=queue, guard=guard)[0]
+    return _store_new(actor, convo_id, [(step, reply)], team_id=team_id, queue=queue, guard=guard)[0]
 
 
 # The roles whose grant on a convo alone lets one write in it.
@@ -353,8 +378,8 @@ def add_step_group(actor: Actor, convo_id: str, data: NewStepGroup) -> list[dict
     """convoNewStepGroup: the steps share one server-made groupId; the first is the primary, the rest
     its alternates. They are one millisecond apart, so the group reads back in the order it was sent."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
-    wants_reply = any(item.wants_reply for item in data.steps)
-    team_id = _require_token_budget(actor, convo_id) if wants_reply else None
+    replies = _replies(actor, convo_id, data.steps)
+    team_id = _require_token_budget(actor, convo_id) if any(replies) else None
     _require_configs(actor.access, data.steps)
     group_id, start = str(uuid4()), now()
     new = [
@@ -367,9 +392,9 @@ def add_step_group(actor: Actor, convo_id: str, data: NewStepGroup) -> list[dict
                 group_id=group_id,
                 alternate=position > 0,
             ),
-            item.wants_reply,
+            reply,
         )
-        for position, item in enumerate(data.steps)
+        for position, (item, reply) in enumerate(zip(data.steps, replies, strict=True))
     ]
     return _store_new(actor, convo_id, new, team_id=team_id)
 
@@ -378,7 +403,8 @@ def add_to_group(actor: Actor, convo_id: str, data: StepGroupAddition) -> dict[s
     """convoStepGroupAddition: the step joins the group of `primaryStepId` as an alternate; a primary
     without a group gets one first (broadcast as a convoStepUpdate with its new groupId)."""
     primary = _target(actor, data.primary_step_id, convo_id)
-    team_id = _require_token_budget(actor, convo_id) if data.step.wants_reply else None
+    [reply] = _replies(actor, convo_id, [data.step])
+    team_id = _require_token_budget(actor, convo_id) if reply else None
     _require_configs(actor.access, [data.step])
     group_id = primary.get("groupId")
     if not group_id:
@@ -389,7 +415,7 @@ def add_to_group(actor: Actor, convo_id: str, data: StepGroupAddition) -> dict[s
             raise NotFound(f"step {primary['id']} not found") from error
         actor.publish(convo_id, STEP_UPDATE, {"id": primary["id"], "groupId": group_id})
     step = _step(actor, convo_id, data.step, now_iso(), group_id=group_id, alternate=True)
-    return _store_new(actor, convo_id, [(step, data.step.wants_reply)], team_id=team_id)[0]
+    return _store_new(actor, convo_id, [(step, reply)], team_id=team_id)[0]
 
 
 # -- deletion and regen -------------------------------------------------------------------------------
@@ -404,7 +430,10 @@ def _remove(step: dict[str, Any]) -> dict[str, Any] | None:
         promote = next((s for s in others if s.get("isAlternate")), None)
     try:
         promoted = store.delete(step, promote=promote)
-    except Conflict as error:  # the alternate went meanwhile
+    except Conflict as error:
+        if promote is None and not step.get("groupId"):  # only the convo's update can fail: it is gone
+            raise NotFound(f"step {step['id']} not found") from error
+        # the alternate went meanwhile
         raise Conflict("the step's group changed meanwhile: try again", code="conflict") from error
     search.unindex(step)
     return promoted
@@ -484,6 +513,8 @@ def update_step(
     _require_authority_over(actor, step)
     if content is not None and step.get("authorType") != "user":
         raise BadRequest("an LLM step's content is the model's: regenerate it instead", code="not_editable")
+    if content is not None and is_blank(content.text) and not step.get("files"):
+        raise Unprocessable(EMPTY_STEP, code="validation_error")
     changes: dict[str, Any] = {}
     if content is not None:
         changes["content"] = {"text": content.text}
@@ -494,7 +525,7 @@ def update_step(
     if changes:
         _require_fits({**step, **changes})
         try:
-            result = store.update(step, changes)
+            result = store.update(step, changes, touch_convo=True)
         except Conflict as error:  # deleted meanwhile
             raise NotFound(f"step {step_id} not found") from error
         if content is not None:

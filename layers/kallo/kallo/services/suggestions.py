@@ -45,7 +45,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from kallo import quotas
+from kallo import metrics, quotas
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType
 from kallo.clock import epoch_seconds, iso, now
@@ -181,6 +181,7 @@ def _make(step: dict[str, Any]) -> tuple[list[str], int]:
         raw = raw.rpartition("\n")[0]  # the last line was cut short
     if reported:
         spent = reported[-1].total
+        metrics.tokens(model, reported[-1].input_tokens, reported[-1].output_tokens)
     else:  # the provider did not count: our estimate of what was read and written
         read = sum(math.ceil(len(m.content) / CHARS_PER_TOKEN) + TURN_TOKENS for m in messages)
         spent = read + math.ceil(len(raw) / CHARS_PER_TOKEN)

@@ -57,8 +57,9 @@ def add(step: Mapping[str, Any]) -> dict[str, Any]:
     """Store a new step of an existing convo, in one transaction with what depends on it:
     - the contributor marker of its author, when a user wrote it;
     - its group member item, when it belongs to a group;
-    - the convo's `latestStep`, when it is a primary step (not an alternate); otherwise a check that
-      the convo exists, so no step is ever written into a deleted convo.
+    - the convo's `updatedAt` (now), and its `latestStep` when it is a primary step (not an
+      alternate); that update also requires the convo to exist, so no step is ever written into a
+      deleted convo.
 
     `createdAt`/`updatedAt` may be any RFC 3339 spelling; they are stored normalized. Returns the step
     as stored (API fields only). Raises `kallo.errors.Conflict` when the convo does not exist (or was
@@ -102,11 +103,11 @@ def add_many(
     primaries = sorted(
         (p for p in public if not p.get("isAlternate")), key=lambda p: (p["createdAt"], p["id"])
     )
-    convo_key = keys.object_key(Ref("convo", convo_id))
+    # The convo's update also checks that it exists (no step is written into a deleted convo).
+    touched = {"updatedAt": now_iso()}
     if primaries:
-        operations.append({"update": convo_key, "set": {"latestStep": primaries[-1]}})
-    else:
-        operations.append({"check": convo_key, "exists": True})
+        touched["latestStep"] = primaries[-1]
+    operations.append({"update": keys.object_key(Ref("convo", convo_id)), "set": touched})
     if guard is not None:
         operations.append(guard)
     postings = search.posting_items(public) if index else []
@@ -224,19 +225,31 @@ def update(
     remove: tuple[str, ...] = (),
     expect: tuple[str, Any] | None = None,
     latest: bool = True,
+    touch_convo: bool = False,
 ) -> dict[str, Any]:
     """Change a stored step (`updatedAt` is set here) and keep the convo's `latestStep` in step when it
     is this step (unless `latest` is False: a change that a listing would not show). `expect=(name,
-    value)` also requires an attribute to hold a value (to be absent: None). Raises `Conflict` (code
-    `not_found`) when the step was deleted meanwhile or the expectation does not hold."""
-    updated = objects.public(
-        table().update(
-            key(step),
-            {**changes, "updatedAt": now_iso()},
-            remove=remove,
-            expect=((expect[0],), expect[1]) if expect else None,
+    value)` also requires an attribute to hold a value (to be absent: None). `touch_convo`: the
+    convo's `updatedAt` moves too, in one transaction with the step's (a user's edit), instead of
+    one UpdateItem. Raises `Conflict` (code `not_found`) when the step was deleted meanwhile or the
+    expectation does not hold."""
+    stamp = now_iso()
+    condition = ((expect[0],), expect[1]) if expect else None
+    if touch_convo:
+        operation: dict[str, Any] = {"update": key(step), "set": {**changes, "updatedAt": stamp}}
+        if remove:
+            operation["remove"] = list(remove)
+        if condition:
+            operation["expect"] = condition
+        convo = keys.object_key(Ref("convo", step["convoId"]))
+        table().transact([operation, {"update": convo, "set": {"updatedAt": stamp}}])
+        # The transaction returns nothing: the step as written is the one read, with the changes.
+        written = {k: v for k, v in {**step, **changes, "updatedAt": stamp}.items() if k not in remove}
+        updated = objects.public(written)
+    else:
+        updated = objects.public(
+            table().update(key(step), {**changes, "updatedAt": stamp}, remove=remove, expect=condition)
         )
-    )
     if latest and not updated.get("isAlternate"):
         _replace_latest(step["convoId"], step["id"], updated)
     return updated
@@ -260,25 +273,27 @@ def request_stop(step: dict[str, Any]) -> dict[str, Any]:
 
 def delete(step: dict[str, Any], *, promote: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Delete one step (and its feedback items, when it has been rated); when it was the convo's
-    `latestStep`, the newest remaining primary step takes its place (or none).
+    `latestStep`, the newest remaining primary step takes its place (or none). The convo's
+    `updatedAt` moves (a deleted convo makes this a `Conflict`).
 
     A step of a group leaves the group too; `promote` (another step of the group) becomes a primary
     step in the same transaction, so a group never loses its primary. Returns `promote` as updated.
     """
-    if not step.get("groupId") and promote is None:
-        table().delete(key(step))
-        promoted = None
-    else:
-        operations: list[dict[str, Any]] = [{"delete": key(step)}]
-        if step.get("groupId"):
-            operations.append({"delete": _member_key(step)})
-        promoted = None
-        if promote is not None:
-            promoted = {**promote, "isAlternate": False, "updatedAt": now_iso()}
-            operations.append(
-                {"update": key(promote), "set": {"isAlternate": False, "updatedAt": promoted["updatedAt"]}}
-            )
-        table().transact(operations)
+    # The convo's `updatedAt` moves in the same transaction (also for a lone step: one
+    # TransactWriteItems instead of one DeleteItem).
+    operations: list[dict[str, Any]] = [
+        {"delete": key(step)},
+        {"update": keys.object_key(Ref("convo", step["convoId"])), "set": {"updatedAt": now_iso()}},
+    ]
+    if step.get("groupId"):
+        operations.append({"delete": _member_key(step)})
+    promoted = None
+    if promote is not None:
+        promoted = {**promote, "isAlternate": False, "updatedAt": now_iso()}
+        operations.append(
+            {"update": key(promote), "set": {"isAlternate": False, "updatedAt": promoted["updatedAt"]}}
+        )
+    table().transact(operations)
     if feedback.rated(step):
         feedback.delete_of_step(step["id"])
     _replace_latest(step["convoId"], step["id"], _newest_primary(step["convoId"]))
@@ -333,8 +348,10 @@ def set_primary(members: list[dict[str, Any]], primary_id: str) -> list[dict[str
     ]
     if not changed:
         return []
+    convo = keys.object_key(Ref("convo", members[0]["convoId"]))
     table().transact(
         [{"update": key(c), "set": {"isAlternate": c["isAlternate"], "updatedAt": stamp}} for c in changed]
+        + [{"update": convo, "set": {"updatedAt": stamp}}]
     )
     primary = next((s for s in [*changed, *members] if s["id"] == primary_id), None)
     if primary is not None:
@@ -366,5 +383,6 @@ def _replace_latest(convo_id: str, step_id: str, replacement: dict[str, Any] | N
     newer step written meanwhile wins."""
     convo_key = keys.object_key(Ref("convo", convo_id))
     changes, remove = ({"latestStep": replacement}, ()) if replacement else ({}, ("latestStep",))
+    changes["updatedAt"] = now_iso()  # free: the convo changed as a listing shows it
     with contextlib.suppress(Conflict):
         table().update(convo_key, changes, remove=remove, expect=(("latestStep", "id"), step_id))

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from kallo import aws
@@ -19,8 +19,6 @@ from kallo.errors import Conflict
 from kallo.paging import invalid as invalid_cursor
 from kallo.settings import get_settings
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
 TRANSACT_LIMIT = 100
@@ -48,12 +46,24 @@ def _from_dynamo(value: Any) -> Any:
     return value
 
 
+@cache
+def _codec() -> tuple[Any, Any]:
+    # Imported on first use: any import from boto3 runs its package's __init__, which loads s3transfer
+    # (a third of a bare handler's import time). The first item goes to or comes from the client, which
+    # imports boto3 then anyway.
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
+
+
 def serialize(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(_to_dynamo(v)) for k, v in item.items() if v is not None}
+    serializer = _codec()[0]
+    return {k: serializer.serialize(_to_dynamo(v)) for k, v in item.items() if v is not None}
 
 
 def deserialize(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+    deserializer = _codec()[1]
+    return {k: _from_dynamo(deserializer.deserialize(v)) for k, v in item.items()}
 
 
 @dataclass
