@@ -22,9 +22,9 @@ ownership chain that can inherit (the convo, its topic) plus one BatchGetItem, s
   Query. The check is 1 BatchGetItem when the process remembers the convo's chain (a check in the
   last minute; `Access.direct`, its edges and grants read live), so 2 calls then; else 1 Query (the
   convo's structural grants; a topic's convo's owner grant carries the topic's edges, `chainHint`,
-  written by Create) + 1 BatchGetItem, so 3 for a convo a user owns and for a topic's; 4 for a
-  topic's convo whose owner grant has no hint (moved into the topic by PUT grantees, or made before
-  hints) or whose hint is stale (its topic moved): the whole check. A refusal on the remembered
+  written by Create and by PUT grantees) + 1 BatchGetItem, so 3 for a convo a user owns and for a
+  topic's; 4 for a topic's convo whose owner grant has no hint (written before hints) or whose hint
+  is stale (its topic moved since): the whole check. A refusal on the remembered
   chain adds its BatchGetItem to the whole check. Users: the check + 1 Query (`all`: up to 3 Queries, the owners' grants being already read).
 """
 
