@@ -10,14 +10,16 @@ from uuid import uuid4
 
 import pytest
 
+from kallo.authz import access
 from kallo.authz.access import Access
 from kallo.clock import iso, now
 from kallo.models.auth import AccessTokenCreate
 from kallo.models.convos import ConvoCreate
 from kallo.services import access_tokens, convos
 from kallo.settings import get_settings
-from kallo.store import connections
+from kallo.store import connections, keys
 from kallo.store.keys import Ref
+from kallo.store.table import table
 from tests.support import ws
 from tests.support.oidc import OidcIssuer
 from tests.support.world import grant, make_object, make_service_account, make_user, ref_of
@@ -93,15 +95,41 @@ def test_a_team_member_without_a_grant_of_their_own_gets_the_whole_check(svc, aw
     topic = make_object("topic", team)
     convo_id = convos.create_convo(Access(owner), ConvoCreate(), topic_id=topic.id)["id"]
     connect("m0=", {"x-api-key": key}, {"convoId": str(uuid4())})  # the key is read and kept
+    access.forget_edges()  # a process that has checked nothing
     aws_calls.reset()
     assert connect("m1=", {"x-api-key": key}, {"convoId": convo_id}) == {"statusCode": 200}
-    # No grant on the convo: the convo's and the topic's structural grants, the grants on the rest of
-    # the chain, the connection.
+    # No grant on the convo (BatchGetItem): the convo's structural grants (its owner grant carries the
+    # topic's edges as a hint), the grants on the rest of the chain with the topic's owner grant, the
+    # connection.
     assert dict(aws_calls.calls) == {
         "dynamodb:BatchGetItem": 2,
-        "dynamodb:Query": 2,
+        "dynamodb:Query": 1,
         "dynamodb:TransactWriteItems": 1,
     }
+    aws_calls.reset()
+    assert connect("m2=", {"x-api-key": key}, {"convoId": convo_id}) == {"statusCode": 200}
+    # The process remembers the convo's chain: its edges' grants and the member's on every object of
+    # it in one BatchGetItem (`Access.direct`), the connection.
+    assert dict(aws_calls.calls) == {"dynamodb:BatchGetItem": 1, "dynamodb:TransactWriteItems": 1}
+
+
+def test_a_remembered_chain_lets_in_no_one_its_grants_no_longer_do(svc):
+    """ATTACK (I8): a member removed from the team, or a convo moved out of the team's topic, cannot
+    connect, though the process remembers the chain it connected through a moment before."""
+    account, key = svc
+    owner = make_user(admin=account)
+    team = make_object("team", ref_of(owner))
+    grant(team, account, "member")
+    topic = make_object("topic", team)
+    convo = Ref("convo", convos.create_convo(Access(owner), ConvoCreate(), topic_id=topic.id)["id"])
+    assert connect("r1=", {"x-api-key": key}, {"convoId": convo.id}) == {"statusCode": 200}
+    table().delete(keys.grant_key(team, ref_of(account)))
+    refused(connect("r2=", {"x-api-key": key}, {"convoId": convo.id}), 404, "not_found")
+    grant(team, account, "member")
+    assert connect("r3=", {"x-api-key": key}, {"convoId": convo.id}) == {"statusCode": 200}
+    table().delete(keys.grant_key(convo, topic))
+    grant(convo, owner, "owner")
+    refused(connect("r4=", {"x-api-key": key}, {"convoId": convo.id}), 404, "not_found")
 
 
 def test_a_narrow_token_is_checked_on_its_scope_not_only_on_its_grant(svc):

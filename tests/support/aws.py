@@ -14,6 +14,7 @@ from moto import mock_aws
 from kallo import aws as kallo_aws
 from kallo import realtime, websocket
 from kallo.auth import authenticate, tokens
+from kallo.authz import access
 from kallo.settings import get_settings
 from local import resources, template
 
@@ -35,6 +36,8 @@ def reset_caches() -> None:
     # What WebSocket handlers keep in the process: connection items, verdicts, connection lists.
     websocket.forget_connections()
     realtime.reset()
+    # The chains' edges checks remember (`kallo.authz.access`): each test starts from a cold process.
+    access.forget_edges()
 
 
 @contextmanager

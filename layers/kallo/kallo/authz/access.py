@@ -4,10 +4,22 @@ Cost of a check on an object: one Query per object in its inheritance chain that
 (convos, topics, data sources, prompts) plus one BatchGetItem for the caller's grants on the whole
 chain. For a convo owned by a topic owned by a team that is 3 calls, and further checks on the same
 request are free.
+
+Remembered edges (`direct`): the structural grants a Query read are remembered in the process, per
+object, for `EDGE_SECONDS`, as (object, grantee) pairs only. A hot path (`$connect`, Query Convo Steps,
+a WebSocket message) may then check in ONE BatchGetItem: the principal's grants on every object of the
+remembered chain and the remembered edges' grant items themselves, read live, and evaluated on what was
+found alone. Sound whatever the remembered edges are: an edge counts only when its grant item is read
+now (with the role it has now), and roles and scope only grow with edges (`greater`; a scope follows
+owner and dependent edges), so a stale or missing edge can only lead to a refusal, which then makes the
+whole check. Revocation bounds are unchanged: every grant a verdict rests on is read for it. What such
+a check reads is never kept as an object's structural grants (services read those as complete lists).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +44,84 @@ _NON_INHERITING = frozenset({ObjectType.team, ObjectType.user})
 # The grants along which an access token's scope extends: ownership and dependent links.
 _SCOPE_ROLES = frozenset({Role.owner, Role.dependent})
 
+EDGE_SECONDS = 60.0
+_MAX_EDGES = 8192
+# object → (monotonic time it expires, the grantees of its structural grants when a Query read them)
+_edges: dict[Ref, tuple[float, tuple[Ref, ...]]] = {}
+_edges_lock = threading.Lock()
+
+
+def forget_edges() -> None:
+    """Drop the remembered edges (tests that count calls from a cold process)."""
+    with _edges_lock:
+        _edges.clear()
+
+
+def _remember_edges(obj: Ref, found: list[dict[str, Any]]) -> None:
+    with _edges_lock:
+        if len(_edges) >= _MAX_EDGES:
+            _edges.clear()
+        _edges[obj] = (time.monotonic() + EDGE_SECONDS, tuple(grants.grantee_ref(g) for g in found))
+
+
+def remembers(obj: Ref) -> bool:
+    """Whether the edges of `obj`'s whole chain are remembered (so `Access.direct` can check it as
+    the whole check would, when nothing changed)."""
+    return _remembered_chain(obj, complete=True) is not None
+
+
+def edges_of(obj: Ref) -> tuple[Ref, ...] | None:
+    """The grantees of `obj`'s structural grants as remembered (None: not remembered)."""
+    with _edges_lock:
+        entry = _edges.get(obj)
+    return entry[1] if entry is not None and entry[0] > time.monotonic() else None
+
+
+def chain_hint(obj: Ref, owner: Ref) -> dict[str, Any]:
+    """The `chainHint` attribute for `obj`'s owner grant to `owner`: a convo owned by a topic carries
+    the topic's edges as remembered (read by the owner's check a moment before), else nothing. Written
+    by Create a Convo and PUT grantees, read by `_take_hints`."""
+    hint = edges_of(owner) if obj.type == ObjectType.convo and owner.type == ObjectType.topic else None
+    return {"chainHint": [f"{r.type}#{r.id}" for r in hint]} if hint else {}
+
+
+def _take_hints(found: list[dict[str, Any]]) -> None:
+    """A convo's owner grant carries its owner's edges as they were when it was written (`chainHint`,
+    `kallo.services.convos`): remember them for that owner unless its own are. Only a hint: `direct`
+    reads every edge it uses, so a stale one costs the whole check, never gives access."""
+    for grant in found:
+        hint = grant.get("chainHint")
+        if grant.get("role") != Role.owner.value or not isinstance(hint, list):
+            continue
+        owner = grants.grantee_ref(grant)
+        refs = tuple(Ref(*h.split("#", 1)) for h in hint if isinstance(h, str) and "#" in h)
+        if edges_of(owner) is None and all(r.type in STRUCTURAL_GRANTEE_TYPES for r in refs):
+            with _edges_lock:
+                _edges[owner] = (time.monotonic() + EDGE_SECONDS, refs)
+
+
+def _remembered_chain(obj: Ref, *, complete: bool = False) -> dict[Ref, tuple[Ref, ...]] | None:
+    """The remembered edges of `obj`'s chain, breadth first up to the maximum depth; an object that
+    can inherit and has none remembered (or expired) has none here (so the check sees fewer edges), or
+    with `complete`, None is returned."""
+    moment, chain, level = time.monotonic(), {}, [obj]
+    with _edges_lock:
+        for _ in range(MAX_INHERITANCE_DEPTH):
+            following: list[Ref] = []
+            for node in level:
+                entry = _edges.get(node)
+                known = entry is not None and entry[0] > moment
+                if complete and not known and node.type not in _NON_INHERITING:
+                    return None
+                chain[node] = entry[1] if entry is not None and known else ()
+                following.extend(g for g in chain[node] if g.type in STRUCTURAL_GRANTEE_TYPES)
+            level = [n for n in dict.fromkeys(following) if n not in chain]
+            if not level:
+                break
+        for node in level:
+            chain.setdefault(node, ())
+    return chain
+
 
 class Access:
     def __init__(self, principal: Principal) -> None:
@@ -39,6 +129,8 @@ class Access:
         self._structural: dict[Ref, list[dict[str, Any]]] = {}
         self._direct: dict[Ref, Role | None] = {}
         self._objects: dict[Ref, dict[str, Any] | None] = {}
+        # Never Query: a node's structural grants are those given (a check on remembered edges).
+        self._offline = False
         # Read by an earlier check (`snapshot`): `require` reads afresh before deciding anything.
         self.remembered = False
 
@@ -46,7 +138,12 @@ class Access:
 
     def structural_grants(self, obj: Ref) -> list[dict[str, Any]]:
         if obj not in self._structural:
-            self._structural[obj] = [] if obj.type in _NON_INHERITING else grants.structural(obj)
+            if obj.type in _NON_INHERITING or self._offline:
+                self._structural[obj] = []
+            else:
+                self._structural[obj] = grants.structural(obj)
+                _remember_edges(obj, self._structural[obj])
+                _take_hints(self._structural[obj])
         return self._structural[obj]
 
     def _chain(self, obj: Ref) -> list[Ref]:
@@ -214,19 +311,38 @@ class Access:
         return found
 
     def direct(self, obj: Ref, permission: Permission) -> bool:
-        """Whether the principal's own grant on `obj` alone gives `permission` (one BatchGetItem, no
-        Query), when the token's scope needs no walk to cover `obj`. False says nothing: the whole
-        check (`require`) decides then. Sound because inheritance only adds roles (`greater`) and
-        every role's permissions include those of the roles ranked below it (`kallo.authz.policy`)."""
-        scope = self.principal.scope
+        """Whether the principal's grants on `obj`'s remembered chain, with the remembered edges, give
+        `permission` on it, all read in ONE BatchGetItem (no Query); with no edge remembered, the
+        principal's own grant on `obj` alone; no read when its own grant, already read, suffices.
+        False says nothing: the whole check (`require`) decides then. Sound (see the module's docstring): only edges and grants read now count, and they can
+        only give less than the whole check would. The principal's grants read are kept (they are this
+        request's); the edges are not (they may be fewer than the object's structural grants)."""
         me = Ref("user", self.principal.user_id or "")
-        if scope is not None and me not in scope and obj not in scope:
+        if not self.principal.user_id:
             return False
-        self._load_direct_roles([obj])
-        role = self._direct.get(obj)
-        if obj.type == ObjectType.user and obj.id == self.principal.user_id:
-            role = Role.owner
-        return permission in permissions_of(ObjectType(obj.type), role)
+        scope = self.principal.scope
+        if obj in self._direct and (scope is None or me in scope or obj in scope):
+            # The principal's own grant, already read (a remembered Access's, within its bound), may
+            # suffice alone: no read at all.
+            role = Role.owner if obj == me else self._direct[obj]
+            if permission in permissions_of(ObjectType(obj.type), role):
+                return True
+        chain = _remembered_chain(obj) or {}
+        nodes = list(dict.fromkeys([*chain, *(g for gs in chain.values() for g in gs)]))
+        edges = [(node, grantee) for node, grantees in chain.items() for grantee in grantees]
+        missing = [n for n in nodes if n not in self._direct]
+        found = grants.batch_get([*((n, me) for n in missing), *edges]) if missing or edges else {}
+        for node in missing:
+            grant = found.get((node, me))
+            self._direct[node] = Role(grant["role"]) if grant else None
+        trial = Access(self.principal)
+        trial._offline = True
+        trial._direct = dict(self._direct)
+        trial._structural = {
+            node: [found[(node, g)] for g in grantees if (node, g) in found]
+            for node, grantees in chain.items()
+        }
+        return permission in trial.permissions(obj)
 
 
 def preload_many(

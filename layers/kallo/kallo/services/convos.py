@@ -19,7 +19,13 @@ ownership chain that can inherit (the convo, its topic) plus one BatchGetItem, s
   streams that are open (`kallo.realtime.identifiers`). So Create adds 1 Query, Patch 2 (for a
   convo one user holds) and Delete 1 per user grantee.
 - Topic config: the check (+ 1 GetItem of the topic when one owns the convo). Steps: the check + 1
-  Query. Users: the check + 1 Query (`all`: up to 3 Queries, the owners' grants being already read).
+  Query. The check is 1 BatchGetItem when the process remembers the convo's chain (a check in the
+  last minute; `Access.direct`, its edges and grants read live), so 2 calls then; else 1 Query (the
+  convo's structural grants; a topic's convo's owner grant carries the topic's edges, `chainHint`,
+  written by Create and by PUT grantees) + 1 BatchGetItem, so 3 for a convo a user owns and for a
+  topic's; 4 for a topic's convo whose owner grant has no hint (written before hints) or whose hint
+  is stale (its topic moved since): the whole check. A refusal on the remembered
+  chain adds its BatchGetItem to the whole check. Users: the check + 1 Query (`all`: up to 3 Queries, the owners' grants being already read).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import Any
 from uuid import UUID
 
 from kallo import paging, realtime
-from kallo.authz.access import Access
+from kallo.authz.access import Access, chain_hint, remembers
 from kallo.authz.policy import ObjectType, Permission, Role, permissions_of
 from kallo.clock import now_iso
 from kallo.errors import BadRequest
@@ -229,9 +235,17 @@ def write_convo(chosen: owned.Owner, name: str, extra: dict[str, Any] | None = N
         fields[f"{owner.type}Id"] = owner.id
     item = objects.item(ref, fields)
     # The id is new (I4: the server makes it), so `new` is only a guard against a broken generator.
+    # The owner's own edges as the owner's check just read them (`kallo.authz.access`): a hint that
+    # lets a later check read the whole chain's grants in one BatchGetItem after the convo's Query.
+    # It is never trusted (every edge it names is read again), so a topic moved later costs the whole
+    # check, nothing more.
+    owner_grant = {
+        **grants.item(ref, owner, Role.owner.value, created_by=creator, created_at=now),
+        **chain_hint(ref, owner),
+    }
     operations: list[dict[str, Any]] = [
         {"put": item, "new": True},
-        {"put": grants.item(ref, owner, Role.owner.value, created_by=creator, created_at=now), "new": True},
+        {"put": owner_grant, "new": True},
     ]
     if owned_by_group:
         creator_grant = grants.item(
@@ -392,7 +406,12 @@ def query_convo_steps(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of the convo's steps, oldest first (only those created after `after`, a datetime)."""
     ref = _convo(convo_id)
-    access.require(ref)
+    # With the convo's chain remembered (a check in the last minute, or its owner grant's hint read by
+    # the convo's Query), one BatchGetItem checks it (`Access.direct`); else the whole check.
+    if not remembers(ref):
+        access.structural_grants(ref)
+    if not (remembers(ref) and access.direct(ref, Permission.can_view)):
+        access.require(ref)
     # The cursor is bound to `after` too: a start key outside the range is DynamoDB's 400.
     kind = f"convo-steps/{convo_id}/{after.isoformat() if after else ''}"
     start = paging.position(next_token, kind=kind, principal=access.principal)

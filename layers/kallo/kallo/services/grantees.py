@@ -44,7 +44,7 @@ from datetime import timedelta
 from typing import Any
 
 from kallo import paging
-from kallo.authz.access import Access
+from kallo.authz.access import Access, chain_hint
 from kallo.authz.policy import (
     ALLOWED_GRANTS,
     INVITABLE_TYPES,
@@ -379,8 +379,16 @@ def set_grantees(access: Access, obj: Ref, body: list[Grantee]) -> list[dict[str
     _require_grantees(access, newcomers, _read_grantees(access, newcomers))
     by, at = access.principal.user_id or "", now_iso()
     operations: list[dict[str, Any]] = [{"delete": keys.grant_key(obj, ref)} for ref in removed]
+    # A convo moved into a topic: its new owner grant carries the topic's edges (`chain_hint`, read by
+    # the owner's check above), in the same transaction.
     operations += [
-        {"put": grants.item(obj, ref, wanted[ref].value, created_by=by, created_at=at)} for ref in changed
+        {
+            "put": {
+                **grants.item(obj, ref, wanted[ref].value, created_by=by, created_at=at),
+                **(chain_hint(obj, ref) if ref == owner else {}),
+            }
+        }
+        for ref in changed
     ]
     operations.append(_object_write(obj, previous_owner, owner))
     with absent_as_not_found(obj):

@@ -11,6 +11,9 @@ from kallo.store.table import Page, table
 
 
 def item(obj: Ref, grantee: Ref, role: str, *, created_by: str, created_at: str) -> dict[str, Any]:
+    """A grant item. A convo's owner grant to a topic may also carry `chainHint` (`["team#<id>", ...]`,
+    the topic's structural grantees when the convo was made), which checks read as a hint only
+    (`kallo.authz.access`)."""
     return {
         **keys.grant_key(obj, grantee),
         **keys.grant_index_keys(obj, grantee),

@@ -53,7 +53,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
 from kallo import json_input, quotas, realtime
-from kallo.authz.access import Access
+from kallo.authz.access import Access, remembers
 from kallo.authz.policy import ObjectType, Permission
 from kallo.clock import epoch_seconds, iso, now, now_iso
 from kallo.errors import DomainError, PayloadTooLarge, TooManyRequests, Unprocessable
@@ -252,10 +252,15 @@ def connect(event: Event) -> Response:
     The connection stores its principal, so broadcasts and messages re-check it (I8).
 
     DynamoDB calls: the credential's read (none while `kallo.auth.authenticate` keeps it, a minute) +
-    1 BatchGetItem (the caller's own grant on the convo, when it lets them view; else the whole check:
-    1 Query per object of the chain that can inherit + 1 BatchGetItem more) + 1 TransactWriteItems
-    (the connection's two items). So 2 for a caller who holds a grant on the convo, with a credential
-    used in the last minute."""
+    1 BatchGetItem (`Access.direct`: the caller's own grant on the convo, and when the process
+    remembers the convo's chain, a minute, the caller's grants on all of it with the chain's edges,
+    read live; when that lets them view), else 1 Query (the convo's structural grants; its owner
+    grant's hint gives its topic's edges) and 1 BatchGetItem (the rest of the remembered chain), else
+    the whole check (1 Query more per object of the chain that can inherit + 1 BatchGetItem) + 1
+    TransactWriteItems (the connection's two items). So 2 for a caller who holds a grant on the
+    convo, and for a team member on a convo whose chain this process checked in the last minute; 4
+    for that member the first time (a topic's convo whose owner grant has the hint; 5 without), with
+    a credential used in the last minute."""
     # Only $connect verifies credentials: the message routes need not pay for importing pyjwt.
     from kallo.auth import api_keys
     from kallo.auth.authenticate import authenticate, credential_from
@@ -282,7 +287,11 @@ def connect(event: Event) -> Response:
         # Whoever holds a grant of their own on the convo (its creator, anyone who wrote in it) is let
         # in on that grant alone: one BatchGetItem; anyone else gets the whole check.
         if not access.direct(convo, Permission.can_view):
-            access.require(convo, Permission.can_view)
+            # The convo's Query, which remembers its owner's edges from its owner grant's hint; then
+            # the rest of the chain in one BatchGetItem, or the whole check.
+            access.structural_grants(convo)
+            if not (remembers(convo) and access.direct(convo, Permission.can_view)):
+                access.require(convo, Permission.can_view)
     except DomainError as error:
         logger.info("connection refused: convo not viewable", extra={"reason": error.message})
         return _refuse(404, "not_found", "not found")
