@@ -103,7 +103,7 @@ InputValue = Annotated[str, StringConstraints(max_length=INPUT_LIMIT)] | int | f
 class DifyModel(BaseModel):
     """Dify ignores fields it does not know (its clients send some, like `auto_generate_name`)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class UserOnly(DifyModel):

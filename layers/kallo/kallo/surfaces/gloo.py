@@ -106,7 +106,7 @@ class KallmMessage(BaseModel):
     """The body of Post message KaLLM (seed 002), and `user` (a Kallo extension, app keys only). Fields
     the seed does not list are ignored, as a peer API's client may send more than we read."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     chat_id: Line(256, min_length=None) | None = None
     query: Text(QUERY_LIMIT, min_length=1)
@@ -147,7 +147,7 @@ def Switch(highest: int) -> Any:
 class Switches(BaseModel):
     """The query switches of the seed, with its defaults (`chat_id` may come this way too)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     intent: Switch(1) | None = None
     enable_sources: Switch(2) = 1

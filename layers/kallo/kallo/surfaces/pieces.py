@@ -83,7 +83,7 @@ SUMMARY_POLL_SECONDS = 1.0
 
 
 class _Seed(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
 
 class TransferableString(_Seed):
@@ -123,7 +123,7 @@ class SeededConversation(_Seed):
 
 
 class Transferables(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     transferables: bool = True
 
