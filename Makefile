@@ -74,11 +74,13 @@ validate: $(SAM_VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m bench.cold_start
 	$(PY) -m bench.aws_calls
+	$(PY) -m bench.cost
 	$(PY) -m bench.realtime
 	$(PY) -m bench.fanout
 	$(PY) -m bench.upload
 	$(PY) -m bench.retrieval
 	$(PY) -m bench.fuzz
+	$(PY) -m bench.load
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam node_modules

@@ -369,6 +369,90 @@ def measure_surface(name: str) -> tuple[int, int, str]:
         return result.status, counter.total, detail
 
 
+# The WebSocket side (API Gateway's own calls are not counted). A scene's team member (bob) and its owner
+# (alice, who created the convo through the service and so holds a grant on it) hold access tokens; a
+# convo message runs with two other connections on the convo. `RECHECK` verdicts are kept as in a
+# conversation (3 s) unless a scenario lets them expire.
+WS_SCENARIOS = (
+    "$connect: holder of a grant on the convo, credential kept",
+    "$connect: team member without a grant of their own",
+    "convoNewStep, no reply: a connection's first message",
+    "convoNewStep, no reply: next message within 3 s",
+    "convoNewStep, no reply: next message after 3 s",
+    "convoNewStep with a reply: next message within 3 s",
+    "LLM step worker: a short answer",
+)
+
+
+def _token(scene: Scene, user: Principal) -> str:
+    from kallo.authz.access import Access
+    from kallo.clock import iso, now
+    from kallo.models.auth import AccessTokenCreate
+    from kallo.services import access_tokens
+
+    data = AccessTokenCreate.model_validate(
+        {
+            "userId": user.user_id,
+            "scopeObjects": [{"type": "user", "id": user.user_id}],
+            "expiresAt": iso(now() + timedelta(hours=1)),
+        }
+    )
+    return access_tokens.create_access_token(Access(scene.service), data)["jwt"]
+
+
+def measure_ws(name: str) -> tuple[int, int, str]:
+    from kallo import realtime
+    from kallo.authz.access import Access
+    from kallo.jobs import ReplyJob
+    from kallo.llm import registry
+    from kallo.models.convos import ConvoCreate
+    from kallo.realtime import audience
+    from kallo.services import convos, replies
+    from tests.support import ws
+    from tests.support.scripted_llm import Script, ScriptedLLM
+
+    with fresh_account():
+        scene = build_scene()
+        realtime.reset()
+        ws.Sockets().install()
+        # A slow machine must not add a check (nor a chain's read between a check and its broadcast).
+        audience.RECHECK_SECONDS = audience.CHAIN_SECONDS = 600.0
+        convo_id = convos.create_convo(Access(scene.alice), ConvoCreate(), topic_id=scene.topic.id)["id"]
+        counter = CallCounter()
+
+        if name.startswith("$connect"):
+            token = _token(scene, scene.alice if "holder" in name else scene.bob)
+            headers = {"Host": "localhost", "Authorization": f"Bearer {token}"}
+            # The credential is read once and kept (a minute).
+            ws.invoke("connect", "warm=", headers=headers, query={"convoId": str(uuid4())})
+            with counter.installed():
+                status = ws.invoke("connect", "c1=", headers=headers, query={"convoId": convo_id})[
+                    "statusCode"
+                ]
+        else:
+            mine = ws.connect(scene.alice, convo_id)
+            ws.connect(scene.bob, convo_id)
+            ws.connect(scene.bob, convo_id)
+            say = {"content": {"text": "Where is the pier?"}}
+            if "first" not in name:
+                ws.send(mine, "convoNewStep", say)
+            if "after 3 s" in name:
+                audience.forget()
+            if name.startswith("LLM"):
+                registry.register("scripted", ScriptedLLM(Script(["The pier", " closes at dusk."])))
+                ws.send(mine, "convoNewStep", {**say, "config": {"reply": True, "model": "scripted:bench"}})
+                (job,) = ws.reply_jobs()
+                with counter.installed():
+                    replies.answer(ReplyJob.model_validate(job))
+                status = 200
+            else:
+                message = {**say, "config": {"reply": True}} if "with a reply" in name else say
+                with counter.installed():
+                    status = ws.send(mine, "convoNewStep", message)["statusCode"]
+        detail = ", ".join(f"{op.split(':')[1]} x{n}" for op, n in sorted(counter.calls.items()))
+        return status, counter.total, detail
+
+
 def measure(name: str) -> tuple[int, int, str]:
     with fresh_account():
         scene = build_scene()
@@ -381,6 +465,12 @@ def measure(name: str) -> tuple[int, int, str]:
 
 
 def main() -> None:
+    only = sys.argv[1:]
+    if only == ["--ws"]:
+        for name in WS_SCENARIOS:
+            status, total, detail = measure_ws(name)
+            print(f"{name}  {status}  {total}  {detail}")
+        return
     width = max(map(len, SCENARIOS))
     print(f"{'operation'.ljust(width)}  status  calls  detail")
     for name in SCENARIOS:
@@ -388,6 +478,11 @@ def main() -> None:
         print(f"{name.ljust(width)}  {status:6d}  {total:5d}  {detail}")
     for name in SURFACE_SCENARIOS:
         status, total, detail = measure_surface(name)
+        print(f"{name.ljust(width)}  {status:6d}  {total:5d}  {detail}")
+    width = max(map(len, WS_SCENARIOS))
+    print(f"\n{'WebSocket'.ljust(width)}  status  calls  detail")
+    for name in WS_SCENARIOS:
+        status, total, detail = measure_ws(name)
         print(f"{name.ljust(width)}  {status:6d}  {total:5d}  {detail}")
 
 

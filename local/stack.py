@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import errno
 import logging
 import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -156,8 +158,79 @@ def use_embedded_aws(endpoint: str) -> None:
     os.environ.update(FAKE_AWS_ENVIRONMENT, AWS_ENDPOINT_URL=endpoint)
 
 
+def tame_embedded_dynamodb() -> None:
+    """Two fixes of moto's DynamoDB for a stack under load (`bench.load` found both). Idempotent.
+
+    - One request at a time: moto's server answers each request on a thread of its own, but its
+      DynamoDB backend is not thread-safe (TransactWriteItems deep-copied a table while other threads
+      wrote to it: "dictionary changed size during iteration", a 500). moto is Python under one
+      interpreter lock, so serialising it costs little.
+    - A transaction's rollback copy: moto deep-copies every table a transaction touches before applying
+      it, so each TransactWriteItems took time in proportion to the whole table (about 80 ms per
+      thousand items on a busy machine, growing as a run fills the table). Requests being serialised,
+      copying only the items the transaction names (before it runs) and putting them back when it fails
+      restores the same state.
+    """
+    from moto.dynamodb import models
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "tamed", False):
+        return
+    call_action, transact = DynamoHandler.call_action, DynamoDBBackend.transact_write_items
+    lock = threading.RLock()
+
+    def serialized(self: DynamoHandler) -> Any:
+        with lock:
+            return call_action(self)
+
+    class _NoTableCopy:
+        """moto's `copy` module, but a Table "copies" to itself (its rollback is done item by item)."""
+
+        copy = staticmethod(copy.copy)
+
+        @staticmethod
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        saved: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+        for item in transact_items:
+            kind, operation = next(iter(item.items()))
+            name = operation.get("TableName")
+            if kind == "ConditionCheck" or name not in self.tables:
+                continue
+            table = self.tables[name]
+            attributes = operation.get("Key") or operation.get("Item") or {}
+            key = {
+                a: attributes[a] for a in (table.hash_key_attr, table.range_key_attr) if a and a in attributes
+            }
+            found = self.get_item(name, key) if len(key) == (2 if table.range_key_attr else 1) else None
+            saved.append((name, key, copy.deepcopy(found.to_json()["Attributes"]) if found else None))
+        models.copy = _NoTableCopy  # type: ignore[assignment]
+        try:
+            transact(self, transact_items)
+        except Exception:
+            for name, key, before in reversed(saved):
+                if before is None:
+                    if self.get_item(name, key) is not None:
+                        self.delete_item(name, key)
+                else:
+                    self.put_item(name, before)
+            raise
+        finally:
+            models.copy = copy  # type: ignore[assignment]
+
+    serialized.tamed = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = serialized  # type: ignore[method-assign]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def start_embedded_aws() -> ThreadedMotoServer:
-    """moto's server, on loopback whatever HOST is: it answers any request for any resource."""
+    """moto's server, on loopback whatever HOST is: it answers any request for any resource (DynamoDB
+    one request at a time, `tame_embedded_dynamodb`)."""
+    tame_embedded_dynamodb()
     server = ThreadedMotoServer(ip_address=loopback.LOOPBACK, port=0, verbose=False)
     server.start()
     return server

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,20 @@ os.environ.update(
     POWERTOOLS_TRACE_DISABLED="true",
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: Any, argname: str) -> str | None:
+    """Test ids must be the same in every pytest-xdist worker, which collects the tests on its own:
+    parameters made at collection (a random id, a zip with its timestamp) are named by what is stable
+    in them (pytest numbers ids that come out the same)."""
+    if isinstance(val, bytes):
+        return f"{argname}-{len(val)}-bytes"
+    if isinstance(val, str) and _UUID.search(val):
+        return _UUID.sub("<id>", val)
+    return None
 
 
 @pytest.fixture

@@ -89,6 +89,7 @@ TAGS: dict[str, str] = {
     "Convos": "Conversations: their steps (questions and answers), users, data sources and exports",
     "Data Sources": "Uploaded documents that ground answers: upload, status, summary, download",
     "Health": "Whether the API answers (no credentials)",
+    "Models": "The models this deployment answers with, the names a topic or a step may use",
     "Prompts": "A service account's reusable system prompts",
     "Teams": "Groups of users that own topics",
     "Topics": "A team's subjects: prompt, default model and answer settings, app keys, data sources",

@@ -1,6 +1,7 @@
 """The export worker (workers.export): SQS batches of export jobs sent through moto's SES; one email per
 export however often its job is delivered, SES refusals fail the export for good, throttling is
-retried, malformed jobs fail their record (to be dead-lettered)."""
+retried, malformed jobs fail their record (to be dead-lettered); and Get an Export, where its creator
+reads the outcome."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from moto.ses.models import ses_backends
 from workers import export as worker
 
 from kallo import aws as kallo_aws
+from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.jobs import ExportJob
 from kallo.models.exports import ExportCreate
@@ -29,7 +31,7 @@ from kallo.store.keys import Ref
 from kallo.store.table import table
 from local.runtime import LambdaContext
 from tests.support.api import EVENTS, invoke
-from tests.support.world import add_user_step, grant, make_object, make_user, ref_of
+from tests.support.world import add_user_step, grant, make_object, make_service_account, make_user, ref_of
 
 SAMPLE = json.loads((EVENTS / "workers" / "export.json").read_text())["Records"][0]
 ATTACK = "<script>alert('x')</script>"
@@ -236,3 +238,64 @@ def test_no_destination_left_fails_the_export_without_mail(queued):
     stored = export_items.get(queued["id"])
     assert stored["status"] == "failed" and stored["error"]["code"] == "no_recipients"
     assert mailbox() == []
+
+
+# -- Get an Export (GET /exports/{exportId}): the outcome the worker records ------------------------------
+
+
+def get(principal: Principal, export_id: str):
+    return invoke("convos.get_export", principal, path={"exportId": export_id})
+
+
+def creator_of(export: dict) -> Principal:
+    return Principal(user_id=export["createdBy"], scheme="oidc")
+
+
+def test_the_creator_follows_the_export_from_queued_to_sent(queued, aws_calls):
+    alice = creator_of(queued)
+    aws_calls.reset()
+    seen = get(alice, queued["id"])
+    assert (seen.status, seen.json) == (200, queued)
+    assert aws_calls.calls == {"dynamodb:GetItem": 1}  # the export (a consistent read)
+    assert run(job(queued["id"])) == []
+    sent = get(alice, queued["id"]).json
+    assert sent["status"] == "sent" and sent["sentAt"] >= queued["createdAt"] and "error" not in sent
+    # What the worker keeps for itself (SES's message id, the creator's scope) is not shown.
+    assert set(sent) == {*queued, "sentAt"}
+
+
+def test_a_failed_export_says_why(queued):
+    kallo_aws.client("ses").delete_identity(Identity=get_settings().mail_from)
+    assert run(job(queued["id"])) == []
+    failed = get(creator_of(queued), queued["id"]).json
+    assert failed["status"] == "failed" and failed["error"]["code"] == "mail_rejected"
+    assert set(failed["error"]) == {"code", "message"}
+
+
+def test_anyone_but_the_creator_gets_the_404_of_a_missing_export(queued):
+    """I4, attacked from tenant B's service account, B's user, a recipient of the export and the
+    creator's own tenant's service account: all answer exactly as a missing export does."""
+    tenant_b, _ = make_service_account("b")
+    bob = make_user(admin=tenant_b)
+    recipient = make_user(email="someone-else@example.com")
+    missing = get(creator_of(queued), str(uuid4()))
+    assert missing.status == 404 and missing.json["code"] == "not_found"
+    for intruder in (tenant_b, bob, recipient, make_service_account("a")[0]):
+        refused = get(intruder, queued["id"])
+        assert (refused.status, refused.json["code"]) == (404, "not_found")
+        assert refused.json["message"] == f"export {queued['id']} not found"
+        assert "pat@example.com" not in refused.body
+    assert get(creator_of(queued), "not-an-id").status == 422
+
+
+def test_a_narrow_token_sees_only_exports_of_convos_in_its_scope(queued):
+    """I3: the creator's token scoped to another convo learns nothing of the export (404); one whose
+    scope is the creator's whole user sees it."""
+    alice = queued["createdBy"]
+    elsewhere = make_object("convo", ref_of(Principal(user_id=alice, scheme="oidc")), name="Elsewhere")
+    narrow = Principal(user_id=alice, scheme="access_token", scope=(elsewhere,))
+    assert get(narrow, queued["id"]).status == 404
+    whole = Principal(
+        user_id=alice, scheme="access_token", scope=(ref_of(Principal(user_id=alice, scheme="oidc")),)
+    )
+    assert get(whole, queued["id"]).status == 200

@@ -365,6 +365,7 @@ def test_without_credentials_it_is_401(tenant: Tenant):
     [
         ({}, {}, 422, "validation_error"),
         ({"query": ""}, {}, 422, "validation_error"),
+        ({"query": " \n "}, {}, 422, "validation_error"),  # an empty step, however it is spelt
         ({"query": "Hi", "character_limit": -5}, {}, 422, "validation_error"),
         ({"query": "Hi", "publishers": [{"id": 1}]}, {}, 422, "validation_error"),
         ({"query": "Hi"}, {"intent": "7"}, 422, "validation_error"),

@@ -25,7 +25,7 @@ from kallo.store.keys import Ref
 from kallo.store.table import table
 from local.runtime import LambdaContext
 from tests.support import ws
-from tests.support.api import EVENTS
+from tests.support.api import EVENTS, invoke
 from tests.support.scripted_llm import Script, ScriptedLLM, installed
 from tests.support.world import make_object, make_service_account, make_user, ref_of
 
@@ -113,7 +113,8 @@ def test_a_question_about_a_linked_document_is_answered_from_it_with_a_citation(
     assert FACT in system and '"heron.md"' in system
     assert llm.calls[0][0][-1] == ChatMessage("user", QUESTION)
 
-    citation = {"type": "citation", "dataSourceId": source, "text": FACT, "start": HERON.index(FACT)}
+    citation = {"type": "citation", "dataSourceId": source, "dataSourceName": "heron.md", "text": FACT}
+    citation["start"] = HERON.index(FACT)
     citation["end"] = citation["start"] + len(FACT)
     answer = steps.get(job["llmStepId"])
     assert (answer["status"], answer["content"]) == ("completed", {"text": "The launch code is ZX-42 [1]."})
@@ -268,6 +269,36 @@ def test_a_citation_of_another_tenants_data_source_is_not_found(sockets):
     [error] = sockets.errors(room.owner_connection)
     assert (error["code"], error["requestId"]) == ("not_found", "c1")
     assert steps.of_convo(room.convo_id).items == []
+
+
+def test_a_citation_never_names_another_tenants_document(sockets):
+    """I6, attacked from tenant B: B's queued job names A's document (its config never checked) beside
+    B's own, both about the same fact. B's answer cites B's document by its name, and nothing of A's
+    (its id, its name) reaches the answer, its citations or its stored config; a viewer of B's convo
+    reads the name without being able to read the document."""
+    tenant_a, _ = make_service_account("a")
+    alice = make_user(admin=tenant_a)
+    secret = "The launch code of project Heron is QQ-77, says tenant A."
+    theirs = ready_data_source(alice, text=HERON.replace(FACT, secret), name="alice-secret-plan.md")
+    room = ws.room()
+    # Named by the step (not linked to the convo, which would let its viewers read it).
+    mine = ready_data_source(room.owner, name="heron.md")
+    llm = ScriptedLLM(Script(["The launch code is ZX-42 [1][2]."]))
+    with installed(llm) as model:
+        job = ask(room.owner_connection, model, dataSourceIds=[mine])
+        job["config"]["dataSourceIds"] = [theirs, mine]
+        sockets.clear()
+        run_worker(job)
+    answer = steps.get(job["llmStepId"])
+    final = final_update(sockets, room.viewer_connection)
+    for cited in (answer["annotations"], final["annotations"]):
+        assert cited and {(a["dataSourceId"], a["dataSourceName"]) for a in cited} == {(mine, "heron.md")}
+    assert FACT in system_prompt(llm)
+    for seen in (json.dumps(answer), json.dumps(final), system_prompt(llm)):
+        assert theirs not in seen and "alice-secret-plan" not in seen and "QQ-77" not in seen
+    # The viewer of the convo may not read the data source itself, yet sees what is cited.
+    hidden = invoke("data_sources.get_data_source", room.viewer, path={"dataSourceId": mine})
+    assert hidden.status == 404
 
 
 def test_an_unlinked_data_source_is_no_longer_used(sockets):

@@ -52,7 +52,7 @@ def sent(monkeypatch) -> list[tuple[str, str, dict[str, Any]]]:
     monkeypatch.setattr(
         realtime,
         "broadcast",
-        lambda convo_id, kind, payload, request_id=None: messages.append((convo_id, kind, payload)),
+        lambda convo_id, kind, payload, request_id=None, **_: messages.append((convo_id, kind, payload)),
     )
     return messages
 

@@ -2,7 +2,8 @@
 
 from uuid import uuid4
 
-from kallo.store import steps
+from kallo.store import objects, steps
+from kallo.store.keys import Ref
 from tests.support import ws
 from tests.support.api import invoke
 from tests.support.world import make_service_account, make_user
@@ -19,15 +20,16 @@ def test_delete_and_broadcast(sockets, aws_calls):
     ws.send(room.participant_connection, "convoNewStep", {"content": {"text": "to be deleted"}})
     (step,) = sockets.payloads(room.owner_connection, "convoNewStep")
     sockets.clear()
+    before = objects.get(Ref("convo", room.convo_id))["updatedAt"]
     aws_calls.reset()
     result = delete(room.participant, step["id"])
     assert result.status == 204 and result.body == ""
-    # The step (GSI1), the check, its deletion, the convo's latestStep (Query + UpdateItem), its words,
-    # the broadcast.
+    # The step (GSI1), the check, its deletion with the convo's updatedAt (one transaction), the
+    # convo's latestStep (Query + UpdateItem), its words, the broadcast.
     assert dict(aws_calls.calls) == {
         "dynamodb:Query": 4,
         "dynamodb:BatchGetItem": 1,
-        "dynamodb:DeleteItem": 1,
+        "dynamodb:TransactWriteItems": 1,
         "dynamodb:UpdateItem": 1,
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 3,
@@ -36,6 +38,7 @@ def test_delete_and_broadcast(sockets, aws_calls):
         {"type": "convoStepDeletion", "payload": {"id": step["id"]}}
     ]
     assert steps.get(step["id"]) is None
+    assert objects.get(Ref("convo", room.convo_id))["updatedAt"] > before
     assert delete(room.participant, step["id"]).status == 404  # gone
 
 

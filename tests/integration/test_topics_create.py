@@ -172,7 +172,7 @@ def test_defaults_off_the_model_allow_list_or_over_the_cap_are_refused(aws):
     """I10: the most expensive model, or 32768 tokens an answer, cannot be made a topic's default."""
     alice = make_user()
     for defaults, code in (
-        ({"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}, "model_not_allowed"),
+        ({"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}, "unknown_model"),
         ({"model": "bedrock:amazon.nova-lite-v1:0", "maxTokens": 32768}, "max_tokens_too_large"),
         ({"maxTokens": 32768}, "max_tokens_too_large"),
     ):

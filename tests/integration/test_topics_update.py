@@ -36,14 +36,82 @@ def test_update_topic_changes_only_the_given_fields(aws, aws_calls):
     # The permission check (Query + BatchGetItem), then one UpdateItem returning the new topic.
     assert aws_calls.total == 3 and aws_calls["dynamodb:UpdateItem"] == 1
 
-    # The config is replaced as a whole.
-    replaced = invoke(
+    # The config is a JSON merge patch (RFC 7396): given keys change, a null removes one, others stay.
+    aws_calls.reset()
+    merged = invoke(
         "topics.update_topic",
         alice,
         path={"topicId": created["id"]},
         body={"config": {"defaults": {"model": "bedrock:amazon.nova-micro-v1:0", "reply": True}}},
     )
-    assert replaced.json["config"] == {"defaults": {"model": "bedrock:amazon.nova-micro-v1:0", "reply": True}}
+    assert merged.json["config"] == {
+        "defaults": {"model": "bedrock:amazon.nova-micro-v1:0", "reply": True, "temperature": 1.0}
+    }
+    # The check, the stored config (GetItem), the conditional UpdateItem.
+    assert aws_calls.calls == {
+        "dynamodb:Query": 1,
+        "dynamodb:BatchGetItem": 1,
+        "dynamodb:GetItem": 1,
+        "dynamodb:UpdateItem": 1,
+    }
+    removed = invoke(
+        "topics.update_topic",
+        alice,
+        path={"topicId": created["id"]},
+        body={"config": {"defaults": {"model": None, "temperature": 0.5}}, "name": "Trees"},
+    )
+    assert removed.json["config"] == {"defaults": {"reply": True, "temperature": 0.5}}
+    assert removed.json["name"] == "Trees"
+    emptied = invoke(
+        "topics.update_topic", alice, path={"topicId": created["id"]}, body={"config": {"defaults": None}}
+    )
+    assert emptied.json["config"] == {"defaults": {}}
+
+
+def test_a_merged_config_is_checked_as_a_whole(aws):
+    """maxTokens is capped for the model the merged config names, even when only one of them changes;
+    a merge that makes an invalid config is 422 and changes nothing."""
+    alice = make_user()
+    path = {"topicId": topics.create_topic(Access(alice), TopicCreate(name="T", description=""))["id"]}
+    assert (
+        invoke(
+            "topics.update_topic", alice, path=path, body={"config": {"defaults": {"maxTokens": 4000}}}
+        ).status
+        == 200
+    )
+    for patch, code in (
+        # nova-micro answers with at most 2048 tokens: the stored 4000 is too many for it.
+        ({"defaults": {"model": "bedrock:amazon.nova-micro-v1:0"}}, "max_tokens_too_large"),
+        ({"defaults": {"temperature": "hot"}}, "validation_error"),
+        ({"defaults": 5}, "validation_error"),
+        ({"extra": True}, "validation_error"),
+    ):
+        result = invoke("topics.update_topic", alice, path=path, body={"config": patch})
+        assert (result.status, result.json["code"]) == (422, code), result.body
+    [topic] = invoke("topics.query_topics", alice, query={"topicIds": path["topicId"]}).json
+    assert topic["config"] == {"defaults": {"maxTokens": 4000}}
+
+
+def test_a_config_patch_over_a_concurrent_change_is_a_conflict(aws, monkeypatch):
+    """The merge reads the stored config: a change written between that read and the update is not lost
+    (409), and the caller reads the topic again."""
+    alice = make_user()
+    topic_id = topics.create_topic(Access(alice), TopicCreate(name="T", description=""))["id"]
+    reading = topics.require_existing
+
+    def read_then_someone_writes(ref):
+        found = reading(ref)
+        table().update(keys.object_key(ref), {"updatedAt": "2099-01-01T00:00:00.000Z"})
+        return found
+
+    monkeypatch.setattr(topics, "require_existing", read_then_someone_writes)
+    result = invoke(
+        "topics.update_topic",
+        alice,
+        path={"topicId": topic_id},
+        body={"config": {"defaults": {"reply": True}}},
+    )
+    assert (result.status, result.json["code"]) == (409, "conflict"), result.body
 
 
 def test_team_admins_edit_team_topics_members_do_not(aws):
@@ -88,6 +156,8 @@ def test_update_topic_bad_input(aws):
         '{"config": {"defaults": {"temperature": -0.1}}}',
         '{"config": {"defaults": {}, "extra": true}}',
         '{"config": null}',
+        '{"config": []}',
+        '{"config": {"defaults": {"model": ""}}}',
         '{"dataSourceIds": ["x"]}',
         '{"dataSourceIds": []}',
         '{"promptId": "' + str(uuid4()) + '"}',
@@ -111,7 +181,7 @@ def test_an_update_naming_another_tenants_data_source_or_model_is_refused(aws):
     path = {"topicId": created["id"]}
     for defaults, status, code in (
         ({"dataSourceIds": [theirs.id]}, 404, "not_found"),
-        ({"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}, 422, "model_not_allowed"),
+        ({"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}, 422, "unknown_model"),
         ({"maxTokens": 32768}, 422, "max_tokens_too_large"),
     ):
         result = invoke("topics.update_topic", alice, path=path, body={"config": {"defaults": defaults}})

@@ -20,7 +20,7 @@ from kallo.store import connections
 from kallo.store.keys import Ref
 from tests.support import ws
 from tests.support.oidc import OidcIssuer
-from tests.support.world import grant, make_service_account, make_user
+from tests.support.world import grant, make_object, make_service_account, make_user, ref_of
 
 sockets = ws.sockets
 
@@ -37,11 +37,11 @@ def svc(aws):
     return make_service_account()
 
 
-def token_for(svc, user) -> str:
+def token_for(svc, user, scope: list[dict[str, str]] | None = None) -> str:
     data = AccessTokenCreate.model_validate(
         {
             "userId": user.user_id,
-            "scopeObjects": [{"type": "user", "id": user.user_id}],
+            "scopeObjects": scope or [{"type": "user", "id": user.user_id}],
             "expiresAt": iso(now() + timedelta(hours=1)),
         }
     )
@@ -65,21 +65,54 @@ def test_the_three_schemes_connect_and_the_connection_is_stored(svc, aws_calls):
     jwt = token_for(svc, user)
     aws_calls.reset()
     assert connect("k1=", {"x-api-key": key}, {"convoId": convo_id}) == {"statusCode": 200}
-    # The key, the convo's structural grants, the caller's grants, the two connection items.
+    # The key, the caller's own grant on the convo (a viewer's: enough), the two connection items.
     assert dict(aws_calls.calls) == {
         "dynamodb:GetItem": 1,
-        "dynamodb:Query": 1,
         "dynamodb:BatchGetItem": 1,
         "dynamodb:TransactWriteItems": 1,
     }
+    aws_calls.reset()
+    assert connect("k2=", {"x-api-key": key}, {"convoId": convo_id}) == {"statusCode": 200}
+    # The key is kept for a minute (revocation bound): the grant and the write alone.
+    assert dict(aws_calls.calls) == {"dynamodb:BatchGetItem": 1, "dynamodb:TransactWriteItems": 1}
     assert connect("b1=", {"Authorization": f"Bearer {jwt}"}, {"convoId": convo_id}) == {"statusCode": 200}
     assert connect("t1=", {}, {"convoId": convo_id, "token": jwt}) == {"statusCode": 200}
     stored = {c["connectionId"]: c for c in connections.of_convo(convo_id)}
-    assert set(stored) == {"k1=", "b1=", "t1="}
+    assert set(stored) == {"k1=", "k2=", "b1=", "t1="}
     assert stored["k1="]["userId"] == account.user_id and stored["k1="]["principal"]["scheme"] == "api_key"
     assert stored["t1="]["principal"]["scheme"] == "access_token"
     assert json.loads(stored["t1="]["principal"]["scope"]) == [["user", user.user_id]]
     assert connections.get("b1=")["convoId"] == convo_id
+
+
+def test_a_team_member_without_a_grant_of_their_own_gets_the_whole_check(svc, aws_calls):
+    account, key = svc
+    owner = make_user(admin=account)
+    team = make_object("team", ref_of(owner))
+    grant(team, account, "member")
+    topic = make_object("topic", team)
+    convo_id = convos.create_convo(Access(owner), ConvoCreate(), topic_id=topic.id)["id"]
+    connect("m0=", {"x-api-key": key}, {"convoId": str(uuid4())})  # the key is read and kept
+    aws_calls.reset()
+    assert connect("m1=", {"x-api-key": key}, {"convoId": convo_id}) == {"statusCode": 200}
+    # No grant on the convo: the convo's and the topic's structural grants, the grants on the rest of
+    # the chain, the connection.
+    assert dict(aws_calls.calls) == {
+        "dynamodb:BatchGetItem": 2,
+        "dynamodb:Query": 2,
+        "dynamodb:TransactWriteItems": 1,
+    }
+
+
+def test_a_narrow_token_is_checked_on_its_scope_not_only_on_its_grant(svc):
+    """I3 (scope): a token scoped to another convo is refused on a convo its user holds a grant on."""
+    account, _ = svc
+    user = make_user(admin=account)
+    mine = convos.create_convo(Access(user), ConvoCreate())["id"]
+    other = convos.create_convo(Access(user), ConvoCreate())["id"]
+    narrow = token_for(svc, user, scope=[{"type": "convo", "id": other}])
+    refused(connect("n1=", {"Authorization": f"Bearer {narrow}"}, {"convoId": mine}), 404, "not_found")
+    assert connect("n2=", {"Authorization": f"Bearer {narrow}"}, {"convoId": other}) == {"statusCode": 200}
 
 
 def test_a_viewer_connects_an_outsider_does_not(svc):

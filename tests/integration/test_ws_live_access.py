@@ -91,8 +91,8 @@ def test_a_removed_grant_ends_delivery_and_closes_the_socket(tenants, sockets, a
     assert connections.get(t["viewer_connection"]) is None
     assert [c["connectionId"] for c in connections.of_convo(t["convo_id"])] == [t["owner_connection"]]
     # The sender's check (its grants), then at the broadcast the viewer's: its token record and its
-    # grants, one BatchGetItem each.
-    assert aws_calls["dynamodb:BatchGetItem"] == 3
+    # grants, in one BatchGetItem.
+    assert aws_calls["dynamodb:BatchGetItem"] == 2
     assert aws_calls["apigatewaymanagementapi:DeleteConnection"] == 1
 
 

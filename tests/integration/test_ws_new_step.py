@@ -3,10 +3,10 @@ answered through the FIFO step queue when it asks for a reply."""
 
 from uuid import uuid4
 
-from kallo.store import connections, grants, objects, steps
+from kallo.store import connections, grants, objects, search, steps
 from kallo.store.keys import Ref
 from tests.support import ws
-from tests.support.world import make_object, ref_of
+from tests.support.world import grant, make_object, ref_of
 
 sockets = ws.sockets
 
@@ -17,16 +17,16 @@ def test_the_step_is_broadcast_to_the_convo_and_a_reply_queued(sockets, aws_call
     aws_calls.reset()
     answer = ws.invoke("convo_new_step", room.participant_connection)  # the sample: reply asked for
     assert answer == {"statusCode": 200}
-    # The connection; the check (structural grants + the caller's grants); the step, its marker and
-    # the convo's latestStep; its words; the caller's own grant; the convo's connections; the check of
-    # the two other connections (structural grants + their grants, I8); 3 posts; the job.
+    # The connection; the check (structural grants + the caller's grants, which say they hold a grant of
+    # their own: no read for that); the step, its marker, the convo's latestStep and its words in one
+    # transaction; the convo's connections; the check of the two other connections (their grants: the
+    # structural grants were read a moment ago, I8); 3 posts; the job.
     assert dict(aws_calls.calls) == {
-        "dynamodb:GetItem": 2,
-        "dynamodb:Query": 3,
+        "dynamodb:GetItem": 1,
+        "dynamodb:Query": 2,
         "dynamodb:BatchGetItem": 2 + 1,  # + the token budgets (a reply is asked for)
         "dynamodb:UpdateItem": 1,  # the message counted against the sender's rate
         "dynamodb:TransactWriteItems": 1,
-        "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 3,
         "sqs:SendMessage": 1,
     }
@@ -54,6 +54,40 @@ def test_without_a_reply_nothing_is_queued(sockets):
     room = ws.room()
     ws.send(room.owner_connection, "convoNewStep", {"content": {"text": "just a note"}})
     assert len(sockets.frames) == 3 and ws.reply_jobs() == []
+
+
+def test_a_message_costs_three_dynamodb_calls_while_its_connection_is_checked(sockets, aws_calls):
+    """The budget of a message without a reply while a conversation goes on: the connection's item and
+    the verdicts of the last 3 s (I8, with the grants they were made on) are in the process."""
+    room = ws.room()
+    ws.send(room.owner_connection, "convoNewStep", {"content": {"text": "first"}})
+    aws_calls.reset()
+    ws.send(room.owner_connection, "convoNewStep", {"content": {"text": "second, with a few words"}})
+    # The message counted against the rate; the step, its marker, the convo's latestStep and its words
+    # in one transaction; the convo's connections, read afresh (a newStep always is).
+    assert dict(aws_calls.calls) == {
+        "dynamodb:UpdateItem": 1,
+        "dynamodb:TransactWriteItems": 1,
+        "dynamodb:Query": 1,
+        "apigatewaymanagementapi:PostToConnection": 3,
+    }
+    assert [s["content"]["text"] for s in steps.of_convo(room.convo_id).items][
+        -1
+    ] == "second, with a few words"
+    assert [p["stepId"] for p in search.postings("few", limit=5).items] == [
+        steps.of_convo(room.convo_id).items[-1]["id"]
+    ]
+
+
+def test_a_long_message_has_its_words_written_apart(sockets, aws_calls):
+    """A step with more distinct words than its transaction can take writes them with BatchWriteItem."""
+    room = ws.room()
+    text = " ".join(f"word{n}" for n in range(120))
+    aws_calls.reset()
+    ws.send(room.owner_connection, "convoNewStep", {"content": {"text": text}})
+    assert aws_calls["dynamodb:TransactWriteItems"] == 1 and aws_calls["dynamodb:BatchWriteItem"] == 4
+    (stored,) = steps.of_convo(room.convo_id).items
+    assert [p["stepId"] for p in search.postings("word99", limit=5).items] == [stored["id"]]
 
 
 def test_a_client_cannot_choose_a_step_id(sockets):
@@ -102,6 +136,7 @@ def test_permissions_are_evaluated_per_message(sockets):
 
     table().delete(keys.grant_key(*grants_key))  # the participant is removed while connected
     sockets.clear()
+    # The connection's verdict (can_view) is still remembered: the write itself finds the grant gone.
     ws.send(room.participant_connection, "convoNewStep", {"content": {"text": "second"}}, "p2")
     (error,) = sockets.errors(room.participant_connection)
     assert error["code"] == "not_found" and error["requestId"] == "p2"
@@ -109,10 +144,26 @@ def test_permissions_are_evaluated_per_message(sockets):
     assert grants.get(*grants_key) is None
 
 
+def test_a_lowered_grant_refuses_the_next_message(sockets):
+    """A participant made a viewer while connected may still watch (its verdict, can_view, stands) but no
+    longer write: the remembered grant is checked by the write's own transaction."""
+    room = ws.room()
+    ws.send(room.participant_connection, "convoNewStep", {"content": {"text": "first"}})
+    grant(Ref("convo", room.convo_id), room.participant, "viewer")
+    sockets.clear()
+    ws.send(room.participant_connection, "convoNewStep", {"content": {"text": "second"}}, "p3")
+    (error,) = sockets.errors(room.participant_connection)
+    assert error["code"] == "permission_denied" and error["requestId"] == "p3"
+    assert [s["content"]["text"] for s in steps.of_convo(room.convo_id).items] == ["first"]
+
+
 def test_bad_payloads_get_an_error_and_the_socket_lives_on(sockets, aws_calls):
     room = ws.room()
     cases = [
         ({}, "validation_error"),
+        # An empty step: no text (or only whitespace), no file.
+        ({"content": {}}, "validation_error"),
+        ({"content": {"text": " \n\t"}, "config": {"reply": True}}, "validation_error"),
         ({"content": {"text": 5}}, "validation_error"),
         ({"content": {"text": "x"}, "groupId": str(uuid4())}, "validation_error"),
         ({"content": {"text": "x"}, "convoId": str(uuid4())}, "validation_error"),
@@ -128,14 +179,14 @@ def test_bad_payloads_get_an_error_and_the_socket_lives_on(sockets, aws_calls):
         assert answer == {"statusCode": 200}
         error = sockets.errors(room.owner_connection)[-1]
         assert (error["code"], error["requestId"]) == (code, f"b{position}"), (payload, error)
-    # Each bad payload costs the connection's read, its count against the rate and the error; the first
-    # message checks the connection (Query + BatchGetItem, remembered for a few seconds), and a foreign
-    # convoId is found out by the service, after its own permission check (Query + BatchGetItem).
+    # Each bad payload costs its count against the rate and the error; the first message reads the
+    # connection (kept a minute) and checks it (Query + BatchGetItem, remembered for a few seconds with
+    # the grants, on which the service finds a foreign convoId before anything is written).
     assert dict(aws_calls.calls) == {
-        "dynamodb:GetItem": len(cases),
+        "dynamodb:GetItem": 1,
         "dynamodb:UpdateItem": len(cases),
-        "dynamodb:Query": 2,
-        "dynamodb:BatchGetItem": 2,
+        "dynamodb:Query": 1,
+        "dynamodb:BatchGetItem": 1,
         "apigatewaymanagementapi:PostToConnection": len(cases),
     }
     assert sockets.receivers == {room.owner_connection}
@@ -168,7 +219,7 @@ def test_costly_or_oversized_steps_are_refused_before_anything_is_stored(sockets
     cases = [
         (
             {"config": {"reply": True, "model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}},
-            "model_not_allowed",
+            "unknown_model",
         ),
         ({"config": {"reply": True, "maxTokens": 32768}}, "max_tokens_too_large"),
         ({"annotations": huge, "config": {"reply": True}}, "payload_too_large"),

@@ -18,13 +18,12 @@ def test_own_step_deleted_and_broadcast(sockets, aws_calls):
     # The sample message, naming the step the server made.
     answer = ws.invoke("convo_step_deletion", room.participant_connection, payload={"id": made["id"]})
     assert answer == {"statusCode": 200}
-    # The connection, the check, the step (GSI1), its deletion, the convo's new latestStep (a Query and a
-    # conditional UpdateItem), its words, the broadcast.
+    # The check (the connection's item is kept since its last message), the step (GSI1), its deletion,
+    # the convo's new latestStep (a Query and a conditional UpdateItem), its words, the broadcast.
     assert dict(aws_calls.calls) == {
-        "dynamodb:GetItem": 1,
         "dynamodb:Query": 4,
         "dynamodb:BatchGetItem": 1,
-        "dynamodb:DeleteItem": 1,
+        "dynamodb:TransactWriteItems": 1,  # the step and the convo's updatedAt
         "dynamodb:UpdateItem": 1 + 1,  # + the message counted against the sender's rate
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 3,

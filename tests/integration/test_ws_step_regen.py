@@ -17,13 +17,12 @@ def test_a_finished_answer_is_regenerated_in_its_place(sockets, aws_calls):
     sockets.clear()
     aws_calls.reset()
     assert ws.invoke("convo_step_regen", room.participant_connection) == {"statusCode": 200}
-    # The connection, the check, the step, its deletion and the latestStep (Query + UpdateItem), its
-    # words, the broadcast, the job.
+    # The check (the connection's item is kept since its last message), the step, its deletion and the
+    # latestStep (Query + UpdateItem), its words, the broadcast, the job.
     assert dict(aws_calls.calls) == {
-        "dynamodb:GetItem": 1,
         "dynamodb:Query": 4,
         "dynamodb:BatchGetItem": 1 + 1,  # + the token budgets
-        "dynamodb:DeleteItem": 1,
+        "dynamodb:TransactWriteItems": 1,  # the step's deletion and the convo's updatedAt
         "dynamodb:UpdateItem": 1 + 1,  # + the message counted against the sender's rate
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 3,
@@ -57,7 +56,7 @@ def test_what_cannot_be_regenerated(sockets):
         (
             "opus",
             {"id": failed["id"], "config": {"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}},
-            "model_not_allowed",
+            "unknown_model",
         ),
         ("huge", {"id": failed["id"], "config": {"maxTokens": 32768}}, "max_tokens_too_large"),
         # I6: nor name a data source its requester cannot view.

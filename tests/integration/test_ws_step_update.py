@@ -15,16 +15,18 @@ def test_the_author_edits_the_content(sockets, aws_calls):
     ws.send(room.participant_connection, "convoNewStep", {"content": {"text": "Plan Lisbon"}})
     (made,) = sockets.payloads(room.participant_connection, "convoNewStep")
     sockets.clear()
+    before = objects.get(Ref("convo", room.convo_id))["updatedAt"]
     aws_calls.reset()
     # The sample message, naming the step the server made.
     sample = {"id": made["id"], "content": {"text": "Plan three days in Porto"}}
     assert ws.invoke("convo_step_update", room.participant_connection, payload=sample) == {"statusCode": 200}
-    # The connection, the check, the step, its update and the convo's latestStep, its words, the broadcast.
+    # The check (the connection's item is kept since its last message), the step, its update with the
+    # convo's updatedAt (one transaction) and the convo's latestStep, its words, the broadcast.
     assert dict(aws_calls.calls) == {
-        "dynamodb:GetItem": 1,
         "dynamodb:Query": 3,
         "dynamodb:BatchGetItem": 1,
-        "dynamodb:UpdateItem": 2 + 1,  # + the message counted against the sender's rate
+        "dynamodb:TransactWriteItems": 1,
+        "dynamodb:UpdateItem": 1 + 1,  # + the message counted against the sender's rate
         "dynamodb:BatchWriteItem": 1,
         "apigatewaymanagementapi:PostToConnection": 3,
     }
@@ -33,7 +35,8 @@ def test_the_author_edits_the_content(sockets, aws_calls):
         {"type": "convoStepUpdate", "payload": expected, "requestId": "req-6"}
     ]
     assert steps.get(made["id"])["content"] == expected["content"]
-    assert objects.get(Ref("convo", room.convo_id))["latestStep"]["content"] == expected["content"]
+    convo = objects.get(Ref("convo", room.convo_id))
+    assert convo["latestStep"]["content"] == expected["content"] and convo["updatedAt"] > before
     assert [p["stepId"] for p in search.postings("porto", limit=5).items] == [made["id"]]
     assert search.postings("lisbon", limit=5).items == []
 
@@ -91,10 +94,10 @@ def test_is_alternate_false_swaps_the_primary(sockets, aws_calls):
     sockets.clear()
     aws_calls.reset()
     ws.send(room.owner_connection, "convoStepUpdate", {"id": second["id"], "isAlternate": False}, "s")
-    # The connection, the check, the step, the group (Query + BatchGetItem), one transaction, the
-    # convo's latestStep, two broadcasts (each a Query of the connections and 3 posts).
+    # The check (the connection's item is kept since its last message), the step, the group (Query +
+    # BatchGetItem), one transaction, the convo's latestStep, two broadcasts (each a Query of the
+    # connections and 3 posts).
     assert dict(aws_calls.calls) == {
-        "dynamodb:GetItem": 1,
         "dynamodb:Query": 5,
         "dynamodb:BatchGetItem": 2,
         "dynamodb:TransactWriteItems": 1,

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.security.conftest import Api, Connect, Tenant, WsClient, bearer, make_tenant
+from tests.security.conftest import Api, Connect, Tenant, WsClient, bearer, make_tenant, until
 from tests.support.local_stack import ROOT, RunningStack
 from tests.support.oidc import OidcIssuer
 
@@ -101,9 +101,16 @@ class World:
     victim_sub: str  # an OpenID Connect identity registered by itself, belonging to no tenant
     victim_user_id: str
     a_app_key: dict[str, Any] = field(default_factory=dict)  # an app key of A's topic, as made
+    a_export_id: str = ""  # an export A's user made of A's convo
 
     def secrets(self) -> set[str]:
-        return {*self.a.secrets(), self.victim_sub, self.victim_user_id, *self.a_app_key.values()}
+        return {
+            *self.a.secrets(),
+            self.victim_sub,
+            self.victim_user_id,
+            *self.a_app_key.values(),
+            self.a_export_id,
+        }
 
     def a_ids(self) -> dict[str, str]:
         return {
@@ -201,6 +208,7 @@ ATTACKS: dict[str, Build] = {
         "POST", lambda w: "/convos", params=lambda w: {"userId": w.a.user_id}, json=lambda w: {}
     ),
     "GET /convos/{convoId} [convoId]": one("GET", lambda w: f"/convos/{w.a.convo_id}"),
+    "GET /exports/{exportId} [exportId]": one("GET", lambda w: f"/exports/{w.a_export_id}"),
     "PATCH /convos/{convoId} [convoId]": one(
         "PATCH", lambda w: f"/convos/{w.a.convo_id}", json=lambda w: {"name": "renamed by B"}
     ),
@@ -482,7 +490,27 @@ def world(stack: RunningStack, issuer_one: OidcIssuer) -> World:
     registered = stack.client.get("/users", params={"firebaseId": sub}, headers=bearer(token))
     assert registered.status_code == 201, registered.text
     app_key = a.user.ok("POST", f"/topics/{a.topic_id}/app-keys", 201, json={"name": "A's app"})
-    return World(a, b, sub, registered.json()["id"], {k: app_key[k] for k in ("id", "key")})
+    # An export of A's convo, to a person whose address an issuer verified and whom A invited to it.
+    reader_sub = f"reader-{uuid.uuid4().hex[:8]}"
+    reader_email = f"{reader_sub}@people.example"
+    on_convo = {"objectType": "convo", "objectId": a.convo_id, "inviteEmail": reader_email}
+    a.user.ok("POST", "/auth/grantees", 201, params=on_convo, json={"type": "user", "role": "viewer"})
+    reader = bearer(issuer_one.mint(reader_sub, email=reader_email))
+    assert stack.client.get("/users", params={"firebaseId": reader_sub}, headers=reader).status_code == 201
+    export = a.user.ok(
+        "POST",
+        "/exports",
+        202,
+        json={
+            "format": "html-email",
+            "sources": {"convoIds": [a.convo_id]},
+            "destinations": [{"type": "email", "address": reader_email}],
+        },
+    )
+    # Sent before any attack: the witness must not take the worker's change for an attack's.
+    until("A's export to be sent", lambda: a.user.ok("GET", f"/exports/{export['id']}")["status"] == "sent")
+    keys = {k: app_key[k] for k in ("id", "key")}
+    return World(a, b, sub, registered.json()["id"], keys, export["id"])
 
 
 def snapshot(w: World) -> dict[str, Any]:
@@ -500,6 +528,7 @@ def snapshot(w: World) -> dict[str, Any]:
         "invitations": user.call("GET", "/invitations", params={"objectType": "team", "objectId": a.team_id}),
         "user": a.sa.call("GET", "/users", params={"userId": a.user_id}),
         "convo token": a.stack.client.get(f"/convos/{a.convo_id}", headers=bearer(a.convo_token["jwt"])),
+        "export": user.call("GET", f"/exports/{w.a_export_id}"),
     }
     for object_type, object_id in w.a_ids().items():
         reads[f"grantees of {object_type}"] = user.call(
@@ -564,6 +593,7 @@ def test_i4_tenant_b_cannot_reach_tenant_a(
     missing_ids[world.victim_sub] = f"nobody-{uuid.uuid4().hex[:8]}"
     missing_ids[world.a.convo_token["id"]] = str(uuid.uuid4())
     missing_ids[world.a_app_key["id"]] = str(uuid.uuid4())
+    missing_ids[world.a_export_id] = str(uuid.uuid4())
     missing_ids[world.a.email] = f"nobody-{uuid.uuid4().hex[:8]}@corp-a.example"
     for attack in ALL_ATTACKS[case](world):
         where = f"{case} {attack.label} as B's {credential}"

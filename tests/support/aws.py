@@ -12,6 +12,7 @@ import botocore.client
 from moto import mock_aws
 
 from kallo import aws as kallo_aws
+from kallo import realtime, websocket
 from kallo.auth import authenticate, tokens
 from kallo.settings import get_settings
 from local import resources, template
@@ -31,6 +32,9 @@ def reset_caches() -> None:
     kallo_aws.reset_clients()
     tokens.signing_key.cache_clear()
     authenticate.forget_cached_credentials()
+    # What WebSocket handlers keep in the process: connection items, verdicts, connection lists.
+    websocket.forget_connections()
+    realtime.reset()
 
 
 @contextmanager

@@ -143,9 +143,10 @@ class Sockets:
 @pytest.fixture
 def sockets(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sockets]:
     """A fresh management client for this test's account, answering as API Gateway would. Verdicts on
-    connections (I8) are remembered until a test calls `audience.forget()`, so call budgets do not
-    depend on the machine's speed."""
+    connections (I8), and the convo chains they were made on, are remembered until a test calls
+    `audience.forget()`, so call budgets do not depend on the machine's speed."""
     monkeypatch.setattr(audience, "RECHECK_SECONDS", 600.0)
+    monkeypatch.setattr(audience, "CHAIN_SECONDS", 600.0)  # a message's checks share the chain it read
     realtime.reset()
     captured = Sockets()
     captured.install()

@@ -30,7 +30,9 @@ def broadcasts(monkeypatch) -> list[tuple[str, dict[str, Any]]]:
     sent: list[tuple[str, dict[str, Any]]] = []
     lock = threading.Lock()
 
-    def broadcast(convo_id: str, message_type: str, payload: Any, request_id: str | None = None) -> None:
+    def broadcast(
+        convo_id: str, message_type: str, payload: Any, request_id: str | None = None, **_: Any
+    ) -> None:
         with lock:
             sent.append((message_type, payload))
 

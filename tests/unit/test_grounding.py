@@ -257,6 +257,19 @@ def test_cited_markers_say_which_passages_were_used():
     ]
 
 
+def test_citations_carry_the_display_name_of_their_own_source_only():
+    hits = [hit("a", "The launch code is ZX-42."), hit("b", "Heron is the billing system.")]
+    names = {"a": "heron.md", "b": "billing.pdf", "z": "someone else's.pdf"}
+    found = grounding.citations(hits, "ZX-42 [1], Heron [2].", names)
+    assert [(c["dataSourceId"], c["dataSourceName"]) for c in found] == [
+        ("a", "heron.md"),
+        ("b", "billing.pdf"),
+    ]
+    # A source without a known name is cited without one (never with another source's).
+    [unnamed] = grounding.citations(hits[:1], "ZX-42 [1].", {"b": "billing.pdf"})
+    assert "dataSourceName" not in unnamed
+
+
 def test_without_markers_the_passages_sharing_words_with_the_answer_are_cited():
     hits = [
         hit("a", "The office is in Lisbon."),

@@ -148,7 +148,39 @@ def test_only_listed_models_and_the_default_are_allowed():
         assert not registry.is_allowed(model)
         with pytest.raises(Unprocessable) as refused:
             registry.require_allowed(model, None)
-        assert refused.value.code == "model_not_allowed"
+        assert refused.value.code == "unknown_model"
+        # The refusal names what the deployment accepts.
+        assert "bedrock:amazon.nova-lite-v1:0, bedrock:amazon.nova-micro-v1:0, openai:gpt-4o-mini" in (
+            refused.value.message
+        )
+
+
+@pytest.mark.usefixtures("allowed")
+def test_the_deployment_models_start_with_the_default():
+    assert registry.deployment_models() == [
+        registry.DeployedModel("bedrock:amazon.nova-lite-v1:0", "bedrock", True),
+        registry.DeployedModel("bedrock:amazon.nova-micro-v1:0", "bedrock", False),
+        registry.DeployedModel("openai:gpt-4o-mini", "openai", False),
+    ]
+
+
+def test_openai_models_need_an_endpoint_and_a_known_provider(monkeypatch):
+    monkeypatch.setenv("KALLO_ALLOWED_MODELS", '["openai:gpt-4o-mini", "bedrok:amazon.nova-micro-v1:0"]')
+    monkeypatch.setenv("KALLO_DEFAULT_MODEL", "embedded:smollm2")
+    monkeypatch.setenv("KALLO_OPENAI_BASE_URL", "")
+    get_settings.cache_clear()
+    assert [m.id for m in registry.deployment_models()] == ["embedded:smollm2"]
+    assert not registry.is_allowed("openai:gpt-4o-mini")
+    # A well-formed Bedrock id off the list is unknown too: IAM would not let the worker invoke it.
+    with pytest.raises(Unprocessable) as refused:
+        registry.require_allowed("bedrock:amazon.nova-pro-v1:0", None)
+    assert refused.value.code == "unknown_model"
+    assert refused.value.message.endswith(
+        "this deployment answers with embedded:smollm2 (GET /models lists them)"
+    )
+    monkeypatch.setenv("KALLO_OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
+    get_settings.cache_clear()
+    assert [m.id for m in registry.deployment_models()] == ["embedded:smollm2", "openai:gpt-4o-mini"]
 
 
 @pytest.mark.usefixtures("allowed")

@@ -36,6 +36,8 @@ class Sent:
 
     messages: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The messages that allowed reusing the convo's connection list (only deltas may).
+    reusing: list[dict[str, Any]] = field(default_factory=list)
 
     def types(self) -> list[str]:
         return [t for _, t, _ in self.messages]
@@ -55,9 +57,18 @@ class Sent:
 def sent(monkeypatch) -> Sent:
     record = Sent()
 
-    def broadcast(convo_id: str, message_type: str, payload: Any, request_id: str | None = None) -> None:
+    def broadcast(
+        convo_id: str,
+        message_type: str,
+        payload: Any,
+        request_id: str | None = None,
+        *,
+        reuse_connections: bool = False,
+    ) -> None:
         with record.lock:
             record.messages.append((time.monotonic(), message_type, payload))
+            if reuse_connections:
+                record.reusing.append(payload)
 
     monkeypatch.setattr(realtime, "broadcast", broadcast)
     return record
@@ -163,6 +174,8 @@ def test_an_answer_is_announced_streamed_completed_and_saved(scene, sent, llm):
     assert [d["seq"] for d in deltas] == list(range(1, len(deltas) + 1))
     assert all(d["id"] == job.llm_step_id for d in deltas)
     assert "Hello world!".startswith("".join(d["delta"] for d in deltas))
+    # Only the deltas may reuse the convo's connection list; every other message reads it afresh.
+    assert sent.reusing == deltas
     assert sent.final() == {
         "id": job.llm_step_id,
         "content": {"text": "Hello world!"},
@@ -694,12 +707,13 @@ def test_aws_calls_of_a_short_answer(scene, aws_calls, monkeypatch, llm):
     job = scene.job(scene.step("Hi"), model)
     aws_calls.reset()
     replies.answer(job)
-    # running, new step, one delta, final, idle: one Query each for the convo's connections; the first
-    # broadcast checks the connection (I8): the convo's structural grants and the user's grants, then
-    # its verdict is remembered for the other four.
+    # running, new step, one delta, final, idle: one Query each for the convo's connections, but the
+    # delta's, which reuses the list read within the second; the first broadcast checks the connection
+    # (I8): the convo's structural grants and the user's grants, then its verdict is remembered for the
+    # other four.
     assert len(frames) == 5
     assert aws_calls.calls == {
-        "dynamodb:Query": 3 + 5 + 1,  # the step by id, the convo's steps, its data sources, the broadcasts
+        "dynamodb:Query": 3 + 4 + 1,  # the step by id, the convo's steps, its data sources, the broadcasts
         "dynamodb:BatchGetItem": 1,  # the connection's check
         "dynamodb:GetItem": 1,  # the convo
         "dynamodb:TransactWriteItems": 1,  # the step (and the convo's latestStep)

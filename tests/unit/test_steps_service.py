@@ -14,8 +14,9 @@ from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from kallo.models.convos import ConvoCreate
+from kallo.models.topics import TopicCreate
 from kallo.models.ws import Annotation, NewStep, NewStepGroup, StepContent, StepGroupAddition, StepRegen
-from kallo.services import convos
+from kallo.services import convos, topics
 from kallo.services import search as search_service
 from kallo.services import steps as service
 from kallo.store import grants, objects, search, steps
@@ -105,6 +106,53 @@ def test_a_step_asking_for_a_reply_queues_a_job_in_the_convos_message_group(worl
     assert job.get("createdAt") is None
 
 
+def _topic_convo(owner: Principal, defaults: dict[str, Any]) -> str:
+    topic = topics.create_topic(
+        Access(owner),
+        TopicCreate.model_validate({"name": "Trips", "description": "", "config": {"defaults": defaults}}),
+    )
+    return convos.create_convo(Access(owner), ConvoCreate(), topic_id=topic["id"])["id"]
+
+
+def test_a_topic_default_reply_answers_steps_that_leave_reply_out(world, heard):
+    """`config.defaults.reply: true` of the convo's topic: a step without `reply` gets an answer, an
+    explicit `reply: false` wins; steps of a group and a group addition follow the same rule."""
+    convo = _topic_convo(world.owner, {"reply": True, "temperature": 0.2})
+    me = actor(world.owner, heard)
+    asked = service.add_step(me, convo, new())
+    told = service.add_step(me, convo, new(config={"reply": False}))
+    group = service.add_step_group(
+        me,
+        convo,
+        NewStepGroup.model_validate(
+            {
+                "steps": [
+                    {"content": {"text": "a"}, "config": {"model": ALLOWED}},
+                    {"content": {"text": "b"}, "config": {"reply": False}},
+                ]
+            }
+        ),
+    )
+    added = service.add_to_group(
+        me,
+        convo,
+        StepGroupAddition.model_validate({"primaryStepId": told["id"], "step": {"content": {"text": "c"}}}),
+    )
+    jobs = reply_jobs()
+    assert [j["replyToStepId"] for j in jobs] == [asked["id"], group[0]["id"], added["id"]]
+    assert told["id"] not in {j["replyToStepId"] for j in jobs}
+    # The job carries the step's own config; the worker lays it over the topic's defaults.
+    assert [j["config"] for j in jobs] == [{}, {"model": ALLOWED}, {}]
+
+
+def test_without_a_topic_default_a_step_must_ask_for_its_reply(world, heard):
+    for defaults in ({}, {"reply": False}):
+        convo = _topic_convo(world.owner, defaults)
+        service.add_step(actor(world.owner, heard), convo, new())
+    service.add_step(actor(world.owner, heard), world.convo, new())  # a convo no topic owns
+    assert reply_jobs() == []
+
+
 def test_server_owned_fields_are_ignored_and_a_foreign_convo_id_refused(world, heard):
     payload = new(
         authorType="llm",
@@ -162,13 +210,36 @@ def test_named_data_sources_must_be_visible_to_the_writer(world, heard):
     assert len(steps.of_convo(world.convo).items) == 1
 
 
+def test_an_empty_step_is_refused_and_an_update_cannot_empty_one(world, heard):
+    for empty in ({"content": {}}, {"content": {"text": "  \n"}}, {"content": {"text": ""}, "files": []}):
+        for message, payload in (
+            (NewStep, empty),
+            (NewStepGroup, {"steps": [{"content": {"text": "x"}}, empty]}),
+            (StepGroupAddition, {"primaryStepId": str(uuid4()), "step": empty}),
+        ):
+            with pytest.raises(ValidationError, match="a step needs text or files"):
+                message.model_validate(payload)
+    # A file alone says something: its step needs no text.
+    source = make_object("data_source", ref_of(world.owner))
+    attached = {"dataSourceId": source.id, "name": "plan.pdf", "mimeType": "application/pdf"}
+    with_file = service.add_step(actor(world.owner, heard), world.convo, new("", files=[attached]))
+    assert with_file["content"] == {"text": ""} and with_file["files"] == [attached]
+    written = service.add_step(actor(world.owner, heard), world.convo, new())
+    with pytest.raises(Unprocessable, match="a step needs text or files"):
+        service.update_step(actor(world.owner, heard), written["id"], content=StepContent(text=" "))
+    assert steps.get(written["id"])["content"] == written["content"]
+    # ...but the step with a file may lose its text.
+    emptied = service.update_step(actor(world.owner, heard), with_file["id"], content=StepContent(text=""))
+    assert emptied["content"] == {"text": ""}
+
+
 @pytest.mark.parametrize("chosen", [str(uuid4()), None])
 def test_a_client_cannot_choose_a_step_id(chosen):
     # I4 (ids): every message that makes a step refuses an id, even a null one.
     step = {"id": chosen, "content": {"text": "hi"}}
     for message, payload in (
         (NewStep, step),
-        (NewStepGroup, {"steps": [{"content": {}}, step]}),
+        (NewStepGroup, {"steps": [{"content": {"text": "x"}}, step]}),
         (StepGroupAddition, {"primaryStepId": str(uuid4()), "step": step}),
     ):
         with pytest.raises(ValidationError) as refused:
@@ -226,8 +297,8 @@ def test_a_message_over_the_frame_limit_is_not_broadcast_and_the_sender_hears(wo
 @pytest.mark.parametrize(
     ("config", "code"),
     [
-        ({"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}, "model_not_allowed"),
-        ({"model": "nowhere:model"}, "model_not_allowed"),
+        ({"model": "bedrock:anthropic.claude-3-opus-20240229-v1:0"}, "unknown_model"),
+        ({"model": "nowhere:model"}, "unknown_model"),
         ({"maxTokens": 32768}, "max_tokens_too_large"),
         ({"model": ALLOWED, "maxTokens": 8192}, "max_tokens_too_large"),
     ],
@@ -307,7 +378,9 @@ def test_a_group_addition_gives_a_lone_primary_a_group_first(world, heard):
     assert [j["replyToStepId"] for j in reply_jobs()] == [added["id"]]
     # The group exists now: a second addition joins it without an update.
     heard.messages.clear()
-    again = StepGroupAddition.model_validate({"primaryStepId": primary["id"], "step": {"content": {}}})
+    again = StepGroupAddition.model_validate(
+        {"primaryStepId": primary["id"], "step": {"content": {"text": "x"}}}
+    )
     third = service.add_to_group(actor(world.owner, heard), world.convo, again)
     assert heard.types == ["convoNewStep"] and third["groupId"] == added["groupId"]
     assert objects.get(Ref("convo", world.convo))["latestStep"]["id"] == primary["id"]
@@ -317,10 +390,14 @@ def test_a_group_addition_needs_a_visible_primary_of_the_convo(world, heard):
     elsewhere = convos.create_convo(Access(world.owner), ConvoCreate())["id"]
     foreign = service.add_step(actor(world.owner, heard), elsewhere, new())
     for primary_id in (str(uuid4()), foreign["id"]):
-        addition = StepGroupAddition.model_validate({"primaryStepId": primary_id, "step": {"content": {}}})
+        addition = StepGroupAddition.model_validate(
+            {"primaryStepId": primary_id, "step": {"content": {"text": "x"}}}
+        )
         with pytest.raises(NotFound):
             service.add_to_group(actor(world.owner, heard), world.convo, addition)
-    addition = StepGroupAddition.model_validate({"primaryStepId": foreign["id"], "step": {"content": {}}})
+    addition = StepGroupAddition.model_validate(
+        {"primaryStepId": foreign["id"], "step": {"content": {"text": "x"}}}
+    )
     with pytest.raises(Forbidden):
         service.add_to_group(actor(world.viewer, heard), world.convo, addition)
 

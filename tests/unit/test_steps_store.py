@@ -1,6 +1,7 @@
 """The step store (access patterns 12 and 13): one transaction per step with its contributor marker and
 the convo's latestStep; a convo's steps oldest first, after a time, page by page; a step by id."""
 
+import time
 from datetime import UTC, datetime
 from unittest import mock
 from uuid import uuid4
@@ -63,6 +64,48 @@ def test_alternates_and_llm_steps(convo):
     assert objects.get(convo)["latestStep"] == answer
     steps.add(new_step(convo, "2026-11-22T10:00:03.000Z", author="u1").record())
     assert steps.contributors(convo.id) == ["u1"]
+
+
+def test_every_change_of_steps_moves_the_convos_updated_at(convo, aws_calls):
+    """Added (primary or alternate), updated, made primary, deleted: the convo's `updatedAt` moves, in
+    the write the change makes anyway (no call of its own)."""
+
+    def moved(change) -> dict:
+        """The AWS calls of `change`, once it moved the convo's updatedAt."""
+        before = objects.get(convo).get("updatedAt", "")
+        time.sleep(0.002)  # timestamps have millisecond precision
+        aws_calls.reset()
+        change()
+        calls = dict(aws_calls.calls)
+        assert objects.get(convo)["updatedAt"] > before
+        return calls
+
+    primary = steps.add(new_step(convo, "2026-11-22T10:00:00.000Z", author="u1").record())
+    alternate: dict = {}
+    added = moved(
+        lambda: alternate.update(
+            steps.add(new_step(convo, "2026-11-22T10:00:01.000Z", alternate=True).record())
+        )
+    )
+    assert added == {"dynamodb:TransactWriteItems": 1}
+    # The step and the convo in one transaction; the latestStep is not an alternate's to follow.
+    edited = moved(lambda: steps.update(alternate, {"content": {"text": "changed"}}, touch_convo=True))
+    assert edited == {"dynamodb:TransactWriteItems": 1}
+    lone = steps.add(new_step(convo, "2026-11-22T10:00:02.000Z", author="u1").record())
+    # The deletion with the convo's updatedAt (one transaction), the newest primary, the latestStep.
+    deleted = moved(lambda: steps.delete(lone))
+    assert deleted == {"dynamodb:TransactWriteItems": 1, "dynamodb:Query": 1, "dynamodb:UpdateItem": 1}
+    assert objects.get(convo)["latestStep"]["id"] == primary["id"]
+
+
+def test_an_update_in_one_transaction_returns_the_step_as_written(convo):
+    step = steps.add(new_step(convo, "2026-11-22T10:00:00.000Z", author="u1", text="Hello").record())
+    updated = steps.update(step, {"content": {"text": "Hi"}}, touch_convo=True)
+    assert updated == steps.current(step) and updated["content"] == {"text": "Hi"}
+    assert objects.get(convo)["latestStep"] == updated
+    steps.delete(step)
+    with pytest.raises(Conflict):
+        steps.update(step, {"content": {"text": "gone"}}, touch_convo=True)
 
 
 def test_no_step_goes_into_a_missing_convo(aws):

@@ -123,6 +123,12 @@ def test_each_summary_sentence_cites_its_best_source_sentence_once():
         assert text[citation["start"] : citation["end"]] == citation["text"]
 
 
+def test_summary_citations_carry_the_data_sources_name():
+    index = Index.build(passages.split("Heron is the billing system. The launch code is ZX-42."))
+    found = summaries.citations("ds", "The launch code is ZX-42.", index, name="heron.md")
+    assert found and all((c["dataSourceId"], c["dataSourceName"]) == ("ds", "heron.md") for c in found)
+
+
 def test_at_most_five_citations():
     sentences = [f"Fact {word} is about the {word} of the coast." for word in WORDS]
     text = " ".join(sentences)

@@ -13,7 +13,7 @@ from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.authz.policy import Permission
 from kallo.errors import BadRequest, Forbidden, NotFound
-from kallo.models.topics import LINK_OPERATION, Topic, TopicCreate, TopicIds, TopicUpdate
+from kallo.models.topics import LINK_OPERATION, Topic, TopicCreate, TopicIds, TopicUpdate, merge_patch
 from kallo.services import owned, topics
 from kallo.store import grants, objects
 from kallo.store.keys import Ref
@@ -53,9 +53,27 @@ def test_topic_config_accepts_only_a_valid_defaults():
             TopicCreate.model_validate({"name": "n", "description": "", "config": bad})
 
 
+def test_merge_patch_follows_rfc_7396():
+    # The examples of RFC 7396, appendix A (a selection).
+    for target, patch, result in (
+        ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+        ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+        ({"a": "b"}, {"a": None}, {}),
+        ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+        ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+        ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+        ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+        ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+        ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+        ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+    ):
+        assert merge_patch(target, patch) == result
+
+
 def test_topic_update_changes():
-    update = TopicUpdate.model_validate({"config": {"defaults": {"reply": False}}})
-    assert update.changes() == {"config": {"defaults": {"reply": False}}}
+    # The config is a merge patch the service applies to the stored one: not among the fields set.
+    update = TopicUpdate.model_validate({"config": {"defaults": {"reply": False, "model": None}}})
+    assert update.changes() == {} and update.config == {"defaults": {"reply": False, "model": None}}
     assert TopicUpdate.model_validate({"name": " Trees "}).changes() == {"name": "Trees"}
     for bad in (
         {},

@@ -285,17 +285,35 @@ def test_a_message_rechecks_at_most_once_per_interval(sockets, alice, convo_id, 
     aws_calls.reset()
     run(body, connection, seen)
     run(body, connection, seen)
-    # Each message reads its connection and counts against alice's rate; only the first checks the
-    # connection (the convo's grants + alice's).
-    calls = {"dynamodb:GetItem": 2, "dynamodb:UpdateItem": 2}
-    assert dict(aws_calls.calls) == {**calls, "dynamodb:Query": 1, "dynamodb:BatchGetItem": 1}
+    # Each message counts against alice's rate; only the first reads the connection (kept a minute) and
+    # checks it (the convo's grants + alice's).
+    calls = {"dynamodb:UpdateItem": 2}
+    assert dict(aws_calls.calls) == {
+        **calls,
+        "dynamodb:GetItem": 1,
+        "dynamodb:Query": 1,
+        "dynamodb:BatchGetItem": 1,
+    }
     monkeypatch.setattr(audience, "RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(audience, "CHAIN_SECONDS", 0.0)
     audience.forget()
     aws_calls.reset()
     run(body, connection, seen)
     run(body, connection, seen)
     assert dict(aws_calls.calls) == {**calls, "dynamodb:Query": 2, "dynamodb:BatchGetItem": 2}
     assert len(seen) == 4
+
+
+def test_a_connection_item_is_read_again_after_a_minute(
+    sockets, alice, convo_id, seen, aws_calls, monkeypatch
+):
+    connection = ws.connect(alice, convo_id)
+    body = {"type": "t", "payload": {"word": "x"}}
+    run(body, connection, seen)
+    monkeypatch.setattr(websocket, "CONNECTION_SECONDS", 0.0)
+    aws_calls.reset()
+    run(body, connection, seen)
+    assert aws_calls["dynamodb:GetItem"] == 1
 
 
 # -- $connect, $disconnect, $default -------------------------------------------------------------------

@@ -10,13 +10,17 @@ that provider is created; only the functions that call a model have the secret's
 
 Tests (and the benchmarks) plug in their own provider with `register("scripted", provider)`.
 
-I10 (cost): a model answers only when the stack allows it (`allowed_models`: the `AllowedModels`
-stack parameter, `KALLO_ALLOWED_MODELS`, plus the default model; a provider registered in code, which
-only tests and benchmarks do, is allowed as a whole), and an answer never asks for more than the
+Model names. The deployment's models (`deployment_models`, listed by `GET /models`) are the default
+model (`DefaultModel`, `KALLO_DEFAULT_MODEL`) and the `AllowedModels` stack parameter
+(`KALLO_ALLOWED_MODELS`), `openai:` ones only while an OpenAI-compatible endpoint is configured; a
+provider registered in code, which only tests and benchmarks do, is allowed as a whole.
+
+I10 (cost): a model answers only when it is one of those, and an answer never asks for more than the
 model's `maxTokens` cap (`max_tokens_cap`). `require_allowed` is the one check made when a topic's
-defaults or a step's config is written (REST and WebSocket: 422 `model_not_allowed`,
-`max_tokens_too_large`); the LLM step worker asks `is_allowed` and `capped` again when it answers, so
-a config stored before the list changed is refused or clamped, never trusted.
+defaults or a step's config is written (REST and WebSocket: 422 `unknown_model` naming the accepted
+models, `max_tokens_too_large`); the LLM step worker asks `is_allowed` and `capped` again when it
+answers, so a config stored before the list changed is refused (`model_not_allowed`) or clamped,
+never trusted.
 """
 
 from __future__ import annotations
@@ -160,6 +164,15 @@ def reset() -> None:
 # -- I10: which models, how many tokens ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DeployedModel:
+    """A model this deployment answers with (`GET /models`)."""
+
+    id: str  # `<provider>:<model id>`
+    provider: str
+    default: bool
+
+
 def allowed_models() -> list[str]:
     """The models this stack answers with: the allow-list and the default model."""
     settings = get_settings()
@@ -168,13 +181,31 @@ def allowed_models() -> list[str]:
     )
 
 
+def deployment_models() -> list[DeployedModel]:
+    """The deployment's models, the default first: the default model, then the allow-list's models of a
+    known provider (a misspelt provider in `AllowedModels` names nothing that could answer), leaving
+    out `openai:` models while no OpenAI-compatible endpoint is configured (`KALLO_OPENAI_BASE_URL`)."""
+    settings = get_settings()
+    default = settings.default_model.strip()
+    found: list[DeployedModel] = []
+    for name in dict.fromkeys([default, *allowed_models()]):
+        provider = name.partition(":")[0]
+        if name != default and (
+            provider not in _BUILT_IN or (provider == "openai" and not settings.openai_base_url)
+        ):
+            continue
+        found.append(DeployedModel(id=name, provider=provider, default=name == default))
+    return found
+
+
 def is_allowed(model: str) -> bool:
-    """Whether `model` may answer (see the module docstring)."""
+    """Whether `model` may answer (see the module docstring): one of `deployment_models`, or any model
+    of a provider registered in code."""
     name = model.strip()
     provider = name.partition(":")[0]
     with _lock:
         registered = provider in _registered
-    return registered or name in allowed_models()
+    return registered or any(m.id == name for m in deployment_models())
 
 
 def max_tokens_cap(model: str) -> int:
@@ -192,12 +223,17 @@ def capped(model: str, max_tokens: int) -> int:
 
 def require_allowed(model: str | None, max_tokens: int | None) -> None:
     """I10 (cost): the check of a stepConfig (a topic's defaults, a step's config, a regen's) when it is
-    written. Without a model, `max_tokens` is checked against the default model's cap."""
+    written: its model is one of the deployment's (422 `unknown_model`, naming those), its `maxTokens`
+    within the model's cap. Without a model, `max_tokens` is checked against the default model's cap.
+
+    Bedrock ids are checked against the deployment's list only, not against Bedrock's id syntax: IAM
+    lets the workers invoke only the listed models (`AllowedBedrockModelArns`), so a well-formed id
+    off the list would be accepted here and fail at the answer, the very failure this check prevents."""
     if model is not None and not is_allowed(model):
         raise Unprocessable(
-            f"model {model[:200]!r} is not allowed on this deployment; the allowed models are "
-            f"{', '.join(allowed_models())}",
-            code="model_not_allowed",
+            f"unknown model {model[:200]!r}: this deployment answers with "
+            f"{', '.join(m.id for m in deployment_models())} (GET /models lists them)",
+            code="unknown_model",
         )
     if max_tokens is not None:
         cap = max_tokens_cap(model or get_settings().default_model)

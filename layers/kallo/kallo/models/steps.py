@@ -41,6 +41,13 @@ class StepContent(ApiModel):
 class ConvoAnnotation(ResponseModel):
     type: Literal["citation"] = "citation"
     data_source_id: str = Field(alias="dataSourceId")
+    data_source_name: str | None = Field(
+        default=None,
+        alias="dataSourceName",
+        description="Set by the server on the citations of an answer or a summary: the data source's "
+        "display name when it was cited, so a reader who may not read the data source still sees "
+        "what is cited (only ever the name of a data source the answer was allowed to use)",
+    )
     text: str
     start: int | None = None
     end: int | None = None
@@ -69,7 +76,11 @@ class Step(ResponseModel):
     usage: StepUsage | None = Field(
         default=None, description="An llm step's token counts, as its model's provider reported them"
     )
-    annotations: list[dict] = Field(default_factory=list)
+    annotations: list[dict] = Field(
+        default_factory=list,
+        description="Citations: `{type: citation, dataSourceId, dataSourceName?, text, start?, end?}`; an "
+        "answer's carry `dataSourceName`, the cited data source's display name at answer time",
+    )
     files: list[dict] = Field(default_factory=list)
     seq: int | None = Field(
         default=None,

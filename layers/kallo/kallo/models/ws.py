@@ -64,6 +64,15 @@ class StepContent(ApiModel):
     text: StepText = ""
 
 
+# A step says something: text that is not only whitespace, or at least one attached file (422 otherwise,
+# on the WebSocket and the REST surfaces alike; nothing is stored).
+EMPTY_STEP = "a step needs text or files: content.text is empty and no file is attached"
+
+
+def is_blank(text: str) -> bool:
+    return not text.strip()
+
+
 class Annotation(ApiModel):
     """A convoAnnotation: a citation of a data source."""
 
@@ -116,6 +125,12 @@ class NewStep(ApiModel):
     reply_to_step_id: Any = Field(default=None, alias="replyToStepId", exclude=True, description=_IGNORED)
     created_at: Any = Field(default=None, alias="createdAt", exclude=True, description=_IGNORED)
     updated_at: Any = Field(default=None, alias="updatedAt", exclude=True, description=_IGNORED)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> NewStep:
+        if is_blank(self.content.text) and not self.files:
+            raise ValueError(EMPTY_STEP)
+        return self
 
     @field_validator("group_id")
     @classmethod

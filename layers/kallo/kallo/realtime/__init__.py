@@ -12,6 +12,14 @@ Cost of a broadcast to `c` connections: 1 Query (the convo's connections) + `c` 
 the audience check of the connections not checked in the last few seconds (see `audience`), plus for
 `r` refused ones 1 BatchWriteItem and `r` DeleteConnection.
 
+Connection list reuse: the deltas of a streaming answer (`reuse_connections=True`) may reuse the
+convo's connections as the last broadcast read them, for `CONNECTIONS_REUSE_SECONDS` (1 s): an answer
+sending several deltas a second Queries about once a second instead of once per delta. Every other
+message (convoNewStep, the final convoStepUpdate, convoStatus, convoUpdate, convoDeleted) Queries afresh
+and refreshes the list, so a connection opened during an answer always gets those, and its `seq` gap
+(`convoSync`) repairs any delta it missed in the meantime. Reuse skips only the Query: each target is
+still admitted by `audience` (I8).
+
 A convo's end (Delete Convo): `listeners` reads who may hear it before the deletion (1 Query + the
 audience check), then `farewell` sends the last message (`convoDeleted`) to those and closes every
 socket: 1 BatchWriteItem (per 12 connections) + `c` PostToConnection + (`c` + `r`) DeleteConnection.
@@ -21,6 +29,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -34,7 +44,12 @@ from kallo.store import connections
 # Posting is network-bound: threads give the parallelism, the cap keeps a huge convo from opening
 # hundreds of sockets at once.
 MAX_PARALLEL_POSTS = 32
+CONNECTIONS_REUSE_SECONDS = 1.0
+_MAX_REUSED_CONVOS = 1024
 logger = logging.getLogger(__name__)
+# convoId → (monotonic time read, the convo's connections then)
+_read_connections: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+_read_lock = threading.Lock()
 
 
 @dataclass
@@ -72,6 +87,8 @@ def reset() -> None:
     elsewhere)."""
     _management_client.cache_clear()
     audience.forget()
+    with _read_lock:
+        _read_connections.clear()
 
 
 def envelope(message_type: str, payload: Any, request_id: str | None = None) -> bytes:
@@ -130,10 +147,45 @@ def drop(targets: list[dict[str, Any]]) -> None:
     close_all([t["connectionId"] for t in targets])
 
 
-def broadcast(convo_id: str, message_type: str, payload: Any, request_id: str | None = None) -> Delivery:
-    """Send a message, in parallel, to every connection on the convo that may still view it; drop
-    the others (I8)."""
+def _connections_of(convo_id: str, *, reuse: bool) -> list[dict[str, Any]]:
+    """The convo's connections: as read within `CONNECTIONS_REUSE_SECONDS` when `reuse` allows it,
+    else Queried now (and remembered for the deltas that follow)."""
+    moment = time.monotonic()
+    if reuse:
+        with _read_lock:
+            remembered = _read_connections.get(convo_id)
+        if remembered is not None and moment - remembered[0] < CONNECTIONS_REUSE_SECONDS:
+            return remembered[1]
     stored = connections.of_convo(convo_id)
+    with _read_lock:
+        if len(_read_connections) >= _MAX_REUSED_CONVOS:
+            _read_connections.clear()
+        _read_connections[convo_id] = (moment, stored)
+    return stored
+
+
+def _forget_connections(convo_id: str, gone: list[dict[str, Any]]) -> None:
+    """Take connections just dropped or found gone out of the remembered list, so the next delta does
+    not post to them again."""
+    ids = {c["connectionId"] for c in gone}
+    with _read_lock:
+        remembered = _read_connections.get(convo_id)
+        if remembered is not None:
+            kept = [c for c in remembered[1] if c["connectionId"] not in ids]
+            _read_connections[convo_id] = (remembered[0], kept)
+
+
+def broadcast(
+    convo_id: str,
+    message_type: str,
+    payload: Any,
+    request_id: str | None = None,
+    *,
+    reuse_connections: bool = False,
+) -> Delivery:
+    """Send a message, in parallel, to every connection on the convo that may still view it; drop
+    the others (I8). `reuse_connections`: only for an answer's deltas (see the module's docstring)."""
+    stored = _connections_of(convo_id, reuse=reuse_connections)
     if not stored:
         return Delivery(0, 0, 0)
     verdicts = audience.admit(convo_id, stored)
@@ -148,6 +200,8 @@ def broadcast(convo_id: str, message_type: str, payload: Any, request_id: str | 
     outcomes = list(executor().map(lambda c: _deliver(c["connectionId"], data), targets))
     gone = [t for t, outcome in zip(targets, outcomes, strict=True) if outcome == "gone"]
     connections.delete_many((t["connectionId"], convo_id) for t in gone)
+    if refused or gone:
+        _forget_connections(convo_id, refused + gone)
     return Delivery(outcomes.count("delivered"), len(gone), outcomes.count("failed"), len(refused))
 
 

@@ -12,10 +12,15 @@ it and closes its socket.
 
 Bound and cost: a verdict is kept in the process for `RECHECK_SECONDS` (3 s), so delivery to a revoked
 connection ends within that time (plus the time a broadcast takes), and a streaming answer that
-broadcasts many deltas checks each connection at most once per interval. A check of the `n`
-unremembered connections of one convo costs, whatever `n`: one Query per object of the convo's chain
-that can inherit (the convo, its topic) + 1 BatchGetItem (every principal's grants on that chain) + 1
-BatchGetItem (the access-token and API-key records, only when some of them use one).
+broadcasts many deltas checks each connection at most once per interval. With a verdict the grants it
+was made on are kept (the Access, handed out as a `snapshot`): a client message within the interval is
+evaluated on them, so a sender's permissions (`can_chat`, ...) are those read at most 3 s before, the
+same bound. A check of the `n` unremembered connections of one convo costs, whatever `n`: one Query per
+object of the convo's chain that can inherit (the convo, its topic) + 1 BatchGetItem (every principal's
+grants on that chain, and the access-token and API-key records of those that use one). The chain's
+structural grants read by a check are reused by the next check of the same convo within
+`CHAIN_SECONDS` (1 s: the sender's check and its message's broadcast), which then costs the
+BatchGetItem alone.
 """
 
 from __future__ import annotations
@@ -34,10 +39,13 @@ from kallo.store import credentials
 from kallo.store.keys import Ref
 
 RECHECK_SECONDS = 3.0
+CHAIN_SECONDS = 1.0
 _MAX_REMEMBERED = 4096
 
-# (connectionId, convoId) → (monotonic time the verdict expires, allowed)
-_verdicts: dict[tuple[str, str], tuple[float, bool]] = {}
+# (connectionId, convoId) → (monotonic time the verdict expires, the Access admitted, or None: refused)
+_verdicts: dict[tuple[str, str], tuple[float, Access | None]] = {}
+# convoId → (monotonic time read, the structural grants of the convo's chain then)
+_chains: dict[str, tuple[float, dict[Ref, list[dict[str, Any]]]]] = {}
 _lock = threading.Lock()
 
 
@@ -45,6 +53,7 @@ def forget() -> None:
     """Drop every remembered verdict (tests, and a process pointed at another stack)."""
     with _lock:
         _verdicts.clear()
+        _chains.clear()
 
 
 def admit(convo_id: str, targets: Sequence[dict[str, Any]]) -> list[Access | None]:
@@ -61,7 +70,8 @@ def admit(convo_id: str, targets: Sequence[dict[str, Any]]) -> list[Access | Non
             continue
         verdict = remembered[index]
         if verdict is not None and verdict[0] > moment:
-            result[index] = Access(principal) if verdict[1] else None
+            admitted = verdict[1]
+            result[index] = admitted.snapshot() if admitted is not None else None
         else:
             unchecked.append((index, principal, target))
     if unchecked:
@@ -72,7 +82,9 @@ def admit(convo_id: str, targets: Sequence[dict[str, Any]]) -> list[Access | Non
         if len(_verdicts) >= _MAX_REMEMBERED:
             _verdicts.clear()
         for index, _, _ in unchecked:
-            _verdicts[_key(targets[index], convo_id)] = (moment + RECHECK_SECONDS, result[index] is not None)
+            admitted = result[index]
+            kept = admitted.snapshot() if admitted is not None else None
+            _verdicts[_key(targets[index], convo_id)] = (moment + RECHECK_SECONDS, kept)
     return result
 
 
@@ -96,28 +108,49 @@ def _principal(target: dict[str, Any], convo_id: str) -> Principal | None:
 
 
 def _check(convo_id: str, connections: list[tuple[Principal, dict[str, Any]]]) -> list[Access | None]:
-    """Check the connections now: their credentials, then `can_view` on the convo, all at once."""
-    live = live_credentials(connections)
-    accesses = [Access(p) for (p, _), ok in zip(connections, live, strict=True) if ok]
+    """Check the connections now: their credentials and `can_view` on the convo, all read at once."""
+    token_ids, key_hashes = _credentials_of(connections)
+    accesses = [Access(p) for p, _ in connections]
     convo = Ref(ObjectType.convo.value, convo_id)
-    preload_many(accesses, convo)
-    allowed = iter(accesses)
-    result: list[Access | None] = []
-    for ok in live:
-        access = next(allowed) if ok else None
-        result.append(access if access is not None and access.can(convo, Permission.can_view) else None)
-    return result
+    moment = time.monotonic()
+    with _lock:
+        chain = _chains.get(convo_id)
+    recent = chain[1] if chain is not None and moment - chain[0] < CHAIN_SECONDS else None
+    records = preload_many(
+        accesses, convo, structural=recent, also=credentials.record_keys(token_ids, key_hashes)
+    )
+    if accesses:
+        with _lock:
+            _chains[convo_id] = (moment, dict(accesses[0]._structural)) if recent is None else chain
+            if len(_chains) >= _MAX_REMEMBERED:
+                _chains.clear()
+    live = live_credentials(connections, credentials.sort_records(records, key_hashes))
+    return [
+        access if ok and access.can(convo, Permission.can_view) else None
+        for access, ok in zip(accesses, live, strict=True)
+    ]
 
 
-def live_credentials(connections: list[tuple[Principal, dict[str, Any]]]) -> list[bool]:
-    """Whether the credential each connection was opened with still stands: an access token on
-    record, unrevoked, unexpired and the same user's; an API key on record for the same user. (An OIDC
-    identity has nothing Kallo can revoke: its user's grants are what is checked.)"""
+def _credentials_of(connections: list[tuple[Principal, dict[str, Any]]]) -> tuple[set[str], set[str]]:
+    """The access-token ids and API-key hashes the connections were opened with."""
     token_ids = {p.token_id for p, _ in connections if p.scheme == "access_token" and p.token_id}
     key_hashes = {
         str(t["apiKeyHash"]) for p, t in connections if p.scheme == "api_key" and t.get("apiKeyHash")
     }
-    tokens, api_keys = credentials.live_records(token_ids, key_hashes)
+    return token_ids, key_hashes
+
+
+def live_credentials(
+    connections: list[tuple[Principal, dict[str, Any]]],
+    records: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] | None = None,
+) -> list[bool]:
+    """Whether the credential each connection was opened with still stands: an access token on
+    record, unrevoked, unexpired and the same user's; an API key on record for the same user. (An OIDC
+    identity has nothing Kallo can revoke: its user's grants are what is checked.) `records`: the
+    access-token and API-key records already read (else they are read now)."""
+    if records is None:
+        records = credentials.live_records(*_credentials_of(connections))
+    tokens, api_keys = records
     moment = now_iso()
     live = []
     for principal, target in connections:

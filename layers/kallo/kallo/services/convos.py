@@ -8,7 +8,8 @@ ownership chain that can inherit (the convo, its topic) plus one BatchGetItem, s
   convos add the authority check. A token scoped to topics or teams adds one BatchGetItem.
 - Query Convos `topicId`: the topic check (Query + BatchGetItem) + 1 Query + 1 BatchGetItem.
 - Create: 1 TransactWriteItems, after the owner's check when a topic or team owns it.
-- Get / Patch: the check + 1 GetItem / UpdateItem; Patch broadcasts `convoUpdate` (1 Query, + for `c`
+- Get: the check alone (the item comes in its BatchGetItem): 2 calls for a convo a user owns, 3 for a
+  topic's. Patch: the check + 1 UpdateItem; Patch broadcasts `convoUpdate` (1 Query, + for `c`
   connections their check and `c` PostToConnection, `kallo.realtime`). Delete: the check + 1 Query
   (the user grants) + 1 TransactWriteItems + 1 SQS SendMessage, + its connections (1 Query; for `c`
   of them their check, 1 BatchWriteItem, `c` PostToConnection of `convoDeleted` and `c`
@@ -246,9 +247,8 @@ def write_convo(chosen: owned.Owner, name: str, extra: dict[str, Any] | None = N
 
 
 def get_convo(access: Access, convo_id: str) -> dict[str, Any]:
-    ref = _convo(convo_id)
-    access.require(ref)
-    return owned.require_existing(ref)
+    """The convo, read in the check's own BatchGetItem (`Access.read`)."""
+    return access.read(_convo(convo_id))
 
 
 def patch_convo(access: Access, convo_id: str, data: ConvoPatch) -> dict[str, Any]:

@@ -19,6 +19,9 @@ worker runs `send_export`, which sends one email through SES. The export item th
 outcome, `sent` or `failed`, on condition that it is still `queued`, so a job seen again after its
 idempotency record expired sends nothing.
 
+Get an Export reads the export (GetItem); for an access token whose scope is not the whole user, the
+scope check of each exported convo adds its Queries (structural grants).
+
 AWS calls: Export Data on N convos to R addresses costs N Queries + 2 BatchGetItems (the caller's
 grants, the convos; more Queries when convos belong to topics) + UpdateItem (the day's export count)
 + per address 2 GetItems (its claim, the user) and N Queries + 1 BatchGetItem (the user's grants) +
@@ -123,6 +126,22 @@ def export_data(access: Access, data: ExportCreate) -> dict[str, Any]:
         # meet a 409: the request fails as a whole instead.
         exports.delete(export["id"])
         raise
+    return export
+
+
+def get_export(access: Access, export_id: str) -> dict[str, Any]:
+    """Get an Export: the export with its `status` (`queued`, `sent`, `failed` with `error`), for its
+    creator only. I4: anyone else, another tenant included, gets the 404 of a missing export (an
+    export names convos and addresses: never another user's). I3: a token whose scope does not cover
+    every exported convo sees none of it either (the same 404): a narrow token learns nothing of what
+    its user exported elsewhere."""
+    export = exports.get(export_id)
+    if export is None or export.get("createdBy") != access.principal.user_id:
+        raise NotFound(f"export {export_id} not found")
+    if access.principal.scope is not None and not all(
+        access.in_scope(ref) for ref in _convos(export["sources"]["convoIds"])
+    ):
+        raise NotFound(f"export {export_id} not found")
     return export
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -186,11 +186,16 @@ def _cited(hits: list[Hit], answer_text: str) -> list[Hit]:
     return [hits[n - 1] for n in numbers if 1 <= n <= len(hits)]
 
 
-def citations(hits: list[Hit], answer_text: str) -> list[dict[str, Any]]:
+def citations(
+    hits: list[Hit], answer_text: str, names: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """convoAnnotations for the passages the answer used: those it cites as [n]; else those whose best
     sentence shares enough words with it (at least `MIN_SHARED_TERMS`, and nearly as many as the best
     one); else the best-ranked one (the answer was made with it in
-    view). Each quotes the passage's sentence closest to the answer; at most 3, no duplicates."""
+    view). Each quotes the passage's sentence closest to the answer; at most 3, no duplicates.
+    `names`: the display names of the answer's sources, carried as `dataSourceName`, so a reader who
+    may not GET the data source still sees what is cited. I6: `hits` come only from the sources the
+    answer was allowed to use, and a name is only ever looked up for a hit's own source."""
     if not hits:
         return []
     used = _cited(hits, answer_text)
@@ -213,6 +218,8 @@ def citations(hits: list[Hit], answer_text: str) -> list[dict[str, Any]]:
                 "start": quote.start,
                 "end": quote.end,
             }
+            if names and names.get(hit.source_id):
+                annotations[place]["dataSourceName"] = names[hit.source_id]
         if len(annotations) == MAX_CITATIONS:
             break
     return list(annotations.values())

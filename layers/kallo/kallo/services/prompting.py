@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -118,6 +118,8 @@ class Plan:
     conversation: list[dict[str, Any]]
     # The passages in the system prompt, numbered from 1 in this order; none: an ungrounded answer.
     hits: tuple[Hit, ...] = ()
+    # The display names of the sources the hits come from (their citations carry them).
+    source_names: dict[str, str] = field(default_factory=dict)
 
     def messages(self, max_tokens: int) -> list[ChatMessage]:
         context = registry.context_tokens(self.model)
@@ -176,25 +178,26 @@ def _grounding(
     topic: dict[str, Any] | None,
     config: dict[str, Any],
     question: dict[str, Any],
-) -> tuple[list[Hit], str, list[str]]:
-    """The passages to ground the answer on, their excerpts for the system prompt, and the named data
-    sources that passed the check (I6, see the module docstring); none when retrieval fails (an
-    ungrounded answer beats no answer)."""
+) -> tuple[list[Hit], str, list[str], dict[str, str]]:
+    """The passages to ground the answer on, their excerpts for the system prompt, the named data
+    sources that passed the check (I6, see the module docstring) and the display names of the sources
+    used; none when retrieval fails (an ungrounded answer beats no answer)."""
     if job.only_data_source_ids == []:  # narrowed to nothing: an ungrounded answer, nothing to read
-        return [], "", []
+        return [], "", [], {}
     try:
         named = grounding.named_sources(config, readers(job, question))
         sources = grounding.sources_for(convo, topic, named)
         if job.only_data_source_ids is not None:  # narrowed by the request (Gloo's publishers, intent 0)
             sources = [s for s in sources if s["id"] in job.only_data_source_ids]
         if not sources:
-            return [], "", named
+            return [], "", named, {}
         budget = int(registry.context_tokens(config["model"]) * EXCERPT_SHARE)
         hits = grounding.retrieve(sources, text_of(question), k=EXCERPTS, budget_tokens=budget)
     except Exception:
         logger.exception("retrieval failed: the answer is not grounded", extra={"convoId": job.convo_id})
-        return [], "", []
-    return hits, grounding.excerpts(hits, sources) if hits else "", named
+        return [], "", [], {}
+    names = {s["id"]: s.get("name") or "" for s in sources}
+    return hits, grounding.excerpts(hits, sources) if hits else "", named, names
 
 
 def _conversation(job: ReplyJob) -> list[dict[str, Any]] | None:
@@ -224,7 +227,7 @@ def plan(job: ReplyJob, convo: dict[str, Any]) -> Plan | None:
     conversation = _conversation(job)
     if conversation is None:
         return None
-    hits, excerpts, named = _grounding(job, convo, topic, config, conversation[-1])
+    hits, excerpts, named, names = _grounding(job, convo, topic, config, conversation[-1])
     # The answer's config (which a regen reuses) keeps only the data sources that passed the check.
     config.pop("dataSourceIds", None)
     if named:
@@ -232,4 +235,4 @@ def plan(job: ReplyJob, convo: dict[str, Any]) -> Plan | None:
     system = _system_prompt(topic, convo)
     if excerpts:
         system = f"{system}\n\n{GROUNDING_INSTRUCTION}\n\n{excerpts}"
-    return Plan(config["model"], config, system, conversation, tuple(hits))
+    return Plan(config["model"], config, system, conversation, tuple(hits), names)

@@ -84,7 +84,8 @@ AWS calls for a short answer (one delta message, a convo with a name, not owned 
 connections): 1 GetItem (the convo) + 3 Query (the step by id, the convo's steps, its linked data
 sources) + 1 TransactWriteItems (the step) + 3 UpdateItem (the delta's save, the final step, the
 convo's latestStep) + one
-Query per broadcast (5) and `c` PostToConnection each, + 1 Query and 1 BatchGetItem the first time the
+Query per broadcast (5; the deltas of a longer answer Query about once a second, reusing the list in
+between, `kallo.realtime`) and `c` PostToConnection each, + 1 Query and 1 BatchGetItem the first time the
 connections are checked (I8: at most once every few seconds, `kallo.realtime.audience`); a topic adds
 1 GetItem (2 with a prompt) and 1 Query (its linked data sources); data sources named by the config
 add their checks (1 Query each + 1 BatchGetItem per reader); linked or named data sources add 1
@@ -195,10 +196,12 @@ class _Run:
         convo_id: str,
         hits: tuple[Hit, ...] = (),
         listener: Listener | None = None,
+        source_names: dict[str, str] | None = None,
     ) -> None:
         self.step = step
         self.convo_id = convo_id
         self.hits = hits
+        self.source_names = source_names or {}
         self.listener = listener
         self.text = ""
         self.size = 0  # of the text as JSON-escaped UTF-8 bytes
@@ -213,8 +216,8 @@ class _Run:
         self.usage: Usage | None = None  # the counts the step ended with (charged as stored)
         self.first_delta_at: float | None = None  # time.time() of delta 1 (`FirstDeltaLatency`)
 
-    def _announce(self, message_type: str, payload: dict[str, Any]) -> None:
-        announce(self.convo_id, message_type, payload, self.listener)
+    def _announce(self, message_type: str, payload: dict[str, Any], *, delta: bool = False) -> None:
+        announce(self.convo_id, message_type, payload, self.listener, delta=delta)
 
     def _save(
         self,
@@ -279,7 +282,9 @@ class _Run:
         if latest:
             self.latest_seq, self.last_latest = seq, moment
         self.pending, self.pending_chars, self.last_flush = [], 0, moment
-        self._announce("convoStepUpdate", {"id": self.step["id"], "delta": delta, "seq": self.seq})
+        self._announce(
+            "convoStepUpdate", {"id": self.step["id"], "delta": delta, "seq": self.seq}, delta=True
+        )
         if self.first_delta_at is None:
             self.first_delta_at = time.time()
 
@@ -344,7 +349,7 @@ class _Run:
     def _citations(self) -> list[dict[str, Any]]:
         """What a grounded answer cites; none rather than a failed answer if that goes wrong."""
         try:
-            return grounding.citations(list(self.hits), self.text)
+            return grounding.citations(list(self.hits), self.text, self.source_names)
         except Exception:
             logger.exception("citing the answer's sources failed", extra={"stepId": self.step["id"]})
             return []
@@ -495,7 +500,7 @@ def answer(
 
     producer = Producer(plan.open)  # the model starts while the new step is announced
     announce(job.convo_id, "convoNewStep", step, listener)
-    run = _Run(step, job.convo_id, plan.hits, listener)
+    run = _Run(step, job.convo_id, plan.hits, listener, plan.source_names)
     try:
         outcome = run.execute(producer, deadline)
     except _StepGone:

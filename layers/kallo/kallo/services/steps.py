@@ -2,11 +2,13 @@
 convoStepDeletion, convoStepRegen, convoStepUpdate) and the Step REST operations (Update Step,
 Delete Step; Query Steps is `kallo.services.search`) do.
 
+Every change moves the convo's `updatedAt`, in the write the change makes anyway (no call of its own).
 Every change is broadcast to the convo's connections (`Actor.broadcast`, `kallo.realtime.broadcast` by
 default) with the requester's `requestId`; a step asking for a reply (or a regen) becomes a `ReplyJob`
 on the FIFO step queue, answered by the LLM step worker.
 
-Who may do what (checked on every message, never cached across messages):
+Who may do what (checked on every message, on grants read for it; a new step by the holder of a grant
+that lets them write is checked by its own transaction, which fails if the grant is gone, `_chat_guard`):
 - writing anything needs `can_chat` on the convo (a viewer watches and cannot write);
 - deleting or updating a user step someone else wrote needs `can_delete_steps` (one's own: `can_chat`);
   LLM steps belong to the conversation: `can_chat` regenerates or deletes them, and their content
@@ -25,26 +27,33 @@ Who may do what (checked on every message, never cached across messages):
 Costs in AWS calls, for a convo its owner (a user) holds directly; a topic-owned convo adds one Query
 to every check (see `kallo.authz.access`); `c` connections on the convo. A broadcast also re-checks
 the connections it has not checked in the last few seconds (I8: Query + BatchGetItem for all of them,
-+ BatchGetItem when some use an access token; `kallo.realtime.audience`):
-- new step: the check (Query + BatchGetItem) + TransactWriteItems + BatchWriteItem (its words, 25 per
-  request) + GetItem (the writer's grant; + PutItem the first time, the participant grant) + the
-  broadcast (Query + c PostToConnection) + SendMessage when it asks for a reply, and then a
-  BatchGetItem first (the token budgets, I10); data sources named by the step add their checks. No id
-  is looked up: I4 (ids), the server makes step ids.
-- openings of a new convo (`add_openings`, n steps): the check + TransactWriteItems + BatchWriteItem
-  (their words) + n broadcasts.
-- step group of n: as one new step (one transaction, the words of all steps batched together), n
+their access-token and API-key records in the same BatchGetItem, and no Query when the chain was read
+in the last second; `kallo.realtime.audience`). A step's words go in its transaction when they fit (up
+to about 95 distinct words), else BatchWriteItem (25 per request):
+- new step: the check (Query + BatchGetItem; none when its connection's Access was checked in the last
+  3 s and the writer's own grant lets them write: the transaction checks that grant) +
+  TransactWriteItems (the step, its marker, the convo's latestStep, its words) (+ PutItem the first
+  time, the participant grant; the check read whether they hold one) + the broadcast (Query + c
+  PostToConnection) + SendMessage when it asks for a reply, and then a BatchGetItem first (the token
+  budgets, I10); data sources named by the step add their checks. No id is looked up: I4 (ids), the
+  server makes step ids. With the message's own costs (`kallo.websocket`), a step without a reply on
+  a connection checked in the last 3 s is 3 DynamoDB calls: UpdateItem (the rate),
+  TransactWriteItems, Query (the connections).
+- openings of a new convo (`add_openings`, n steps): the check + TransactWriteItems (their words in
+  it when they fit) + n broadcasts.
+- step group of n: as one new step (one transaction, with the words of all steps when they fit), n
   broadcasts, one SendMessage per step asking for a reply.
 - group addition: the check + Query (the primary) + TransactWriteItems and a conditional UpdateItem
   of the convo's latestStep (a primary without a group gets one; + its broadcast) + the new step as
   above.
-- deletion: the check + Query (the step) + DeleteItem (TransactWriteItems for a grouped step, + Query
-  and BatchGetItem for a group's primary) + Query and UpdateItem (the convo's latestStep) +
+- deletion: the check + Query (the step) + TransactWriteItems (the step's deletion and the convo's
+  `updatedAt`; + Query and BatchGetItem for a group's primary) + Query and UpdateItem (the convo's latestStep) +
   BatchWriteItem (its words) + the broadcast(s); an answer someone rated adds Query + BatchWriteItem
   (its feedback items, `kallo.store.feedback`).
 - regen: the deletion's cost, with a convoStepRegen broadcast, + BatchGetItem (the token budgets) +
   SendMessage.
-- update: the check + Query (the step) (+ the checks of the data sources new annotations cite) + UpdateItem (+ a conditional UpdateItem of the convo's
+- update: the check + Query (the step) (+ the checks of the data sources new annotations cite) +
+  TransactWriteItems (the step and the convo's `updatedAt`) (+ a conditional UpdateItem of the convo's
   latestStep for a primary step, + BatchWriteItem when the text changed) + the broadcast; a primary
   swap: Query + BatchGetItem (the group) + TransactWriteItems + a conditional UpdateItem (latestStep)
   + one broadcast per step that changed.
@@ -61,14 +70,23 @@ from uuid import uuid4
 
 from kallo import quotas, realtime
 from kallo.authz.access import Access
-from kallo.authz.policy import ObjectType, Permission, Role
+from kallo.authz.policy import ObjectType, Permission, Role, permissions_of
 from kallo.clock import iso, now, now_iso
 from kallo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from kallo.jobs import ReplyJob, send
 from kallo.models.steps import STEP_JSON_LIMIT, WEBSOCKET_FRAME_LIMIT, Step, StepConfig, json_size
-from kallo.models.ws import Annotation, NewStep, NewStepGroup, StepContent, StepGroupAddition, StepRegen
+from kallo.models.ws import (
+    EMPTY_STEP,
+    Annotation,
+    NewStep,
+    NewStepGroup,
+    StepContent,
+    StepGroupAddition,
+    StepRegen,
+    is_blank,
+)
 from kallo.services import step_configs
-from kallo.store import grants, search
+from kallo.store import grants, objects, search
 from kallo.store import steps as store
 from kallo.store.keys import Ref
 from kallo.store.table import table
@@ -146,6 +164,20 @@ def _require_token_budget(actor: Actor, convo_id: str) -> str | None:
     return team_id
 
 
+def _replies(actor: Actor, convo_id: str, items: list[NewStep]) -> list[bool]:
+    """Which new steps ask for an answer: a step's own `config.reply` when it gives one (`false`
+    included), else the `config.defaults.reply` of the topic that owns the convo. The owner is known
+    from the grants the convo's check read; the topic item costs one GetItem, read only when some
+    step leaves `reply` out in a topic's convo."""
+    own = [item.config.reply if item.config is not None else None for item in items]
+    if all(reply is not None for reply in own):
+        return [bool(reply) for reply in own]
+    owner = grants.owner_of(actor.access.structural_grants(_convo(convo_id)))
+    topic = objects.get(owner) if owner is not None and owner.type == ObjectType.topic.value else None
+    default = ((topic or {}).get("config") or {}).get("defaults", {}).get("reply") is True
+    return [default if reply is None else bool(reply) for reply in own]
+
+
 def _require_authority_over(actor: Actor, step: dict[str, Any]) -> None:
     """Someone else's user step takes `can_delete_steps` (already read by the chat check: free)."""
     if step.get("authorType") == "user" and step.get("authorId") != actor.user_id:
@@ -214,7 +246,11 @@ def _join_convo(actor: Actor, convo_id: str) -> None:
     """A writer who holds no grant of their own on the convo (they chat through a team or topic)
     becomes a participant, so the convo is among theirs (Query Convos `userId`)."""
     convo, me = _convo(convo_id), Ref(ObjectType.user.value, actor.user_id)
-    if grants.get(convo, me) is not None:
+    # The check that let them write read their own grant already, as a rule: no call then.
+    held = actor.access.holds_grant(convo)
+    if held is None:
+        held = grants.get(convo, me) is not None
+    if held:
         return
     grant = grants.item(convo, me, Role.participant.value, created_by=actor.user_id, created_at=now_iso())
     # Two first steps at once both find no grant: the second write finds the first one's.
@@ -229,12 +265,22 @@ def _store_new(
     *,
     team_id: str | None = None,
     queue: Callable[[ReplyJob], None] | None = None,
+    guard: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Store new user steps (one transaction), index their words, make the writer a participant,
-    broadcast them in order, then queue the replies they ask for (after the broadcast, so clients see
-    the question before the answer starts): on the step queue, or to `queue` when given."""
-    stored = store.add_many([step.record() for step, _ in new])
-    search.index_many(stored)
+    """Store new user steps (one transaction, their words in it when they fit), make the writer a
+    participant, broadcast them in order, then queue the replies they ask for (after the broadcast, so
+    clients see the question before the answer starts): on the step queue, or to `queue` when given.
+    A `guard` (`_chat_guard`) that fails means the writer's grant changed: the check is then made on
+    grants read now (404 or 403 when the writer may no longer chat), and the write tried once more
+    without it."""
+    records = [step.record() for step, _ in new]
+    try:
+        stored = store.add_many(records, index=True, guard=guard)
+    except Conflict:
+        if guard is None:
+            raise
+        actor.access.require(_convo(convo_id), Permission.can_chat)  # read afresh: remembered
+        stored = store.add_many(records, index=True)
     _join_convo(actor, convo_id)
     for step in stored:
         actor.publish(convo_id, NEW_STEP, step)
@@ -260,11 +306,30 @@ def add_step(
     """convoNewStep: a user step (the server sets everything but id, content, config, files and
     annotations); a reply is queued when its config asks for one (`queue`: given to the caller instead
     of the step queue, for an answer made in process)."""
-    actor.access.require(_convo(convo_id), Permission.can_chat)
-    team_id = _require_token_budget(actor, convo_id) if data.wants_reply else None
+    guard = _chat_guard(actor, convo_id)
+    [reply] = _replies(actor, convo_id, [data])
+    team_id = _require_token_budget(actor, convo_id) if reply else None
     _require_configs(actor.access, [data])
     step = _step(actor, convo_id, data, now_iso())
-    return _store_new(actor, convo_id, [(step, data.wants_reply)], team_id=team_id, queue=queue)[0]
+    return _store_new(actor, convo_id, [(step, reply)], team_id=team_id, queue=queue, guard=guard)[0]
+
+
+# The roles whose grant on a convo alone lets one write in it.
+_CHAT_ROLES = frozenset(r.value for r in Role if Permission.can_chat in permissions_of(ObjectType.convo, r))
+
+
+def _chat_guard(actor: Actor, convo_id: str) -> dict[str, Any] | None:
+    """`can_chat` on the convo, checked on every message. A connection's Access remembered from its
+    last check (at most 3 s old, `kallo.realtime.audience`) whose own grant on the convo lets it write
+    is not re-read: the write's transaction checks that grant instead (the returned condition), so a
+    grant removed or lowered since refuses the message all the same, at no extra call. Anything else
+    is checked now, on grants read for it (None: nothing to add to the write)."""
+    convo = _convo(convo_id)
+    access = actor.access
+    if access.remembered and access.direct(convo, Permission.can_chat):
+        return grants.role_check(convo, Ref(ObjectType.user.value, actor.user_id), _CHAT_ROLES)
+    access.require(convo, Permission.can_chat)
+    return None
 
 
 @dataclass(frozen=True)
@@ -303,8 +368,7 @@ def add_openings(actor: Actor, convo_id: str, openings: list[Opening]) -> list[d
         new.append(record)
     if not new:
         return []
-    stored = store.add_many(new)
-    search.index_many(stored)
+    stored = store.add_many(new, index=True)
     for step in stored:
         actor.publish(convo_id, NEW_STEP, step)
     return stored
@@ -314,8 +378,8 @@ def add_step_group(actor: Actor, convo_id: str, data: NewStepGroup) -> list[dict
     """convoNewStepGroup: the steps share one server-made groupId; the first is the primary, the rest
     its alternates. They are one millisecond apart, so the group reads back in the order it was sent."""
     actor.access.require(_convo(convo_id), Permission.can_chat)
-    wants_reply = any(item.wants_reply for item in data.steps)
-    team_id = _require_token_budget(actor, convo_id) if wants_reply else None
+    replies = _replies(actor, convo_id, data.steps)
+    team_id = _require_token_budget(actor, convo_id) if any(replies) else None
     _require_configs(actor.access, data.steps)
     group_id, start = str(uuid4()), now()
     new = [
@@ -328,9 +392,9 @@ def add_step_group(actor: Actor, convo_id: str, data: NewStepGroup) -> list[dict
                 group_id=group_id,
                 alternate=position > 0,
             ),
-            item.wants_reply,
+            reply,
         )
-        for position, item in enumerate(data.steps)
+        for position, (item, reply) in enumerate(zip(data.steps, replies, strict=True))
     ]
     return _store_new(actor, convo_id, new, team_id=team_id)
 
@@ -339,7 +403,8 @@ def add_to_group(actor: Actor, convo_id: str, data: StepGroupAddition) -> dict[s
     """convoStepGroupAddition: the step joins the group of `primaryStepId` as an alternate; a primary
     without a group gets one first (broadcast as a convoStepUpdate with its new groupId)."""
     primary = _target(actor, data.primary_step_id, convo_id)
-    team_id = _require_token_budget(actor, convo_id) if data.step.wants_reply else None
+    [reply] = _replies(actor, convo_id, [data.step])
+    team_id = _require_token_budget(actor, convo_id) if reply else None
     _require_configs(actor.access, [data.step])
     group_id = primary.get("groupId")
     if not group_id:
@@ -350,7 +415,7 @@ def add_to_group(actor: Actor, convo_id: str, data: StepGroupAddition) -> dict[s
             raise NotFound(f"step {primary['id']} not found") from error
         actor.publish(convo_id, STEP_UPDATE, {"id": primary["id"], "groupId": group_id})
     step = _step(actor, convo_id, data.step, now_iso(), group_id=group_id, alternate=True)
-    return _store_new(actor, convo_id, [(step, data.step.wants_reply)], team_id=team_id)[0]
+    return _store_new(actor, convo_id, [(step, reply)], team_id=team_id)[0]
 
 
 # -- deletion and regen -------------------------------------------------------------------------------
@@ -365,7 +430,10 @@ def _remove(step: dict[str, Any]) -> dict[str, Any] | None:
         promote = next((s for s in others if s.get("isAlternate")), None)
     try:
         promoted = store.delete(step, promote=promote)
-    except Conflict as error:  # the alternate went meanwhile
+    except Conflict as error:
+        if promote is None and not step.get("groupId"):  # only the convo's update can fail: it is gone
+            raise NotFound(f"step {step['id']} not found") from error
+        # the alternate went meanwhile
         raise Conflict("the step's group changed meanwhile: try again", code="conflict") from error
     search.unindex(step)
     return promoted
@@ -445,6 +513,8 @@ def update_step(
     _require_authority_over(actor, step)
     if content is not None and step.get("authorType") != "user":
         raise BadRequest("an LLM step's content is the model's: regenerate it instead", code="not_editable")
+    if content is not None and is_blank(content.text) and not step.get("files"):
+        raise Unprocessable(EMPTY_STEP, code="validation_error")
     changes: dict[str, Any] = {}
     if content is not None:
         changes["content"] = {"text": content.text}
@@ -455,7 +525,7 @@ def update_step(
     if changes:
         _require_fits({**step, **changes})
         try:
-            result = store.update(step, changes)
+            result = store.update(step, changes, touch_convo=True)
         except Conflict as error:  # deleted meanwhile
             raise NotFound(f"step {step_id} not found") from error
         if content is not None:

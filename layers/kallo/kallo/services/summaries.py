@@ -191,7 +191,7 @@ def summarize(data_source_id: str, *, seconds: float = GENERATION_SECONDS) -> st
     changes = {
         "status": READY,
         "content": {"text": summary_text},
-        "annotations": citations(data_source_id, summary_text, index),
+        "annotations": citations(data_source_id, summary_text, index, name=item.get("name") or ""),
         "model": model,
     }
     return _store(data_source_id, changes, remove=("error",))
@@ -306,9 +306,11 @@ def summary_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if _WORD.search(s)]
 
 
-def citations(data_source_id: str, summary_text: str, index: Index) -> list[dict[str, Any]]:
+def citations(
+    data_source_id: str, summary_text: str, index: Index, *, name: str = ""
+) -> list[dict[str, Any]]:
     """For each sentence of a summary, the source sentence that supports it best (see the module
-    docstring)."""
+    docstring); `name`, the data source's display name, is carried as `dataSourceName`."""
     sentences = summary_sentences(summary_text)
     vectors = embeddings.embed(sentences) if sentences else None
     found: list[dict[str, Any]] = []
@@ -327,6 +329,7 @@ def citations(data_source_id: str, summary_text: str, index: Index) -> list[dict
             {
                 "type": "citation",
                 "dataSourceId": data_source_id,
+                **({"dataSourceName": name} if name else {}),
                 "text": quote.text,
                 "start": quote.start,
                 "end": quote.end,

@@ -8,7 +8,12 @@ sources again, for each step's author, when it answers. I5 and I6: the topic's o
 written only by Add / Remove Topic Data Source (`kallo.services.data_source_links`), which check the
 data source; a create or update body naming one is refused (422, `kallo.models.topics`).
 
-Costs in AWS calls: Query Topics with `topicIds` is `owned.viewable_among`, without it a page of
+Update Topic: `config` is a JSON merge patch (RFC 7396) of the stored config (a null removes a key),
+so a client changes one default without restating the others.
+
+Costs in AWS calls: Update Topic is the check (Query + BatchGetItem) + UpdateItem; a `config` patch
+adds a GetItem (the stored config to merge into; the UpdateItem is conditional on its `updatedAt`).
+Query Topics with `topicIds` is `owned.viewable_among`, without it a page of
 `owned.list_viewable` (see `kallo.services.owned`). Defaults naming data sources add their checks (one
 Query each + one BatchGetItem).
 """
@@ -18,10 +23,14 @@ from __future__ import annotations
 from typing import Any
 from uuid import uuid4
 
+from pydantic import ValidationError
+
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role
 from kallo.clock import now_iso
-from kallo.models.topics import TopicConfig, TopicCreate, TopicUpdate
+from kallo.errors import Conflict, NotFound, Unprocessable
+from kallo.llm import registry
+from kallo.models.topics import TopicConfig, TopicCreate, TopicUpdate, merge_patch
 from kallo.paging import PAGE_LIMIT
 from kallo.services import authority, step_configs
 from kallo.services.owned import (
@@ -79,10 +88,41 @@ def _require_config(writer: Access, config: TopicConfig) -> None:
 
 
 def update_topic(access: Access, topic_id: str, data: TopicUpdate) -> dict[str, Any]:
-    if data.config is not None:
-        access.require(_topic(topic_id), Permission.can_edit)  # first: a hidden topic is 404 (free later)
-        _require_config(access, data.config)
-    return update_owned(access, _topic(topic_id), data.changes())
+    """A PATCH of the topic; its `config` is a JSON merge patch (RFC 7396) of the stored config, the
+    result checked as a written config is (I6, I10), and written only if the topic did not change
+    meanwhile (409 `conflict` then: read it and try again)."""
+    changes = data.changes()
+    if data.config is None:
+        return update_owned(access, _topic(topic_id), changes)
+    ref = _topic(topic_id)
+    access.require(ref, Permission.can_edit)  # first: a hidden topic is 404 (free later)
+    current = require_existing(ref)
+    try:
+        config = TopicConfig.model_validate(merge_patch(current.get("config") or {}, data.config))
+    except ValidationError as error:
+        raise Unprocessable(f"config: {_first_error(error)}", code="validation_error") from error
+    defaults = config.defaults
+    registry.require_allowed(defaults.model, defaults.max_tokens)
+    # I6: data sources the patch names (an array is replaced whole); those already stored were checked
+    # when written, and again, for each step's author, whenever an answer uses them.
+    # (A `defaults` that is not an object was refused by the validation above.)
+    step_configs.require_viewable(access, (data.config.get("defaults") or {}).get("dataSourceIds") or [])
+    changes = {**changes, "config": config.stored(), "updatedAt": now_iso()}
+    try:
+        updated = table().update(
+            keys.object_key(ref), changes, expect=(("updatedAt",), current.get("updatedAt"))
+        )
+    except Conflict as error:
+        if objects.get(ref) is None:
+            raise NotFound(f"topic {topic_id} not found") from error
+        raise Conflict("the topic changed meanwhile: read it and try again", code="conflict") from error
+    return objects.public(updated)
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
 
 
 def delete_topic(access: Access, topic_id: str) -> None:

@@ -53,11 +53,24 @@ def live_records(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """The access-token records (by id) and API-key records (by hash) among these, read together
     (patterns 10 and 11, many at once: one BatchGetItem per 100)."""
+    hashes = list(key_hashes)
+    wanted = record_keys(token_ids, hashes)
+    return sort_records(table().batch_get(wanted) if wanted else [], hashes)
+
+
+def record_keys(token_ids: Iterable[str], key_hashes: Iterable[str]) -> list[dict[str, str]]:
+    """The keys of these access-token and API-key records (to read with other items, `live_records`)."""
+    return [keys.access_token_key(t) for t in token_ids] + [keys.api_key_key(h) for h in key_hashes]
+
+
+def sort_records(
+    found: Iterable[dict[str, Any]], key_hashes: Iterable[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The access-token records (by id) and API-key records (by hash) among items read."""
     hash_of = {keys.api_key_key(h)["PK"]: h for h in key_hashes}
-    wanted = [keys.access_token_key(t) for t in token_ids] + [keys.api_key_key(h) for h in hash_of.values()]
-    found = table().batch_get(wanted) if wanted else []
-    tokens = {r["id"]: r for r in found if r.get("entity") == "access_token"}
-    api_keys = {hash_of[r["PK"]]: r for r in found if r.get("entity") == "api_key" and r["PK"] in hash_of}
+    items = list(found)
+    tokens = {r["id"]: r for r in items if r.get("entity") == "access_token"}
+    api_keys = {hash_of[r["PK"]]: r for r in items if r.get("entity") == "api_key" and r["PK"] in hash_of}
     return tokens, api_keys
 
 

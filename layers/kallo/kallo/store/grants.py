@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from kallo.store import keys
+from kallo.store import keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import Page, table
 
@@ -32,6 +33,26 @@ def batch_get(pairs: list[tuple[Ref, Ref]]) -> dict[tuple[Ref, Ref], dict[str, A
     """The grants that exist among (object, grantee) pairs."""
     found = table().batch_get(keys.grant_key(o, g) for o, g in pairs)
     return {(object_ref(g), grantee_ref(g)): g for g in found}
+
+
+def batch_get_with_objects(
+    pairs: list[tuple[Ref, Ref]], refs: list[Ref]
+) -> tuple[dict[tuple[Ref, Ref], dict[str, Any]], dict[Ref, dict[str, Any]]]:
+    """The grants that exist among (object, grantee) pairs and the objects that exist among `refs`
+    (public fields), in one BatchGetItem (a check and the item it guards, `kallo.authz.access`)."""
+    found = table().batch_get(
+        [*(keys.grant_key(o, g) for o, g in pairs), *(keys.object_key(r) for r in refs)]
+    )
+    granted = {(object_ref(i), grantee_ref(i)): i for i in found if i.get("entity") == "grant"}
+    items = {
+        Ref(i["entity"], i["id"]): objects.public(i) for i in found if i["SK"] == keys.META and "id" in i
+    }
+    return granted, items
+
+
+def role_check(obj: Ref, grantee: Ref, roles: Iterable[str]) -> dict[str, Any]:
+    """A transaction's condition that the grantee holds one of `roles` on the object (directly)."""
+    return {"check": keys.grant_key(obj, grantee), "exists": True, "one_of": ("role", sorted(roles))}
 
 
 def structural(obj: Ref) -> list[dict[str, Any]]:

@@ -75,9 +75,19 @@ def index(step: Mapping[str, Any]) -> int:
 
 def index_many(stored: Iterable[Mapping[str, Any]]) -> int:
     """`index` for several steps, their postings batched together."""
+    return write_postings(posting_items(stored))
+
+
+def posting_items(stored: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The posting items of stored steps (to write in the steps' own transaction when they fit)."""
     puts = []
     for step in stored:
         puts += [_posting(step, t) for t in terms(text_of(step))]
+    return puts
+
+
+def write_postings(puts: list[dict[str, Any]]) -> int:
+    """Write posting items (`posting_items`) through BatchWriteItem; returns how many."""
     return _write(puts=puts, deletes=[])
 
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from kallo.clock import iso, now_iso
 from kallo.errors import Conflict
-from kallo.store import feedback, keys, objects
+from kallo.store import feedback, keys, objects, search
 from kallo.store.keys import Ref
-from kallo.store.table import Page, table
+from kallo.store.table import TRANSACT_LIMIT, Page, table
 
 STEP_PREFIX = "STEP#"
 # Above every character of a timestamp or id, so `STEP#<t>#~` ends the steps created at `t` and
@@ -57,8 +57,9 @@ def add(step: Mapping[str, Any]) -> dict[str, Any]:
     """Store a new step of an existing convo, in one transaction with what depends on it:
     - the contributor marker of its author, when a user wrote it;
     - its group member item, when it belongs to a group;
-    - the convo's `latestStep`, when it is a primary step (not an alternate); otherwise a check that
-      the convo exists, so no step is ever written into a deleted convo.
+    - the convo's `updatedAt` (now), and its `latestStep` when it is a primary step (not an
+      alternate); that update also requires the convo to exist, so no step is ever written into a
+      deleted convo.
 
     `createdAt`/`updatedAt` may be any RFC 3339 spelling; they are stored normalized. Returns the step
     as stored (API fields only). Raises `kallo.errors.Conflict` when the convo does not exist (or was
@@ -67,9 +68,16 @@ def add(step: Mapping[str, Any]) -> dict[str, Any]:
     return add_many([step])[0]
 
 
-def add_many(new_steps: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def add_many(
+    new_steps: list[Mapping[str, Any]], *, index: bool = False, guard: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Store several new steps of one convo (a step group) in one transaction, as `add` does for one:
-    all of them or none. The newest primary step among them becomes the convo's `latestStep`."""
+    all of them or none. The newest primary step among them becomes the convo's `latestStep`.
+
+    `index`: also write their search postings (`kallo.store.search`), in the same transaction when
+    they fit in it (a message of up to about 95 distinct words: one call instead of two), else through
+    BatchWriteItem afterwards. `guard`: a condition check (a `Table.transact` operation) the write
+    needs to hold, e.g. the writer's grant (`kallo.store.grants.role_check`); `Conflict` when it fails."""
     if not new_steps or len({s["convoId"] for s in new_steps}) != 1:
         raise ValueError("add_many stores one or more steps of a single convo")
     convo_id = new_steps[0]["convoId"]
@@ -95,12 +103,20 @@ def add_many(new_steps: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     primaries = sorted(
         (p for p in public if not p.get("isAlternate")), key=lambda p: (p["createdAt"], p["id"])
     )
-    convo_key = keys.object_key(Ref("convo", convo_id))
+    # The convo's update also checks that it exists (no step is written into a deleted convo).
+    touched = {"updatedAt": now_iso()}
     if primaries:
-        operations.append({"update": convo_key, "set": {"latestStep": primaries[-1]}})
-    else:
-        operations.append({"check": convo_key, "exists": True})
+        touched["latestStep"] = primaries[-1]
+    operations.append({"update": keys.object_key(Ref("convo", convo_id)), "set": touched})
+    if guard is not None:
+        operations.append(guard)
+    postings = search.posting_items(public) if index else []
+    folded = len(operations) + len(postings) <= TRANSACT_LIMIT
+    if folded:
+        operations += [{"put": p} for p in postings]
     table().transact(operations)
+    if postings and not folded:
+        search.write_postings(postings)
     return public
 
 
@@ -209,19 +225,31 @@ def update(
     remove: tuple[str, ...] = (),
     expect: tuple[str, Any] | None = None,
     latest: bool = True,
+    touch_convo: bool = False,
 ) -> dict[str, Any]:
     """Change a stored step (`updatedAt` is set here) and keep the convo's `latestStep` in step when it
     is this step (unless `latest` is False: a change that a listing would not show). `expect=(name,
-    value)` also requires an attribute to hold a value (to be absent: None). Raises `Conflict` (code
-    `not_found`) when the step was deleted meanwhile or the expectation does not hold."""
-    updated = objects.public(
-        table().update(
-            key(step),
-            {**changes, "updatedAt": now_iso()},
-            remove=remove,
-            expect=((expect[0],), expect[1]) if expect else None,
+    value)` also requires an attribute to hold a value (to be absent: None). `touch_convo`: the
+    convo's `updatedAt` moves too, in one transaction with the step's (a user's edit), instead of
+    one UpdateItem. Raises `Conflict` (code `not_found`) when the step was deleted meanwhile or the
+    expectation does not hold."""
+    stamp = now_iso()
+    condition = ((expect[0],), expect[1]) if expect else None
+    if touch_convo:
+        operation: dict[str, Any] = {"update": key(step), "set": {**changes, "updatedAt": stamp}}
+        if remove:
+            operation["remove"] = list(remove)
+        if condition:
+            operation["expect"] = condition
+        convo = keys.object_key(Ref("convo", step["convoId"]))
+        table().transact([operation, {"update": convo, "set": {"updatedAt": stamp}}])
+        # The transaction returns nothing: the step as written is the one read, with the changes.
+        written = {k: v for k, v in {**step, **changes, "updatedAt": stamp}.items() if k not in remove}
+        updated = objects.public(written)
+    else:
+        updated = objects.public(
+            table().update(key(step), {**changes, "updatedAt": stamp}, remove=remove, expect=condition)
         )
-    )
     if latest and not updated.get("isAlternate"):
         _replace_latest(step["convoId"], step["id"], updated)
     return updated
@@ -245,25 +273,27 @@ def request_stop(step: dict[str, Any]) -> dict[str, Any]:
 
 def delete(step: dict[str, Any], *, promote: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Delete one step (and its feedback items, when it has been rated); when it was the convo's
-    `latestStep`, the newest remaining primary step takes its place (or none).
+    `latestStep`, the newest remaining primary step takes its place (or none). The convo's
+    `updatedAt` moves (a deleted convo makes this a `Conflict`).
 
     A step of a group leaves the group too; `promote` (another step of the group) becomes a primary
     step in the same transaction, so a group never loses its primary. Returns `promote` as updated.
     """
-    if not step.get("groupId") and promote is None:
-        table().delete(key(step))
-        promoted = None
-    else:
-        operations: list[dict[str, Any]] = [{"delete": key(step)}]
-        if step.get("groupId"):
-            operations.append({"delete": _member_key(step)})
-        promoted = None
-        if promote is not None:
-            promoted = {**promote, "isAlternate": False, "updatedAt": now_iso()}
-            operations.append(
-                {"update": key(promote), "set": {"isAlternate": False, "updatedAt": promoted["updatedAt"]}}
-            )
-        table().transact(operations)
+    # The convo's `updatedAt` moves in the same transaction (also for a lone step: one
+    # TransactWriteItems instead of one DeleteItem).
+    operations: list[dict[str, Any]] = [
+        {"delete": key(step)},
+        {"update": keys.object_key(Ref("convo", step["convoId"])), "set": {"updatedAt": now_iso()}},
+    ]
+    if step.get("groupId"):
+        operations.append({"delete": _member_key(step)})
+    promoted = None
+    if promote is not None:
+        promoted = {**promote, "isAlternate": False, "updatedAt": now_iso()}
+        operations.append(
+            {"update": key(promote), "set": {"isAlternate": False, "updatedAt": promoted["updatedAt"]}}
+        )
+    table().transact(operations)
     if feedback.rated(step):
         feedback.delete_of_step(step["id"])
     _replace_latest(step["convoId"], step["id"], _newest_primary(step["convoId"]))
@@ -318,8 +348,10 @@ def set_primary(members: list[dict[str, Any]], primary_id: str) -> list[dict[str
     ]
     if not changed:
         return []
+    convo = keys.object_key(Ref("convo", members[0]["convoId"]))
     table().transact(
         [{"update": key(c), "set": {"isAlternate": c["isAlternate"], "updatedAt": stamp}} for c in changed]
+        + [{"update": convo, "set": {"updatedAt": stamp}}]
     )
     primary = next((s for s in [*changed, *members] if s["id"] == primary_id), None)
     if primary is not None:
@@ -351,5 +383,6 @@ def _replace_latest(convo_id: str, step_id: str, replacement: dict[str, Any] | N
     newer step written meanwhile wins."""
     convo_key = keys.object_key(Ref("convo", convo_id))
     changes, remove = ({"latestStep": replacement}, ()) if replacement else ({}, ("latestStep",))
+    changes["updatedAt"] = now_iso()  # free: the convo changed as a listing shows it
     with contextlib.suppress(Conflict):
         table().update(convo_key, changes, remove=remove, expect=(("latestStep", "id"), step_id))

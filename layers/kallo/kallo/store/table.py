@@ -298,7 +298,8 @@ class Table:
         `{"update": key, "set": {...}, "remove": [names]?, "add": {(path...): number}?,
         "expect": ((path...), value)?}` (with `expect`, the attribute must hold that value, or be absent
         when the value is None: an optimistic check for read-modify-write; `add` adds to numbers, e.g.
-        counters in a map that exists), `{"check": key, "exists": bool}`. A put or delete with
+        counters in a map that exists), `{"check": key, "exists": bool, "one_of": (name, [values])?}`
+        (`one_of`: the item's attribute must hold one of the values). A put or delete with
         `"expect": ((name,), value)` replaces or deletes only an existing item whose attribute holds
         that value.
         """
@@ -369,13 +370,13 @@ class Table:
             }
         check = operation["check"]
         condition = "attribute_exists(PK)" if operation.get("exists", True) else "attribute_not_exists(PK)"
-        return {
-            "ConditionCheck": {
-                "TableName": self.name,
-                "Key": serialize(check),
-                "ConditionExpression": condition,
-            }
-        }
+        checked: dict[str, Any] = {"TableName": self.name, "Key": serialize(check)}
+        if "one_of" in operation:
+            name, allowed = operation["one_of"]
+            condition += " AND #one_of IN (" + ", ".join(f":o{i}" for i in range(len(allowed))) + ")"
+            checked["ExpressionAttributeNames"] = {"#one_of": name}
+            checked["ExpressionAttributeValues"] = serialize({f":o{i}": v for i, v in enumerate(allowed)})
+        return {"ConditionCheck": {**checked, "ConditionExpression": condition}}
 
     def batch_delete(self, keys: Iterable[dict[str, str]]) -> int:
         """Delete many items (not atomically), 25 per request; returns how many were asked for."""

@@ -19,7 +19,14 @@ Events are API Gateway's WebSocket proxy events (`requestContext.routeKey`, `eve
   convoId), 401 `unauthorized` (no or bad credentials, the reason logged only), 403 (an identity with
   no user), 404 `not_found` (unknown or hidden convo).
 - I8 (live access): each message re-checks its connection as broadcasts do (`kallo.realtime.audience`);
-  a connection that may no longer view its convo gets an `unauthorized` error and is closed.
+  a connection that may no longer view its convo gets an `unauthorized` error and is closed. The
+  connection's item (who opened it, with which credential: it never changes) is kept in the process for
+  `CONNECTION_SECONDS`; what can change (credential, grants, the convo) is in the audience's check.
+
+Costs in DynamoDB calls of a message (API Gateway's own are not counted): 1 GetItem (the connection,
+when this process has not read it in the last minute) + the audience check when the connection's
+verdict is older than 3 s (1 Query per object of the convo's chain that can inherit + 1 BatchGetItem)
++ 1 UpdateItem (the message counted against the rate) + the handler's own work (`kallo.services.steps`).
 - A message is parsed (`{type, payload, requestId?}`), its connection read, its payload validated with
   the handler's model, and the handler run with permissions evaluated afresh. Each message counts
   against its user's request rate (I10, `kallo.quotas`; one UpdateItem): over it, or over a quota, the
@@ -34,6 +41,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,6 +65,12 @@ from kallo.store import connections
 from kallo.store.keys import Ref
 
 logger = Logger()
+# How long a process keeps a connection's item (it never changes; see the module's docstring).
+CONNECTION_SECONDS = 60.0
+_MAX_CONNECTIONS_KEPT = 4096
+# connectionId → (monotonic time read, the item)
+_kept_connections: dict[str, tuple[float, dict[str, Any]]] = {}
+_kept_lock = threading.Lock()
 Payload = TypeVar("Payload", bound=BaseModel)
 Event = dict[str, Any]
 Response = dict[str, Any]
@@ -234,7 +249,13 @@ def connect(event: Event) -> Response:
 
     A refusal says only `unauthorized` or `not_found` (and 400 for a malformed convoId): why a
     credential failed (an expired or forged JWT, an unknown key) is logged, never told to the client.
-    The connection stores its principal, so broadcasts and messages re-check it (I8)."""
+    The connection stores its principal, so broadcasts and messages re-check it (I8).
+
+    DynamoDB calls: the credential's read (none while `kallo.auth.authenticate` keeps it, a minute) +
+    1 BatchGetItem (the caller's own grant on the convo, when it lets them view; else the whole check:
+    1 Query per object of the chain that can inherit + 1 BatchGetItem more) + 1 TransactWriteItems
+    (the connection's two items). So 2 for a caller who holds a grant on the convo, with a credential
+    used in the last minute."""
     # Only $connect verifies credentials: the message routes need not pay for importing pyjwt.
     from kallo.auth import api_keys
     from kallo.auth.authenticate import authenticate, credential_from
@@ -256,8 +277,12 @@ def connect(event: Event) -> Response:
     convo_id = _convo_id(query.get("convoId"))
     if convo_id is None:
         return _refuse(400, "invalid_convo_id", "connect with ?convoId=<the convo's UUID>")
+    convo, access = Ref(ObjectType.convo.value, convo_id), Access(principal)
     try:
-        Access(principal).require(Ref(ObjectType.convo.value, convo_id), Permission.can_view)
+        # Whoever holds a grant of their own on the convo (its creator, anyone who wrote in it) is let
+        # in on that grant alone: one BatchGetItem; anyone else gets the whole check.
+        if not access.direct(convo, Permission.can_view):
+            access.require(convo, Permission.can_view)
     except DomainError as error:
         logger.info("connection refused: convo not viewable", extra={"reason": error.message})
         return _refuse(404, "not_found", "not found")
@@ -303,9 +328,38 @@ def _connect_stream(event: Event, principal: Any, query: dict[str, Any]) -> Resp
     return OK
 
 
+def _connection(connection_id: str) -> dict[str, Any] | None:
+    """The connection's item, as this process read it in the last `CONNECTION_SECONDS`, else read now."""
+    moment = time.monotonic()
+    with _kept_lock:
+        kept = _kept_connections.get(connection_id)
+    if kept is not None and moment - kept[0] < CONNECTION_SECONDS:
+        return kept[1]
+    found = connections.get(connection_id)
+    if found is not None:
+        with _kept_lock:
+            if len(_kept_connections) >= _MAX_CONNECTIONS_KEPT:
+                _kept_connections.clear()
+            _kept_connections[connection_id] = (moment, found)
+    return found
+
+
+def forget_connection(connection_id: str) -> None:
+    """Stop keeping a connection's item (it was disconnected or dropped)."""
+    with _kept_lock:
+        _kept_connections.pop(connection_id, None)
+
+
+def forget_connections() -> None:
+    """Stop keeping any connection's item (tests, and a process pointed at another stack)."""
+    with _kept_lock:
+        _kept_connections.clear()
+
+
 def disconnect(event: Event) -> Response:
     """`$disconnect`: forget the connection (both of its items). API Gateway ignores the answer."""
     connection_id = connection_id_of(event)
+    forget_connection(connection_id)
     found = connections.get(connection_id)
     if found is not None and found.get("stream"):
         connections.delete_streams([found])
@@ -349,7 +403,7 @@ def _session(event: Event, request_id: str | None) -> Session:
     it (`kallo.realtime.audience`, the same remembered verdicts): a revoked token, a removed grant or a
     deleted convo refuses the message, and the connection is then dropped."""
     connection_id = connection_id_of(event)
-    connection = connections.get(connection_id)
+    connection = _connection(connection_id)
     if connection is None:
         raise ConnectionUnknown(
             "this connection is not known (it was closed or its convo deleted): reconnect"
@@ -382,6 +436,7 @@ def handle_message(event: Event, model: type[Payload], action: Callable[[Session
         action(session, payload)
     except AccessEnded as error:
         _send_error(connection_id, error, request_id)
+        forget_connection(connection_id)
         realtime.drop([error.connection])  # after the error, so the client learns why it closes
     except DomainError as error:
         _send_error(connection_id, error, request_id)
