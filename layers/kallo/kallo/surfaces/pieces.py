@@ -39,11 +39,11 @@ it only views, I5). Listings are Query Convos', so never another tenant's convo,
 bounds them (I3).
 
 AWS calls: create: the owner's check (a topic's) + 1 TransactWriteItems + 1 Query (the creator's
-streams) (+ per message: the check, 1 TransactWriteItems, 1 BatchWriteItem and a broadcast Query,
+streams) (+ per message: the check, 1 TransactWriteItems with their words and a broadcast Query,
 messages together; + per asset, Add Convo Data Source's). From asset: the data source's check (Query +
 BatchGetItem) + 1 Query (summary; again each second while waited for) + 1 GetItem (its name) + create
 + the link (Query + BatchGetItem + TransactWriteItems) + the opening (Query + BatchGetItem +
-TransactWriteItems + BatchWriteItem + Query). Identifiers: 1 Query + 1 BatchGetItem. Conversations:
+TransactWriteItems + Query). Identifiers: 1 Query + 1 BatchGetItem. Conversations:
 that + 2 Queries per convo (steps, links), in parallel. Delete: Delete Convo's.
 """
 
