@@ -299,7 +299,7 @@ class RestGateway:
 
     async def asgi_app(self, method: str, resource: str | None) -> ASGIApp | None:
         """The ASGI app of the function serving this route, when it is one (a compatibility surface,
-        `kallo.surfaces.lambda_handler_for_asgi`): the local stack serves it directly, streaming,
+        `kallo.asgi.lambda_handler_for_asgi`): the local stack serves it directly, streaming,
         as the streaming Function URL does in the cloud. Its routes are public to API Gateway
         (`Authorizer: NONE`): the app authenticates its callers itself."""
         operation = self.operation(method, resource)

@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kallo.surfaces import lambda_handler_for_asgi
+from kallo.asgi import lambda_handler_for_asgi
 
 STATIC = Path(__file__).parent / "static"
 WEBSOCKET_URL_VARIABLE = "KALLO_WEBSOCKET_URL"

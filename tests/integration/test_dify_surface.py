@@ -756,20 +756,22 @@ def test_the_aws_calls_of_each_operation(app, aws_calls):
             "POST",
             f"/conversations/{convo_id}/name",
             {"body": {"name": "Trains", "user": "alice"}},
-            # + the rename told to the identifiers streams: the convo's users (Query), alice's (Query).
-            {"UpdateItem": 2, "GetItem": 2, "Query": 4, "BatchGetItem": 1},
+            # + the rename told to the identifiers streams: the convo's users (Query), alice's (Query),
+            # and to the convo's connections as convoUpdate (Query).
+            {"UpdateItem": 2, "GetItem": 2, "Query": 5, "BatchGetItem": 1},
         ),
         ("GET", "/parameters", {"query": {"user": "alice"}}, {"UpdateItem": 1, "GetItem": 3}),
         (
             "DELETE",
             f"/conversations/{convo_id}",
             {"body": {"user": "alice"}},
-            # + the convo's user grants (Query), one transaction, the purge job, and the deletion told to
-            # alice's identifiers streams (Query).
+            # + the convo's connections, read for convoDeleted before the grants go (Query), the convo's
+            # user grants (Query), one transaction, the purge job, and the deletion told to alice's
+            # identifiers streams (Query).
             {
                 "UpdateItem": 1,
                 "GetItem": 2,
-                "Query": 4,
+                "Query": 5,
                 "BatchGetItem": 1,
                 "TransactWriteItems": 1,
                 "SendMessage": 1,

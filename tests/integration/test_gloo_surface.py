@@ -459,9 +459,10 @@ def test_a_revoked_or_unknown_app_key_is_401(tenant: Tenant, model: Model):
 
 def test_aws_calls_of_a_message_in_an_app_keys_chat(tenant: Tenant, model: Model, aws_calls):
     """An app key this container knows, an end user met before, a named chat continued, an answer citing
-    one source, suggestions made: 34 calls. The surface's own are 7: the key's request rate
-    (UpdateItem), the end user's claim (GetItem), the chat's check (2 Query + BatchGetItem + GetItem),
-    the cited sources' names (BatchGetItem); the question is Add Step's 5 (no SendMessage), the answer
+    one source, suggestions made: 32 calls. The surface's own are 6: the key's request rate
+    (UpdateItem), the end user's claim (GetItem), the chat's check (2 Query + BatchGetItem, which reads
+    the convo too), the cited sources' names (BatchGetItem); the question is Add Step's 4 (its words in
+    its transaction, no SendMessage), the answer
     the step worker's (15, its indexing included, no idempotency record), the suggestions 7 (the
     convo's grants were read already)."""
     threads = threading.active_count()
@@ -472,10 +473,10 @@ def test_aws_calls_of_a_message_in_an_app_keys_chat(tenant: Tenant, model: Model
     answer = post(tenant.app_key, {"query": "Who may use it?", "user": "alice", "chat_id": chat})
     assert answer.status == 200 and answer.json["sources"] and answer.json["suggestions"]
     assert dict(aws_calls.calls) == {
-        "dynamodb:GetItem": 5,
+        "dynamodb:GetItem": 4,
         "dynamodb:Query": 13,
         "dynamodb:BatchGetItem": 5,
         "dynamodb:TransactWriteItems": 2,
-        "dynamodb:BatchWriteItem": 2,
+        "dynamodb:BatchWriteItem": 1,
         "dynamodb:UpdateItem": 7,
     }

@@ -78,15 +78,14 @@ def test_create_makes_an_ordinary_convo_with_its_messages(tenants, aws_calls):
     ]
     assert texts == [("USER", "Which tram?"), ("ASSISTANT", "Line 28.")]
     # The key (GetItem) and its rate (UpdateItem); the convo (TransactWriteItems) and its creator's
-    # streams (Query); the messages: the check (Query + BatchGetItem), one transaction, their words
-    # (BatchWriteItem), a broadcast Query each.
+    # streams (Query); the messages: the check (Query + BatchGetItem), one transaction with their
+    # words, a broadcast Query each.
     assert dict(aws_calls.calls) == {
         "dynamodb:GetItem": 1,
         "dynamodb:UpdateItem": 1,
         "dynamodb:TransactWriteItems": 2,
         "dynamodb:Query": 4,
         "dynamodb:BatchGetItem": 1,
-        "dynamodb:BatchWriteItem": 1,
     }
     # One data model: the same convo through Kallo's own services.
     convo = convos.get_convo(Access(t["a"]), conversation["id"])
@@ -145,14 +144,13 @@ def test_create_from_asset_opens_with_the_summary(tenants, aws_calls):
     assert latest["authorType"] == "llm" and latest["annotations"][0]["dataSourceId"] == source.id
     # The key and its rate; the data source's check; its summary (Query); its item; the convo and its
     # creator's streams; the link (the convo's chain, both callers' grants, the write); the opening (its
-    # transaction, its words, its broadcast).
+    # transaction with its words, its broadcast).
     assert dict(aws_calls.calls) == {
         "dynamodb:GetItem": 4,
         "dynamodb:UpdateItem": 1,
         "dynamodb:Query": 5,
         "dynamodb:BatchGetItem": 2,
         "dynamodb:TransactWriteItems": 3,
-        "dynamodb:BatchWriteItem": 1,
     }
 
 

@@ -6,11 +6,15 @@ checked: a function imports only what it uses, so an import that slips in fails 
 - boto3 and s3transfer nowhere: any boto3 import runs its package's __init__, which loads s3transfer;
   clients are made on first use (`kallo.aws`), and so are boto3's DynamoDB codec (`kallo.store.table`)
   and Powertools' idempotency layer (`kallo.jobs`).
-- pypdf, llama_cpp, the X-Ray SDK, email-validator, pydantic-settings nowhere: loaded on first use
-  (the PDF parser, the embedded model, `kallo.tracing`, the first email address) or not at all.
+- pypdf, llama_cpp, the X-Ray SDK, email-validator, pydantic.networks, pydantic-settings nowhere:
+  loaded on first use (the PDF parser, the embedded model, `kallo.tracing`, the first email address)
+  or not at all.
 - The HTML parser and text extraction only in the data-source worker; the retrieval index only where
   answers are grounded or documents indexed; Starlette and Mangum only in the ASGI functions
-  (the surfaces, docs, console), the surfaces only in theirs; PyJWT and cryptography only where credentials are checked or tokens minted.
+  (the surfaces, docs, console), the surfaces only in theirs; PyJWT and cryptography only where
+  credentials are checked or tokens minted (a surface loads them at its first caller with Kallo's own
+  credentials).
+- API models are built when first used, not at import (`defer_build`): see the last test.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ NOWHERE = (
     "llama_cpp",
     "aws_xray_sdk",
     "email_validator",
+    "pydantic.networks",
     "pydantic_settings",
     "uvicorn",
     "aws_lambda_powertools.utilities.idempotency",
@@ -66,8 +71,8 @@ ONLY_IN = {
         "steps.get_step_suggestions",
         "compat.*",
     ),
-    "jwt": ("auth.authorizer", "auth.create_access_token", "auth.revoke_access_token", "compat.*"),
-    "cryptography": ("auth.authorizer", "auth.create_access_token", "auth.revoke_access_token", "compat.*"),
+    "jwt": ("auth.authorizer", "auth.create_access_token", "auth.revoke_access_token"),
+    "cryptography": ("auth.authorizer", "auth.create_access_token", "auth.revoke_access_token"),
 }
 _PROBE = "import importlib, json, sys; importlib.import_module(sys.argv[1]); print(json.dumps(sorted(sys.modules)))"
 
@@ -112,3 +117,39 @@ def test_a_function_imports_only_what_it_uses(import_sets: dict[str, set[str]], 
     for package, allowed in ONLY_IN.items():
         if not any(fnmatch(module, pattern) for pattern in allowed):
             assert not _under(loaded, package), f"{module} imports {_under(loaded, package)[:3]}"
+
+
+_UNBUILT = """
+import importlib, json, sys
+for module in sys.argv[1:]:
+    importlib.import_module(module)
+from kallo.models.common import ApiModel, ResponseModel
+from kallo.models.ws import Envelope, ServerMessage
+
+def every(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from every(sub)
+
+models = [m for base in (ApiModel, ResponseModel, ServerMessage) for m in every(base)] + [Envelope]
+print(json.dumps(sorted(f"{m.__module__}.{m.__qualname__}" for m in models if m.__pydantic_complete__)))
+print(len(models))
+"""
+
+
+def test_no_api_model_is_built_at_import() -> None:
+    """Building a model's validator costs about 1 ms of CPU; a function imports the models of its whole
+    area (and the WebSocket messages) but validates one or two, which are built at their first use."""
+    modules = ["compat.dify", "compat.gloo", "compat.pieces", "ws.convo_new_step", "users.update_user"]
+    run = subprocess.run(
+        [sys.executable, "-c", _UNBUILT, *modules],
+        env=environment(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    built, count = run.stdout.strip().splitlines()[-2:]
+    assert int(count) > 40
+    assert json.loads(built) == []

@@ -250,7 +250,7 @@ class StepPatch(ApiModel):
 class Envelope(BaseModel):
     """`{type, payload, requestId?}`, both ways. Unknown envelope fields are ignored."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
     type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     payload: Any = None
@@ -268,7 +268,8 @@ class Envelope(BaseModel):
 class ServerMessage(BaseModel):
     """A payload the server sends: only the fields documented here, absent rather than null."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Built when first used (the API documents, the tests' frame check), never by a function.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 class StepChange(ServerMessage):

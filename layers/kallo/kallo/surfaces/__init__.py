@@ -34,7 +34,6 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
-from mangum import Mangum
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -45,7 +44,8 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kallo import json_input, quotas
-from kallo.auth import app_keys, authenticate
+from kallo.asgi import lambda_handler_for_asgi as lambda_handler_for_asgi  # the surfaces' entry point
+from kallo.auth import app_keys
 from kallo.authz.access import Access
 from kallo.errors import DomainError, Forbidden, TooManyRequests, Unauthorized, Unprocessable
 
@@ -225,6 +225,10 @@ def kallo_access(request: Request) -> Access:
     """The caller of a surface that takes Kallo's own credentials (x-api-key, or a bearer access token or
     OIDC ID token), authenticated as the REST authorizer does and counted against the caller's request
     rate (I10: 429 with Retry-After). An OIDC identity without a user yet gets 403, as on REST."""
+    # Imported at the first such caller: it loads PyJWT and cryptography (about 40 ms of CPU), which
+    # a surface taking only app keys (Dify) never needs.
+    from kallo.auth import authenticate
+
     principal = authenticate.authenticate(request.headers, request.query_params)
     quotas.require_message_rate(principal.user_id, principal.firebase_id)
     if principal.user_id is None:
@@ -274,21 +278,3 @@ def sse(events: Iterable[dict[str, Any] | tuple[str, dict[str, Any]]]) -> Stream
     return StreamingResponse(
         lines(), media_type=SSE, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
-
-
-# -- Lambda -----------------------------------------------------------------------------------------------
-
-
-def lambda_handler_for_asgi(app: ASGIApp) -> Callable[[dict, Any], dict]:
-    """The Lambda entry point of a surface: Mangum turns the API Gateway proxy event into an ASGI
-    request and the (whole, buffered) ASGI response into the proxy result. The event is never logged
-    (its headers carry credentials). `asgi_app` lets the local stack serve the app itself, so that its
-    event streams really stream, as behind the streaming Function URL."""
-    adapter = Mangum(app, lifespan="off")
-
-    @logger.inject_lambda_context(clear_state=True, log_event=False)
-    def lambda_handler(event: dict, context: Any) -> dict:
-        return adapter(event, context)
-
-    lambda_handler.asgi_app = app  # type: ignore[attr-defined]
-    return lambda_handler

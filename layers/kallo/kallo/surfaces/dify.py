@@ -22,10 +22,11 @@ is checked with 2 Query + 1 BatchGetItem + 1 GetItem, a message is found with 1 
 - conversations: + 1 Query + 1 BatchGetItem; parameters: + 2 GetItem (the topic, its prompt);
 - messages: + the check + 1 Query per page of steps + 1 BatchGetItem (ratings) + 1 BatchGetItem when
   answers cite data sources;
-- rename: + the check + 1 UpdateItem; delete: + the check + 1 Query + 1 TransactWriteItems + 1 SQS
-  SendMessage; both are told to the identifiers streams (`convos.announce`: 1 Query per user of the
-  convo, and 1 more to read them for a rename); feedbacks, suggested, stop: + the message's check + what Set / Remove Step Feedback, Get
-  Step Suggestions and Stop Step cost;
+- rename: + the check + 1 UpdateItem + 1 Query (its connections hear `convoUpdate`); delete: + the
+  check + 2 Query (its connections, which hear `convoDeleted`; the user grants) + 1 TransactWriteItems
+  + 1 SQS SendMessage; both are told to the identifiers streams (`convos.announce`: 1 Query per user of
+  the convo, and 1 more to read them for a rename); feedbacks, suggested, stop: + the message's check +
+  what Set / Remove Step Feedback, Get Step Suggestions and Stop Step cost;
 - files/upload: + 2 UpdateItem + 1 TransactWriteItems + 1 S3 PutObject (Upload New File);
 - chat-messages: + the check (or 1 TransactWriteItems for a new conversation) + what Add Step costs and
   what the answer costs (`kallo.services.answering`; no SQS message: the answer is made here).
@@ -103,7 +104,7 @@ InputValue = Annotated[str, StringConstraints(max_length=INPUT_LIMIT)] | int | f
 class DifyModel(BaseModel):
     """Dify ignores fields it does not know (its clients send some, like `auto_generate_name`)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class UserOnly(DifyModel):

@@ -37,9 +37,10 @@ answer tells only Kallo's own `{code, message}`. I10: every request is counted a
 rate (the key's tenant for an app key), the answer against the token budgets.
 
 Costs in AWS calls (tests/integration/test_gloo_surface.py counts them): a message in an app key's named
-chat, its answer citing a source, suggestions made: 34, of which the surface's own are the request rate
-(UpdateItem), the end user's claim (GetItem), the chat's check (2 Query + BatchGetItem + GetItem) and
-the cited sources' names (BatchGetItem); the rest is `answering.ask` (Add Step's 5), `answering.run`
+chat, its answer citing a source, suggestions made: 32, of which the surface's own are the request rate
+(UpdateItem), the end user's claim (GetItem), the chat's check (2 Query + BatchGetItem, which reads the
+convo too) and the cited sources' names (BatchGetItem); the rest is `answering.ask` (Add Step's 4),
+`answering.run`
 (the answer's 15) and `suggestions_for` (7). A new chat adds its TransactWriteItems; `publishers` add
 the linked sources (1 Query per linked object + 1 BatchGetItem) and, for a Kallo credential naming ids,
 their checks (1 Query each + 1 BatchGetItem).
@@ -106,7 +107,7 @@ class KallmMessage(BaseModel):
     """The body of Post message KaLLM (seed 002), and `user` (a Kallo extension, app keys only). Fields
     the seed does not list are ignored, as a peer API's client may send more than we read."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     chat_id: Line(256, min_length=None) | None = None
     query: Text(QUERY_LIMIT, min_length=1)
@@ -147,7 +148,7 @@ def Switch(highest: int) -> Any:
 class Switches(BaseModel):
     """The query switches of the seed, with its defaults (`chat_id` may come this way too)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     intent: Switch(1) | None = None
     enable_sources: Switch(2) = 1

@@ -39,11 +39,11 @@ it only views, I5). Listings are Query Convos', so never another tenant's convo,
 bounds them (I3).
 
 AWS calls: create: the owner's check (a topic's) + 1 TransactWriteItems + 1 Query (the creator's
-streams) (+ per message: the check, 1 TransactWriteItems, 1 BatchWriteItem and a broadcast Query,
+streams) (+ per message: the check, 1 TransactWriteItems with their words and a broadcast Query,
 messages together; + per asset, Add Convo Data Source's). From asset: the data source's check (Query +
 BatchGetItem) + 1 Query (summary; again each second while waited for) + 1 GetItem (its name) + create
 + the link (Query + BatchGetItem + TransactWriteItems) + the opening (Query + BatchGetItem +
-TransactWriteItems + BatchWriteItem + Query). Identifiers: 1 Query + 1 BatchGetItem. Conversations:
+TransactWriteItems + Query). Identifiers: 1 Query + 1 BatchGetItem. Conversations:
 that + 2 Queries per convo (steps, links), in parallel. Delete: Delete Convo's.
 """
 
@@ -83,7 +83,7 @@ SUMMARY_POLL_SECONDS = 1.0
 
 
 class _Seed(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
 
 class TransferableString(_Seed):
@@ -123,7 +123,7 @@ class SeededConversation(_Seed):
 
 
 class Transferables(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     transferables: bool = True
 
