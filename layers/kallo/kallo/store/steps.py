@@ -103,8 +103,9 @@ def add_many(
     primaries = sorted(
         (p for p in public if not p.get("isAlternate")), key=lambda p: (p["createdAt"], p["id"])
     )
-    # The convo's update also checks that it exists (no step is written into a deleted convo).
-    touched = {"updatedAt": now_iso()}
+    # The convo's update also checks that it exists (no step is written into a deleted convo). It
+    # changed when its newest step was written, so whoever holds the steps knows its updatedAt.
+    touched = {"updatedAt": max((s.get("updatedAt") or now_iso() for s in public), default=now_iso())}
     if primaries:
         touched["latestStep"] = primaries[-1]
     operations.append({"update": keys.object_key(Ref("convo", convo_id)), "set": touched})

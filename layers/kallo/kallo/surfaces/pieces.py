@@ -268,7 +268,7 @@ def create_conversation(request: Request, seed: SeededConversation | None) -> di
         if m.fragment.string is not None and m.fragment.string.raw
     ]
     stored = steps.add_openings(steps.Actor(access), convo["id"], openings) if openings else []
-    return conversation(convo, stored, assets, transferables=options.transferables)
+    return conversation(_touched(convo, stored), stored, assets, transferables=options.transferables)
 
 
 @endpoint()
@@ -290,7 +290,13 @@ def create_from_asset(request: Request, _: None) -> dict[str, Any] | Response:
     data_source_links.add_convo_data_source(access, convo["id"], data_source_id)
     opening = steps.Opening("llm", summary["content"]["text"], tuple(summary.get("annotations") or ()))
     stored = steps.add_openings(steps.Actor(access), convo["id"], [opening])
-    return {"conversation": {"id": convo["id"], "reference": conversation(convo, stored, [data_source_id])}}
+    reference = conversation(_touched(convo, stored), stored, [data_source_id])
+    return {"conversation": {"id": convo["id"], "reference": reference}}
+
+
+def _touched(convo: dict[str, Any], stored: list[dict[str, Any]]) -> dict[str, Any]:
+    """The convo as its openings left it: its updatedAt is its newest step's (`store.steps.add_many`)."""
+    return {**convo, "updatedAt": max([convo["updatedAt"], *(s["updatedAt"] for s in stored)])}
 
 
 @endpoint()
