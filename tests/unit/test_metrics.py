@@ -172,4 +172,5 @@ def test_the_names_are_the_documented_ones() -> None:
         metrics.THROTTLED_REQUESTS,
         metrics.QUOTA_REFUSALS,
         metrics.WEBSOCKET_SEND_FAILURES,
+        metrics.INVITATION_MAIL_FAILURES,
     } == KALLO_METRICS

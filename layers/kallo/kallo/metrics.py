@@ -33,6 +33,7 @@ COMPLETION_LATENCY = "CompletionLatency"
 THROTTLED_REQUESTS = "ThrottledRequests"
 QUOTA_REFUSALS = "QuotaRefusals"
 WEBSOCKET_SEND_FAILURES = "WebSocketSendFailures"
+INVITATION_MAIL_FAILURES = "InvitationMailFailures"
 
 
 def emit(values: dict[str, tuple[float, str]], **dimensions: str) -> None:

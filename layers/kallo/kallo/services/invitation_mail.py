@@ -30,14 +30,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from kallo import mail
+from kallo import mail, metrics
 from kallo.clock import iso
 from kallo.settings import get_settings
 from kallo.store import objects
 from kallo.store.keys import Ref
 
 logger = logging.getLogger(__name__)
-FAILURE_METRIC = "InvitationMailFailures"
 SOMEONE = "A Kallo user"
 UNNAMED = {"team": "an unnamed team", "convo": "an unnamed convo"}
 KINDS = {"team": "team", "convo": "conversation"}
@@ -125,22 +124,10 @@ def send(invitation: dict[str, Any], *, console_url: str, expires_at: int) -> bo
             "mailing an invitation failed: it is stored, and adding the grantee again resends it",
             extra={"objectType": obj.type, "objectId": obj.id},
         )
-        _count_failure()
+        metrics.count(metrics.INVITATION_MAIL_FAILURES)
         return False
     return True
 
 
 def iso_of(epoch: int) -> str:
     return iso(datetime.fromtimestamp(epoch, UTC))
-
-
-def _count_failure() -> None:
-    """One data point of `InvitationMailFailures` (CloudWatch embedded metric format, flushed at once;
-    the namespace and the `service` dimension come from the Powertools environment)."""
-    try:
-        from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
-        with single_metric(name=FAILURE_METRIC, unit=MetricUnit.Count, value=1):
-            pass
-    except Exception:
-        logger.warning("counting a failed invitation mail failed", exc_info=True)
