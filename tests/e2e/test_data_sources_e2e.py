@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import RunningStack, WsClient
+from tests.support.e2e import ok
 
 pytestmark = pytest.mark.e2e
 
@@ -32,11 +33,6 @@ QUESTION = "What is the launch code of project Heron?"
 # Short, so the embedded model answers in seconds.
 REPLY_CONFIG = {"reply": True, "maxTokens": 24, "temperature": 0}
 POLL_SECONDS = 120
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json() if response.content else None
 
 
 def until(what: str, attempt: Callable[[], Any], seconds: float = POLL_SECONDS) -> Any:

@@ -12,22 +12,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import RunningStack
-from tests.support.e2e import Connect
+from tests.support.e2e import Connect, ok
 
 pytestmark = pytest.mark.e2e
 
 REPLY_CONFIG = {"reply": True, "maxTokens": 16, "temperature": 0}
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json() if response.content else None
 
 
 def bearer(token: str) -> dict[str, str]:

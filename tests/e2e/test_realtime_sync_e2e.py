@@ -16,32 +16,18 @@ from dataclasses import dataclass, field
 from html import unescape
 from typing import Any
 
-import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.e2e.conftest import RunningStack, WsClient
-from tests.support.e2e import Connect
+from tests.support.e2e import Connect, key, new_convo, ok
 
 pytestmark = pytest.mark.e2e
 
 # Long enough that the embedded model is still writing when the second client syncs; stopped early.
 LONG_ANSWER = {"reply": True, "maxTokens": 400, "temperature": 0}
 DELTAS_AFTER_SNAPSHOT = 3
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json() if response.content else None
-
-
-def key(stack: RunningStack) -> dict[str, str]:
-    return {"x-api-key": stack.api_key}
-
-
-def new_convo(stack: RunningStack, name: str) -> str:
-    return ok(stack.client.post("/convos", json={"name": name}, headers=key(stack)), 201)["id"]
 
 
 @dataclass

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from kallo import aws, realtime
@@ -25,7 +24,7 @@ from kallo.services import answering, steps
 from kallo.settings import get_settings
 from local.ws_gateway import MANAGEMENT_PATH
 from tests.e2e.conftest import RunningStack, WsClient
-from tests.support.e2e import Connect
+from tests.support.e2e import Connect, key, new_convo, ok
 from tests.support.local_stack import TABLE_NAME
 from tests.support.scripted_llm import Script, ScriptedLLM, installed
 from tests.support.tenants import EMBEDDED_AWS_CREDENTIALS
@@ -35,19 +34,6 @@ pytestmark = pytest.mark.e2e
 # Long enough that the embedded model is still writing when the stop comes (tens of seconds).
 LONG_ANSWER = {"reply": True, "maxTokens": 600, "temperature": 0}
 STOP_SECONDS = 15  # a generous bound for a loaded machine; bench/stop.py measures the real figure
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json() if response.content else None
-
-
-def key(stack: RunningStack) -> dict[str, str]:
-    return {"x-api-key": stack.api_key}
-
-
-def new_convo(stack: RunningStack, name: str) -> str:
-    return ok(stack.client.post("/convos", json={"name": name}, headers=key(stack)), 201)["id"]
 
 
 def answer_started(client: WsClient, question_id: str) -> dict[str, Any]:

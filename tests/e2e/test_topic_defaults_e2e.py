@@ -7,22 +7,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import RunningStack, WsClient
+from tests.support.e2e import ok
 
 pytestmark = pytest.mark.e2e
 
 Connect = Callable[..., WsClient]
 EMBEDDED_MODEL = "embedded:smollm2"  # the local stack's one model
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json() if response.content else None
 
 
 def test_models_and_a_topics_default_reply_over_the_websocket(

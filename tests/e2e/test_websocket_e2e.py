@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.e2e.conftest import RunningStack, WsClient
+from tests.support.e2e import ok
 
 pytestmark = pytest.mark.e2e
 
@@ -28,11 +28,6 @@ pytestmark = pytest.mark.e2e
 REPLY_CONFIG = {"reply": True, "maxTokens": 12, "temperature": 0}
 EMBEDDED_MODEL = "embedded:smollm2"  # the local stack's default model
 Connect = Callable[..., WsClient]
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json() if response.content else None
 
 
 def api_key(stack: RunningStack) -> dict[str, str]:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
@@ -25,6 +26,22 @@ from tests.support.oidc import OidcIssuer
 # Long enough for a reply of the embedded model on a busy machine; a message that is due arrives in
 # milliseconds otherwise.
 WS_TIMEOUT_SECONDS = 60
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    """The JSON of a response that has `status` (the response's text explains any other)."""
+    assert response.status_code == status, response.text
+    return response.json() if response.content else None
+
+
+def key(stack: RunningStack) -> dict[str, str]:
+    """The headers of the stack's bootstrap service account."""
+    return {"x-api-key": stack.api_key}
+
+
+def new_convo(stack: RunningStack, name: str) -> str:
+    """A convo of the bootstrap service account; its id."""
+    return ok(stack.client.post("/convos", json={"name": name}, headers=key(stack)), 201)["id"]
 
 
 @contextmanager
