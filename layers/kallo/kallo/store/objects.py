@@ -46,6 +46,11 @@ def update_if_unset(ref: Ref, changes: dict[str, Any], *, field: str) -> dict[st
     return public(table().update(keys.object_key(ref), changes, expect=((field,), "")))
 
 
+def exists_check(ref: Ref) -> dict[str, Any]:
+    """A transaction's condition that the object exists (a write that must not outlive it)."""
+    return {"check": keys.object_key(ref), "exists": True}
+
+
 def create_with_owner(item: dict[str, Any], owner_grant: dict[str, Any]) -> None:
     """Write a new object item (`item`) and its owner grant (`kallo.store.grants.item`) in one
     transaction; raises `Conflict` when the object exists already."""
