@@ -25,8 +25,10 @@ def item(ref: Ref, fields: dict[str, Any]) -> dict[str, Any]:
     return {**keys.object_key(ref), "entity": ref.type, **fields, "id": ref.id}
 
 
-def get(ref: Ref) -> dict[str, Any] | None:
-    found = table().get(keys.object_key(ref))
+def get(ref: Ref, *, consistent: bool = False) -> dict[str, Any] | None:
+    """The object (None when it does not exist); `consistent` reads it strongly consistently (a write
+    may have made or deleted it milliseconds ago)."""
+    found = table().get(keys.object_key(ref), consistent=consistent)
     return public(found) if found else None
 
 
@@ -44,6 +46,12 @@ def update_if_unset(ref: Ref, changes: dict[str, Any], *, field: str) -> dict[st
     """`update`, only while the object's `field` is empty; raises `Conflict` otherwise (or when the
     object is gone)."""
     return public(table().update(keys.object_key(ref), changes, expect=((field,), "")))
+
+
+def partition(ref: Ref) -> list[dict[str, Any]]:
+    """Every item of the object's partition (the item itself, its grants, invitations, and what else
+    is keyed under `OBJ#<type>#<id>`), as stored, keys included."""
+    return table().query_all(keys.object_pk(ref))
 
 
 def exists_check(ref: Ref) -> dict[str, Any]:
