@@ -13,6 +13,8 @@ import pytest
 CLEAN_SERVICES = (
     "data_source_links",
     "data_sources",
+    "prompts",
+    "topics",
 )
 
 FORBIDDEN = frozenset({"kallo.store.table", "kallo.store.keys"})

@@ -45,7 +45,13 @@ def update(ref: Ref, changes: dict[str, Any], *, remove: tuple[str, ...] = ()) -
 def update_if_unset(ref: Ref, changes: dict[str, Any], *, field: str) -> dict[str, Any]:
     """`update`, only while the object's `field` is empty; raises `Conflict` otherwise (or when the
     object is gone)."""
-    return public(table().update(keys.object_key(ref), changes, expect=((field,), "")))
+    return update_if_unchanged(ref, changes, field=field, expected="")
+
+
+def update_if_unchanged(ref: Ref, changes: dict[str, Any], *, field: str, expected: Any) -> dict[str, Any]:
+    """`update`, only while the object's `field` still holds `expected` (as read; None: absent), an
+    optimistic check for a read-modify-write; raises `Conflict` otherwise (or when the object is gone)."""
+    return public(table().update(keys.object_key(ref), changes, expect=((field,), expected)))
 
 
 def partition(ref: Ref) -> list[dict[str, Any]]:
