@@ -13,7 +13,9 @@ import pytest
 CLEAN_SERVICES = (
     "data_source_links",
     "data_sources",
+    "ingest",
     "prompts",
+    "summaries",
     "topics",
 )
 
