@@ -13,8 +13,10 @@ import pytest
 CLEAN_SERVICES = (
     "data_source_links",
     "data_sources",
+    "feedback",
     "ingest",
     "prompts",
+    "suggestions",
     "summaries",
     "topics",
 )
