@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 CLEAN_SERVICES = (
+    "convos",
     "data_source_links",
     "data_sources",
     "feedback",
     "ingest",
     "prompts",
+    "steps",
     "suggestions",
     "summaries",
     "topics",
