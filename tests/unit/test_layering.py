@@ -17,6 +17,7 @@ CLEAN_SERVICES = (
     "feedback",
     "ingest",
     "prompts",
+    "purge",
     "steps",
     "suggestions",
     "summaries",

@@ -11,7 +11,7 @@ from typing import Any
 
 from kallo.store import keys
 from kallo.store.keys import Ref
-from kallo.store.table import table
+from kallo.store.table import Page, table
 
 _INTERNAL = frozenset({"PK", "SK", "GSI1PK", "GSI1SK", "entity", "ttl", "version"})
 
@@ -58,6 +58,16 @@ def partition(ref: Ref) -> list[dict[str, Any]]:
     """Every item of the object's partition (the item itself, its grants, invitations, and what else
     is keyed under `OBJ#<type>#<id>`), as stored, keys included."""
     return table().query_all(keys.object_pk(ref))
+
+
+def partition_page(ref: Ref, start_key: dict[str, Any] | None = None) -> Page:
+    """One page (at most 1 MB) of the object's partition, as stored, keys included."""
+    return table().query(keys.object_pk(ref), start_key=start_key)
+
+
+def delete(ref: Ref) -> None:
+    """Delete the object's item (nothing else of its partition), whether or not it exists."""
+    table().delete(keys.object_key(ref))
 
 
 def exists_check(ref: Ref) -> dict[str, Any]:
