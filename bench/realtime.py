@@ -4,9 +4,9 @@ asks for a reply and measures the time to the first `delta` of the answer and to
 
     python -m bench.realtime [--runs 5] [--max-tokens 24] [--model embedded:smollm2 ...]
 
-Two models by default: the stack's embedded one (`embedded:smollm2`), and `openai:scripted`, a
-loopback OpenAI-compatible endpoint of this benchmark that streams `maxTokens` fixed tokens, one every
-`--scripted-delay` seconds: the reply pipeline's own latency (queue, worker, stores, broadcasts),
+Two models by default: the stack's embedded one (`embedded:smollm2`), and `openai:scripted`, the
+tests' loopback OpenAI-compatible endpoint (tests/support/scripted_endpoint.py) streaming `maxTokens`
+fixed tokens, one every `--scripted-delay` seconds: the reply pipeline's own latency (queue, worker, stores, broadcasts),
 without a model's. (The LLM registry's `scripted` provider registers in-process only, so a stack in
 another process cannot select it; the stack reaches this endpoint through KALLO_OPENAI_BASE_URL.)
 
@@ -22,16 +22,15 @@ import asyncio
 import json
 import statistics
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.support.local_stack import RunningStack, StackFailed, start_stack
+from tests.support.scripted_endpoint import ScriptedEndpoint
 
 SCRIPTED_MODEL = "openai:scripted"
 DEFAULT_MODELS = ["embedded:smollm2", SCRIPTED_MODEL]
@@ -40,39 +39,6 @@ PROMPT = "In one sentence: why is the sky blue?"
 
 class BenchFailed(RuntimeError):
     """The stack answered something else than the flow being measured."""
-
-
-class ScriptedModelServer:
-    """An OpenAI-compatible chat endpoint on loopback that streams `max_tokens` tokens (`"tok "`), one
-    every `delay` seconds, as server-sent events."""
-
-    def __init__(self, delay: float) -> None:
-        class Completions(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                request = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.end_headers()  # HTTP/1.0: the stream ends when the connection closes
-                try:
-                    for _ in range(int(request.get("max_tokens") or 16)):
-                        time.sleep(delay)
-                        chunk = {"choices": [{"index": 0, "delta": {"content": "tok "}}]}
-                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                        self.wfile.flush()
-                    self.wfile.write(b"data: [DONE]\n\n")
-                except (BrokenPipeError, ConnectionResetError):  # the reader stopped (Stop Step)
-                    return
-
-            def log_message(self, format: str, *args: Any) -> None:  # keep the table readable
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Completions)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def create_convo(stack: RunningStack, name: str) -> str:
@@ -185,7 +151,7 @@ def main() -> int:
     )
     arguments = parser.parse_args()
     models = arguments.model or DEFAULT_MODELS
-    scripted = ScriptedModelServer(arguments.scripted_delay)
+    scripted = ScriptedEndpoint(text=None, delay=arguments.scripted_delay)
     try:
         # The measured models must be on the stack's allow-list (I10), or every reply is refused.
         allowed = json.dumps(sorted({*models, *DEFAULT_MODELS}))

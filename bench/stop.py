@@ -31,13 +31,13 @@ from websockets.asyncio.client import ClientConnection
 from bench.realtime import (
     SCRIPTED_MODEL,
     BenchFailed,
-    ScriptedModelServer,
     create_convo,
     new_step,
     next_message,
     open_socket,
 )
 from tests.support.local_stack import RunningStack, StackFailed, start_stack
+from tests.support.scripted_endpoint import ScriptedEndpoint
 
 DEFAULT_MODELS = ["embedded:smollm2", SCRIPTED_MODEL]
 PROMPT = "Write a very long story about a lighthouse keeper and the ships she guides."
@@ -116,7 +116,7 @@ def main() -> int:
     )
     arguments = parser.parse_args()
     models = arguments.model or DEFAULT_MODELS
-    scripted = ScriptedModelServer(arguments.scripted_delay)
+    scripted = ScriptedEndpoint(text=None, delay=arguments.scripted_delay)
     allowed = json.dumps(sorted({*models, "embedded:smollm2"}))
     try:
         with start_stack(KALLO_OPENAI_BASE_URL=scripted.base_url, KALLO_ALLOWED_MODELS=allowed) as stack:

@@ -31,10 +31,10 @@ from bench.realtime import (
     DEFAULT_MODELS,
     PROMPT,
     BenchFailed,
-    ScriptedModelServer,
     measure_reply,
 )
 from tests.support.local_stack import RunningStack, StackFailed, start_stack
+from tests.support.scripted_endpoint import ScriptedEndpoint
 
 
 def _created(response: httpx.Response, what: str) -> dict[str, Any]:
@@ -145,7 +145,7 @@ def main() -> int:
     parser.add_argument("--model", action="append", help=f"model to measure (default: {DEFAULT_MODELS})")
     arguments = parser.parse_args()
     models = arguments.model or DEFAULT_MODELS
-    scripted = ScriptedModelServer(0.02)
+    scripted = ScriptedEndpoint(text=None, delay=0.02)
     rows = []
     try:
         allowed = json.dumps(sorted({*models, *DEFAULT_MODELS}))
