@@ -24,6 +24,8 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,21 @@ PROMPT = "In one sentence: why is the sky blue?"
 
 class BenchFailed(RuntimeError):
     """The stack answered something else than the flow being measured."""
+
+
+@contextmanager
+def scripted_stack(models: Iterable[str], delay: float) -> Iterator[RunningStack]:
+    """A local stack whose `openai:scripted` streams from a scripted endpoint (one token every `delay`
+    seconds) and whose allow-list (I10) holds `models` besides the default ones, or every reply would
+    be refused; the stack stops when the block ends without error."""
+    scripted = ScriptedEndpoint(text=None, delay=delay)
+    allowed = json.dumps(sorted({*models, *DEFAULT_MODELS}))
+    try:
+        with start_stack(KALLO_OPENAI_BASE_URL=scripted.base_url, KALLO_ALLOWED_MODELS=allowed) as stack:
+            yield stack
+            stack.stop()
+    finally:
+        scripted.close()
 
 
 def create_convo(stack: RunningStack, name: str) -> str:
@@ -151,21 +168,15 @@ def main() -> int:
     )
     arguments = parser.parse_args()
     models = arguments.model or DEFAULT_MODELS
-    scripted = ScriptedEndpoint(text=None, delay=arguments.scripted_delay)
     try:
-        # The measured models must be on the stack's allow-list (I10), or every reply is refused.
-        allowed = json.dumps(sorted({*models, *DEFAULT_MODELS}))
-        with start_stack(KALLO_OPENAI_BASE_URL=scripted.base_url, KALLO_ALLOWED_MODELS=allowed) as stack:
+        with scripted_stack(models, arguments.scripted_delay) as stack:
             results = [
                 bench_model(stack, model, arguments.runs, arguments.max_tokens, arguments.timeout)
                 for model in models
             ]
-            stack.stop()
     except (StackFailed, BenchFailed, TimeoutError) as error:
         print(f"bench.realtime: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    finally:
-        scripted.close()
     print(
         f"LLM reply over WebSocket, maxTokens {arguments.max_tokens}, median of {arguments.runs} runs (ms);"
         f" {SCRIPTED_MODEL}: one token every {arguments.scripted_delay * 1000:.0f} ms"
