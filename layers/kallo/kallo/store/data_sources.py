@@ -45,7 +45,7 @@ def link(data_source: Ref, target: Ref, *, grant: dict[str, Any] | None, listed:
     - `grant` (`kallo.store.grants.item`, role `dependent`) is put, unless it is None (linked already).
     Raises `Conflict` when an object is gone or the list changed meanwhile."""
     operations = [
-        _list_write(target, listed) if listed else objects.exists_check(target),
+        _list_write(target, listed) if listed is not None else objects.exists_check(target),
         objects.exists_check(data_source),
     ]
     if grant is not None:
@@ -59,7 +59,7 @@ def unlink(data_source: Ref, target: Ref, *, listed: ListChange | None) -> None:
     list is as read) or else the target's existence check. Raises `Conflict` otherwise."""
     operations: list[dict[str, Any]] = [
         {"delete": keys.grant_key(data_source, target), "exists": True},
-        _list_write(target, listed) if listed else objects.exists_check(target),
+        _list_write(target, listed) if listed is not None else objects.exists_check(target),
     ]
     table().transact(operations)
 
