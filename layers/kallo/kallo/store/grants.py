@@ -120,12 +120,37 @@ def all_of_object(obj: Ref, *, grantee_type: str | None = None) -> list[dict[str
 
 
 def of_grantee(
-    grantee: Ref, *, object_type: str | None = None, limit: int | None = None, start_key: dict | None = None
+    grantee: Ref,
+    *,
+    object_type: str | None = None,
+    limit: int | None = None,
+    start_key: dict | None = None,
+    newest_first: bool = False,
 ) -> Page:
+    """A page of a grantee's grants (pattern 6), by object (descending with `newest_first`: newest first
+    for time-ordered ids), from `start_key` (a page's `last_key`, or `position_of`)."""
     prefix = f"{object_type}#" if object_type else None
     return table().query(
-        keys.grantee_pk(grantee), index="GSI1", prefix=prefix, limit=limit, start_key=start_key
+        keys.grantee_pk(grantee),
+        index="GSI1",
+        prefix=prefix,
+        limit=limit,
+        start_key=start_key,
+        newest_first=newest_first,
     )
+
+
+def position_of(obj: Ref, grantee: Ref) -> dict[str, str]:
+    """Where a grantee's grant on `obj` sits in the grantee's grants (pattern 6), whether or not it
+    exists: the start key of an `of_grantee` page that begins right after it."""
+    return {**keys.grant_key(obj, grantee), **keys.grant_index_keys(obj, grantee)}
+
+
+def of_grantee_after(grantee: Ref, after: Ref, limit: int) -> Page:
+    """Up to `limit` of a grantee's grants (pattern 6), by object, on the objects after `after`
+    (`<type>#<id>` greater than its): every type from there on, so a caller that wants one type stops at
+    the first grant on another."""
+    return table().query(keys.grantee_pk(grantee), index="GSI1", after=str(after), limit=limit)
 
 
 def all_of_grantee(grantee: Ref, *, object_type: str | None = None) -> list[dict[str, Any]]:
