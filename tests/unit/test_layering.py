@@ -11,17 +11,25 @@ from pathlib import Path
 import pytest
 
 CLEAN_SERVICES = (
+    "app_keys",
     "convos",
+    "credentials",
     "data_source_links",
     "data_sources",
+    "end_users",
     "feedback",
+    "grantees",
     "ingest",
+    "invitations",
+    "owned",
     "prompts",
     "purge",
     "steps",
     "suggestions",
     "summaries",
+    "teams",
     "topics",
+    "users",
 )
 
 FORBIDDEN = frozenset({"kallo.store.table", "kallo.store.keys"})
