@@ -121,8 +121,12 @@ def _page_of_grantee(
     """A page of the grantee's grants on convos, by descending convo id (newest first for the
     server's time-ordered ids), and the caller's cursor of the next page."""
     kind = f"convos/{grantee}"
-    page = store.grants_page(
-        grantee, limit=limit, start_key=paging.position(next_token, kind=kind, principal=access.principal)
+    page = grants.of_grantee(
+        grantee,
+        object_type=ObjectType.convo.value,
+        limit=limit,
+        start_key=paging.position(next_token, kind=kind, principal=access.principal),
+        newest_first=True,
     )
     if not paged:
         return page.items, None

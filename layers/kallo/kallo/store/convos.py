@@ -1,29 +1,14 @@
-"""What is written beside a convo item: its owner grant and its creator's, a participant's grant, the
-deletion of the convo with its grants, and the page of a grantee's convos (access pattern 6, newest
-first). Its steps are `kallo.store.steps`."""
+"""What is written beside a convo item: its owner grant and its creator's, a participant's grant, and
+the deletion of the convo with its grants. Its steps are `kallo.store.steps`; a grantee's convos,
+newest first, are `kallo.store.grants.of_grantee`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kallo.store import keys, objects
+from kallo.store import objects
 from kallo.store.keys import Ref
-from kallo.store.table import TRANSACT_LIMIT, Page, table
-
-_INDEX_PREFIX = "convo#"
-
-
-def grants_page(grantee: Ref, *, limit: int, start_key: dict[str, Any] | None) -> Page:
-    """A page of the grantee's grants on convos (GSI1 `GRANTEE#<type>#<id>`, `convo#` prefix), by
-    descending convo id: newest first, the server's ids being time-ordered."""
-    return table().query(
-        keys.grantee_pk(grantee),
-        index="GSI1",
-        prefix=_INDEX_PREFIX,
-        limit=limit,
-        start_key=start_key,
-        newest_first=True,
-    )
+from kallo.store.table import TRANSACT_LIMIT, table
 
 
 def create(

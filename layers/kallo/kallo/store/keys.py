@@ -80,7 +80,7 @@ Access patterns
 | 3  | a grantee's grant on an object               | PK=`OBJ#t#id`, SK=`GRANT#gt#gid`                           | `grants.get` |
 | 4  | an object's structural grants                | PK=`OBJ#t#id`, SK between `GRANT#` and `GRANT#topic#~`     | `grants.structural` |
 | 5  | an object's user grants (e.g. team members)  | PK=`OBJ#t#id`, SK begins_with `GRANT#user#`                | `grants.of_object` |
-| 6  | the objects a grantee holds grants on        | GSI1PK=`GRANTEE#gt#gid`, GSI1SK begins_with `<type>#`      | `grants.of_grantee`, `convos.grants_page` (newest first) |
+| 6  | the objects a grantee holds grants on        | GSI1PK=`GRANTEE#gt#gid`, GSI1SK begins_with `<type>#`      | `grants.of_grantee` |
 | 7  | a user by OIDC identity / verified email / a service account's email | PK=`IDENTITY#iss#sub` / `EMAIL#email` / `LOCALEMAIL#svc#email`, SK=`#UNIQUE`, then (1) | `users.find_by_*` |
 | 8  | an object's invitations                      | PK=`OBJ#t#id`, SK begins_with `INVITE#`                    | `invitations.of_object` |
 | 9  | invitations sent to an email                 | GSI1PK=`INVITEE#email`                                     | `invitations.for_email` |
