@@ -94,7 +94,7 @@ Access patterns
 | 17 | the steps of a group, oldest first           | PK=`OBJ#convo#id`, SK begins_with `GROUP#<groupId>#`, then BatchGetItem of the steps | `steps.group` |
 | 18 | many steps by key                            | BatchGetItem of PK=`OBJ#convo#id`, SK=`STEP#<createdAt>#<stepId>` | `steps.batch_get` |
 | 19 | the steps containing a word, newest first    | GSI1PK=`TERM#<term>` (descending GSI1SK)                   | `search.postings` |
-| 20 | a data source's summary                      | PK=`OBJ#data_source#id`, SK=`#SUMMARY`                     | `summary_key` |
+| 20 | a data source's summary (with its item: SK begins_with `#`) | PK=`OBJ#data_source#id`, SK=`#SUMMARY` | `summaries.get`, `summaries.with_data_source` |
 | 21 | an export by id                              | PK=`EXPORT#<exportId>`, SK=`#META`                         | `export_key` |
 | 22 | a subject's counter in one window (I10)      | PK=`QUOTA#<type>#<id>`, SK=`<counter>#<window start>` (UpdateItem ADD; BatchGetItem to read) | `store.quotas` |
 | 23 | an app key by its hash                       | PK=`APPKEY#hash`, SK=`#META`                               | `app_keys.get` |
@@ -104,6 +104,7 @@ Access patterns
 | 27 | every feedback item of a step                | PK=`FEEDBACK#<stepId>`                                     | `feedback.delete_of_step` |
 | 28 | a user's identifiers-stream connections      | PK=`STREAMS#<userId>`, SK begins_with `CONN#`              | `connections.streams_of` |
 | 29 | a convo's running steps (convoSync)          | PK=`OBJ#convo#id`, SK between `STEP#` and `STEP#~`, filter `status = running`, strongly consistent | `steps.running_of_convo` |
+| 30 | everything in an object's partition (a deletion, the purge) | PK=`OBJ#t#id`                   | `objects.partition`, `objects.partition_page` |
 """
 
 from __future__ import annotations
