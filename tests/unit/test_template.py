@@ -673,3 +673,15 @@ def test_samconfig_has_default_dev_and_prod() -> None:
                 assert int(parameter.get("MinValue", 0)) <= int(value), (env, name, value)
     prod = _overrides(config["prod"]["deploy"]["parameters"])
     assert prod["Monitoring"] == "Enabled" and prod["LogLevel"] == "INFO"
+
+
+def test_the_invitation_mail_cap_is_a_stack_parameter_of_the_function_that_mails() -> None:
+    """I9: the day's cap on a user's invitation emails is `InvitationMailsPerDay`, passed to Add Grantee
+    (the one function that mails invitations), with the settings' default."""
+    from kallo.settings import Settings
+
+    parameter = PARAMETERS["InvitationMailsPerDay"]
+    assert parameter["Type"] == "Number" and int(parameter["MinValue"]) == 0
+    assert int(parameter["Default"]) == Settings.model_fields["invitation_mails_per_day"].default
+    variables = _variables(FUNCTIONS["AddGranteeFunction"]["Properties"])
+    assert variables["KALLO_INVITATION_MAILS_PER_DAY"] == {"Ref": "InvitationMailsPerDay"}

@@ -95,6 +95,9 @@ class Settings(BaseModel):
     # Summaries a user may start, and exports a user may request, in a day.
     summaries_per_day: int = 200
     exports_per_day: int = 20
+    # Invitation emails a user may have sent in a day (I9: outbound mail at a bounded rate); the
+    # `InvitationMailsPerDay` stack parameter.
+    invitation_mails_per_day: int = 50
     version: str = "4.9.1"
 
 
