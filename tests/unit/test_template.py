@@ -651,9 +651,10 @@ def _samconfig() -> dict:
 
 
 def _overrides(deploy: dict) -> dict[str, str]:
+    """`Key=Value` pairs as `sam deploy` reads them: quotes around a value go (`Key=""` is empty)."""
     value = deploy.get("parameter_overrides", [])
     pairs = value if isinstance(value, list) else value.split()
-    return dict(pair.split("=", 1) for pair in pairs)
+    return {key: value.strip("\"'") for key, value in (pair.split("=", 1) for pair in pairs)}
 
 
 def test_samconfig_has_default_dev_and_prod() -> None:
@@ -671,6 +672,8 @@ def test_samconfig_has_default_dev_and_prod() -> None:
                 assert value in [str(v) for v in parameter["AllowedValues"]], (env, name, value)
             if parameter["Type"] == "Number":
                 assert int(parameter.get("MinValue", 0)) <= int(value), (env, name, value)
+            if "AllowedPattern" in parameter:
+                assert re.fullmatch(parameter["AllowedPattern"], value), (env, name, value)
     prod = _overrides(config["prod"]["deploy"]["parameters"])
     assert prod["Monitoring"] == "Enabled" and prod["LogLevel"] == "INFO"
 
@@ -685,3 +688,37 @@ def test_the_invitation_mail_cap_is_a_stack_parameter_of_the_function_that_mails
     assert int(parameter["Default"]) == Settings.model_fields["invitation_mails_per_day"].default
     variables = _variables(FUNCTIONS["AddGranteeFunction"]["Properties"])
     assert variables["KALLO_INVITATION_MAILS_PER_DAY"] == {"Ref": "InvitationMailsPerDay"}
+
+
+def test_invitation_links_follow_the_public_console_url_parameter() -> None:
+    """A deployment behind a custom domain sets `PublicConsoleUrl`: every function that builds console
+    links (`kallo.web.console_url`) gets it as KALLO_CONSOLE_URL, and the ConsoleUrl output says it.
+    Empty (the default) is the REST API's own /console/."""
+    parameter = PARAMETERS["PublicConsoleUrl"]
+    assert parameter["Type"] == "String" and parameter["Default"] == ""
+    pattern = parameter["AllowedPattern"]
+    for good in ("", "https://kallo.example.com/console/", "https://example.com/apps/kallo"):
+        assert re.fullmatch(pattern, good), good
+    for bad in (
+        "http://kallo.example.com/console/",
+        "kallo.example.com",
+        "https://x.example/#/a",
+        "https://a b",
+    ):
+        assert not re.fullmatch(pattern, bad), bad
+    linking = {
+        logical_id
+        for logical_id, resource in FUNCTIONS.items()
+        if logical_id != STREAMING
+        and "console_url(" in _module_path(resource["Properties"]["Handler"]).read_text()
+    }
+    assert "AddGranteeFunction" in linking
+    for logical_id in linking:
+        variables = _variables(FUNCTIONS[logical_id]["Properties"])
+        assert variables["KALLO_CONSOLE_URL"] == {"Ref": "PublicConsoleUrl"}, logical_id
+    assert "KALLO_CONSOLE_URL" not in _variables(TEMPLATE["Globals"]["Function"])
+    output = TEMPLATE["Outputs"]["ConsoleUrl"]["Value"]["Fn::If"]
+    assert output[0] == "OwnConsoleUrl" and output[1] == {"Ref": "PublicConsoleUrl"}
+    assert TEMPLATE["Conditions"]["OwnConsoleUrl"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "PublicConsoleUrl"}, ""]}]
+    }

@@ -3,7 +3,8 @@
 The link is `<console URL>#/invitations?accept=<objectType>:<objectId>`: the console's invitations view,
 which (once the invitee has signed in) accepts with `POST /invitations/accept?objectType=&objectId=`
 (`kallo.services.invitations`, I2: only the owner of the verified address can). The console URL is
-`KALLO_CONSOLE_URL` when set, else the REST API's own `/console/` (`kallo.web.console_url`).
+`KALLO_CONSOLE_URL` (the `PublicConsoleUrl` stack parameter) when set, else the REST API's own
+`/console/` (`kallo.web.console_url`).
 
 What the email says, and why (I9, outbound mail; tenant isolation):
 - the subject is ours alone, naming only the kind of object (`You are invited to a team on Kallo`):
