@@ -29,9 +29,21 @@ CONSOLE = "ConsoleFunction"
 STREAMING = "StreamingFunction"
 
 
-def _module_path(handler: str) -> Path:
+# The package every function gets unless it has a CodeUri of its own (the static sites).
+SHARED_CODE_URI = TEMPLATE["Globals"]["Function"]["CodeUri"]
+
+
+def _code_uri(function: str) -> str:
+    return FUNCTIONS[function]["Properties"].get("CodeUri", SHARED_CODE_URI)
+
+
+def _module_path(handler: str, function: str | None = None) -> Path:
+    """A handler's module file in its function's package (CodeUri): `function`'s, else that of the
+    function whose handler it is, else the shared one."""
+    if function is None:
+        function = next((f for f, r in FUNCTIONS.items() if r["Properties"]["Handler"] == handler), None)
     module, _, _ = handler.rpartition(".")
-    return ROOT / "functions" / (module.replace(".", "/") + ".py")
+    return ROOT / (_code_uri(function) if function else SHARED_CODE_URI) / (module.replace(".", "/") + ".py")
 
 
 def _route_decorators(source: str) -> list[tuple[str, str]]:
@@ -53,7 +65,7 @@ def _route_decorators(source: str) -> list[tuple[str, str]]:
 
 def test_the_streaming_function_starts_the_surfaces_app() -> None:
     properties = FUNCTIONS[STREAMING]["Properties"]
-    script = ROOT / "functions" / properties["Handler"]
+    script = ROOT / _code_uri(STREAMING) / properties["Handler"]
     assert script.stat().st_mode & 0o111, "the Web Adapter runs the handler as a command"
     module, _, attribute = re.search(r"-m uvicorn (\S+)", script.read_text()).group(1).partition(":")
     assert f"{attribute} =" in _module_path(f"{module}.x").read_text()
@@ -66,7 +78,7 @@ def test_the_streaming_function_starts_the_surfaces_app() -> None:
 @pytest.mark.parametrize("logical_id", sorted(set(FUNCTIONS) - {STREAMING}))
 def test_every_function_has_its_handler(logical_id: str) -> None:
     handler = FUNCTIONS[logical_id]["Properties"]["Handler"]
-    path = _module_path(handler)
+    path = _module_path(handler, logical_id)
     assert path.exists(), f"{logical_id}: {path.relative_to(ROOT)} is missing"
     tree = ast.parse(path.read_text())
     names = {
@@ -89,7 +101,7 @@ def test_handler_serves_exactly_its_route(route: template.Route) -> None:
         paths = [r.path for r in (app.routes if route.function == CONSOLE else app.app.routes)]
         assert paths and all(p.startswith(prefix) for p in paths), paths
         return
-    decorators = _route_decorators(_module_path(route.handler).read_text())
+    decorators = _route_decorators(_module_path(route.handler, route.function).read_text())
     if not decorators:
         # A Starlette app of several routes (the API documents): it answers each, a greedy one too.
         app = importlib.import_module(route.handler.rpartition(".")[0]).app
@@ -722,3 +734,24 @@ def test_invitation_links_follow_the_public_console_url_parameter() -> None:
     assert TEMPLATE["Conditions"]["OwnConsoleUrl"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "PublicConsoleUrl"}, ""]}]
     }
+
+
+# The functions that serve static files, each with a package (CodeUri) of its own.
+SITES = {"DocsFunction": "sites/docs/", CONSOLE: "sites/console/"}
+
+
+def test_static_files_ship_only_in_the_package_of_the_function_that_serves_them() -> None:
+    """Swagger UI (about 2 MB) and the console's files are in the DocsFunction's and the
+    ConsoleFunction's packages only: SAM zips a function's whole CodeUri, so in the shared one they
+    would be uploaded with, and unpacked into, every one of the other functions."""
+    for function in FUNCTIONS:
+        assert _code_uri(function) == SITES.get(function, SHARED_CODE_URI), function
+    shared = [p for p in (ROOT / SHARED_CODE_URI).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert not [p for p in shared if p.suffix in (".js", ".css", ".html", ".json")]
+    # The handlers alone: a few hundred small modules at most.
+    assert sum(p.stat().st_size for p in shared) < 512 * 1024
+    for function, code_uri in SITES.items():
+        root = ROOT / code_uri
+        assert _module_path(FUNCTIONS[function]["Properties"]["Handler"], function).is_relative_to(root)
+        others = [ROOT / uri for f, uri in SITES.items() if f != function]
+        assert not any(other.is_relative_to(root) or root.is_relative_to(other) for other in others)

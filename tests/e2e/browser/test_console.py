@@ -1,4 +1,4 @@
-"""The console (functions/console/static) in a real chromium against the local stack: sign-in with an
+"""The console (sites/console/console/static) in a real chromium against the local stack: sign-in with an
 API key and with `#token=`, teams → topic → convo made through the page, an answer streaming in,
 two people in one convo, regen and its alternates, hostile Markdown rendered inert, axe-core, the
 keyboard, and nothing left behind by sign-out. Answers come from the scripted endpoint (conftest)."""
