@@ -234,6 +234,18 @@ def test_a_token_handed_over_with_the_invitation_link_signs_in_and_accepts_it(
     assert dialogs == []
 
 
+def test_a_broken_handed_over_token_leaves_the_address_and_the_route_waits_for_sign_in(
+    stack: RunningStack, browser: Browser
+) -> None:
+    page = browser.new_context().new_page()
+    dialogs = no_dialogs(page)
+    page.goto(f"{console_url(stack.base_url)}#/invitations?accept=team:abc&token=%E0%A4%A")
+    expect(page.locator("#sign-in-error")).to_have_text("This access token is not valid any more.")
+    assert page.url == f"{console_url(stack.base_url)}#/invitations?accept=team:abc"
+    assert page.evaluate("() => sessionStorage.length") == 0
+    assert dialogs == []
+
+
 def test_two_people_in_one_convo_see_each_others_steps_live(stack: RunningStack, browser: Browser) -> None:
     ada, bob = email(), email()
     convo_id = shared_convo(stack, ada, bob)

@@ -51,15 +51,22 @@ const app = {
 // invitation link plus the token, `#/invitations?accept=team:<id>&token=<jwt>`, which opens that route
 // once signed in. Returns {token, route}, or null when the address carries no token.
 function handOver(hash) {
+  const decoded = (value) => {
+    try {
+      return decodeURIComponent(value);
+    } catch (e) {
+      return value; // a broken escape: sign-in then says the token is not valid
+    }
+  };
   const whole = /^#token=([^&]+)/.exec(hash);
-  if (whole) return { token: decodeURIComponent(whole[1]), route: HOME };
+  if (whole) return { token: decoded(whole[1]), route: HOME };
   const at = hash.indexOf("?");
   if (!hash.startsWith("#/") || at < 0) return null;
   const pairs = hash.slice(at + 1).split("&");
   const given = pairs.find((pair) => pair.startsWith("token="));
   if (!given) return null;
   const rest = pairs.filter((pair) => pair && !pair.startsWith("token=")).join("&");
-  return { token: decodeURIComponent(given.slice(6)), route: hash.slice(0, at) + (rest ? `?${rest}` : "") };
+  return { token: decoded(given.slice(6)), route: hash.slice(0, at) + (rest ? `?${rest}` : "") };
 }
 
 // Takes a handed-over token out of the address at once (it must not stay in history or be bookmarked)
