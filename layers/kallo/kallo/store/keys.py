@@ -50,10 +50,13 @@ listed by topic, and the topic's purge deletes its keys. An end user (a `user` v
 requests) is a user created by the key's tenant; its claim makes it one per (topic, tenant, `user`
 value), the value hashed so that any string makes a bounded key. It is never found by email (I1/I2).
 
-A quota counter counts one thing (`requests`, `tokens`, `upload_bytes`, `summaries`, `exports`) for
-one subject (a user, a team, or an OIDC identity without a user: `QUOTA#oidc#<sub>`) in one fixed
-window, whose start (epoch seconds) ends its sort key; it is only ever changed with `ADD`, and its `ttl`
-is the end of its window, so old windows disappear by themselves.
+A quota counter counts one thing (`requests`, `tokens`, `upload_bytes`, `summaries`, `exports`,
+`invitation_mails`) for one subject (a user, a team, or an OIDC identity without a user:
+`QUOTA#oidc#<sub>`) in one fixed window, whose start (epoch seconds) ends its sort key; it is only ever
+changed with `ADD`, and its `ttl` is the end of its window, so old windows disappear by themselves.
+`invitation_mails` is the inviting user's (`QUOTA#user#<id>` / `invitation_mails#<UTC day start>`),
+never the object's nor the invitee's, so neither choosing objects nor another tenant's invitations
+move it (I9).
 
 A step feedback item is one user's rating of one answer (`kallo.store.feedback`); the step's own item
 carries the counts (`feedback {likes, dislikes}`), changed in the same transaction. It is keyed by the
