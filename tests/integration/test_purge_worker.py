@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from workers import purge as worker
 
 from kallo import aws as kallo_aws
+from kallo import jobs
 from kallo.authz.access import Access
 from kallo.clock import now_iso
 from kallo.models.convos import ConvoCreate
@@ -128,7 +129,7 @@ def test_deleting_a_topic_purges_its_convos(aws):
     survivor, survivor_steps = busy_convo(member, guest, 3, topic_id=other_topic.id)
     # Delete Topic (the Topics area): the topic and its owner grant, then a purge job.
     table().transact([{"delete": keys.object_key(topic)}, {"delete": keys.grant_key(topic, team)}])
-    purge.schedule(topic)
+    jobs.send(jobs.PurgeJob.of(topic))
 
     assert run(*queued()) == []
     assert left_of(topic) == []
@@ -149,7 +150,7 @@ def test_an_interrupted_purge_finishes_when_the_job_comes_back(aws, monkeypatch)
     topic = make_object("topic", ref_of(owner))
     ref, made = busy_convo(owner, guest, 3, topic_id=topic.id)
     table().transact([{"delete": keys.object_key(topic)}, {"delete": keys.grant_key(topic, ref_of(owner))}])
-    purge.schedule(topic)
+    jobs.send(jobs.PurgeJob.of(topic))
     (job,) = queued()
 
     real = steps.delete_all_of_convo

@@ -1,13 +1,11 @@
 """Delete Topic: DELETE /topics/{topicId} — the topic and its owner grant in one transaction, then a
 purge job for its convos, grants and links."""
 
-import sys
-import types
 from uuid import uuid4
 
 import pytest
 
-import kallo.services
+from kallo import jobs
 from kallo.authz.access import Access
 from kallo.models.topics import TopicCreate
 from kallo.services import topics
@@ -20,13 +18,17 @@ from tests.support.world import grant, make_object, make_user, ref_of
 
 @pytest.fixture
 def purged(monkeypatch) -> list[Ref]:
-    """The purge jobs sent, caught before they reach the queue (the purge module is another area's)."""
-    scheduled: list[Ref] = []
-    stand_in = types.ModuleType("kallo.services.purge")
-    stand_in.schedule = scheduled.append
-    monkeypatch.setitem(sys.modules, "kallo.services.purge", stand_in)
-    monkeypatch.setattr(kallo.services, "purge", stand_in, raising=False)
-    return scheduled
+    """The purge jobs sent (they still reach the queue)."""
+    sent: list[Ref] = []
+    send = jobs.send
+
+    def recording(job: jobs.Job) -> None:
+        if isinstance(job, jobs.PurgeJob):
+            sent.append(job.ref)
+        send(job)
+
+    monkeypatch.setattr(jobs, "send", recording)
+    return sent
 
 
 def test_owner_deletes_a_topic(aws, aws_calls, purged):
@@ -36,9 +38,9 @@ def test_owner_deletes_a_topic(aws, aws_calls, purged):
     aws_calls.reset()
     result = invoke("topics.delete_topic", alice, path={"topicId": topic_id})
     assert result.status == 204 and result.body == ""
-    # Check (Query + BatchGetItem), the user owner's grant (Query), one transaction.
+    # Check (Query + BatchGetItem), the user owner's grant (Query), one transaction, the purge job.
     assert aws_calls["dynamodb:Query"] == 2 and aws_calls["dynamodb:TransactWriteItems"] == 1
-    assert aws_calls.total == 4
+    assert aws_calls["sqs:SendMessage"] == 1 and aws_calls.total == 5
     assert objects.get(ref) is None and grants.get(ref, ref_of(alice)) is None
     assert purged == [ref]
     again = invoke("topics.delete_topic", alice, path={"topicId": topic_id})
@@ -61,8 +63,8 @@ def test_team_owners_delete_team_topics_admins_and_members_do_not(aws, aws_calls
     assert purged == []
     aws_calls.reset()
     assert invoke("topics.delete_topic", owner, path=path).status == 204
-    # The team's owner grant was read by the check: no extra Query.
-    assert aws_calls.total == 3
+    # The team's owner grant was read by the check: no extra Query (the check, the transaction, the job).
+    assert aws_calls.total == 4
     assert grants.get(Ref("topic", topic_id), team) is None and purged == [Ref("topic", topic_id)]
 
 

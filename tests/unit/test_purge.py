@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from kallo import aws as kallo_aws
+from kallo import jobs
 from kallo.jobs import PurgeJob
 from kallo.services import purge
 from kallo.settings import get_settings
@@ -16,10 +17,10 @@ from kallo.store.table import table
 from tests.support.world import grant, make_object, make_user, ref_of
 
 
-def test_schedule_sends_one_message(aws, aws_calls):
+def test_a_purge_job_is_one_message(aws, aws_calls):
     ref = Ref("topic", str(uuid4()))
     aws_calls.reset()
-    purge.schedule(ref)
+    jobs.send(PurgeJob.of(ref))
     assert aws_calls.total == 1 and aws_calls["sqs:SendMessage"] == 1
     sqs = kallo_aws.client("sqs")
     (message,) = sqs.receive_message(QueueUrl=get_settings().purge_queue_url)["Messages"]

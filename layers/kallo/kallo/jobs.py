@@ -6,7 +6,7 @@ one (`send`) and to read one in a worker (`read`). No service touches boto3 for 
 | `ReplyJob`     | step queue (FIFO, grouped by convo)     | `services.steps` (Add Step, Regen)      | `workers/llm_step.py`    |
 | `SummaryJob`   | data source queue (with S3's events)    | `services.summaries.schedule`           | `workers/data_source.py` |
 | `ExportJob`    | export queue                            | `services.exports.export_data`          | `workers/export.py`      |
-| `PurgeJob`     | purge queue                             | `services.purge.schedule`               | `workers/purge.py`       |
+| `PurgeJob`     | purge queue                             | `services.convos`, `services.topics` (Delete) | `workers/purge.py` |
 | `GreetingJob`  | stream queue                            | `realtime.identifiers.request_greeting` | `workers/streams.py`     |
 
 Malformed messages (one policy, every worker): a body that is not the queue's job (not JSON, a field
@@ -99,6 +99,11 @@ class PurgeJob(BaseModel):
 
     type: ObjectType
     id: Id
+
+    @classmethod
+    def of(cls, ref: Ref) -> PurgeJob:
+        """The purge of a deleted object (sent by the Delete operations of convos and topics)."""
+        return cls(type=ObjectType(ref.type), id=ref.id)
 
     @property
     def ref(self) -> Ref:

@@ -38,7 +38,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from kallo import paging, realtime
+from kallo import jobs, paging, realtime
 from kallo.authz.access import Access, chain_hint, remembers
 from kallo.authz.policy import ObjectType, Permission, Role, permissions_of
 from kallo.clock import now_iso
@@ -46,7 +46,7 @@ from kallo.errors import BadRequest
 from kallo.models.convos import ConvoCreate, ConvoPatch
 from kallo.paging import PAGE_LIMIT, STEP_PAGE_LIMIT
 from kallo.realtime import identifiers as identifier_streams
-from kallo.services import authority, owned, purge
+from kallo.services import authority, owned
 from kallo.store import convos as store
 from kallo.store import grants, objects, steps
 from kallo.store.keys import Ref
@@ -300,7 +300,7 @@ def remove_convo(access: Access, ref: Ref) -> None:
     on_convo.sort(key=lambda g: g["role"] != Role.owner)
     with owned.absent_as_not_found(ref):
         store.delete(ref, [grants.grantee_ref(g) for g in on_convo])
-    purge.schedule(ref)
+    jobs.send(jobs.PurgeJob.of(ref))
     try:
         realtime.farewell(ref.id, heard, "convoDeleted", {"id": ref.id})
     except Exception:  # the purge closes what is left; the deletion stands

@@ -22,18 +22,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from kallo import jobs, realtime
+from kallo import realtime
 from kallo.authz.policy import ObjectType, Role
+from kallo.services import convos
 from kallo.store import app_keys, grants, objects, steps
 from kallo.store import purge as store
 from kallo.store.keys import Ref
 
 logger = Logger(child=True)
-
-
-def schedule(ref: Ref) -> None:
-    """Queue the purge of a deleted object."""
-    jobs.send(jobs.PurgeJob(type=ObjectType(ref.type), id=ref.id))
 
 
 class LiveObject(Exception):
@@ -83,9 +79,6 @@ def _purge(ref: Ref, *, link: dict[str, Any] | None, seen: set[Ref]) -> int:
         store.delete_item(link)
         deleted += 1
         if ref.type == ObjectType.convo:
-            # Imported here: convos imports this module (Delete Convo schedules purges).
-            from kallo.services import convos
-
             convos.announce(ref.id, "deleted", users)
     return deleted
 

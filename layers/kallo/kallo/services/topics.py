@@ -25,6 +25,7 @@ from uuid import uuid4
 
 from pydantic import ValidationError
 
+from kallo import jobs
 from kallo.authz.access import Access
 from kallo.authz.policy import ObjectType, Permission, Role
 from kallo.clock import now_iso
@@ -133,10 +134,7 @@ def delete_topic(access: Access, topic_id: str) -> None:
     )
     with absent_as_not_found(ref):
         objects.delete_with_grants(ref, [owner] if owner is not None else [])
-    # Imported here: of the functions that load this module, only Delete Topic sends purge jobs.
-    from kallo.services import purge
-
-    purge.schedule(ref)
+    jobs.send(jobs.PurgeJob.of(ref))
 
 
 def set_topic_prompt(access: Access, topic_id: str, prompt_id: str) -> None:
