@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import uuid4
 
 import anyio
@@ -28,10 +28,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from local import template
+from local.parts import Stack
 from local.runtime import LocalFunction
-
-if TYPE_CHECKING:
-    from local.stack import Stack
 
 logger = logging.getLogger(__name__)
 

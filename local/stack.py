@@ -26,7 +26,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -46,6 +45,7 @@ from local import (
     template,
     ws_gateway,
 )
+from local.parts import Stack
 from local.pollers import Pollers
 
 logger = logging.getLogger(__name__)
@@ -73,16 +73,6 @@ LOCAL_DEFAULTS = {
 # Secrets the template creates without a value (the operator puts it in after deploying), filled here
 # from a variable of the developer's: logical id → variable.
 LOCAL_SECRETS = {"OpenAIApiKeySecret": "KALLO_OPENAI_API_KEY"}
-
-
-@dataclass(frozen=True)
-class Stack:
-    """What the parts of the local stack share; a route factory builds its routes from it."""
-
-    template: dict[str, Any]
-    resolver: template.Resolver  # its `physical` holds the ids of the resources in the embedded AWS
-    functions: dict[str, runtime.LocalFunction]
-    base_url: str  # where this stack serves HTTP, e.g. http://127.0.0.1:3000
 
 
 # Where the functions' emails link to the console (`kallo.web.console_url`); a developer's value wins.

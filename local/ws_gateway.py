@@ -44,7 +44,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -53,10 +53,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from local import template
 from local.http_gateway import proxy_response, read_body
+from local.parts import Stack
 from local.runtime import LocalFunction
-
-if TYPE_CHECKING:
-    from local.stack import Stack
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from websockets.sync.client import ClientConnection, connect
 from kallo import realtime
 from kallo.settings import get_settings
 from local import runtime, template, ws_gateway
-from local.stack import Stack
+from local.parts import Stack
 from local.ws_gateway import MAX_MESSAGE_BYTES, WebSocketApi, WebSocketGateway
 from tests.support.fakes import importable_module
 
