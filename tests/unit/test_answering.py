@@ -100,6 +100,11 @@ def test_run_yields_what_is_broadcast_as_it_happens_and_ends_after_idle(owner, c
     assert received[-1] == ("convoStatus", {"convoId": convo, "status": "idle"})
     final = [p for t, p in received if t == "convoStepUpdate" and "delta" not in p]
     assert [(f["status"], f["content"]["text"]) for f in final] == [("completed", "Once upon a time")]
+    # The listener hears each message just before it is broadcast: the answer's thread may still be
+    # broadcasting the last one when the consumer has it.
+    deadline = time.monotonic() + 5
+    while len(broadcasts) < len(received) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert received == broadcasts  # the connections heard the same, in the same order
 
 
