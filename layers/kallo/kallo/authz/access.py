@@ -26,6 +26,7 @@ from typing import Any
 from kallo.auth.principal import Principal
 from kallo.authz.policy import (
     MAX_INHERITANCE_DEPTH,
+    ROLE_RANK,
     STRUCTURAL_GRANTEE_TYPES,
     ObjectType,
     Permission,
@@ -145,6 +146,22 @@ class Access:
                 _remember_edges(obj, self._structural[obj])
                 _take_hints(self._structural[obj])
         return self._structural[obj]
+
+    def structural_with_own(self, obj: Ref) -> None:
+        """Read `obj`'s structural grants and the principal's own grant on it in ONE Query
+        (`grants.structural_and_own`), instead of a Query and a BatchGetItem: what `admission` needs
+        from a cold process. Both are this request's reads, kept as `structural_grants` and the
+        principal's grants would be."""
+        user_id = self.principal.user_id
+        if obj in self._structural or obj.type in _NON_INHERITING or self._offline or not user_id:
+            self.structural_grants(obj)
+            return
+        found = grants.structural_and_own(obj, Ref(ObjectType.user.value, user_id))
+        own = [g for g in found if g["granteeType"] == ObjectType.user.value]
+        self._structural[obj] = [g for g in found if g["granteeType"] in STRUCTURAL_GRANTEE_TYPES]
+        _remember_edges(obj, self._structural[obj])
+        _take_hints(self._structural[obj])
+        self._direct[obj] = Role(own[0]["role"]) if own and own[0]["granteeId"] == user_id else None
 
     def _chain(self, obj: Ref) -> list[Ref]:
         """`obj` and every object it inherits from, breadth first, up to the maximum depth."""
@@ -343,6 +360,101 @@ class Access:
             for node, grantees in chain.items()
         }
         return permission in trial.permissions(obj)
+
+    def admission(self, obj: Ref, permission: Permission) -> list[dict[str, Any]] | None:
+        """The conditions under which the principal holds `permission` on `obj`, for a write that
+        needs it to carry as its transaction's checks (`grants.role_check`), instead of reading them:
+        [] when what this Access read already gives it; else, when `obj`'s chain is remembered, the
+        path to the first team the chain reaches (breadth first), each of its grants not read by this
+        Access (edges, and the principal's grant on the team) required to hold a role of at least the
+        least rank that gives the permission; None when there is no such path (the caller then checks
+        with reads).
+
+        Sound: the write happens only if every conditioned grant exists with such a role at that very
+        moment (a transaction's checks), and what was read counts as read, so the verdict rests on
+        grants that stand when the write is made, as `direct`'s does. The roles are found by
+        evaluating the ordinary check offline with each unread grant at that least rank (scope
+        included, which then follows no conditioned edge unless that rank is a scope role); inherited
+        roles only grow with the roles of grants (`lesser`, `greater`) and scope with edges, and the
+        permission must hold for every role ranked above (else None), so any role the condition
+        admits gives at least what the trial found. A stale or wrong edge, a hint naming a team of
+        another tenant, a member removed: a condition fails, nothing is written, and the caller makes
+        the whole check."""
+        if not self.principal.user_id:
+            return None
+        me = Ref(ObjectType.user.value, self.principal.user_id)
+        if self._trial(obj, {}, {}).can(obj, permission):
+            return []
+        holding = [r for r in Role if permission in permissions_of(ObjectType(obj.type), r)]
+        if not holding:
+            return None
+        least = min(holding, key=lambda r: ROLE_RANK[r])
+        at_least = sorted(r.value for r in Role if ROLE_RANK[r] >= ROLE_RANK[least])
+        if any(Role(r) not in holding for r in at_least):
+            return None  # the permission is not monotone in rank on this type: no role condition fits
+        path = _path_to_team(obj, _remembered_chain(obj, complete=True))
+        if path is None:
+            return None
+        team = path[-1][1]
+        edges = [(node, grantee) for node, grantee in path if node not in self._structural]
+        own = None if team in self._direct else least
+        if not self._trial(obj, {edge: least for edge in edges}, {team: own} if own else {}).can(
+            obj, permission
+        ):
+            return None
+        checks = [grants.role_check(node, grantee, at_least) for node, grantee in edges]
+        if own is not None:
+            checks.append(grants.role_check(team, me, at_least))
+        return checks
+
+    def _trial(self, obj: Ref, edges: dict[tuple[Ref, Ref], Role], own: dict[Ref, Role]) -> Access:
+        """An Access that reads nothing: what this one read, plus the `edges` and the principal's `own`
+        grants as supposed (each with the role given); whatever was not read is absent."""
+        trial = Access(self.principal)
+        trial._offline = True
+        trial._structural = {node: list(found) for node, found in self._structural.items()}
+        for (node, grantee), role in edges.items():
+            supposed = {
+                "objectType": node.type,
+                "objectId": node.id,
+                "granteeType": grantee.type,
+                "granteeId": grantee.id,
+                "role": role.value,
+            }
+            trial._structural.setdefault(node, []).append(supposed)
+        trial._direct = {**self._direct, **own}
+        nodes = {
+            obj,
+            *trial._structural,
+            *(grants.grantee_ref(g) for gs in trial._structural.values() for g in gs),
+        }
+        for node in nodes:
+            trial._direct.setdefault(node, None)
+        return trial
+
+
+def _path_to_team(obj: Ref, chain: dict[Ref, tuple[Ref, ...]] | None) -> list[tuple[Ref, Ref]] | None:
+    """The edges from `obj` to the first team its remembered chain reaches, breadth first (None: none)."""
+    if chain is None:
+        return None
+    parent: dict[Ref, Ref] = {}
+    level = [obj]
+    while level:
+        following = []
+        for node in level:
+            for grantee in chain.get(node, ()):
+                if grantee == obj or grantee in parent:
+                    continue
+                parent[grantee] = node
+                if grantee.type == ObjectType.team:
+                    path, child = [], grantee
+                    while child != obj:
+                        path.append((parent[child], child))
+                        child = parent[child]
+                    return path[::-1]
+                following.append(grantee)
+        level = following
+    return None
 
 
 def preload_many(
