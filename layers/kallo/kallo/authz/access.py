@@ -36,8 +36,8 @@ from kallo.authz.policy import (
     permissions_of,
 )
 from kallo.errors import Forbidden, NotFound
-from kallo.store import grants
-from kallo.store.keys import Ref, grant_key
+from kallo.store import grants, objects
+from kallo.store.keys import Ref, grant_key, object_key
 from kallo.store.table import table
 
 # Teams and users are never granted to other objects structurally, so they inherit nothing.
@@ -222,8 +222,15 @@ class Access:
         copy = Access(self.principal)
         copy._structural = dict(self._structural)
         copy._direct = dict(self._direct)
+        copy._objects = dict(self._objects)
         copy.remembered = True
         return copy
+
+    def item(self, ref: Ref) -> dict[str, Any] | None:
+        """The item of `ref` (public fields) as read with this Access's checks (`read`,
+        `preload_many(owner_item=True)`), None when none was. Not a permission: the caller says why the
+        item's age is fine for its use (a remembered Access's items are as old as its grants)."""
+        return self._objects.get(ref)
 
     def refresh(self) -> None:
         """Forget what was read, so the next check reads the grants afresh."""
@@ -463,12 +470,14 @@ def preload_many(
     *,
     structural: dict[Ref, list[dict[str, Any]]] | None = None,
     also: Sequence[dict[str, str]] = (),
+    owner_item: bool = False,
 ) -> list[dict[str, Any]]:
     """Read what checks on one object by many principals need, at the cost of one check: `obj`'s
     chain is walked once (one Query per node that can inherit, but for the nodes `structural` gives)
     and shared by every Access, and all the principals' grants on it come in one BatchGetItem, with
     the items of the keys `also` names, which are returned. (Used by broadcasts, which re-check every
-    connection of a convo, and their credentials.)"""
+    connection of a convo, and their credentials.) `owner_item`: when a topic owns `obj`, its item
+    comes in the same BatchGetItem and every Access keeps it (`Access.item`)."""
     if not accesses:
         return list(table().batch_get(also)) if also else []
     first = accesses[0]
@@ -484,8 +493,15 @@ def preload_many(
         if node not in a._direct
     }
     keys = [grant_key(o, g) for o, g in wanted]
-    read = table().batch_get([*keys, *also]) if keys or also else []
+    owner = grants.owner_of(first._structural.get(obj, [])) if owner_item else None
+    owners = [object_key(owner)] if owner is not None and owner.type == ObjectType.topic else []
+    read = table().batch_get([*keys, *owners, *also]) if keys or owners or also else []
     found = {(grants.object_ref(i), grants.grantee_ref(i)): i for i in read if i.get("entity") == "grant"}
+    if owner is not None and owners:
+        owned = next((i for i in read if i["PK"] == owners[0]["PK"] and i["SK"] == owners[0]["SK"]), None)
+        read = [i for i in read if i is not owned]
+        for access in accesses:
+            access._objects[owner] = objects.public(owned) if owned is not None else None
     for access in accesses:
         me = Ref("user", access.principal.user_id or "")
         for node in chain:
