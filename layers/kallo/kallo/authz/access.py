@@ -83,7 +83,12 @@ def chain_hint(obj: Ref, owner: Ref) -> dict[str, Any]:
     the topic's edges as remembered (read by the owner's check a moment before), else nothing. Written
     by Create a Convo and PUT grantees, read by `_take_hints`."""
     hint = edges_of(owner) if obj.type == ObjectType.convo and owner.type == ObjectType.topic else None
-    return {"chainHint": [f"{r.type}#{r.id}" for r in hint]} if hint else {}
+    return {"chainHint": hint_of(hint)} if hint else {}
+
+
+def hint_of(edges: Sequence[Ref]) -> list[str]:
+    """A `chainHint` value: the grantees of a topic's structural grants, as `type#id`."""
+    return [f"{r.type}#{r.id}" for r in edges]
 
 
 def _take_hints(found: list[dict[str, Any]]) -> None:

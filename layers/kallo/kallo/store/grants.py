@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from kallo.errors import Conflict
 from kallo.store import keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import Page, table
@@ -72,6 +73,16 @@ def structural_and_own(obj: Ref, user: Ref) -> list[dict[str, Any]]:
         between=(keys.structural_grant_range()[0], keys.grant_sk(user)),
         where_any=(("granteeType", "<>", "user"), ("granteeId", "=", user.id)),
     )
+
+
+def set_chain_hint(convo: Ref, topic: Ref, hint: list[str]) -> bool:
+    """Write the `chainHint` of a convo's owner grant to a topic, only while that grant stands (False:
+    it is gone, or is no longer an owner grant). A migration's write (`tools.backfill_chain_hints`)."""
+    try:
+        table().update(keys.grant_key(convo, topic), {"chainHint": hint}, expect=(("role",), "owner"))
+    except Conflict:
+        return False
+    return True
 
 
 def of_object(
