@@ -14,6 +14,13 @@ now (with the role it has now), and roles and scope only grow with edges (`great
 owner and dependent edges), so a stale or missing edge can only lead to a refusal, which then makes the
 whole check. Revocation bounds are unchanged: every grant a verdict rests on is read for it. What such
 a check reads is never kept as an object's structural grants (services read those as complete lists).
+
+Conditions instead of reads (`admission`, `$connect`): from a cold process, one Query reads an object's
+structural grants with the principal's own grant on it (`structural_with_own`); a convo's owner grant
+names its topic's edges (`chainHint`), so the path to the topic's team is known, and the grants on it
+that were not read become conditions of the write the permission allows (a transaction's checks), which
+then happens only if they stand at that moment: the bound is the same as a read's, or tighter. A failed
+condition writes nothing, and the caller makes the whole check.
 """
 
 from __future__ import annotations
