@@ -39,8 +39,8 @@ import websocket
 from locust import HttpUser, between, events, task
 from locust.env import Environment
 
-from bench.realtime import ScriptedModelServer
 from tests.support.local_stack import RunningStack, StackFailed, start_stack
+from tests.support.scripted_endpoint import ScriptedEndpoint
 
 MODEL = "openai:scripted"
 ANSWER_TIMEOUT = 60.0
@@ -257,7 +257,7 @@ def main() -> int:
     SETTINGS["tokens"] = arguments.tokens
     RestUser.fixed_count = 0
     WebSocketUser.fixed_count = arguments.ws_users
-    scripted = ScriptedModelServer(arguments.token_delay)
+    scripted = ScriptedEndpoint(text=None, delay=arguments.token_delay)
     allowed = json.dumps(["embedded:smollm2", MODEL])
     samples: list[tuple[float, float]] = []
     load = os.getloadavg()

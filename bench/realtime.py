@@ -4,9 +4,9 @@ asks for a reply and measures the time to the first `delta` of the answer and to
 
     python -m bench.realtime [--runs 5] [--max-tokens 24] [--model embedded:smollm2 ...]
 
-Two models by default: the stack's embedded one (`embedded:smollm2`), and `openai:scripted`, a
-loopback OpenAI-compatible endpoint of this benchmark that streams `maxTokens` fixed tokens, one every
-`--scripted-delay` seconds: the reply pipeline's own latency (queue, worker, stores, broadcasts),
+Two models by default: the stack's embedded one (`embedded:smollm2`), and `openai:scripted`, the
+tests' loopback OpenAI-compatible endpoint (tests/support/scripted_endpoint.py) streaming `maxTokens`
+fixed tokens, one every `--scripted-delay` seconds: the reply pipeline's own latency (queue, worker, stores, broadcasts),
 without a model's. (The LLM registry's `scripted` provider registers in-process only, so a stack in
 another process cannot select it; the stack reaches this endpoint through KALLO_OPENAI_BASE_URL.)
 
@@ -22,16 +22,17 @@ import asyncio
 import json
 import statistics
 import sys
-import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.support.local_stack import RunningStack, StackFailed, start_stack
+from tests.support.scripted_endpoint import ScriptedEndpoint
 
 SCRIPTED_MODEL = "openai:scripted"
 DEFAULT_MODELS = ["embedded:smollm2", SCRIPTED_MODEL]
@@ -42,37 +43,19 @@ class BenchFailed(RuntimeError):
     """The stack answered something else than the flow being measured."""
 
 
-class ScriptedModelServer:
-    """An OpenAI-compatible chat endpoint on loopback that streams `max_tokens` tokens (`"tok "`), one
-    every `delay` seconds, as server-sent events."""
-
-    def __init__(self, delay: float) -> None:
-        class Completions(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                request = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.end_headers()  # HTTP/1.0: the stream ends when the connection closes
-                try:
-                    for _ in range(int(request.get("max_tokens") or 16)):
-                        time.sleep(delay)
-                        chunk = {"choices": [{"index": 0, "delta": {"content": "tok "}}]}
-                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                        self.wfile.flush()
-                    self.wfile.write(b"data: [DONE]\n\n")
-                except (BrokenPipeError, ConnectionResetError):  # the reader stopped (Stop Step)
-                    return
-
-            def log_message(self, format: str, *args: Any) -> None:  # keep the table readable
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Completions)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+@contextmanager
+def scripted_stack(models: Iterable[str], delay: float) -> Iterator[RunningStack]:
+    """A local stack whose `openai:scripted` streams from a scripted endpoint (one token every `delay`
+    seconds) and whose allow-list (I10) holds `models` besides the default ones, or every reply would
+    be refused; the stack stops when the block ends without error."""
+    scripted = ScriptedEndpoint(text=None, delay=delay)
+    allowed = json.dumps(sorted({*models, *DEFAULT_MODELS}))
+    try:
+        with start_stack(KALLO_OPENAI_BASE_URL=scripted.base_url, KALLO_ALLOWED_MODELS=allowed) as stack:
+            yield stack
+            stack.stop()
+    finally:
+        scripted.close()
 
 
 def create_convo(stack: RunningStack, name: str) -> str:
@@ -185,21 +168,15 @@ def main() -> int:
     )
     arguments = parser.parse_args()
     models = arguments.model or DEFAULT_MODELS
-    scripted = ScriptedModelServer(arguments.scripted_delay)
     try:
-        # The measured models must be on the stack's allow-list (I10), or every reply is refused.
-        allowed = json.dumps(sorted({*models, *DEFAULT_MODELS}))
-        with start_stack(KALLO_OPENAI_BASE_URL=scripted.base_url, KALLO_ALLOWED_MODELS=allowed) as stack:
+        with scripted_stack(models, arguments.scripted_delay) as stack:
             results = [
                 bench_model(stack, model, arguments.runs, arguments.max_tokens, arguments.timeout)
                 for model in models
             ]
-            stack.stop()
     except (StackFailed, BenchFailed, TimeoutError) as error:
         print(f"bench.realtime: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    finally:
-        scripted.close()
     print(
         f"LLM reply over WebSocket, maxTokens {arguments.max_tokens}, median of {arguments.runs} runs (ms);"
         f" {SCRIPTED_MODEL}: one token every {arguments.scripted_delay * 1000:.0f} ms"

@@ -31,13 +31,13 @@ from websockets.asyncio.client import ClientConnection
 from bench.realtime import (
     SCRIPTED_MODEL,
     BenchFailed,
-    ScriptedModelServer,
     create_convo,
     new_step,
     next_message,
     open_socket,
+    scripted_stack,
 )
-from tests.support.local_stack import RunningStack, StackFailed, start_stack
+from tests.support.local_stack import RunningStack, StackFailed
 
 DEFAULT_MODELS = ["embedded:smollm2", SCRIPTED_MODEL]
 PROMPT = "Write a very long story about a lighthouse keeper and the ships she guides."
@@ -116,19 +116,14 @@ def main() -> int:
     )
     arguments = parser.parse_args()
     models = arguments.model or DEFAULT_MODELS
-    scripted = ScriptedModelServer(arguments.scripted_delay)
-    allowed = json.dumps(sorted({*models, "embedded:smollm2"}))
     try:
-        with start_stack(KALLO_OPENAI_BASE_URL=scripted.base_url, KALLO_ALLOWED_MODELS=allowed) as stack:
+        with scripted_stack(models, arguments.scripted_delay) as stack:
             results = {
                 m: bench_model(stack, m, arguments.runs, arguments.via, arguments.timeout) for m in models
             }
-            stack.stop()
     except (StackFailed, BenchFailed, TimeoutError) as error:
         print(f"bench.stop: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    finally:
-        scripted.close()
     print(f"Stop to stopped ({arguments.via}), median and max of {arguments.runs} runs (ms)")
     print(f"{'model':<28} {'median':>8} {'max':>8} {'kept chars':>11}")
     for model, stops in results.items():

@@ -31,10 +31,10 @@ from bench.realtime import (
     DEFAULT_MODELS,
     PROMPT,
     BenchFailed,
-    ScriptedModelServer,
     measure_reply,
+    scripted_stack,
 )
-from tests.support.local_stack import RunningStack, StackFailed, start_stack
+from tests.support.local_stack import RunningStack, StackFailed
 
 
 def _created(response: httpx.Response, what: str) -> dict[str, Any]:
@@ -145,11 +145,9 @@ def main() -> int:
     parser.add_argument("--model", action="append", help=f"model to measure (default: {DEFAULT_MODELS})")
     arguments = parser.parse_args()
     models = arguments.model or DEFAULT_MODELS
-    scripted = ScriptedModelServer(0.02)
     rows = []
     try:
-        allowed = json.dumps(sorted({*models, *DEFAULT_MODELS}))
-        with start_stack(KALLO_OPENAI_BASE_URL=scripted.base_url, KALLO_ALLOWED_MODELS=allowed) as stack:
+        with scripted_stack(models, 0.02) as stack:
             for model in models:
                 timings = bench_model(stack, model, arguments.runs, arguments.max_tokens)
                 ws = statistics.median(timings["websocket"])
@@ -158,12 +156,9 @@ def main() -> int:
                     median = statistics.median(timings[surface])
                     cells.append(f"{median * 1000:>10.0f} {median / ws:>6.2f}x")
                 rows.append(" ".join(cells))
-            stack.stop()
     except (StackFailed, BenchFailed, TimeoutError, httpx.HTTPError) as error:
         print(f"bench.streaming: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    finally:
-        scripted.close()
     print(f"First answer text, median of {arguments.runs} rounds (ms), maxTokens {arguments.max_tokens}")
     print(f"{'model':<20} {'WS delta':>10} {'Dify SSE':>10} {'ratio':>7} {'Gloo SSE':>10} {'ratio':>7}")
     print("\n".join(rows))

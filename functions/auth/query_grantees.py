@@ -13,9 +13,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from kallo.authz.policy import ObjectType
 from kallo.models.auth import GranteeView
 from kallo.models.common import Id
-from kallo.paging import PAGE_LIMIT, PageLimit, PageToken
+from kallo.paging import PAGE_LIMIT, PageLimit
 from kallo.services import grantees
-from kallo.web import caller, create_app, lambda_handler_for, ok
+from kallo.web import NextToken, caller, create_app, lambda_handler_for, ok
 
 app = create_app()
 
@@ -25,7 +25,7 @@ def query_grantees(
     objectType: Annotated[ObjectType, Query()],
     objectId: Annotated[Id, Query()],
     limit: Annotated[PageLimit, Query(description="Page size")] = PAGE_LIMIT,
-    nextToken: Annotated[PageToken | None, Query(description="The previous page's x-next-token")] = None,
+    nextToken: NextToken = None,
 ) -> Response[list[GranteeView]]:
     found, next_token = grantees.query_grantees(
         caller(app), grantees.object_ref(objectType, objectId), limit=limit, next_token=nextToken

@@ -8,9 +8,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from kallo.models.common import DateTime, Id
 from kallo.models.steps import Step
-from kallo.paging import STEP_PAGE_LIMIT, PageToken, StepPageLimit
+from kallo.paging import STEP_PAGE_LIMIT, StepPageLimit
 from kallo.services import convos
-from kallo.web import caller, create_app, lambda_handler_for, ok
+from kallo.web import NextToken, caller, create_app, lambda_handler_for, ok
 
 app = create_app()
 
@@ -22,7 +22,7 @@ def query_convo_steps(
         DateTime | None, Query(description="RFC 3339: only the steps created after this time")
     ] = None,
     limit: Annotated[StepPageLimit, Query(description="Page size (1..500)")] = STEP_PAGE_LIMIT,
-    nextToken: Annotated[PageToken | None, Query(description="The previous page's x-next-token")] = None,
+    nextToken: NextToken = None,
 ) -> Response[list[Step]]:
     found, next_token = convos.query_convo_steps(
         caller(app), convoId, after=after, limit=limit, next_token=nextToken

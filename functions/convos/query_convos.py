@@ -12,9 +12,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from kallo.models.common import Id
 from kallo.models.convos import Convo, Flag
-from kallo.paging import PAGE_LIMIT, PageLimit, PageToken
+from kallo.paging import PAGE_LIMIT, PageLimit
 from kallo.services import convos
-from kallo.web import caller, create_app, lambda_handler_for, ok
+from kallo.web import NextToken, caller, create_app, lambda_handler_for, ok
 
 app = create_app()
 
@@ -29,7 +29,7 @@ def query_convos(
         Flag | None, Query(description="Any non-empty value adds each convo's latestStep")
     ] = None,
     limit: Annotated[PageLimit, Query(description="Page size")] = PAGE_LIMIT,
-    nextToken: Annotated[PageToken | None, Query(description="The previous page's x-next-token")] = None,
+    nextToken: NextToken = None,
 ) -> Response[list[Convo]]:
     found, next_token = convos.query_convos(
         caller(app),

@@ -13,9 +13,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from kallo.models.common import Id
 from kallo.models.data_sources import DataSource, DataSourceIds
-from kallo.paging import PAGE_LIMIT, PageLimit, PageToken
+from kallo.paging import PAGE_LIMIT, PageLimit
 from kallo.services import data_sources
-from kallo.web import caller, create_app, lambda_handler_for, ok
+from kallo.web import NextToken, caller, create_app, lambda_handler_for, ok
 
 app = create_app()
 
@@ -34,7 +34,7 @@ def query_data_sources(
     limit: Annotated[
         PageLimit, Query(description="Page size, without dataSourceIds / convoId / topicId")
     ] = PAGE_LIMIT,
-    nextToken: Annotated[PageToken | None, Query(description="The previous page's x-next-token")] = None,
+    nextToken: NextToken = None,
 ) -> Response[list[DataSource]]:
     found, next_token = data_sources.query_data_sources(
         caller(app),

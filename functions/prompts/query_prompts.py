@@ -11,9 +11,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from kallo.models.common import Id
 from kallo.models.prompts import Prompt
-from kallo.paging import PAGE_LIMIT, PageLimit, PageToken
+from kallo.paging import PAGE_LIMIT, PageLimit
 from kallo.services import prompts
-from kallo.web import caller, create_app, lambda_handler_for, ok
+from kallo.web import NextToken, caller, create_app, lambda_handler_for, ok
 
 app = create_app()
 
@@ -23,7 +23,7 @@ def query_prompts(
     topicId: Annotated[Id | None, Query(description="The topic whose prompt to return")] = None,
     userId: Annotated[Id | None, Query(description="Whose prompts (default: the caller)")] = None,
     limit: Annotated[PageLimit, Query(description="Page size, without topicId")] = PAGE_LIMIT,
-    nextToken: Annotated[PageToken | None, Query(description="The previous page's x-next-token")] = None,
+    nextToken: NextToken = None,
 ) -> Response[list[Prompt]]:
     found, next_token = prompts.query_prompts(
         caller(app), topic_id=topicId, user_id=userId, limit=limit, next_token=nextToken

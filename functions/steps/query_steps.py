@@ -8,9 +8,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from kallo.models.steps import Step
 from kallo.models.ws import SearchTerm
-from kallo.paging import PageLimit, PageToken
+from kallo.paging import PageLimit
 from kallo.services import search
-from kallo.web import caller, create_app, lambda_handler_for, ok
+from kallo.web import NextToken, caller, create_app, lambda_handler_for, ok
 
 app = create_app()
 SEARCH_PAGE_LIMIT = 20
@@ -22,7 +22,7 @@ def query_steps(
         SearchTerm, Query(description="Words the steps must all contain (case-insensitive)")
     ],
     limit: Annotated[PageLimit, Query(description="Page size (1..100)")] = SEARCH_PAGE_LIMIT,
-    nextToken: Annotated[PageToken | None, Query(description="The previous page's x-next-token")] = None,
+    nextToken: NextToken = None,
 ) -> Response[list[Step]]:
     found, next_token = search.query_steps(caller(app), searchTerm, limit=limit, next_token=nextToken)
     return ok(found, next_token=next_token)

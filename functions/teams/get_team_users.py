@@ -8,9 +8,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from kallo.models.common import Id
 from kallo.models.teams import TeamUser
-from kallo.paging import PAGE_LIMIT, PageLimit, PageToken
+from kallo.paging import PAGE_LIMIT, PageLimit
 from kallo.services import teams
-from kallo.web import caller, create_app, lambda_handler_for, ok
+from kallo.web import NextToken, caller, create_app, lambda_handler_for, ok
 
 app = create_app()
 
@@ -19,7 +19,7 @@ app = create_app()
 def get_team_users(
     teamId: Annotated[Id, Path()],
     limit: Annotated[PageLimit, Query(description="Page size")] = PAGE_LIMIT,
-    nextToken: Annotated[PageToken | None, Query(description="The previous page's x-next-token")] = None,
+    nextToken: NextToken = None,
 ) -> Response[list[TeamUser]]:
     found, next_token = teams.get_team_users(caller(app), teamId, limit=limit, next_token=nextToken)
     return ok(found, next_token=next_token)

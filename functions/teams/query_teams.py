@@ -8,9 +8,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from kallo.models.common import Id
 from kallo.models.teams import Team
-from kallo.paging import PAGE_LIMIT, PageLimit, PageToken
+from kallo.paging import PAGE_LIMIT, PageLimit
 from kallo.services import teams
-from kallo.web import caller, create_app, lambda_handler_for, ok
+from kallo.web import NextToken, caller, create_app, lambda_handler_for, ok
 
 app = create_app()
 
@@ -21,7 +21,7 @@ def query_teams(
         Id | None, Query(description="The user whose teams are listed (default: the caller)")
     ] = None,
     limit: Annotated[PageLimit, Query(description="Page size")] = PAGE_LIMIT,
-    nextToken: Annotated[PageToken | None, Query(description="The previous page's x-next-token")] = None,
+    nextToken: NextToken = None,
 ) -> Response[list[Team]]:
     found, next_token = teams.query_teams(caller(app), userId, limit=limit, next_token=nextToken)
     return ok(found, next_token=next_token)

@@ -10,9 +10,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from kallo.models.topics import Topic, TopicIds
-from kallo.paging import PAGE_LIMIT, PageLimit, PageToken
+from kallo.paging import PAGE_LIMIT, PageLimit
 from kallo.services import topics
-from kallo.web import caller, create_app, lambda_handler_for, ok
+from kallo.web import NextToken, caller, create_app, lambda_handler_for, ok
 
 app = create_app()
 
@@ -24,7 +24,7 @@ def query_topics(
         Query(description="Comma-separated topic ids (at most 100); unknown or hidden ones are left out"),
     ] = None,
     limit: Annotated[PageLimit, Query(description="Page size, without topicIds")] = PAGE_LIMIT,
-    nextToken: Annotated[PageToken | None, Query(description="The previous page's x-next-token")] = None,
+    nextToken: NextToken = None,
 ) -> Response[list[Topic]]:
     found, next_token = topics.query_topics(caller(app), topicIds, limit=limit, next_token=nextToken)
     return ok(found, next_token=next_token)

@@ -8,9 +8,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from kallo.models.common import Id
 from kallo.models.users import User
-from kallo.paging import PAGE_LIMIT, PageLimit, PageToken
+from kallo.paging import PAGE_LIMIT, PageLimit
 from kallo.services import users
-from kallo.web import caller, create_app, lambda_handler_for, ok
+from kallo.web import NextToken, caller, create_app, lambda_handler_for, ok
 
 app = create_app()
 
@@ -19,7 +19,7 @@ app = create_app()
 def get_related_users(
     userId: Annotated[Id, Path(description="The ID of the user")],
     limit: Annotated[PageLimit, Query(description="Page size")] = PAGE_LIMIT,
-    nextToken: Annotated[PageToken | None, Query(description="The previous page's x-next-token")] = None,
+    nextToken: NextToken = None,
 ) -> Response[list[User]]:
     found, next_token = users.related_users(caller(app), userId, limit=limit, next_token=nextToken)
     return ok([User.model_validate(u) for u in found], next_token=next_token)

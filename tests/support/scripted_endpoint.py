@@ -2,7 +2,9 @@
 loopback (`POST /v1/chat/completions`, streamed as server-sent events) that writes a fixed Markdown
 answer word by word, `delay` seconds apart, then its `usage`. Each answer is numbered ("Answer 3: ..."),
 so a regenerated answer differs from the one it replaces; a question saying "slowly" is answered
-slowly (SLOW_DELAY a word), to be stopped. The registry's `scripted` provider plugs
+slowly (SLOW_DELAY a word), to be stopped. With `text=None` (the benchmarks) the answer is the word
+"tok" as many times as the request's `max_tokens` asks, so a run chooses its answer's length. The
+registry's `scripted` provider plugs
 into this process only; a stack started with `stack_environment(endpoint)` answers `openai:scripted`
 (its default model) from here, in about a second, with no model to load.
 """
@@ -28,16 +30,20 @@ ANSWER = (
 
 
 class ScriptedEndpoint:
-    def __init__(self, text: str = ANSWER, delay: float = 0.04) -> None:
+    def __init__(self, text: str | None = ANSWER, delay: float = 0.04) -> None:
         counter = itertools.count(1)
 
         class Completions(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 request = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
-                words = f"Answer {next(counter)}: {text}".split(" ")
+                asked = request.get("max_tokens")
+                if text is None:
+                    words = ["tok"] * int(asked or 16)
+                else:
+                    words = f"Answer {next(counter)}: {text}".split(" ")
                 last = (request.get("messages") or [{}])[-1].get("content")
                 pause = SLOW_DELAY if isinstance(last, str) and SLOW_WORD in last else delay
-                limit = int(request.get("max_tokens") or len(words))
+                limit = int(asked or len(words))
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.end_headers()  # HTTP/1.0: the stream ends when the connection closes

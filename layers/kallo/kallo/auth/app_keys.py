@@ -16,12 +16,11 @@ topic, which must still exist) + 1 UpdateItem when `lastUsedAt` is a minute old.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from kallo.auth import api_keys
 from kallo.clock import iso
 from kallo.errors import Unauthorized
 from kallo.settings import get_settings
@@ -47,15 +46,14 @@ class AppKey:
 
 
 def generate() -> str:
-    return PREFIX + secrets.token_urlsafe(32)
+    return api_keys.generate(PREFIX)
 
 
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+hash_key = api_keys.hash_key
 
 
 def looks_valid(key: str) -> bool:
-    return key.startswith(PREFIX) and 16 <= len(key) <= 128
+    return api_keys.looks_valid(key, PREFIX)
 
 
 def shown_prefix(key: str) -> str:

@@ -91,6 +91,18 @@ def _manage(*roles: str) -> tuple[str, ...]:
 _VIEW = ("can_view",)
 _CHAT = ("can_view", "can_chat")
 
+# Data sources and prompts: objects that other objects link to (a topic's or convo's `dependent` grant).
+_LINKABLE: dict[Role, frozenset[Permission]] = {
+    Role.owner: _perms(
+        *_VIEW, "can_edit", "can_delete", *_manage("owner", "admin", "member", "viewer", "dependent")
+    ),
+    # `member` is for teams (ALLOWED_GRANTS): their users may view and link the object.
+    Role.admin: _perms(*_VIEW, "can_edit", *_manage("admin", "member", "viewer", "dependent")),
+    Role.member: _perms(*_VIEW, "can_add_dependent"),
+    Role.viewer: _perms(*_VIEW),
+    Role.dependent: _perms(*_VIEW),
+}
+
 PERMISSIONS: dict[ObjectType, dict[Role, frozenset[Permission]]] = {
     ObjectType.team: {
         Role.owner: _perms(*_CHAT, "can_edit", "can_delete", *_manage("owner", "admin", "member", "viewer")),
@@ -136,26 +148,8 @@ PERMISSIONS: dict[ObjectType, dict[Role, frozenset[Permission]]] = {
         Role.participant: _perms(*_CHAT),
         Role.viewer: _perms(*_VIEW),
     },
-    ObjectType.data_source: {
-        Role.owner: _perms(
-            *_VIEW, "can_edit", "can_delete", *_manage("owner", "admin", "member", "viewer", "dependent")
-        ),
-        # `member` is for teams (ALLOWED_GRANTS): their users may view and link the object.
-        Role.admin: _perms(*_VIEW, "can_edit", *_manage("admin", "member", "viewer", "dependent")),
-        Role.member: _perms(*_VIEW, "can_add_dependent"),
-        Role.viewer: _perms(*_VIEW),
-        Role.dependent: _perms(*_VIEW),
-    },
-    ObjectType.prompt: {
-        Role.owner: _perms(
-            *_VIEW, "can_edit", "can_delete", *_manage("owner", "admin", "member", "viewer", "dependent")
-        ),
-        # `member` is for teams (ALLOWED_GRANTS): their users may view and link the object.
-        Role.admin: _perms(*_VIEW, "can_edit", *_manage("admin", "member", "viewer", "dependent")),
-        Role.member: _perms(*_VIEW, "can_add_dependent"),
-        Role.viewer: _perms(*_VIEW),
-        Role.dependent: _perms(*_VIEW),
-    },
+    ObjectType.data_source: _LINKABLE,
+    ObjectType.prompt: _LINKABLE,
     ObjectType.user: {
         # A user owns their own user object; a service account that created a user is its admin.
         # These are permissions on the object (its grantees) only: acting for the user, its profile

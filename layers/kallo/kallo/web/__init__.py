@@ -15,21 +15,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from kallo import json_input, quotas
 from kallo.auth.principal import Principal
 from kallo.authz.access import Access
 from kallo.errors import DomainError, Forbidden, TooManyRequests, Unauthorized
+from kallo.paging import PageToken
 from kallo.settings import get_settings
 
 logger = Logger()
 JSON = "application/json"
+
+# The `nextToken` query parameter of every paged list (`nextToken: NextToken = None`).
+NextToken = Annotated[PageToken | None, Query(description="The previous page's x-next-token")]
 
 
 def error_response(
