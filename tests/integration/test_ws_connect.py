@@ -217,7 +217,7 @@ def test_someone_on_the_topic_but_not_in_its_team_gets_the_whole_check(svc, aws_
     assert stored("p1=")
 
 
-def test_a_team_scoped_token_is_checked_on_its_scope_from_a_cold_process(svc):
+def test_a_team_scoped_token_is_checked_on_its_scope_from_a_cold_process(svc, aws_calls):
     """I3 (scope): a token scoped to the member's team reaches the team's topic's convo; one scoped to
     another team of theirs does not, though the write's conditions (the team path) would hold."""
     account, _ = svc
@@ -236,6 +236,23 @@ def test_a_team_scoped_token_is_checked_on_its_scope_from_a_cold_process(svc):
         assert connect("s2=", {"Authorization": f"Bearer {scoped}"}, {"convoId": convo.id}) == {
             "statusCode": 200
         }
+    access.forget_edges()
+    aws_calls.reset()
+    assert connect("s3=", {"Authorization": f"Bearer {scoped}"}, {"convoId": convo.id}) == {"statusCode": 200}
+    # The scope needs the topic's grant to the team to be an owner grant: a condition of the write.
+    assert dict(aws_calls.calls) == {"dynamodb:Query": 1, "dynamodb:TransactWriteItems": 1}
+    # ATTACK (I3): a topic merely shared with the team (its grant to the team a member's, not an owner's)
+    # is not the team's: the write's condition fails, and the whole check refuses the team's token.
+    sharer = make_user(admin=account)
+    shared = make_object("topic", ref_of(sharer))
+    grant(shared, team, "member")
+    convo_of_shared = convos.create_convo(Access(sharer), ConvoCreate(), topic_id=shared.id)
+    # Unscoped, the member views it through the team (so the refusal below is the scope's).
+    assert connect("s5=", {"x-api-key": svc[1]}, {"convoId": convo_of_shared["id"]}) == {"statusCode": 200}
+    access.forget_edges()
+    answer = connect("s4=", {"Authorization": f"Bearer {scoped}"}, {"convoId": convo_of_shared["id"]})
+    refused(answer, 404, "not_found")
+    assert not stored("s4=")
 
 
 def test_a_narrow_token_is_checked_on_its_scope_not_only_on_its_grant(svc):

@@ -68,14 +68,19 @@ def test_no_plan_without_a_hint_a_team_or_a_user(aws):
     assert cold(member, mine).admission(mine, Permission.can_view) is None  # a user's convo: no team
 
 
-def test_a_scope_that_needs_the_supposed_edge_gets_no_plan(aws):
+def test_a_scope_that_follows_the_supposed_edge_needs_it_to_be_an_owner_grant(aws):
     """I3: a team-scoped token reaches the topic's convo only through the topic's owner grant to the
-    team, which the plan would suppose with a viewing role: no plan, the whole check decides."""
+    team: the plan requires that grant to be an owner grant; a token scoped to another team gets none."""
     from kallo.auth.principal import Principal
 
     owner, member = make_user(), make_user()
-    team = make_object("team", ref_of(owner))
+    team, other = make_object("team", ref_of(owner)), make_object("team", ref_of(member))
     topic = make_object("topic", team)
     convo = Ref("convo", convos.create_convo(Access(owner), ConvoCreate(), topic_id=topic.id)["id"])
     scoped = Principal(user_id=member.user_id, scheme="access_token", scope=(Ref("team", team.id),))
-    assert cold(scoped, convo).admission(convo, Permission.can_view) is None
+    assert cold(scoped, convo).admission(convo, Permission.can_view) == [
+        {"check": keys.grant_key(topic, team), "exists": True, "one_of": ("role", ["owner"])},
+        {"check": keys.grant_key(team, ref_of(member)), "exists": True, "one_of": ("role", VIEWING)},
+    ]
+    elsewhere = Principal(user_id=member.user_id, scheme="access_token", scope=(Ref("team", other.id),))
+    assert cold(elsewhere, convo).admission(convo, Permission.can_view) is None

@@ -25,6 +25,7 @@ condition writes nothing, and the caller makes the whole check.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Sequence
@@ -393,10 +394,11 @@ class Access:
         moment (a transaction's checks), and what was read counts as read, so the verdict rests on
         grants that stand when the write is made, as `direct`'s does. The roles are found by
         evaluating the ordinary check offline with each unread grant at that least rank (scope
-        included, which then follows no conditioned edge unless that rank is a scope role); inherited
-        roles only grow with the roles of grants (`lesser`, `greater`) and scope with edges, and the
-        permission must hold for every role ranked above (else None), so any role the condition
-        admits gives at least what the trial found. A stale or wrong edge, a hint naming a team of
+        included, which follows only owner and dependent edges: when the scope needs it, an edge is
+        supposed, and required, to be an owner grant); inherited roles only grow with the roles of
+        grants (`lesser`, `greater`) and scope with edges, and the permission must hold for every
+        role ranked above (else None), so any role the condition admits gives at least what the
+        trial found. A stale or wrong edge, a hint naming a team of
         another tenant, a member removed: a condition fails, nothing is written, and the caller makes
         the whole check."""
         if not self.principal.user_id:
@@ -417,14 +419,23 @@ class Access:
         team = path[-1][1]
         edges = [(node, grantee) for node, grantee in path if node not in self._structural]
         own = None if team in self._direct else least
-        if not self._trial(obj, {edge: least for edge in edges}, {team: own} if own else {}).can(
-            obj, permission
-        ):
-            return None
-        checks = [grants.role_check(node, grantee, at_least) for node, grantee in edges]
-        if own is not None:
-            checks.append(grants.role_check(team, me, at_least))
-        return checks
+        # An edge supposed at the least rank is followed by no scope: a token scoped to the team needs
+        # the edges to be owner grants (as a team's topic's is), so those are tried next, fewest first.
+        for owners in range(len(edges) + 1):
+            for owned in itertools.combinations(edges, owners):
+                supposed = {edge: Role.owner if edge in owned else least for edge in edges}
+                trial = self._trial(obj, supposed, {team: own} if own else {})
+                if trial.can(obj, permission):
+                    checks = [
+                        grants.role_check(
+                            node, grantee, [Role.owner.value] if (node, grantee) in owned else at_least
+                        )
+                        for node, grantee in edges
+                    ]
+                    return checks + ([grants.role_check(team, me, at_least)] if own is not None else [])
+            if least == Role.owner:
+                break
+        return None
 
     def _trial(self, obj: Ref, edges: dict[tuple[Ref, Ref], Role], own: dict[Ref, Role]) -> Access:
         """An Access that reads nothing: what this one read, plus the `edges` and the principal's `own`

@@ -264,10 +264,10 @@ def connect(event: Event) -> Response:
     checked the convo's chain (a credential used in the last minute). More when a condition fails (a
     team left, a topic moved, a hint stale: the whole check, 1 Query more per object of the chain that
     can inherit + 1 BatchGetItem, then the write again; a refusal adds no write), and for a topic's
-    convo whose owner grant has no hint, or a token scoped to the topic's team (its scope follows only
-    owner grants, which the conditions do not require): the whole check, 4; a caller who is on the
-    topic but not in the first team its hint names: 5 (a write refused, then the rest of the whole
-    check and the write)."""
+    convo whose owner grant has no hint (the whole check: 4), or a caller who is on the topic but not
+    in the first team its hint names (5: a write refused, then the rest of the whole check and the
+    write). A token scoped to the team costs 2 too: its scope follows the topic's grant to the team,
+    which the write then requires to be an owner grant."""
     # Only $connect verifies credentials: the message routes need not pay for importing pyjwt.
     from kallo.auth import api_keys
     from kallo.auth.authenticate import authenticate, credential_from
