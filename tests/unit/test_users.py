@@ -14,7 +14,6 @@ from kallo.models.common import Grantee
 from kallo.models.users import FirebaseId, User, UserUpdate
 from kallo.services import authority
 from kallo.services import grantees as grantee_service
-from kallo.services import invitations as invitation_service
 from kallo.services import users as service
 from kallo.store import grants, invitations, users
 from kallo.store.keys import Ref
@@ -297,7 +296,7 @@ def test_invitations_become_grants_when_the_user_registers(aws):
 
 def test_many_invitations_are_accepted_in_chunks(aws, aws_calls, monkeypatch):
     # Two operations per invitation: with transactions of at most 4 operations, 5 invitations take 3.
-    monkeypatch.setattr(invitation_service, "TRANSACT_LIMIT", 4)
+    monkeypatch.setattr(invitations, "TRANSACT_LIMIT", 4)
     teams = [Ref("team", str(uuid4())) for _ in range(5)]
     for team in teams:
         invite(team, "busy@example.com")

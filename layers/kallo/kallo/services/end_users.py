@@ -1,7 +1,7 @@
 """End users of an app key: who the `user` field of a compatibility surface's request names.
 
 An app key stands for one topic. Its first request naming a new `user` value makes a Kallo user for it,
-one per (topic, tenant, `user` value) (its claim, `keys.end_user_key`, keeps it unique, the value
+one per (topic, tenant, `user` value) (its claim, `users.create_end_user`, keeps it unique, the value
 hashed); later requests find it again. Through the key, an end user sees and changes only the
 conversations it started in the key's topic: any other convo id, whether another end user's, another
 topic's, a convo of the topic started over REST, or a missing one, answers the same 404.
@@ -55,9 +55,8 @@ from kallo.models.common import Name
 from kallo.models.convos import ConvoPatch
 from kallo.paging import PAGE_LIMIT
 from kallo.services import convos, owned
-from kallo.store import grants, keys, objects, steps, users
+from kallo.store import grants, objects, steps, users
 from kallo.store.keys import Ref
-from kallo.store.table import table
 
 _user_value = TypeAdapter(Name)
 # The `user` values of the end users an app key has of its own (`key_end_user`): no request may name one,
@@ -107,7 +106,6 @@ def key_end_user(app_key: AppKey) -> EndUser:
 def _resolve(app_key: AppKey, user: str) -> EndUser:
     value = _valid_user(user)
     user_hash = hashlib.sha256(value.encode()).hexdigest()
-    claim = keys.end_user_key(app_key.topic_id, app_key.tenant_id, user_hash)
     found = users.find_end_user(app_key.topic_id, app_key.tenant_id, user_hash)
     if found:
         return _end_user(app_key, found)
@@ -119,7 +117,9 @@ def _resolve(app_key: AppKey, user: str) -> EndUser:
         "createdAt": now_iso(),
     }
     try:
-        users.create(item, created_by=app_key.tenant_id, claims=[claim])
+        users.create_end_user(
+            item, tenant_id=app_key.tenant_id, topic_id=app_key.topic_id, user_hash=user_hash
+        )
     except Conflict:
         # Two first requests of the same end user at once: the other one made it.
         raced = users.find_end_user(app_key.topic_id, app_key.tenant_id, user_hash)
@@ -178,12 +178,10 @@ def list_convos(
     if after is not None:
         if not _is_id(after):
             raise Unprocessable("last_id: not a conversation id", code="validation_error")
-        position = _convo(after.lower())
-        start = {**keys.grant_key(position, me), **keys.grant_index_keys(position, me)}
-    page = table().query(
-        keys.grantee_pk(me),
-        index="GSI1",
-        prefix=f"{ObjectType.convo.value}#",
+        start = grants.position_of(_convo(after.lower()), me)
+    page = grants.of_grantee(
+        me,
+        object_type=ObjectType.convo.value,
         limit=min(limit, PAGE_LIMIT) + 1,
         start_key=start,
         newest_first=True,

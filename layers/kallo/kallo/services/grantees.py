@@ -63,9 +63,8 @@ from kallo.paging import PAGE_LIMIT
 from kallo.services import authority, invitation_mail
 from kallo.services.owned import absent_as_not_found, require_can_own
 from kallo.settings import get_settings
-from kallo.store import grants, invitations, keys
+from kallo.store import grants, invitations
 from kallo.store.keys import Ref
-from kallo.store.table import TRANSACT_LIMIT, table
 
 # Where the links that `dependent` grants stand for are made, by the type of the linked object.
 _LINK_ENDPOINTS = {
@@ -147,26 +146,26 @@ def _needs(held: frozenset[Permission], permission: Permission | None, obj: Ref)
 
 
 def _read_grantees(
-    access: Access, grantees: list[Ref], *extra: dict[str, str]
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """In one BatchGetItem: the grantees' items, the caller's grants on team grantees, the caller's own
-    user item when a user grantee's tenant is to be checked (`authority.caller_keys`), and `extra`
-    items; keyed by (PK, SK)."""
+    access: Access, grantees: list[Ref], *extra: tuple[Ref, Ref]
+) -> tuple[dict[tuple[Ref, Ref], dict[str, Any]], dict[Ref, dict[str, Any]]]:
+    """In one BatchGetItem (none when there is nothing to read): the grantees' items, the caller's
+    grants on team grantees, the caller's own user item when a user grantee's tenant is to be checked
+    (`authority.caller_keys`), and the `extra` (object, grantee) grants; as the grants found by
+    (object, grantee) and the objects found by ref."""
     me = _me(access)
-    wanted = [keys.object_key(g) for g in grantees]
-    wanted += [keys.grant_key(g, me) for g in grantees if g.type == GranteeType.team]
+    pairs = [(g, me) for g in grantees if g.type == GranteeType.team]
+    refs = list(grantees)
     if any(g.type == GranteeType.user for g in grantees):
-        wanted += [keys.object_key(r) for r in authority.caller_keys(access)]
-    wanted += extra
-    found = table().batch_get(wanted) if wanted else []
-    return {(i["PK"], i["SK"]): i for i in found}
+        refs += authority.caller_keys(access)
+    return grants.batch_get_with_objects([*pairs, *extra], refs)
 
 
-def _at(found: dict[tuple[str, str], dict[str, Any]], key: dict[str, str]) -> dict[str, Any] | None:
-    return found.get((key["PK"], key["SK"]))
-
-
-def _require_grantees(access: Access, grantees: Iterable[Ref], found: dict[tuple[str, str], Any]) -> None:
+def _require_grantees(
+    access: Access,
+    grantees: Iterable[Ref],
+    granted: dict[tuple[Ref, Ref], dict[str, Any]],
+    items: dict[Ref, dict[str, Any]],
+) -> None:
     """404 unless every grantee exists and the caller may name it: a user of its tenant or itself (I1/I4,
     `authority.reaches`: another tenant's user is as missing as an unknown id), a team, topic or convo
     it can view.
@@ -178,13 +177,12 @@ def _require_grantees(access: Access, grantees: Iterable[Ref], found: dict[tuple
     me = _me(access)
     for grantee in grantees:
         if grantee.type == GranteeType.user:
-            caller = _at(found, keys.object_key(me))
-            if not authority.reaches(access, _at(found, keys.object_key(grantee)), caller):
+            if not authority.reaches(access, items.get(grantee), items.get(me)):
                 raise authority.not_found(grantee.id)
             continue
-        visible = _at(found, keys.object_key(grantee)) is not None
+        visible = grantee in items
         if visible and grantee.type == GranteeType.team:
-            held = _at(found, keys.grant_key(grantee, me))
+            held = granted.get((grantee, me))
             role = Role(held["role"]) if held else None
             visible = Permission.can_view in permissions_of(ObjectType.team, role) and access.in_scope(
                 grantee
@@ -267,10 +265,10 @@ def _check_invitation(obj: Ref, grantee: Grantee) -> None:
 def _grant(access: Access, obj: Ref, target: Ref, role: Role, held: frozenset[Permission]) -> dict[str, str]:
     """Write `target`'s grant of `role` once it proves to exist (and be visible), replacing the role it
     holds, if any, when the caller may remove that one."""
-    found = _read_grantees(access, [target], keys.grant_key(obj, target))
-    current = _at(found, keys.grant_key(obj, target))
+    granted, items = _read_grantees(access, [target], (obj, target))
+    current = granted.get((obj, target))
     if current is None:
-        _require_grantees(access, [target], found)
+        _require_grantees(access, [target], granted, items)
     else:
         if current["role"] == role:
             return view(target, role)
@@ -284,7 +282,7 @@ def _grant(access: Access, obj: Ref, target: Ref, role: Role, held: frozenset[Pe
     )
     # Grants can outlive a deleted object until the purge worker runs: the check proves it exists.
     with absent_as_not_found(obj):
-        table().transact([{"put": item}, {"check": keys.object_key(obj), "exists": True}])
+        grants.put_while_object_exists(item)
     return view(target, role)
 
 
@@ -302,7 +300,7 @@ def _invite(access: Access, obj: Ref, email: str, role: Role, console_url: str |
         ttl=epoch_seconds(expires),
     )
     with absent_as_not_found(obj):
-        table().transact([{"put": item}, {"check": keys.object_key(obj), "exists": True}])
+        grants.put_while_object_exists(item)
     fields = ("objectType", "objectId", "inviteEmail", "role", "createdBy", "createdAt")
     invitation = {name: item[name] for name in fields}
     if console_url is not None:
@@ -327,20 +325,18 @@ def _wanted(obj: Ref, body: list[Grantee]) -> dict[Ref, Role]:
     return wanted
 
 
-def _object_write(obj: Ref, previous_owner: Ref | None, owner: Ref) -> dict[str, Any]:
-    """The transaction's write on the object: its existence check, or, when it names its owner in a
-    field and the owner changes, that field (and `updatedAt`), which also requires it to exist."""
+def _owner_fields(
+    obj: Ref, previous_owner: Ref | None, owner: Ref
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The object's fields to set and remove when it names its owner in a field and the owner changes:
+    that field (and `updatedAt`); (None, []) when nothing on the object changes."""
     fields = _OWNER_FIELDS.get(obj.type)
     if not fields or previous_owner == owner:
-        return {"check": keys.object_key(obj), "exists": True}
+        return None, []
     changes = {"updatedAt": now_iso()}
     if owner.type in fields:
         changes[fields[owner.type]] = owner.id
-    return {
-        "update": keys.object_key(obj),
-        "set": changes,
-        "remove": [name for kind, name in fields.items() if kind != owner.type],
-    }
+    return changes, [name for kind, name in fields.items() if kind != owner.type]
 
 
 def set_grantees(access: Access, obj: Ref, body: list[Grantee]) -> list[dict[str, str]]:
@@ -366,9 +362,9 @@ def set_grantees(access: Access, obj: Ref, body: list[Grantee]) -> list[dict[str
     removed = [ref for ref in current if ref not in wanted and ref not in links]
     # Counted before any further read: a replacement that cannot be one transaction is refused as is.
     writes = len(removed) + len(changed) + 1
-    if writes > TRANSACT_LIMIT:
+    if writes > grants.REPLACE_LIMIT:
         raise BadRequest(
-            f"this replacement takes {writes} writes and one request makes at most {TRANSACT_LIMIT}: "
+            f"this replacement takes {writes} writes and one request makes at most {grants.REPLACE_LIMIT}: "
             "add or remove some grantees one by one first",
             code="too_many_grantees",
         )
@@ -376,23 +372,20 @@ def set_grantees(access: Access, obj: Ref, body: list[Grantee]) -> list[dict[str
         require_can_own(access, owner, obj.type)
     # Only newcomers are vetted: who holds a grant already is listed by Query Grantees anyway.
     newcomers = [ref for ref in changed if ref not in current]
-    _require_grantees(access, newcomers, _read_grantees(access, newcomers))
+    _require_grantees(access, newcomers, *_read_grantees(access, newcomers))
     by, at = access.principal.user_id or "", now_iso()
-    operations: list[dict[str, Any]] = [{"delete": keys.grant_key(obj, ref)} for ref in removed]
     # A convo moved into a topic: its new owner grant carries the topic's edges (`chain_hint`, read by
     # the owner's check above), in the same transaction.
-    operations += [
+    written = [
         {
-            "put": {
-                **grants.item(obj, ref, wanted[ref].value, created_by=by, created_at=at),
-                **(chain_hint(obj, ref) if ref == owner else {}),
-            }
+            **grants.item(obj, ref, wanted[ref].value, created_by=by, created_at=at),
+            **(chain_hint(obj, ref) if ref == owner else {}),
         }
         for ref in changed
     ]
-    operations.append(_object_write(obj, previous_owner, owner))
+    set_fields, remove_fields = _owner_fields(obj, previous_owner, owner)
     with absent_as_not_found(obj):
-        table().transact(operations)
+        grants.replace(obj, removed, written, set_fields=set_fields, remove_fields=remove_fields)
     return [view(ref, role) for ref, role in wanted.items()] + [view(ref, Role.dependent) for ref in links]
 
 
@@ -416,4 +409,4 @@ def remove_grantee(access: Access, obj: Ref, grantee: Ref, role: Role) -> None:
         raise NotFound(f"{grantee.type} {grantee.id} holds no {role.value} grant on {obj.type} {obj.id}")
     if grantee != _me(access):
         _needs(held, remove_permission(role), obj)
-    table().delete(keys.grant_key(obj, grantee))
+    grants.delete(obj, grantee)

@@ -34,9 +34,8 @@ from kallo.authz.policy import Permission
 from kallo.clock import epoch_seconds, iso, now
 from kallo.errors import BadRequest, Conflict, NotFound
 from kallo.models.users import InvitableType
-from kallo.store import grants, invitations, keys, objects, users
+from kallo.store import grants, invitations, objects, users
 from kallo.store.keys import Ref
-from kallo.store.table import TRANSACT_LIMIT, table
 
 # Reading or withdrawing an object's invitations takes the permission to invite to it: an invitation
 # makes a member of a team and a participant of a convo.
@@ -118,28 +117,19 @@ def accept_invitation(access: Access, object_type: str, object_id: str) -> dict[
     if ref is None or email is None:
         raise missing
     me = Ref("user", access.principal.user_id or "")
-    invitation_key, grant_key = keys.invitation_key(ref, email), keys.grant_key(ref, me)
-    found = {(i["PK"], i["SK"]): i for i in table().batch_get([invitation_key, grant_key])}
-    invitation = found.get((invitation_key["PK"], invitation_key["SK"]))
+    invitation, current = invitations.get_with_grant(ref, email, me)
     if invitation is None or not invitations.is_current(invitation, epoch_seconds(now())):
         raise missing
-    current = found.get((grant_key["PK"], grant_key["SK"]))
     if current is not None:
         with _gone_as(missing):
-            table().transact([{"delete": invitation_key, "exists": True}])
+            invitations.use_up(ref, email)
         return {"id": me.id, "type": me.type, "role": current["role"]}
     # The grant is the inviter's, as at registration.
     grant = grants.item(
         ref, me, invitation["role"], created_by=invitation["createdBy"], created_at=iso(now())
     )
     with _gone_as(missing):
-        table().transact(
-            [
-                {"put": grant, "new": True},
-                {"delete": invitation_key, "exists": True},
-                {"check": keys.object_key(ref), "exists": True},
-            ]
-        )
+        invitations.accept(grant, email)
     return {"id": me.id, "type": me.type, "role": invitation["role"]}
 
 
@@ -164,15 +154,16 @@ def accept_invitations(user_id: str, email: str) -> int:
     moment = now()
     pending = [i for i in invitations.for_email(email) if invitations.is_current(i, epoch_seconds(moment))]
     grantee = Ref("user", user_id)
-    pairs: list[list[dict[str, Any]]] = []
-    for invitation in pending:
-        obj = Ref(invitation["objectType"], invitation["objectId"])
-        # The grant is the inviter's, made when the invitee arrives.
-        grant = grants.item(
-            obj, grantee, invitation["role"], created_by=invitation["createdBy"], created_at=iso(moment)
+    # Each grant is the inviter's, made when the invitee arrives.
+    accepted = [
+        grants.item(
+            grants.object_ref(invitation),
+            grantee,
+            invitation["role"],
+            created_by=invitation["createdBy"],
+            created_at=iso(moment),
         )
-        pairs.append([{"put": grant}, {"delete": keys.invitation_key(obj, email)}])
-    per_transaction = TRANSACT_LIMIT // 2
-    for start in range(0, len(pairs), per_transaction):
-        table().transact([op for pair in pairs[start : start + per_transaction] for op in pair])
+        for invitation in pending
+    ]
+    invitations.accept_all(accepted, email)
     return len(pending)

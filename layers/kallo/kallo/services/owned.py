@@ -27,9 +27,8 @@ from kallo.clock import now_iso
 from kallo.errors import BadRequest, Conflict, NotFound
 from kallo.paging import PAGE_LIMIT
 from kallo.services import authority
-from kallo.store import grants, keys, objects
+from kallo.store import grants, objects
 from kallo.store.keys import Ref
-from kallo.store.table import table
 
 # A listing queries the caller's own grants and each of its teams' grants: a few threads keep the
 # latency near one query's while bounding the connections a Lambda opens.
@@ -226,9 +225,7 @@ def _grants_after(grantee: Ref, object_type: str, after: str, limit: int) -> _So
     GSI1 sorts a grantee's grants by `<objectType>#<objectId>`: the key condition starts right after
     the cursor and the first grant on another type ends the source.
     """
-    page = table().query(
-        keys.grantee_pk(grantee), index="GSI1", after=str(Ref(object_type, after)), limit=limit
-    )
+    page = grants.of_grantee_after(grantee, Ref(object_type, after), limit)
     mine = [g for g in page.items if g["objectType"] == object_type]
     return _Source(mine, bool(page.last_key) and len(mine) == len(page.items))
 

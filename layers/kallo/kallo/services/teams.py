@@ -32,9 +32,8 @@ from kallo.models.teams import TeamCreate, TeamUpdate
 from kallo.paging import PAGE_LIMIT
 from kallo.services import authority
 from kallo.services.owned import absent_as_not_found, update_owned
-from kallo.store import grants, keys, objects
+from kallo.store import grants, objects, teams
 from kallo.store.keys import Ref
-from kallo.store.table import table
 
 
 def _team(team_id: str) -> Ref:
@@ -43,10 +42,6 @@ def _team(team_id: str) -> Ref:
 
 def _user(user_id: str) -> Ref:
     return Ref(ObjectType.user.value, user_id)
-
-
-def _key_of(item: dict[str, Any]) -> dict[str, str]:
-    return {"PK": item["PK"], "SK": item["SK"]}
 
 
 def team_user(grant: dict[str, Any]) -> dict[str, Any]:
@@ -90,8 +85,8 @@ def query_teams(
         if Permission.can_view in permissions_of(ObjectType.team, Role(g["role"]))
     ]
     found = objects.batch_get(refs) if refs else {}
-    teams = [found[r] for r in refs if r in found and acting.in_scope(r)]
-    return teams, paging.cursor(page.last_key, kind=kind, principal=access.principal)
+    visible = [found[r] for r in refs if r in found and acting.in_scope(r)]
+    return visible, paging.cursor(page.last_key, kind=kind, principal=access.principal)
 
 
 def update_team(access: Access, team_id: str, data: TeamUpdate) -> dict[str, Any]:
@@ -123,20 +118,8 @@ def delete_team(access: Access, team_id: str) -> None:
             code="team_not_empty",
             details=[{"objectType": kind, "count": n} for kind, n in sorted(owned.items())],
         )
-    partition = table().query_all(keys.object_pk(ref))
-    owner = next(
-        (i for i in partition if i.get("entity") == "grant" and i["role"] == Role.owner),
-        None,
-    )
-    operations: list[dict[str, Any]] = [{"delete": keys.object_key(ref), "exists": True}]
-    if owner is not None:
-        operations.append({"delete": _key_of(owner)})
     with absent_as_not_found(ref):
-        table().transact(operations)
-    done = {(op["delete"]["PK"], op["delete"]["SK"]) for op in operations}
-    rest = [_key_of(i) for i in [*partition, *as_grantee] if (i["PK"], i["SK"]) not in done]
-    if rest:
-        table().batch_delete(rest)
+        teams.delete_with_partition(ref, as_grantee)
 
 
 def get_team_users(
@@ -162,18 +145,13 @@ def add_team_user(access: Access, team_id: str, user_id: str) -> dict[str, Any]:
     """
     team, user = _team(team_id), _user(user_id)
     access.require(team, Permission.can_add_member)
-    grant_key = keys.grant_key(team, user)
     # One BatchGetItem: the user, its current grant, and what the tenant check needs of the caller.
-    wanted = [keys.object_key(user), grant_key, *(keys.object_key(r) for r in authority.caller_keys(access))]
-    found = {(i["PK"], i["SK"]): i for i in table().batch_get(wanted)}
-    current = found.get((grant_key["PK"], grant_key["SK"]))
+    granted, items = grants.batch_get_with_objects([(team, user)], [user, *authority.caller_keys(access)])
+    current = granted.get((team, user))
     if current is not None:
         # A user of the team already: Get a Team's Users lists it anyway.
         return team_user(current)
-    me = keys.object_key(_user(access.principal.user_id or ""))
-    if not authority.reaches(
-        access, found.get((keys.object_pk(user), keys.META)), found.get((me["PK"], me["SK"]))
-    ):
+    if not authority.reaches(access, items.get(user), items.get(_user(access.principal.user_id or ""))):
         raise authority.not_found(user_id)
     item = grants.item(
         team, user, Role.member.value, created_by=access.principal.user_id or "", created_at=now_iso()
@@ -181,7 +159,7 @@ def add_team_user(access: Access, team_id: str, user_id: str) -> dict[str, Any]:
     try:
         # The grant must be new (a concurrent request may have granted a role meanwhile), and the team
         # must still exist: grants outlive a deleted team until its deletion finishes.
-        table().transact([{"put": item, "new": True}, {"check": keys.object_key(team), "exists": True}])
+        grants.put_while_object_exists(item, new=True)
     except Conflict as error:
         current = grants.get(team, user)
         if current is None:
@@ -216,4 +194,4 @@ def remove_team_user(access: Access, team_id: str, user_id: str) -> None:
     if not myself and (needed is None or needed not in held):
         name = needed.value if needed else f"can_remove_{role.value}"
         raise Forbidden(f"{name} is required on team {team_id}", code="permission_denied")
-    table().delete(keys.grant_key(team, user))
+    grants.delete(team, user)

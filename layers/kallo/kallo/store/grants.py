@@ -1,14 +1,23 @@
-"""Grant items: who holds which role on which object (access patterns 3 to 6)."""
+"""Grant items: who holds which role on which object (access patterns 3 to 6), and the writes that
+change them beside their object.
+
+A grant can outlive its object until the purge worker runs, so a write of a grant that must not outlive
+it is one transaction with the object's existence check (`objects.exists_check`): it fails with
+`Conflict` when the object is gone.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kallo.errors import Conflict
 from kallo.store import keys, objects
 from kallo.store.keys import Ref
-from kallo.store.table import Page, table
+from kallo.store.table import TRANSACT_LIMIT, Page, table
+
+# The most writes `replace` makes (one transaction): the grants removed and written, and the object's.
+REPLACE_LIMIT = TRANSACT_LIMIT
 
 
 def item(obj: Ref, grantee: Ref, role: str, *, created_by: str, created_at: str) -> dict[str, Any]:
@@ -52,6 +61,41 @@ def batch_get_with_objects(
         Ref(i["entity"], i["id"]): objects.public(i) for i in found if i["SK"] == keys.META and "id" in i
     }
     return granted, items
+
+
+def put_while_object_exists(item: dict[str, Any], *, new: bool = False) -> None:
+    """Write a grant item (`item`), or an invitation (`kallo.store.invitations.item`, a grant pending its
+    invitee), in one transaction with the condition that its object exists (pattern 1's key); with
+    `new`, also that the grant is not there yet. Raises `Conflict` when either fails."""
+    put: dict[str, Any] = {"put": item, "new": True} if new else {"put": item}
+    table().transact([put, objects.exists_check(object_ref(item))])
+
+
+def replace(
+    obj: Ref,
+    removed: Iterable[Ref],
+    written: Iterable[dict[str, Any]],
+    *,
+    set_fields: dict[str, Any] | None = None,
+    remove_fields: Sequence[str] = (),
+) -> None:
+    """Replace grants on an object in one transaction: delete the grants of the `removed` grantees
+    (pattern 3's keys), write the grant items `written` (new grantees and changed roles), then either
+    check that the object exists or, with `set_fields`, update the object (set those fields, remove
+    `remove_fields`: the fields naming its owner), which needs it to exist too. Raises `Conflict` when
+    the object is gone; at most `REPLACE_LIMIT` writes in all."""
+    operations: list[dict[str, Any]] = [{"delete": keys.grant_key(obj, grantee)} for grantee in removed]
+    operations += [{"put": item} for item in written]
+    if set_fields is None:
+        operations.append(objects.exists_check(obj))
+    else:
+        operations.append({"update": keys.object_key(obj), "set": set_fields, "remove": list(remove_fields)})
+    table().transact(operations)
+
+
+def delete(obj: Ref, grantee: Ref) -> None:
+    """Delete a grantee's grant on an object (pattern 3's key; nothing when there is none)."""
+    table().delete(keys.grant_key(obj, grantee))
 
 
 def role_check(obj: Ref, grantee: Ref, roles: Iterable[str]) -> dict[str, Any]:
@@ -98,12 +142,37 @@ def all_of_object(obj: Ref, *, grantee_type: str | None = None) -> list[dict[str
 
 
 def of_grantee(
-    grantee: Ref, *, object_type: str | None = None, limit: int | None = None, start_key: dict | None = None
+    grantee: Ref,
+    *,
+    object_type: str | None = None,
+    limit: int | None = None,
+    start_key: dict | None = None,
+    newest_first: bool = False,
 ) -> Page:
+    """A page of a grantee's grants (pattern 6), by object (descending with `newest_first`: newest first
+    for time-ordered ids), from `start_key` (a page's `last_key`, or `position_of`)."""
     prefix = f"{object_type}#" if object_type else None
     return table().query(
-        keys.grantee_pk(grantee), index="GSI1", prefix=prefix, limit=limit, start_key=start_key
+        keys.grantee_pk(grantee),
+        index="GSI1",
+        prefix=prefix,
+        limit=limit,
+        start_key=start_key,
+        newest_first=newest_first,
     )
+
+
+def position_of(obj: Ref, grantee: Ref) -> dict[str, str]:
+    """Where a grantee's grant on `obj` sits in the grantee's grants (pattern 6), whether or not it
+    exists: the start key of an `of_grantee` page that begins right after it."""
+    return {**keys.grant_key(obj, grantee), **keys.grant_index_keys(obj, grantee)}
+
+
+def of_grantee_after(grantee: Ref, after: Ref, limit: int) -> Page:
+    """Up to `limit` of a grantee's grants (pattern 6), by object, on the objects after `after`
+    (`<type>#<id>` greater than its): every type from there on, so a caller that wants one type stops at
+    the first grant on another."""
+    return table().query(keys.grantee_pk(grantee), index="GSI1", after=str(after), limit=limit)
 
 
 def all_of_grantee(grantee: Ref, *, object_type: str | None = None) -> list[dict[str, Any]]:

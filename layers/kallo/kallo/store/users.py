@@ -27,7 +27,7 @@ def create(
       is what gives it authority over the user (`services.authority`), and receives the admin grant on
       the user object (what the role table evaluates: it lets the creator see the user's grantees). Its
       `emailAddress` is claimed within that service account only and is never verified;
-    - `claims`: further unique keys the user claims (an end user's, `keys.end_user_key`).
+    - `claims`: further unique keys the user claims (an end user's, `create_end_user`).
     """
     if created_by:
         user = {**user, "createdBy": created_by}
@@ -53,6 +53,12 @@ def create(
         )
         operations.append({"put": grant})
     table().transact(operations)
+
+
+def create_end_user(user: dict[str, Any], *, tenant_id: str, topic_id: str, user_hash: str) -> None:
+    """Write an end user (`create`, created by the tenant `tenant_id`) with its claim, one per (topic,
+    tenant, hashed `user` value) (`keys.end_user_key`, pattern 25): 409 when the claim is taken."""
+    create(user, created_by=tenant_id, claims=[keys.end_user_key(topic_id, tenant_id, user_hash)])
 
 
 def get(user_id: str) -> dict[str, Any] | None:
