@@ -151,6 +151,8 @@ class Table:
         elif after is not None:
             condition += " AND #sk > :after"
             names["#sk"], values[":after"] = sk_attr, after
+        if where is not None and where_any:
+            raise ValueError("give where or where_any, not both")
         either = []
         for i, (name, operator, value) in enumerate(where_any):
             if operator not in ("=", "<>"):

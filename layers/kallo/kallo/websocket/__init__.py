@@ -313,7 +313,8 @@ def connect(event: Event) -> Response:
     except Conflict:
         if not checks:
             raise
-        # A grant the admission supposed is gone or lower: the whole check, read afresh, decides.
+        # A grant the admission supposed is gone or lower: the whole check decides, reading the grants
+        # the write supposed (what the Query read is this request's).
         try:
             access.require(convo, Permission.can_view)
         except DomainError as error:
