@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local import template
+from local import runtime, template
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "bench.bare_handler"
@@ -42,7 +42,8 @@ def environment() -> dict[str, str]:
     """A function's environment, as far as importing its module needs one."""
     return {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT / "layers" / "kallo"), str(ROOT)]),
+        # Every function's code root (its CodeUri) and the layer, as Lambda and the local stack have them.
+        "PYTHONPATH": os.pathsep.join([*(str(p) for p in runtime.code_paths(template.load())), str(ROOT)]),
         "AWS_DEFAULT_REGION": "us-east-1",
         "KALLO_TABLE_NAME": "bench",
         "POWERTOOLS_METRICS_NAMESPACE": "Kallo",

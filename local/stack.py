@@ -145,6 +145,13 @@ def shared_environment(
     return merged
 
 
+def console_url(environ: Mapping[str, str], base_url: str) -> str:
+    """Where the links in the emails the functions send (invitations) point: the developer's
+    KALLO_CONSOLE_URL (the template's PublicConsoleUrl, empty unless set), else this stack's console.
+    The cloud's default, `https://<domain>/<stage>/console/`, has a stage this stack's paths lack."""
+    return environ.get(CONSOLE_URL_VARIABLE) or f"{base_url}/console/"
+
+
 def use_embedded_aws(endpoint: str) -> None:
     """Point every boto3 client of this process at the embedded services, with fake credentials."""
     for name in list(os.environ):
@@ -312,9 +319,7 @@ def run(
         resolver = template.Resolver(template_, physical)
         resolver.parameters.update(parameter_overrides(template_, os.environ))
         os.environ.update(shared_environment(template_, resolver, os.environ))
-        # Links in the emails the functions send (invitations) point at this stack's console: the
-        # cloud's default, `https://<domain>/<stage>/console/`, has a stage this stack's paths lack.
-        os.environ.setdefault(CONSOLE_URL_VARIABLE, f"{base_url}/console/")
+        os.environ[CONSOLE_URL_VARIABLE] = console_url(os.environ, base_url)
         functions = runtime.load_functions(template_)
         stack = Stack(template_, resolver, functions, base_url)
         app = build_app(stack)

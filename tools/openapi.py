@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from typing import TYPE_CHECKING, Any
 
 from tools import published
@@ -206,9 +205,10 @@ def build_document(
 
 
 def _importable() -> None:
-    for path in (published.ROOT / "functions", published.ROOT / "layers" / "kallo"):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
+    """Every function's code root (its CodeUri) and the layer on sys.path, as the local stack has them."""
+    from local import runtime, template
+
+    runtime.add_code_paths(template.load())
 
 
 def render() -> str:

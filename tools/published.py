@@ -1,6 +1,6 @@
 """Where a generated API document is published: docs/<name> in the repository, and a copy in the
-documents function's package (functions/docs/documents/<name>), which `sam build` ships (the function's
-CodeUri is functions/, so docs/ itself never reaches Lambda)."""
+documents function's package (sites/docs/docs/documents/<name>), which `sam build` ships (the function's
+CodeUri is sites/docs/, so docs/ itself never reaches Lambda)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PACKAGED = ROOT / "functions" / "docs" / "documents"
+PACKAGED = ROOT / "sites" / "docs" / "docs" / "documents"
 
 
 def paths(name: str) -> list[Path]:

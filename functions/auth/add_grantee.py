@@ -22,6 +22,9 @@ registers with it. The invitee is emailed (from the stack's sender address, as e
 that accepts it in the console: `<console>#/invitations?accept=<objectType>:<objectId>`. The email is
 sent once the invitation is stored; if sending fails, the invitation stays, the failure is logged and
 counted, and the answer is still 201 (adding the grantee again renews the invitation and resends it).
+Each inviting user may have 50 invitations mailed per UTC day (by default: the stack's
+`InvitationMailsPerDay`), whatever the objects and addresses; past that the answer is 429
+`invitation_mail_limit` with `Retry-After` (seconds to the next UTC day) and nothing is stored.
 """
 
 from typing import Annotated

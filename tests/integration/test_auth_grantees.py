@@ -337,10 +337,12 @@ def test_invitation_of_an_unknown_email_is_stored(team_world, aws_calls):
         "member",
     )
     assert invitation["createdBy"] == owner.user_id and invitation["createdAt"].endswith("Z")
-    # Check (1 BatchGetItem), the invitation (1 TransactWriteItems): no one's address is looked up;
-    # then its email (the inviter's and the team's names: 1 BatchGetItem; SES).
+    # Check (1 BatchGetItem), the inviter's invitation emails of the day (1 UpdateItem, I9), the
+    # invitation (1 TransactWriteItems): no one's address is looked up; then its email (the inviter's
+    # and the team's names: 1 BatchGetItem; SES).
     assert aws_calls["dynamodb:BatchGetItem"] == 2 and aws_calls["dynamodb:TransactWriteItems"] == 1
-    assert aws_calls["ses:SendEmail"] == 1 and aws_calls.total == 4
+    assert aws_calls["dynamodb:UpdateItem"] == 1
+    assert aws_calls["ses:SendEmail"] == 1 and aws_calls.total == 5
     stored = invitations.get(team, "new.person@example.com")
     assert stored is not None and stored["ttl"] > 0
 

@@ -91,7 +91,7 @@ def test_the_swagger_ui_files_are_served_with_their_media_types() -> None:
     )
     css = get("/docs/swagger-ui.css", "/docs/{proxy+}")
     assert css.headers["content-type"].startswith("text/css")
-    assert css.body == (ROOT / "functions" / "docs" / "static" / "swagger-ui.css").read_text()
+    assert css.body == (ROOT / "sites" / "docs" / "docs" / "static" / "swagger-ui.css").read_text()
 
 
 @pytest.mark.parametrize(

@@ -40,10 +40,12 @@ def test_an_invitation_is_mailed_with_a_link_that_accepts_it(aws, aws_calls, ten
     aws_calls.reset()
     result = invite(owner, team, "new.person@example.com")
     assert result.status == 201, result.body
-    # The check (BatchGetItem), the invitation (TransactWriteItems), then its email: the inviter's
-    # name and the team's (BatchGetItem) and SES.
+    # The check (BatchGetItem), the inviter's invitation emails of the day (UpdateItem, I9), the
+    # invitation (TransactWriteItems), then its email: the inviter's name and the team's (BatchGetItem)
+    # and SES.
     assert dict(aws_calls.calls) == {
         "dynamodb:BatchGetItem": 2,
+        "dynamodb:UpdateItem": 1,
         "dynamodb:TransactWriteItems": 1,
         "ses:SendEmail": 1,
     }
@@ -100,6 +102,44 @@ def test_a_stack_without_a_sender_stores_the_invitation_and_mails_nothing(
     assert aws_calls.total == 2 and mailbox() == []
 
 
+def set_mail_cap(monkeypatch, per_day: int) -> None:
+    monkeypatch.setenv("KALLO_INVITATION_MAILS_PER_DAY", str(per_day))
+    get_settings.cache_clear()
+
+
+def test_past_the_days_invitation_emails_the_invitation_is_refused_and_nothing_is_stored(
+    aws, tenant, monkeypatch
+):
+    """I9 (bounded rate): the inviter's third invitation of the day with a cap of 2 is 429
+    `invitation_mail_limit` with Retry-After, stores nothing and mails nothing."""
+    set_mail_cap(monkeypatch, 2)
+    owner = make_user(admin=tenant)
+    team = make_object("team", ref_of(owner))
+    assert invite(owner, team, "one@example.com").status == 201
+    assert invite(owner, team, "two@example.com").status == 201
+    refused = invite(owner, team, "three@example.com")
+    assert refused.status == 429, refused.body
+    assert refused.json["code"] == "invitation_mail_limit"
+    assert "invitation emails" in refused.json["message"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 86400
+    assert invitations.get(team, "three@example.com") is None
+    assert [m.destinations["ToAddresses"] for m in mailbox()] == [["one@example.com"], ["two@example.com"]]
+    # Renewing an invitation mails it again, so it is counted too.
+    assert invite(owner, team, "one@example.com").status == 429
+    # A teammate of the same tenant has an allowance of its own.
+    teammate = make_user(admin=tenant)
+    convo = make_object("convo", ref_of(teammate))
+    assert invite(teammate, convo, "three@example.com", "viewer").status == 201
+
+
+def test_a_stack_without_a_sender_counts_no_invitation_emails(aws, tenant, monkeypatch):
+    monkeypatch.setenv("KALLO_MAIL_FROM", "")
+    set_mail_cap(monkeypatch, 0)
+    owner = make_user(admin=tenant)
+    team = make_object("team", ref_of(owner))
+    assert invite(owner, team, "someone@example.com").status == 201
+
+
 # -- attacks ----------------------------------------------------------------------------------------------
 
 
@@ -148,3 +188,43 @@ def test_attack_no_mail_for_an_invitation_the_caller_may_not_make(aws, tenant):
     assert result.status == 404
     assert invitations.get(team, "victim@example.com") is None and mailbox() == []
     assert objects.get(team)["name"] == "Lisbon trip"
+
+
+def test_attack_another_tenant_cannot_use_up_my_invitation_emails(aws, tenant, monkeypatch):
+    """I9, tenant isolation: another tenant's users invite as much as their own allowance lets them,
+    to their objects and to my address; my own allowance is untouched."""
+    set_mail_cap(monkeypatch, 2)
+    owner = make_user(admin=tenant)
+    team = make_object("team", ref_of(owner))
+    other_tenant, _ = make_service_account("other")
+    for attacker in (other_tenant, make_user(admin=other_tenant)):
+        theirs = make_object("team", ref_of(attacker))
+        for n in range(3):
+            invite(attacker, theirs, f"victim{n}@example.com")
+        # Naming my team is 404 (it cannot see it), and is no charge of mine either.
+        assert invite(attacker, team, "victim@example.com").status == 404
+    assert len(mailbox()) == 4  # two each, the third of each refused
+    assert invite(owner, team, "a@example.com").status == 201
+    assert invite(owner, team, "b@example.com").status == 201
+
+
+def test_attack_inviting_to_other_objects_does_not_bypass_the_cap(aws, tenant, monkeypatch):
+    """I9: the allowance is the inviting user's, not the object's: spreading invitations over many teams
+    and convos, or many addresses, never gets past it."""
+    set_mail_cap(monkeypatch, 3)
+    owner = make_user(admin=tenant)
+    objects_ = [make_object(kind, ref_of(owner)) for kind in ("team", "convo", "team", "convo", "team")]
+    answers = [
+        invite(owner, obj, f"p{n}@example.com", "viewer" if obj.type == "convo" else "member")
+        for n, obj in enumerate(objects_)
+    ]
+    assert [a.status for a in answers] == [201, 201, 201, 429, 429]
+    assert {a.json["code"] for a in answers[3:]} == {"invitation_mail_limit"}
+    assert len(mailbox()) == 3
+    assert [invitations.get(obj, f"p{n}@example.com") is not None for n, obj in enumerate(objects_)] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]

@@ -10,6 +10,7 @@ from kallo.models.prompts import PromptCreate
 from kallo.models.topics import TopicCreate
 from kallo.services import prompts, topics
 from kallo.store import grants, keys, objects
+from kallo.store import table as table_module
 from kallo.store.keys import Ref
 from kallo.store.table import Table
 from tests.support.api import invoke
@@ -56,7 +57,7 @@ def test_a_large_delete_goes_in_chunks_prompt_first(aws, aws_calls, monkeypatch)
     for _ in range(3):
         grant(prompt, make_user(), "viewer")
     # 1 prompt + 2 * (topic update + link) + 4 user grants = 9 writes; chunks of 4 keep the test fast.
-    monkeypatch.setattr(prompts, "TRANSACT_LIMIT", 4)
+    monkeypatch.setattr(table_module, "TRANSACT_LIMIT", 4)
     real_transact, calls = Table.transact, []
 
     def interrupted(self, operations):

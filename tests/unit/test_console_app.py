@@ -1,4 +1,4 @@
-"""The console's function (functions/console/app.py): static files, config.json with the WebSocket
+"""The console's function (sites/console/console/app.py): static files, config.json with the WebSocket
 URL, the headers every response carries, and the same answers through Lambda (Mangum) for API
 Gateway's proxy events."""
 

@@ -1,5 +1,5 @@
 """The Node tools and Swagger UI are pinned: package.json names exact versions (package-lock.json
-holds the whole tree), and the Swagger UI files vendored in functions/docs/static are the pinned
+holds the whole tree), and the Swagger UI files vendored in sites/docs/docs/static are the pinned
 swagger-ui-dist's, unchanged."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = json.loads((ROOT / "package.json").read_text())
 LOCK = json.loads((ROOT / "package-lock.json").read_text())
-STATIC = ROOT / "functions" / "docs" / "static"
+STATIC = ROOT / "sites" / "docs" / "docs" / "static"
 VENDORED = ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-bundle.js.LICENSE.txt", "LICENSE", "NOTICE")
 
 

@@ -12,12 +12,23 @@ import pytest
 
 CLEAN_SERVICES = (
     "app_keys",
+    "convos",
     "credentials",
+    "data_source_links",
+    "data_sources",
     "end_users",
+    "feedback",
     "grantees",
+    "ingest",
     "invitations",
     "owned",
+    "prompts",
+    "purge",
+    "steps",
+    "suggestions",
+    "summaries",
     "teams",
+    "topics",
     "users",
 )
 

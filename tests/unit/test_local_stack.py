@@ -50,6 +50,16 @@ def test_a_developer_sets_stack_parameters_through_their_variables() -> None:
     assert variables["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
 
 
+def test_invitation_links_point_at_this_stacks_console_unless_the_developer_says_otherwise() -> None:
+    base = "http://127.0.0.1:3000"
+    # The template passes PublicConsoleUrl (empty by default) to Add Grantee as KALLO_CONSOLE_URL.
+    assert environment({})["KALLO_CONSOLE_URL"] == ""
+    assert stack.console_url(environment({}), base) == "http://127.0.0.1:3000/console/"
+    mine = {"KALLO_CONSOLE_URL": "https://kallo.example.com/console/"}
+    assert environment(mine)["KALLO_CONSOLE_URL"] == "https://kallo.example.com/console/"
+    assert stack.console_url(environment(mine), base) == "https://kallo.example.com/console/"
+
+
 def test_resources_always_come_from_the_local_stack() -> None:
     assert environment({"KALLO_TABLE_NAME": "prod-table"})["KALLO_TABLE_NAME"] == "kallo-local-Table"
 

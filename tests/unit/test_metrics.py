@@ -162,6 +162,16 @@ def test_a_quota_refusal_counts_once(aws, one_summary_a_day, emitted):
     assert values(emitted()) == {"QuotaRefusals": ([1.0], "Count", {"service"})}
 
 
+def test_an_invitation_mail_refusal_is_a_quota_refusal(aws, monkeypatch, emitted):
+    monkeypatch.setenv("KALLO_INVITATION_MAILS_PER_DAY", "0")
+    get_settings.cache_clear()
+    with pytest.raises(TooManyRequests) as refused:
+        quotas.count_invitation_mail("u1")
+    assert refused.value.code == quotas.INVITATION_MAIL_LIMIT
+    assert values(emitted()) == {"QuotaRefusals": ([1.0], "Count", {"service"})}
+    get_settings.cache_clear()
+
+
 class _Client:
     """A management API client whose post fails as told."""
 

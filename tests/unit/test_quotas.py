@@ -62,6 +62,11 @@ def test_a_refused_amount_is_not_charged(aws, at_moment):
     assert counters.add_within([(user, 100), (team, 50)], 20, ttl=1) == team
     assert counters.add_within([(user, 50)], 20, ttl=1) == user
     assert counters.used([user, team]) == {user: 40, team: 40}
+    # An amount over a limit by itself is refused even on a counter not started yet (a limit of 0).
+    fresh = Counter(Ref("user", "v"), "upload_bytes", start)
+    assert counters.add_within([(fresh, 0)], 1, ttl=1) == fresh
+    assert counters.add_within([(user, 100), (fresh, 10)], 11, ttl=1) == fresh
+    assert counters.used([user, fresh]) == {user: 40, fresh: 0}
 
 
 def test_a_token_budget_used_up_refuses_until_the_day_ends(aws, at_moment, monkeypatch, aws_calls):
@@ -76,3 +81,23 @@ def test_a_token_budget_used_up_refuses_until_the_day_ends(aws, at_moment, monke
         quotas.require_token_budget("u", None)
     assert raised.value.code == "quota_exceeded"
     assert raised.value.retry_after == 86400 - (8 * 3600 + 45)
+
+
+def test_invitation_emails_are_counted_per_inviting_user_and_refused_with_their_own_code(
+    aws, at_moment, monkeypatch, aws_calls
+):
+    monkeypatch.setenv("KALLO_INVITATION_MAILS_PER_DAY", "2")
+    get_settings.cache_clear()
+    aws_calls.reset()
+    quotas.count_invitation_mail("u1")
+    assert dict(aws_calls.calls) == {"dynamodb:UpdateItem": 1}
+    quotas.count_invitation_mail("u1")
+    with pytest.raises(TooManyRequests) as raised:
+        quotas.count_invitation_mail("u1")
+    assert raised.value.status == 429 and raised.value.code == "invitation_mail_limit"
+    assert raised.value.retry_after == 86400 - (8 * 3600 + 45)  # to the next UTC midnight
+    # The refused one was not charged; another user has an allowance of its own.
+    day = int(MOMENT.timestamp()) // 86400 * 86400
+    item = table().get(keys.quota_key(Ref("user", "u1"), "invitation_mails", day))
+    assert item["used"] == 2 and item["ttl"] == day + 86400
+    quotas.count_invitation_mail("u2")

@@ -29,9 +29,21 @@ CONSOLE = "ConsoleFunction"
 STREAMING = "StreamingFunction"
 
 
-def _module_path(handler: str) -> Path:
+# The package every function gets unless it has a CodeUri of its own (the static sites).
+SHARED_CODE_URI = TEMPLATE["Globals"]["Function"]["CodeUri"]
+
+
+def _code_uri(function: str) -> str:
+    return FUNCTIONS[function]["Properties"].get("CodeUri", SHARED_CODE_URI)
+
+
+def _module_path(handler: str, function: str | None = None) -> Path:
+    """A handler's module file in its function's package (CodeUri): `function`'s, else that of the
+    function whose handler it is, else the shared one."""
+    if function is None:
+        function = next((f for f, r in FUNCTIONS.items() if r["Properties"]["Handler"] == handler), None)
     module, _, _ = handler.rpartition(".")
-    return ROOT / "functions" / (module.replace(".", "/") + ".py")
+    return ROOT / (_code_uri(function) if function else SHARED_CODE_URI) / (module.replace(".", "/") + ".py")
 
 
 def _route_decorators(source: str) -> list[tuple[str, str]]:
@@ -53,7 +65,7 @@ def _route_decorators(source: str) -> list[tuple[str, str]]:
 
 def test_the_streaming_function_starts_the_surfaces_app() -> None:
     properties = FUNCTIONS[STREAMING]["Properties"]
-    script = ROOT / "functions" / properties["Handler"]
+    script = ROOT / _code_uri(STREAMING) / properties["Handler"]
     assert script.stat().st_mode & 0o111, "the Web Adapter runs the handler as a command"
     module, _, attribute = re.search(r"-m uvicorn (\S+)", script.read_text()).group(1).partition(":")
     assert f"{attribute} =" in _module_path(f"{module}.x").read_text()
@@ -66,7 +78,7 @@ def test_the_streaming_function_starts_the_surfaces_app() -> None:
 @pytest.mark.parametrize("logical_id", sorted(set(FUNCTIONS) - {STREAMING}))
 def test_every_function_has_its_handler(logical_id: str) -> None:
     handler = FUNCTIONS[logical_id]["Properties"]["Handler"]
-    path = _module_path(handler)
+    path = _module_path(handler, logical_id)
     assert path.exists(), f"{logical_id}: {path.relative_to(ROOT)} is missing"
     tree = ast.parse(path.read_text())
     names = {
@@ -89,7 +101,7 @@ def test_handler_serves_exactly_its_route(route: template.Route) -> None:
         paths = [r.path for r in (app.routes if route.function == CONSOLE else app.app.routes)]
         assert paths and all(p.startswith(prefix) for p in paths), paths
         return
-    decorators = _route_decorators(_module_path(route.handler).read_text())
+    decorators = _route_decorators(_module_path(route.handler, route.function).read_text())
     if not decorators:
         # A Starlette app of several routes (the API documents): it answers each, a greedy one too.
         app = importlib.import_module(route.handler.rpartition(".")[0]).app
@@ -651,9 +663,10 @@ def _samconfig() -> dict:
 
 
 def _overrides(deploy: dict) -> dict[str, str]:
+    """`Key=Value` pairs as `sam deploy` reads them: quotes around a value go (`Key=""` is empty)."""
     value = deploy.get("parameter_overrides", [])
     pairs = value if isinstance(value, list) else value.split()
-    return dict(pair.split("=", 1) for pair in pairs)
+    return {key: value.strip("\"'") for key, value in (pair.split("=", 1) for pair in pairs)}
 
 
 def test_samconfig_has_default_dev_and_prod() -> None:
@@ -671,5 +684,74 @@ def test_samconfig_has_default_dev_and_prod() -> None:
                 assert value in [str(v) for v in parameter["AllowedValues"]], (env, name, value)
             if parameter["Type"] == "Number":
                 assert int(parameter.get("MinValue", 0)) <= int(value), (env, name, value)
+            if "AllowedPattern" in parameter:
+                assert re.fullmatch(parameter["AllowedPattern"], value), (env, name, value)
     prod = _overrides(config["prod"]["deploy"]["parameters"])
     assert prod["Monitoring"] == "Enabled" and prod["LogLevel"] == "INFO"
+
+
+def test_the_invitation_mail_cap_is_a_stack_parameter_of_the_function_that_mails() -> None:
+    """I9: the day's cap on a user's invitation emails is `InvitationMailsPerDay`, passed to Add Grantee
+    (the one function that mails invitations), with the settings' default."""
+    from kallo.settings import Settings
+
+    parameter = PARAMETERS["InvitationMailsPerDay"]
+    assert parameter["Type"] == "Number" and int(parameter["MinValue"]) == 0
+    assert int(parameter["Default"]) == Settings.model_fields["invitation_mails_per_day"].default
+    variables = _variables(FUNCTIONS["AddGranteeFunction"]["Properties"])
+    assert variables["KALLO_INVITATION_MAILS_PER_DAY"] == {"Ref": "InvitationMailsPerDay"}
+
+
+def test_invitation_links_follow_the_public_console_url_parameter() -> None:
+    """A deployment behind a custom domain sets `PublicConsoleUrl`: every function that builds console
+    links (`kallo.web.console_url`) gets it as KALLO_CONSOLE_URL, and the ConsoleUrl output says it.
+    Empty (the default) is the REST API's own /console/."""
+    parameter = PARAMETERS["PublicConsoleUrl"]
+    assert parameter["Type"] == "String" and parameter["Default"] == ""
+    pattern = parameter["AllowedPattern"]
+    for good in ("", "https://kallo.example.com/console/", "https://example.com/apps/kallo"):
+        assert re.fullmatch(pattern, good), good
+    for bad in (
+        "http://kallo.example.com/console/",
+        "kallo.example.com",
+        "https://x.example/#/a",
+        "https://a b",
+    ):
+        assert not re.fullmatch(pattern, bad), bad
+    linking = {
+        logical_id
+        for logical_id, resource in FUNCTIONS.items()
+        if logical_id != STREAMING
+        and "console_url(" in _module_path(resource["Properties"]["Handler"]).read_text()
+    }
+    assert "AddGranteeFunction" in linking
+    for logical_id in linking:
+        variables = _variables(FUNCTIONS[logical_id]["Properties"])
+        assert variables["KALLO_CONSOLE_URL"] == {"Ref": "PublicConsoleUrl"}, logical_id
+    assert "KALLO_CONSOLE_URL" not in _variables(TEMPLATE["Globals"]["Function"])
+    output = TEMPLATE["Outputs"]["ConsoleUrl"]["Value"]["Fn::If"]
+    assert output[0] == "OwnConsoleUrl" and output[1] == {"Ref": "PublicConsoleUrl"}
+    assert TEMPLATE["Conditions"]["OwnConsoleUrl"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "PublicConsoleUrl"}, ""]}]
+    }
+
+
+# The functions that serve static files, each with a package (CodeUri) of its own.
+SITES = {"DocsFunction": "sites/docs/", CONSOLE: "sites/console/"}
+
+
+def test_static_files_ship_only_in_the_package_of_the_function_that_serves_them() -> None:
+    """Swagger UI (about 2 MB) and the console's files are in the DocsFunction's and the
+    ConsoleFunction's packages only: SAM zips a function's whole CodeUri, so in the shared one they
+    would be uploaded with, and unpacked into, every one of the other functions."""
+    for function in FUNCTIONS:
+        assert _code_uri(function) == SITES.get(function, SHARED_CODE_URI), function
+    shared = [p for p in (ROOT / SHARED_CODE_URI).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert not [p for p in shared if p.suffix in (".js", ".css", ".html", ".json")]
+    # The handlers alone: a few hundred small modules at most.
+    assert sum(p.stat().st_size for p in shared) < 512 * 1024
+    for function, code_uri in SITES.items():
+        root = ROOT / code_uri
+        assert _module_path(FUNCTIONS[function]["Properties"]["Handler"], function).is_relative_to(root)
+        others = [ROOT / uri for f, uri in SITES.items() if f != function]
+        assert not any(other.is_relative_to(root) or root.is_relative_to(other) for other in others)

@@ -15,8 +15,9 @@ Counters are fixed windows (a minute for requests, a UTC day for the rest) kept 
   `reply`, convoStepRegen) is refused while the requester's day budget, or that of the team whose topic
   owns the convo, is used up (one BatchGetItem); the answer is charged afterwards with the provider's own
   counts (`kallo.llm.Usage`), to both.
-- Uploads, summaries, exports: charged when asked for, with a condition that refuses what would go past
-  the limit (one UpdateItem; a TransactWriteItems for a user and a team at once).
+- Uploads, summaries, exports, invitation emails: charged when asked for, with a condition that refuses
+  what would go past the limit (one UpdateItem; a TransactWriteItems for a user and a team at once).
+  Invitation emails are refused with a code of their own, `invitation_mail_limit` (I9).
 """
 
 from __future__ import annotations
@@ -39,12 +40,15 @@ DAY = 86400
 # The authorizer's context key saying how long the principal must wait (absent: within its rate).
 THROTTLED = "throttledFor"
 QUOTA_EXCEEDED = "quota_exceeded"
-REQUESTS, TOKENS, UPLOAD_BYTES, SUMMARIES, EXPORTS = (
+# Over the day's invitation emails (I9): a code of its own, so an inviter is told why no one was invited.
+INVITATION_MAIL_LIMIT = "invitation_mail_limit"
+REQUESTS, TOKENS, UPLOAD_BYTES, SUMMARIES, EXPORTS, INVITATION_MAILS = (
     "requests",
     "tokens",
     "upload_bytes",
     "summaries",
     "exports",
+    "invitation_mails",
 )
 
 
@@ -92,12 +96,10 @@ def require_message_rate(user_id: str | None, firebase_id: str | None = None) ->
         raise _too_many_requests(retry_after)
 
 
-def _exceeded(what: str, retry_after: int) -> TooManyRequests:
+def _exceeded(what: str, retry_after: int, code: str = QUOTA_EXCEEDED) -> TooManyRequests:
     metrics.count(metrics.QUOTA_REFUSALS)  # every refusal for a daily quota is made here
     return TooManyRequests(
-        f"{what} is used up for today; it renews in {retry_after} s",
-        retry_after=retry_after,
-        code=QUOTA_EXCEEDED,
+        f"{what} is used up for today; it renews in {retry_after} s", retry_after=retry_after, code=code
     )
 
 
@@ -149,7 +151,7 @@ def charge_tokens(user_id: str, team_id: str | None, tokens: int) -> None:
     store.add_all([c for c, _, _ in _token_counters(user_id, team_id, start)], tokens, ttl=start + DAY)
 
 
-# -- uploads, summaries, exports --------------------------------------------------------------------
+# -- uploads, summaries, exports, invitation emails -------------------------------------------------
 
 
 def charge_upload(user_id: str, team_id: str | None, size: int) -> None:
@@ -169,10 +171,10 @@ def charge_upload(user_id: str, team_id: str | None, size: int) -> None:
         )
 
 
-def _count_daily(user_id: str, counter: str, limit: int, what: str) -> None:
+def _count_daily(user_id: str, counter: str, limit: int, what: str, code: str = QUOTA_EXCEEDED) -> None:
     start, left = _window(DAY)
     if store.add_within([(Counter(Ref("user", user_id), counter, start), limit)], 1, ttl=start + DAY):
-        raise _exceeded(what, left)
+        raise _exceeded(what, left, code)
 
 
 def count_summary(user_id: str) -> None:
@@ -184,3 +186,17 @@ def count_export(user_id: str) -> None:
     """One more export requested by a user today (one write); 429 `quota_exceeded` past the limit.
     Part of I9 (outbound mail at a bounded rate)."""
     _count_daily(user_id, EXPORTS, get_settings().exports_per_day, "your allowance of exports")
+
+
+def count_invitation_mail(user_id: str) -> None:
+    """One more invitation email sent by a user today (one write); 429 `invitation_mail_limit` past the
+    limit, before anything is stored. I9 (outbound mail at a bounded rate): the counter is the inviting
+    user's, whatever the object or the address, so inviting to many objects never multiplies it, and
+    nobody else's invitations use it up."""
+    _count_daily(
+        user_id,
+        INVITATION_MAILS,
+        get_settings().invitation_mails_per_day,
+        "your allowance of invitation emails",
+        INVITATION_MAIL_LIMIT,
+    )

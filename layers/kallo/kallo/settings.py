@@ -79,8 +79,9 @@ class Settings(BaseModel):
     # Export Data: its jobs' queue, and the address SES sends exports from.
     export_queue_url: str = ""
     mail_from: str = ""
-    # Where the console is, for the accept links of invitation emails; empty: the REST API's own
-    # `/console/` (`kallo.web.console_url`). The local stack sets its own.
+    # Where the console is, for the accept links of invitation emails (the `PublicConsoleUrl` stack
+    # parameter); empty: the REST API's own `/console/` (`kallo.web.console_url`). The local stack
+    # sets its own.
     console_url: str = ""
     # Quotas and throttles (I10, `kallo.quotas`): fixed windows counted in the table, per principal,
     # user or team. Requests (REST calls and WebSocket messages) a principal may make in a minute:
@@ -95,6 +96,9 @@ class Settings(BaseModel):
     # Summaries a user may start, and exports a user may request, in a day.
     summaries_per_day: int = 200
     exports_per_day: int = 20
+    # Invitation emails a user may have sent in a day (I9: outbound mail at a bounded rate); the
+    # `InvitationMailsPerDay` stack parameter.
+    invitation_mails_per_day: int = 50
     version: str = "4.9.1"
 
 

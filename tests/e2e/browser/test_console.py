@@ -1,4 +1,4 @@
-"""The console (functions/console/static) in a real chromium against the local stack: sign-in with an
+"""The console (sites/console/console/static) in a real chromium against the local stack: sign-in with an
 API key and with `#token=`, teams → topic → convo made through the page, an answer streaming in,
 two people in one convo, regen and its alternates, hostile Markdown rendered inert, axe-core, the
 keyboard, and nothing left behind by sign-out. Answers come from the scripted endpoint (conftest)."""
@@ -180,6 +180,70 @@ def test_sign_in_with_a_token_in_the_address_which_leaves_it_at_once(
     open_convo(page, stack, convo_id)
     ask(page, "Hello from an embedded page", answer=False)
     expect(page.locator("li.step[data-author=user] .body")).to_have_text("Hello from an embedded page")
+
+
+def test_a_token_handed_over_with_the_invitation_link_signs_in_and_accepts_it(
+    stack: RunningStack, browser: Browser
+) -> None:
+    """The emailed link with `&token=<ID token>` appended, as an embedding app opens it for its user:
+    the token leaves the address at once, and the route survives sign-in, so the invitation is accepted
+    and its team opens (`#token=` alone still opens the home page: the test above)."""
+    sub = f"invitee-{uuid.uuid4().hex[:8]}"
+    address = f"{sub}@example.com"
+    id_token = stack.mint_id_token(sub, email=address)
+    invitee = stack.client.get(
+        "/users", params={"firebaseId": sub}, headers={"authorization": f"Bearer {id_token}"}
+    )
+    invitee_id = invitee.raise_for_status().json()["id"]
+    team = (
+        stack.client.post("/teams", json={"name": "Harbour crew"}, headers=key(stack))
+        .raise_for_status()
+        .json()
+    )
+    stack.client.post(
+        "/auth/grantees",
+        params={"objectType": "team", "objectId": team["id"], "inviteEmail": address},
+        json={"type": "user", "role": "member"},
+        headers=key(stack),
+    ).raise_for_status()
+    [sent] = [m for m in stack.client.get("/_local/mail").json() if address in m["destinations"]]
+    mail = stack.client.get(f"/_local/mail/{sent['id']}").text
+    link = f"{console_url(stack.base_url)}#/invitations?accept=team:{team['id']}"
+    assert f'href="{link}"' in mail
+
+    page = browser.new_context().new_page()
+    dialogs = no_dialogs(page)
+    page.goto(f"{link}&token={id_token}")
+    expect(page.get_by_role("heading", name="Topics of Harbour crew")).to_be_visible()
+    assert page.url == f"{console_url(stack.base_url)}#/teams/{team['id']}"
+    grantees = stack.client.get(
+        "/auth/grantees", params={"objectType": "team", "objectId": team["id"]}, headers=key(stack)
+    ).raise_for_status()
+    assert {"id": invitee_id, "type": "user", "role": "member"} in [
+        {k: g[k] for k in ("id", "type", "role")} for g in grantees.json()
+    ]
+    # A token handed over to the open page (a link followed in the same tab): it signs in anew, as that
+    # token's user, on that route, and leaves the address too.
+    other = email()
+    page.evaluate(
+        "(hash) => { location.hash = hash; }", f"#/documents?token={token_for(stack, user_of(stack, other))}"
+    )
+    expect(page.locator("#who")).to_have_text(other)
+    expect(page.get_by_role("heading", name="Documents", exact=True)).to_be_visible()
+    assert page.url == f"{console_url(stack.base_url)}#/documents"
+    assert dialogs == []
+
+
+def test_a_broken_handed_over_token_leaves_the_address_and_the_route_waits_for_sign_in(
+    stack: RunningStack, browser: Browser
+) -> None:
+    page = browser.new_context().new_page()
+    dialogs = no_dialogs(page)
+    page.goto(f"{console_url(stack.base_url)}#/invitations?accept=team:abc&token=%E0%A4%A")
+    expect(page.locator("#sign-in-error")).to_have_text("This access token is not valid any more.")
+    assert page.url == f"{console_url(stack.base_url)}#/invitations?accept=team:abc"
+    assert page.evaluate("() => sessionStorage.length") == 0
+    assert dialogs == []
 
 
 def test_two_people_in_one_convo_see_each_others_steps_live(stack: RunningStack, browser: Browser) -> None:

@@ -48,11 +48,10 @@ from kallo.models.convos import ConvoCreate, ConvoPatch
 from kallo.paging import PAGE_LIMIT, STEP_PAGE_LIMIT
 from kallo.realtime import identifiers as identifier_streams
 from kallo.services import authority, owned, purge
-from kallo.store import grants, keys, objects, steps
+from kallo.store import convos as store
+from kallo.store import grants, objects, steps
 from kallo.store.keys import Ref
-from kallo.store.table import TRANSACT_LIMIT, table
 
-_CONVO_INDEX_PREFIX = f"{ObjectType.convo.value}#"
 logger = logging.getLogger(__name__)
 
 
@@ -123,10 +122,9 @@ def _page_of_grantee(
     """A page of the grantee's grants on convos, by descending convo id (newest first for the
     server's time-ordered ids), and the caller's cursor of the next page."""
     kind = f"convos/{grantee}"
-    page = table().query(
-        keys.grantee_pk(grantee),
-        index="GSI1",
-        prefix=_CONVO_INDEX_PREFIX,
+    page = grants.of_grantee(
+        grantee,
+        object_type=ObjectType.convo.value,
         limit=limit,
         start_key=paging.position(next_token, kind=kind, principal=access.principal),
         newest_first=True,
@@ -244,19 +242,15 @@ def write_convo(chosen: owned.Owner, name: str, extra: dict[str, Any] | None = N
         **grants.item(ref, owner, Role.owner.value, created_by=creator, created_at=now),
         **chain_hint(ref, owner),
     }
-    operations: list[dict[str, Any]] = [
-        {"put": item, "new": True},
-        {"put": owner_grant, "new": True},
-    ]
+    creator_grant = None
     if owned_by_group:
         creator_grant = grants.item(
             ref, Ref(ObjectType.user.value, creator), Role.admin.value, created_by=creator, created_at=now
         )
-        # The check passed on the owner's grants, which can outlive a deleted topic for a while.
-        operations += [{"put": creator_grant, "new": True}, {"check": keys.object_key(owner), "exists": True}]
-    # The ids are new, so only the owner's check can fail: a topic or team deleted meanwhile.
+    # The ids are new, so only the owner's check can fail: a topic or team deleted meanwhile (the check
+    # passed on the owner's grants, which can outlive it for a while).
     with owned.absent_as_not_found(owner):
-        table().transact(operations)
+        store.create(item, owner_grant, creator_grant=creator_grant, owner=owner)
     announce(ref.id, identifier_streams.CREATED, [creator])
     return objects.public(item)
 
@@ -305,12 +299,8 @@ def remove_convo(access: Access, ref: Ref) -> None:
     heard = _listeners(ref.id)
     on_convo = access.structural_grants(ref) + grants.all_of_object(ref, grantee_type=ObjectType.user.value)
     on_convo.sort(key=lambda g: g["role"] != Role.owner)
-    operations: list[dict[str, Any]] = [{"delete": keys.object_key(ref), "exists": True}]
-    operations += [
-        {"delete": keys.grant_key(ref, grants.grantee_ref(g))} for g in on_convo[: TRANSACT_LIMIT - 1]
-    ]
     with owned.absent_as_not_found(ref):
-        table().transact(operations)
+        store.delete(ref, [grants.grantee_ref(g) for g in on_convo])
     purge.schedule(ref)
     try:
         realtime.farewell(ref.id, heard, "convoDeleted", {"id": ref.id})

@@ -30,9 +30,9 @@ from kallo.clock import now_iso
 from kallo.errors import Conflict, NotFound
 from kallo.models.topics import MAX_DATA_SOURCE_IDS
 from kallo.services.owned import absent_as_not_found
-from kallo.store import blobs, grants, keys, objects
+from kallo.store import blobs, grants, objects
+from kallo.store import data_sources as store
 from kallo.store.keys import Ref
-from kallo.store.table import TRANSACT_LIMIT, table
 
 # How many times a link re-reads a topic's `dataSourceIds` that changed under it.
 LIST_ATTEMPTS = 3
@@ -74,16 +74,6 @@ def _topic_ids(topic: Ref) -> list[str] | None:
     return found.get("dataSourceIds")
 
 
-def _set_topic_ids(topic: Ref, before: list[str] | None, after: list[str], now: str) -> dict[str, Any]:
-    """The write of a topic's new list, on condition that nobody changed it since it was read (two
-    links made at once would otherwise lose one id)."""
-    return {
-        "update": keys.object_key(topic),
-        "set": {"dataSourceIds": after, "updatedAt": now},
-        "expect": (("dataSourceIds",), before),
-    }
-
-
 # -- Add Topic / Convo Data Source ---------------------------------------------------------------------
 
 
@@ -103,12 +93,19 @@ def _add(access: Access, target: Ref, data_source: Ref) -> None:
     _require_both(access, target, Permission.can_add_data_source, data_source, Permission.can_add_dependent)
     linked = _link(access, data_source, target) is not None
     for attempt in range(1, LIST_ATTEMPTS + 1):
-        operations = _add_operations(access, target, data_source, linked=linked)
-        if not operations:
+        now = now_iso()
+        listed = _listed(target, data_source, now)
+        if linked and listed is None:
             return
+        by = access.principal.user_id or ""
+        grant = (
+            None
+            if linked
+            else grants.item(data_source, target, Role.dependent.value, created_by=by, created_at=now)
+        )
         try:
             with absent_as_not_found(target, data_source):
-                table().transact(operations)
+                store.link(data_source, target, grant=grant, listed=listed)
             return
         except NotFound:
             # Deleted objects fail every attempt (the topic's is reported by the next read).
@@ -116,32 +113,20 @@ def _add(access: Access, target: Ref, data_source: Ref) -> None:
                 raise
 
 
-def _add_operations(access: Access, target: Ref, data_source: Ref, *, linked: bool) -> list[dict[str, Any]]:
-    """The writes that link them ([] when there is nothing to change)."""
-    now = now_iso()
-    # A write to the target that also fails when it was deleted: its list, or a bare existence check.
-    on_target: dict[str, Any] | None = None
-    if target.type == ObjectType.topic:
-        before = _topic_ids(target)
-        ids = list(before or [])
-        if data_source.id not in ids:
-            if len(ids) >= MAX_DATA_SOURCE_IDS:
-                raise Conflict(
-                    f"a topic has at most {MAX_DATA_SOURCE_IDS} data sources", code="too_many_data_sources"
-                )
-            on_target = _set_topic_ids(target, before, [*ids, data_source.id], now)
-    if linked and on_target is None:
-        return []
-    operations = [
-        on_target or {"check": keys.object_key(target), "exists": True},
-        {"check": keys.object_key(data_source), "exists": True},
-    ]
-    if not linked:
-        by = access.principal.user_id or ""
-        operations.append(
-            {"put": grants.item(data_source, target, Role.dependent.value, created_by=by, created_at=now)}
+def _listed(target: Ref, data_source: Ref, now: str) -> store.ListChange | None:
+    """The change of a topic's list that adds the data source (None for a convo, or when the topic
+    lists it already)."""
+    if target.type != ObjectType.topic:
+        return None
+    before = _topic_ids(target)
+    ids = list(before or [])
+    if data_source.id in ids:
+        return None
+    if len(ids) >= MAX_DATA_SOURCE_IDS:
+        raise Conflict(
+            f"a topic has at most {MAX_DATA_SOURCE_IDS} data sources", code="too_many_data_sources"
         )
-    return operations
+    return store.ListChange(before, [*ids, data_source.id], now)
 
 
 # -- Remove Topic / Convo Data Source ------------------------------------------------------------------
@@ -169,15 +154,13 @@ def _remove(access: Access, target: Ref, data_source: Ref) -> None:
         raise _not_linked(target, data_source)
     for attempt in range(1, LIST_ATTEMPTS + 1):
         # The grant must still be there (a concurrent removal), and so must the target.
-        operations: list[dict[str, Any]] = [{"delete": keys.grant_key(data_source, target), "exists": True}]
         before = _topic_ids(target) if target.type == ObjectType.topic else None
+        listed = None
         if data_source.id in (before or []):
             kept = [i for i in before or [] if i != data_source.id]
-            operations.append(_set_topic_ids(target, before, kept, now_iso()))
-        else:
-            operations.append({"check": keys.object_key(target), "exists": True})
+            listed = store.ListChange(before, kept, now_iso())
         try:
-            table().transact(operations)
+            store.unlink(data_source, target, listed=listed)
             return
         except Conflict as error:
             if objects.get(target) is None:
@@ -214,38 +197,22 @@ def delete_data_source(access: Access, data_source_id: str) -> None:
     """
     ref = _data_source(data_source_id)
     access.require(ref, Permission.can_delete)
-    partition = table().query_all(keys.object_pk(ref))
-    meta = next((i for i in partition if i["SK"] == keys.META), None)
-    owner_grant = next(
-        (i for i in partition if i.get("entity") == "grant" and i.get("role") == Role.owner), None
-    )
+    partition = store.partition(ref)
+    owner_grant = next((g for g in partition.grants if g.get("role") == Role.owner), None)
     owner = grants.grantee_ref(owner_grant) if owner_grant else None
-    location = (meta or {}).get("location") or (owner_grant or {}).get("location")
+    location = (partition.item or {}).get("location") or (owner_grant or {}).get("location")
     linked = [
         grants.grantee_ref(g)
-        for g in partition
-        if g.get("entity") == "grant" and g["role"] == Role.dependent and g["granteeType"] == ObjectType.topic
+        for g in partition.grants
+        if g["role"] == Role.dependent and g["granteeType"] == ObjectType.topic
     ]
     found = objects.batch_get(linked) if linked else {}
     using = sorted(t for t in linked if ref.id in (found.get(t, {}).get("dataSourceIds") or []))
-    now = now_iso()
-    operations: list[dict[str, Any]] = [{"delete": keys.object_key(ref)}]
-    if owner is not None and meta is not None and location:
-        # In the first transaction, with the item's deletion: what a retry reads the location from.
-        operations.append({"update": keys.grant_key(ref, owner), "set": {"location": location}})
-    operations += [
-        {
-            "update": keys.object_key(t),
-            "set": {"dataSourceIds": [i for i in found[t]["dataSourceIds"] if i != ref.id], "updatedAt": now},
-        }
-        for t in using
-    ]
-    kept = {keys.META, keys.grant_sk(owner)} if owner else {keys.META}
-    operations += [{"delete": {"PK": i["PK"], "SK": i["SK"]}} for i in partition if i["SK"] not in kept]
-    for start in range(0, len(operations), TRANSACT_LIMIT):
-        table().transact(operations[start : start + TRANSACT_LIMIT])
+    lists = [(t, [i for i in found[t]["dataSourceIds"] if i != ref.id]) for t in using]
+    # The location goes onto the owner grant in the first transaction, with the item's deletion.
+    store.delete(ref, partition, owner=owner, location=location, lists=lists, at=now_iso())
     prefix = blob_prefix(ref, location, owner)
     if prefix is not None:
         blobs.delete_all(prefix)
     if owner is not None:
-        table().delete(keys.grant_key(ref, owner))
+        store.delete_owner_grant(ref, owner)

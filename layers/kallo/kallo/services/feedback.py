@@ -39,7 +39,6 @@ from kallo.errors import Conflict, NotFound, Unprocessable
 from kallo.store import feedback as store
 from kallo.store import steps
 from kallo.store.keys import Ref
-from kallo.store.table import table
 
 logger = Logger(child=True)
 
@@ -66,7 +65,7 @@ def answer(access: Access, step_id: str) -> dict[str, Any]:
 
 def _fresh(step: dict[str, Any]) -> dict[str, Any]:
     """The step as stored now (strongly consistent), after a transaction found it changed or gone."""
-    found = table().get(steps.key(step), consistent=True)
+    found = steps.current(step)
     if found is None:
         raise NotFound(f"step {step['id']} not found")
     return found
@@ -130,7 +129,7 @@ def _announce(step: dict[str, Any]) -> None:
     moved them at the same time). The change is stored: a failed broadcast is logged, and a client
     repairs it by reading the step over REST."""
     try:
-        stored = table().get(steps.key(step), consistent=True)
+        stored = steps.current(step)
         if stored is None:  # deleted just now: its deletion is broadcast instead
             return
         counts = {name: stored.get("feedback", {}).get(name, 0) for name in store.COUNTS.values()}

@@ -28,8 +28,9 @@ inherit, plus one BatchGetItem, see `kallo.authz.access`; on a team or user obje
 - Add: the check + 1 BatchGetItem (the grantee, the caller's grant on a team grantee, the current
   grant, and for a user grantee the caller's own user item unless it is a service account) + 1
   TransactWriteItems (nothing when the grant is already there). With `inviteEmail`: the check + 1
-  TransactWriteItems, and its email (1 BatchGetItem: the inviter and the object's name; 1 SES
-  SendEmail).
+  UpdateItem (the inviter's invitation emails of the day, I9) + 1 TransactWriteItems, and its email (1
+  BatchGetItem: the inviter and the object's name; 1 SES SendEmail); on a stack without a sender
+  address, no email and no count.
 - Set: the check + 1 Query (every grant on the object) + 1 BatchGetItem (the new grantees; none when
   there are none) + 1 TransactWriteItems; a new owner adds its check (`owned.require_can_own`: a
   team's is 1 BatchGetItem, a topic's 1 Query + 1 BatchGetItem, another user's the authority check).
@@ -43,7 +44,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from kallo import paging
+from kallo import paging, quotas
 from kallo.authz.access import Access, chain_hint
 from kallo.authz.policy import (
     ALLOWED_GRANTS,
@@ -288,7 +289,15 @@ def _grant(access: Access, obj: Ref, target: Ref, role: Role, held: frozenset[Pe
 
 def _invite(access: Access, obj: Ref, email: str, role: Role, console_url: str | None) -> dict[str, Any]:
     """Store (or renew) the invitation of `email` to `obj`; it expires after the configured days. With
-    `console_url`, mail it (once stored)."""
+    `console_url`, mail it (once stored).
+
+    I9 (outbound mail at a bounded rate): an invitation that will be mailed is first counted against the
+    inviting user's invitation emails of the day (`quotas.count_invitation_mail`); past the limit the
+    request is refused (429 `invitation_mail_limit`) and nothing is stored, so the inviter knows the
+    invitee was not told, rather than holding an invitation nobody heard of."""
+    mail_console = console_url if invitation_mail.can_send() else None
+    if mail_console is not None:
+        quotas.count_invitation_mail(access.principal.user_id or "")
     moment = now()
     expires = moment + timedelta(days=get_settings().invitation_ttl_days)
     item = invitations.item(
@@ -303,8 +312,8 @@ def _invite(access: Access, obj: Ref, email: str, role: Role, console_url: str |
         grants.put_while_object_exists(item)
     fields = ("objectType", "objectId", "inviteEmail", "role", "createdBy", "createdAt")
     invitation = {name: item[name] for name in fields}
-    if console_url is not None:
-        invitation_mail.send(invitation, console_url=console_url, expires_at=item["ttl"])
+    if mail_console is not None:
+        invitation_mail.send(invitation, console_url=mail_console, expires_at=item["ttl"])
     return invitation
 
 

@@ -47,9 +47,9 @@ from kallo.documents.bm25 import Index
 from kallo.errors import BadRequest, Conflict, Unprocessable, UnsupportedMediaType
 from kallo.services import summaries
 from kallo.settings import get_settings
-from kallo.store import blobs, keys, objects
+from kallo.store import blobs, data_sources, objects
+from kallo.store import summaries as summary_store
 from kallo.store.keys import Ref
-from kallo.store.table import table
 
 logger = Logger(child=True)
 
@@ -134,12 +134,11 @@ def process(object_key: str, version_id: str | None, *, size: int | None = None)
     uploaded_prefix = blobs.prefix(owner, data_source_id)
     context = {"dataSourceId": data_source_id, "versionId": version_id}
 
-    found = table().get(keys.object_key(ref), consistent=True)
-    if found is None:
+    item = objects.get(ref, consistent=True)
+    if item is None:
         deleted = blobs.delete_all(uploaded_prefix)
         logger.info("data source gone: its files were deleted", extra={**context, "deleted": deleted})
         return None
-    item = objects.public(found)
     if item.get("location") != object_key:
         # Only our own code names keys under a data source's prefix; a key that is not the item's
         # location is nobody's file.
@@ -206,7 +205,7 @@ def _confirm_upload(ref: Ref, owner: Ref, uploaded_prefix: str) -> bool:
     if not _update(ref, uploaded_prefix, {"status": PROCESSING, "updatedAt": now_iso()}, remove=("ttl",)):
         return False
     try:
-        table().update(keys.grant_key(ref, owner), {}, remove=("ttl",))
+        data_sources.keep_owner_grant(ref, owner)
     except Conflict:
         logger.info("the upload's owner grant is gone: ownership changed", extra={"id": ref.id})
     return True
@@ -246,6 +245,6 @@ def _refuse(
 
 
 def _queue_requested_summary(data_source_id: str) -> None:
-    summary = table().get(keys.summary_key(data_source_id), consistent=True)
+    summary = summary_store.get(data_source_id)
     if summary is not None and summary.get("status") == summaries.PENDING:
         summaries.schedule(data_source_id)

@@ -3,7 +3,8 @@
 The link is `<console URL>#/invitations?accept=<objectType>:<objectId>`: the console's invitations view,
 which (once the invitee has signed in) accepts with `POST /invitations/accept?objectType=&objectId=`
 (`kallo.services.invitations`, I2: only the owner of the verified address can). The console URL is
-`KALLO_CONSOLE_URL` when set, else the REST API's own `/console/` (`kallo.web.console_url`).
+`KALLO_CONSOLE_URL` (the `PublicConsoleUrl` stack parameter) when set, else the REST API's own
+`/console/` (`kallo.web.console_url`).
 
 What the email says, and why (I9, outbound mail; tenant isolation):
 - the subject is ours alone, naming only the kind of object (`You are invited to a team on Kallo`):
@@ -13,6 +14,10 @@ What the email says, and why (I9, outbound mail; tenant isolation):
   accepting, and nothing of the inviter's tenant beyond it;
 - every name goes through `html.escape` in the HTML part (an object named `<script>` shows as text),
   and the link is built by us from ids the server made.
+
+I9's bounded rate: each invitation to be mailed is counted first against the inviting user's invitation
+emails of the UTC day (`KALLO_INVITATION_MAILS_PER_DAY`, 50 by default; `kallo.quotas`); past it, Add
+Grantee answers 429 `invitation_mail_limit` with `Retry-After` and stores nothing.
 
 Sending comes after the invitation is stored, and a failure never loses it (nor fails the request):
 it is logged and counted (metric `InvitationMailFailures`), and the answer is 201 as usual; the
@@ -98,6 +103,11 @@ def render(
 
 def _display_name(user: dict[str, Any] | None) -> str:
     return str((user or {}).get("displayName") or "")
+
+
+def can_send() -> bool:
+    """Whether this stack mails invitations at all (it has a sender address)."""
+    return bool(get_settings().mail_from)
 
 
 def send(invitation: dict[str, Any], *, console_url: str, expires_at: int) -> bool:

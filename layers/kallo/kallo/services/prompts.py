@@ -11,10 +11,10 @@ from kallo.authz.policy import ObjectType, Permission
 from kallo.errors import BadRequest
 from kallo.models.prompts import PromptCreate, PromptUpdate
 from kallo.paging import PAGE_LIMIT
-from kallo.services import authority, owned, topics
-from kallo.store import grants, keys, objects
+from kallo.services import authority, owned
+from kallo.store import grants, objects
+from kallo.store import prompts as store
 from kallo.store.keys import Ref
-from kallo.store.table import TRANSACT_LIMIT, table
 
 
 def _prompt(prompt_id: str) -> Ref:
@@ -71,14 +71,6 @@ def delete_prompt(access: Access, prompt_id: str) -> None:
     linked = [grants.grantee_ref(g) for g in held if g["granteeType"] == "topic"]
     found = objects.batch_get(linked) if linked else {}
     using = {t for t in linked if found.get(t, {}).get("promptId") == prompt_id}
-    operations: list[dict[str, Any]] = [{"delete": keys.object_key(ref)}]
-    for topic in sorted(using):
-        operations.extend(topics.unset_prompt(topic, prompt_id))
-    # A transaction may not touch an item twice: the grants to `using` topics go with `unset_prompt`.
-    operations.extend(
-        {"delete": keys.grant_key(ref, grants.grantee_ref(g))}
-        for g in held
-        if grants.grantee_ref(g) not in using
-    )
-    for start in range(0, len(operations), TRANSACT_LIMIT):
-        table().transact(operations[start : start + TRANSACT_LIMIT])
+    # A transaction may not touch an item twice: the grants to `using` topics go with their unsetting.
+    others = [grants.grantee_ref(g) for g in held if grants.grantee_ref(g) not in using]
+    store.delete(ref, unset_on=sorted(using), grantees=others)

@@ -24,9 +24,9 @@ from aws_lambda_powertools import Logger
 
 from kallo import jobs, realtime
 from kallo.authz.policy import ObjectType, Role
-from kallo.store import app_keys, grants, keys, steps
+from kallo.store import app_keys, grants, objects, steps
+from kallo.store import purge as store
 from kallo.store.keys import Ref
-from kallo.store.table import table
 
 logger = Logger(child=True)
 
@@ -54,18 +54,14 @@ def purge(ref: Ref) -> int:
     that something sends such messages; it raises `LiveObject` instead, so the message fails, is
     retried, and ends in the dead-letter queue, where it is seen. Nothing is deleted.
     """
-    if table().get(keys.object_key(ref), consistent=True) is not None:
+    if objects.get(ref, consistent=True) is not None:
         logger.error("purge refused: the object exists", extra={"objectType": ref.type, "objectId": ref.id})
         raise LiveObject(f"{ref.type} {ref.id} exists: a purge job is only sent for a deleted object")
     return _purge(ref, link=None, seen=set())
 
 
-def _key(item: dict[str, Any]) -> dict[str, str]:
-    return {"PK": item["PK"], "SK": item["SK"]}
-
-
-def _purge(ref: Ref, *, link: dict[str, str] | None, seen: set[Ref]) -> int:
-    """Purge an object; `link` is the key of its owner grant when it is purged because its owner was,
+def _purge(ref: Ref, *, link: dict[str, Any] | None, seen: set[Ref]) -> int:
+    """Purge an object; `link` is its owner grant (as read) when it is purged because its owner was,
     kept until the end so that an interrupted purge finds it again."""
     if ref in seen:  # ownership is a tree; this only guards against corrupt data
         return 0
@@ -73,7 +69,7 @@ def _purge(ref: Ref, *, link: dict[str, str] | None, seen: set[Ref]) -> int:
     deleted = 0
     if link is not None:
         # An owned object disappears first, so no one reads it while the rest goes.
-        table().delete(keys.object_key(ref))
+        objects.delete(ref)
         deleted += 1
     deleted += _purge_dependents(ref, seen)
     if ref.type == ObjectType.convo:
@@ -84,7 +80,7 @@ def _purge(ref: Ref, *, link: dict[str, str] | None, seen: set[Ref]) -> int:
     users: list[str] = []
     deleted += _delete_partition(ref, keep=link, users=users)
     if link is not None:
-        table().delete(link)
+        store.delete_item(link)
         deleted += 1
         if ref.type == ObjectType.convo:
             # Imported here: convos imports this module (Delete Convo schedules purges).
@@ -98,20 +94,20 @@ def _purge_dependents(ref: Ref, seen: set[Ref]) -> int:
     """The grants naming `ref` as grantee: owned objects are purged, other links simply deleted."""
     deleted, start = 0, None
     while True:
-        page = table().query(keys.grantee_pk(ref), index="GSI1", start_key=start)
+        page = grants.of_grantee(ref, start_key=start)
         links = []
         for grant in page.items:
             if grant.get("entity") == "grant" and grant.get("role") == Role.owner:
-                deleted += _purge(grants.object_ref(grant), link=_key(grant), seen=seen)
+                deleted += _purge(grants.object_ref(grant), link=grant, seen=seen)
             else:
-                links.append(_key(grant))
-        deleted += table().batch_delete(links)
+                links.append(grant)
+        deleted += store.delete_items(links)
         start = page.last_key
         if not start:
             return deleted
 
 
-def _delete_partition(ref: Ref, *, keep: dict[str, str] | None, users: list[str] | None = None) -> int:
+def _delete_partition(ref: Ref, *, keep: dict[str, Any] | None, users: list[str] | None = None) -> int:
     """Every item of the object's partition but `keep`, a page (at most 1 MB) at a time; the ids of the
     users whose grants it deleted are added to `users`.
 
@@ -119,7 +115,7 @@ def _delete_partition(ref: Ref, *, keep: dict[str, str] | None, users: list[str]
     sockets closed through the management API, so they hear nothing more of it."""
     deleted, start = 0, None
     while True:
-        page = table().query(keys.object_pk(ref), start_key=start)
+        page = objects.partition_page(ref, start)
         sockets = [i["connectionId"] for i in page.items if i.get("entity") == "connection"]
         if users is not None:
             users += [
@@ -127,8 +123,7 @@ def _delete_partition(ref: Ref, *, keep: dict[str, str] | None, users: list[str]
                 for i in page.items
                 if i.get("entity") == "grant" and i.get("granteeType") == ObjectType.user
             ]
-        doomed = [k for k in map(_key, page.items) if k != keep]
-        deleted += table().batch_delete(doomed + [keys.connection_key(c) for c in sockets])
+        deleted += store.delete_items(page.items, keep=keep, connections=sockets)
         realtime.close_all(sockets)
         start = page.last_key
         if not start:

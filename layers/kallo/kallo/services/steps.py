@@ -88,10 +88,10 @@ from kallo.models.ws import (
     is_blank,
 )
 from kallo.services import step_configs
+from kallo.store import convos as convo_store
 from kallo.store import grants, objects, search
 from kallo.store import steps as store
 from kallo.store.keys import Ref
-from kallo.store.table import table
 
 # Server → client message types (API.md, WebSocket).
 NEW_STEP = "convoNewStep"
@@ -262,7 +262,7 @@ def _join_convo(actor: Actor, convo_id: str) -> None:
     grant = grants.item(convo, me, Role.participant.value, created_by=actor.user_id, created_at=now_iso())
     # Two first steps at once both find no grant: the second write finds the first one's.
     with contextlib.suppress(Conflict):
-        table().put(grant, must_not_exist=True)
+        convo_store.join(grant)
 
 
 def _store_new(

@@ -56,8 +56,8 @@ from kallo.services.feedback import answer
 from kallo.services.prompting import CHARS_PER_TOKEN, TURN_TOKENS
 from kallo.settings import get_settings
 from kallo.store import steps
+from kallo.store import suggestions as store
 from kallo.store.keys import Ref
-from kallo.store.table import table
 
 logger = Logger(child=True)
 
@@ -73,7 +73,7 @@ LEASE_SECONDS = 30
 RETRY_AFTER_SECONDS = 5
 EXCERPT_CHARS = 1000
 RAW_LIMIT = 4000
-KEPT, LEASE = "suggestions", "suggestionsLeasedUntil"
+KEPT, LEASE = store.KEPT, store.LEASE
 
 INSTRUCTION = (
     "Suggest three short follow-up questions the user could ask next about the exchange below. Write "
@@ -107,9 +107,9 @@ def suggestions_for(access: Access, step_id: str) -> list[str] | None:
     quotas.require_token_budget(user_id, team_id)
     moment = epoch_seconds(now())
     try:
-        table().lease(steps.key(step), LEASE, moment + LEASE_SECONDS, now=moment, unless=KEPT)
+        store.lease(step, moment + LEASE_SECONDS, now=moment)
     except Conflict:
-        stored = table().get(steps.key(step), consistent=True)
+        stored = steps.current(step)
         if stored is None:
             raise NotFound(f"step {step_id} not found") from None
         return stored.get(KEPT)
@@ -124,7 +124,7 @@ def suggestions_for(access: Access, step_id: str) -> list[str] | None:
     except Exception:
         logger.exception("charging the suggestions' tokens failed", extra={"stepId": step_id})
     try:
-        table().update(steps.key(step), {KEPT: made}, remove=(LEASE,))
+        store.keep(step, made)
     except Conflict:  # the step was deleted meanwhile: nothing to keep them on
         logger.info("step gone before its suggestions were kept", extra={"stepId": step_id})
     return made
@@ -133,7 +133,7 @@ def suggestions_for(access: Access, step_id: str) -> list[str] | None:
 def _release(step: dict[str, Any], until: int) -> None:
     """Give the lease back (only while it is still this caller's), so the next request asks again."""
     with contextlib.suppress(Conflict):  # taken over, or the step is gone
-        table().update(steps.key(step), {}, remove=(LEASE,), expect=((LEASE,), until))
+        store.release(step, until)
 
 
 def _text(step: dict[str, Any] | None) -> str:

@@ -1,7 +1,7 @@
 """Summaries of data sources: Generate Summary (`POST /data-sources/{dataSourceId}/summary`) asks for
 one, the data source worker writes it, and the next request returns it.
 
-The summary item (`keys.summary_key`, in the data source's partition, so deleting the data source
+The summary item (`kallo.store.summaries`, in the data source's partition, so deleting the data source
 deletes it) holds `status` (`pending`, `ready`, `failed`), `requestedAt`, `content {text}`,
 `annotations` (citations), `error`, `model`, `updatedAt`.
 
@@ -58,9 +58,9 @@ from kallo.llm import ChatMessage, ProviderError, registry
 from kallo.llm.streaming import collect
 from kallo.services.prompting import TURN_TOKENS
 from kallo.settings import get_settings
-from kallo.store import blobs, keys
+from kallo.store import blobs, objects
+from kallo.store import summaries as store
 from kallo.store.keys import Ref
-from kallo.store.table import table
 
 logger = Logger(child=True)
 
@@ -112,9 +112,7 @@ def request(access: Access, data_source_id: str) -> tuple[dict[str, Any], int]:
     docstring."""
     ref = Ref(ObjectType.data_source.value, data_source_id)
     access.require(ref, Permission.can_view)
-    partition = table().query(keys.object_pk(ref), prefix="#").items
-    item = next((i for i in partition if i["SK"] == keys.META), None)
-    summary = next((i for i in partition if i["SK"] == keys.summary_key(data_source_id)["SK"]), None)
+    item, summary = store.with_data_source(data_source_id)
     if item is None:  # deleted since the check read its grants
         raise NotFound(f"data_source {data_source_id} not found")
     if summary is not None and summary.get("status") == READY:
@@ -145,19 +143,9 @@ def _needs_request(summary: dict[str, Any] | None, moment: datetime) -> bool:
 def _mark_pending(data_source_id: str, summary: dict[str, Any] | None, moment: datetime) -> bool:
     """Make the summary pending unless another request did so first (then its job is the one)."""
     at = iso(moment)
+    pending = {"status": PENDING, "requestedAt": at, "updatedAt": at}
     try:
-        if summary is None:
-            table().put(
-                {**keys.summary_key(data_source_id), "status": PENDING, "requestedAt": at, "updatedAt": at},
-                must_not_exist=True,
-            )
-        else:
-            table().update(
-                keys.summary_key(data_source_id),
-                {"status": PENDING, "requestedAt": at, "updatedAt": at},
-                remove=("error",),
-                expect=(("requestedAt",), summary["requestedAt"]),
-            )
+        store.claim(data_source_id, pending, requested_at=None if summary is None else summary["requestedAt"])
     except Conflict:
         return False
     return True
@@ -170,13 +158,13 @@ def summarize(data_source_id: str, *, seconds: float = GENERATION_SECONDS) -> st
     """Write the summary of a data source whose summary is pending; returns its status afterwards (None
     when there was nothing to do). `seconds` bounds the time spent generating."""
     context = {"dataSourceId": data_source_id}
-    summary = table().get(keys.summary_key(data_source_id), consistent=True)
+    summary = store.get(data_source_id)
     if summary is None or summary.get("status") != PENDING:
         logger.info(
             "no pending summary: job ignored", extra={**context, "status": (summary or {}).get("status")}
         )
         return None
-    item = table().get(keys.object_key(Ref(ObjectType.data_source.value, data_source_id)), consistent=True)
+    item = objects.get(Ref(ObjectType.data_source.value, data_source_id), consistent=True)
     if item is None or item.get("status") != READY:
         # Deleted (its summary goes with it), or not processed yet: processing queues the job again.
         logger.info("data source not ready: summary job ignored", extra=context)
@@ -199,7 +187,7 @@ def summarize(data_source_id: str, *, seconds: float = GENERATION_SECONDS) -> st
 
 def _store(data_source_id: str, changes: dict[str, Any], *, remove: tuple[str, ...] = ()) -> str | None:
     try:
-        table().update(keys.summary_key(data_source_id), {**changes, "updatedAt": now_iso()}, remove=remove)
+        store.update(data_source_id, {**changes, "updatedAt": now_iso()}, remove=remove)
     except Conflict:  # the data source (and its summary) was deleted meanwhile
         logger.info("summary gone while it was written", extra={"dataSourceId": data_source_id})
         return None

@@ -42,9 +42,9 @@ from kallo.services.owned import (
     update_owned,
     viewable_among,
 )
-from kallo.store import grants, keys, objects
+from kallo.store import grants, objects
+from kallo.store import topics as store
 from kallo.store.keys import Ref
-from kallo.store.table import table
 
 # -- topics ---------------------------------------------------------------------------------------------
 
@@ -109,14 +109,11 @@ def update_topic(access: Access, topic_id: str, data: TopicUpdate) -> dict[str, 
     step_configs.require_viewable(access, (data.config.get("defaults") or {}).get("dataSourceIds") or [])
     changes = {**changes, "config": config.stored(), "updatedAt": now_iso()}
     try:
-        updated = table().update(
-            keys.object_key(ref), changes, expect=(("updatedAt",), current.get("updatedAt"))
-        )
+        return objects.update_if_unchanged(ref, changes, field="updatedAt", expected=current.get("updatedAt"))
     except Conflict as error:
         if objects.get(ref) is None:
             raise NotFound(f"topic {topic_id} not found") from error
         raise Conflict("the topic changed meanwhile: read it and try again", code="conflict") from error
-    return objects.public(updated)
 
 
 def _first_error(error: ValidationError) -> str:
@@ -166,24 +163,8 @@ def set_topic_prompt(access: Access, topic_id: str, prompt_id: str) -> None:
     link = grants.item(
         prompt, topic, Role.dependent.value, created_by=access.principal.user_id or "", created_at=now
     )
-    operations: list[dict[str, Any]] = [
-        {"update": keys.object_key(topic), "set": {"promptId": prompt_id, "updatedAt": now}},
-        {"put": link},
-        # Its grants can outlive a deleted prompt: never link a topic to a missing one.
-        {"check": keys.object_key(prompt), "exists": True},
-    ]
-    if previous:
-        operations.append({"delete": keys.grant_key(Ref("prompt", previous), topic)})
     with absent_as_not_found(topic, prompt):
-        table().transact(operations)
-
-
-def unset_prompt(topic: Ref, prompt_id: str) -> list[dict[str, Any]]:
-    """The writes that take a prompt off a topic: its `promptId` and the prompt's grant to it."""
-    return [
-        {"update": keys.object_key(topic), "set": {"updatedAt": now_iso()}, "remove": ["promptId"]},
-        {"delete": keys.grant_key(Ref("prompt", prompt_id), topic)},
-    ]
+        store.set_prompt(topic, prompt, link, previous=previous, at=now)
 
 
 def remove_topic_prompt(access: Access, topic_id: str) -> None:
@@ -193,4 +174,4 @@ def remove_topic_prompt(access: Access, topic_id: str) -> None:
     previous = require_existing(topic).get("promptId")
     if previous:
         with absent_as_not_found(topic):
-            table().transact(unset_prompt(topic, previous))
+            store.unset_prompt(topic, previous)

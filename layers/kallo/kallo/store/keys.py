@@ -50,10 +50,13 @@ listed by topic, and the topic's purge deletes its keys. An end user (a `user` v
 requests) is a user created by the key's tenant; its claim makes it one per (topic, tenant, `user`
 value), the value hashed so that any string makes a bounded key. It is never found by email (I1/I2).
 
-A quota counter counts one thing (`requests`, `tokens`, `upload_bytes`, `summaries`, `exports`) for
-one subject (a user, a team, or an OIDC identity without a user: `QUOTA#oidc#<sub>`) in one fixed
-window, whose start (epoch seconds) ends its sort key; it is only ever changed with `ADD`, and its `ttl`
-is the end of its window, so old windows disappear by themselves.
+A quota counter counts one thing (`requests`, `tokens`, `upload_bytes`, `summaries`, `exports`,
+`invitation_mails`) for one subject (a user, a team, or an OIDC identity without a user:
+`QUOTA#oidc#<sub>`) in one fixed window, whose start (epoch seconds) ends its sort key; it is only ever
+changed with `ADD`, and its `ttl` is the end of its window, so old windows disappear by themselves.
+`invitation_mails` is the inviting user's (`QUOTA#user#<id>` / `invitation_mails#<UTC day start>`),
+never the object's nor the invitee's, so neither choosing objects nor another tenant's invitations
+move it (I9).
 
 A step feedback item is one user's rating of one answer (`kallo.store.feedback`); the step's own item
 carries the counts (`feedback {likes, dislikes}`), changed in the same transaction. It is keyed by the
@@ -95,7 +98,7 @@ Access patterns
 | 17 | the steps of a group, oldest first           | PK=`OBJ#convo#id`, SK begins_with `GROUP#<groupId>#`, then BatchGetItem of the steps | `steps.group` |
 | 18 | many steps by key                            | BatchGetItem of PK=`OBJ#convo#id`, SK=`STEP#<createdAt>#<stepId>` | `steps.batch_get` |
 | 19 | the steps containing a word, newest first    | GSI1PK=`TERM#<term>` (descending GSI1SK)                   | `search.postings` |
-| 20 | a data source's summary                      | PK=`OBJ#data_source#id`, SK=`#SUMMARY`                     | `summary_key` |
+| 20 | a data source's summary (with its item: SK begins_with `#`) | PK=`OBJ#data_source#id`, SK=`#SUMMARY` | `summaries.get`, `summaries.with_data_source` |
 | 21 | an export by id                              | PK=`EXPORT#<exportId>`, SK=`#META`                         | `export_key` |
 | 22 | a subject's counter in one window (I10)      | PK=`QUOTA#<type>#<id>`, SK=`<counter>#<window start>` (UpdateItem ADD; BatchGetItem to read) | `store.quotas` |
 | 23 | an app key by its hash                       | PK=`APPKEY#hash`, SK=`#META`                               | `app_keys.get` |
@@ -105,6 +108,7 @@ Access patterns
 | 27 | every feedback item of a step                | PK=`FEEDBACK#<stepId>`                                     | `feedback.delete_of_step` |
 | 28 | a user's identifiers-stream connections      | PK=`STREAMS#<userId>`, SK begins_with `CONN#`              | `connections.streams_of` |
 | 29 | a convo's running steps (convoSync)          | PK=`OBJ#convo#id`, SK between `STEP#` and `STEP#~`, filter `status = running`, strongly consistent | `steps.running_of_convo` |
+| 30 | everything in an object's partition (a deletion, the purge) | PK=`OBJ#t#id`                   | `objects.partition`, `objects.partition_page` |
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 
 from kallo.store import keys
 from kallo.store.keys import Ref
-from kallo.store.table import table
+from kallo.store.table import Page, table
 
 _INTERNAL = frozenset({"PK", "SK", "GSI1PK", "GSI1SK", "entity", "ttl", "version"})
 
@@ -25,8 +25,10 @@ def item(ref: Ref, fields: dict[str, Any]) -> dict[str, Any]:
     return {**keys.object_key(ref), "entity": ref.type, **fields, "id": ref.id}
 
 
-def get(ref: Ref) -> dict[str, Any] | None:
-    found = table().get(keys.object_key(ref))
+def get(ref: Ref, *, consistent: bool = False) -> dict[str, Any] | None:
+    """The object (None when it does not exist); `consistent` reads it strongly consistently (a write
+    may have made or deleted it milliseconds ago)."""
+    found = table().get(keys.object_key(ref), consistent=consistent)
     return public(found) if found else None
 
 
@@ -43,7 +45,29 @@ def update(ref: Ref, changes: dict[str, Any], *, remove: tuple[str, ...] = ()) -
 def update_if_unset(ref: Ref, changes: dict[str, Any], *, field: str) -> dict[str, Any]:
     """`update`, only while the object's `field` is empty; raises `Conflict` otherwise (or when the
     object is gone)."""
-    return public(table().update(keys.object_key(ref), changes, expect=((field,), "")))
+    return update_if_unchanged(ref, changes, field=field, expected="")
+
+
+def update_if_unchanged(ref: Ref, changes: dict[str, Any], *, field: str, expected: Any) -> dict[str, Any]:
+    """`update`, only while the object's `field` still holds `expected` (as read; None: absent), an
+    optimistic check for a read-modify-write; raises `Conflict` otherwise (or when the object is gone)."""
+    return public(table().update(keys.object_key(ref), changes, expect=((field,), expected)))
+
+
+def partition(ref: Ref) -> list[dict[str, Any]]:
+    """Every item of the object's partition (the item itself, its grants, invitations, and what else
+    is keyed under `OBJ#<type>#<id>`), as stored, keys included."""
+    return table().query_all(keys.object_pk(ref))
+
+
+def partition_page(ref: Ref, start_key: dict[str, Any] | None = None) -> Page:
+    """One page (at most 1 MB) of the object's partition, as stored, keys included."""
+    return table().query(keys.object_pk(ref), start_key=start_key)
+
+
+def delete(ref: Ref) -> None:
+    """Delete the object's item (nothing else of its partition), whether or not it exists."""
+    table().delete(keys.object_key(ref))
 
 
 def exists_check(ref: Ref) -> dict[str, Any]:

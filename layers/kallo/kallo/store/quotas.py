@@ -63,7 +63,11 @@ def add_all(counters: list[Counter], amount: int, *, ttl: int) -> None:
 
 def add_within(limited: list[tuple[Counter, int]], amount: int, *, ttl: int) -> Counter | None:
     """Add `amount` to every counter unless that takes one past its limit; returns the first counter
-    that had no room (nothing is added then), or None when all were charged. One write."""
+    that had no room (nothing is added then), or None when all were charged. One write (none when the
+    amount alone is over a limit: the condition below lets anything into a counter not yet started)."""
+    for counter, limit in limited:
+        if amount > limit:
+            return counter
     client = aws.client("dynamodb")
     if len(limited) == 1:
         counter, limit = limited[0]

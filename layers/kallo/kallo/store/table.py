@@ -327,6 +327,12 @@ class Table:
                 ) from error
             raise
 
+    def transact_in_batches(self, operations: list[dict[str, Any]]) -> None:
+        """`transact` for more operations than one transaction holds: in order, `TRANSACT_LIMIT` at a
+        time. Each batch is atomic, the whole is not: a failure leaves the earlier batches applied."""
+        for start in range(0, len(operations), TRANSACT_LIMIT):
+            self.transact(operations[start : start + TRANSACT_LIMIT])
+
     def _transact_item(self, operation: dict[str, Any]) -> dict[str, Any]:
         if "put" in operation:
             put: dict[str, Any] = {"TableName": self.name, "Item": serialize(operation["put"])}

@@ -17,7 +17,7 @@ def delete_with_partition(team: Ref, held: Iterable[dict[str, Any]]) -> None:
     transaction conditioned on the team existing (`objects.delete_with_grants`: `Conflict` when it is
     gone, and nothing else is deleted), so the team disappears at once; then the rest, 25 per
     BatchWriteItem (not atomic: leftovers are grants and invitations naming a team that is gone)."""
-    partition = table().query_all(keys.object_pk(team))
+    partition = objects.partition(team)
     owner = grants.owner_of([i for i in partition if i.get("entity") == "grant"])
     owner_grantees = [owner] if owner else []
     objects.delete_with_grants(team, owner_grantees)

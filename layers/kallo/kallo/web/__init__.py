@@ -98,8 +98,8 @@ def principal_of(app: APIGatewayRestResolver) -> Principal:
 
 def console_url(app: APIGatewayRestResolver) -> str:
     """Where the console is, for links in the emails a request sends: `KALLO_CONSOLE_URL` when set
-    (a custom domain, or the local stack's), else this REST API's own `/console/`:
-    `https://<requestContext.domainName>/<stage>/console/`."""
+    (the `PublicConsoleUrl` stack parameter, for a custom domain; or the local stack's), else this REST
+    API's own `/console/`: `https://<requestContext.domainName>/<stage>/console/`."""
     configured = get_settings().console_url
     if configured:
         return configured

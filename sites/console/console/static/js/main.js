@@ -1,7 +1,7 @@
 // The console's shell: sign-in, navigation and the hash router. Views live in views/*.js; each exports
 // render(container, params, app) and may return a function that is called when the view is left.
 //
-// Credentials: an access token from /console/#token=... (removed from the address at once), or a
+// Credentials: an access token in the address (removed from it at once, see handOver), or a
 // service account's API key plus a user's email, with which the console mints 15-minute user tokens
 // and renews them before they expire. The key stays in memory, or in this tab's sessionStorage when
 // the operator asks; nothing goes to localStorage or cookies. Sign-out clears both and reloads.
@@ -45,6 +45,39 @@ const app = {
     toast.timer = setTimeout(() => toast.classList.remove("shown"), 5000);
   },
 };
+
+// An access token an embedding app hands over in the address, and the route to open with it: either
+// `#token=<jwt>` (the home page), or a route carrying it among its parameters, e.g. the emailed
+// invitation link plus the token, `#/invitations?accept=team:<id>&token=<jwt>`, which opens that route
+// once signed in. Returns {token, route}, or null when the address carries no token.
+function handOver(hash) {
+  const decoded = (value) => {
+    try {
+      return decodeURIComponent(value);
+    } catch (e) {
+      return value; // a broken escape: sign-in then says the token is not valid
+    }
+  };
+  const whole = /^#token=([^&]+)/.exec(hash);
+  if (whole) return { token: decoded(whole[1]), route: HOME };
+  const at = hash.indexOf("?");
+  if (!hash.startsWith("#/") || at < 0) return null;
+  const pairs = hash.slice(at + 1).split("&");
+  const given = pairs.find((pair) => pair.startsWith("token="));
+  if (!given) return null;
+  const rest = pairs.filter((pair) => pair && !pair.startsWith("token=")).join("&");
+  return { token: decoded(given.slice(6)), route: hash.slice(0, at) + (rest ? `?${rest}` : "") };
+}
+
+// Takes a handed-over token out of the address at once (it must not stay in history or be bookmarked)
+// and keeps it for this tab; true when there was one.
+function takeToken() {
+  const given = handOver(location.hash);
+  if (!given) return false;
+  history.replaceState(null, "", location.pathname + given.route);
+  sessionStorage.setItem(TOKEN_ITEM, given.token);
+  return true;
+}
 
 function claims(jwt) {
   try {
@@ -178,6 +211,8 @@ async function start() {
   api = new Api(restBase(location), config.webSocketUrl);
   $("sign-out").addEventListener("click", () => signOut());
   window.addEventListener("hashchange", () => {
+    // A token handed over to an open page (a link followed in this tab): start again as its user.
+    if (takeToken()) return location.reload();
     route();
     $("main").focus({ preventScroll: true });
   });
@@ -199,11 +234,7 @@ async function start() {
     }
   });
 
-  const given = /^#token=([^&]+)/.exec(location.hash);
-  if (given) {
-    history.replaceState(null, "", location.pathname + HOME); // the token leaves the address at once
-    sessionStorage.setItem(TOKEN_ITEM, decodeURIComponent(given[1]));
-  }
+  takeToken();
   try {
     const token = sessionStorage.getItem(TOKEN_ITEM);
     const kept = JSON.parse(sessionStorage.getItem(KEY_ITEM) || "null");
