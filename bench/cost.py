@@ -3,7 +3,7 @@ answered messages cost, a month at 1k, 100k and 1M monthly active users, and the
 tables as Markdown (docs/COST.md carries them with the assumptions).
 
     python -m bench.cost             # from the counts recorded below (bench.aws_calls, 2026-12)
-    python -m bench.cost --measure   # count the WebSocket flows again first (a minute)
+    python -m bench.cost --measure   # count the flows again first (a minute)
 
 Prices: us-east-1 list prices assumed for 2026-12, on-demand, without free tiers. Every assumption is
 a constant below, so the doc changes with them.
@@ -53,6 +53,11 @@ ANSWER = Counter(
 )
 ANSWER_CONNECTIONS = 3  # the connections the recorded answer broadcast to
 RECORDED = {"message": MESSAGE, "answer": ANSWER}
+# The REST reads a client makes around an answer (the console and SDKs read the convo and its steps),
+# in DynamoDB calls: a team member on a topic's convo as Create a Convo makes it, from a cold process
+# (bench.aws_calls' rows; the budgets tests/integration/test_convos_get.py and test_convos_steps.py
+# assert; tests/unit/test_cost_model.py counts them again).
+REST_READS = Counter({"Get a Convo": 3, "Query Convo Steps, a convo created by Create a Convo": 3})
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,7 @@ class Assumptions:
     connections: int = 1  # sockets on the convo (one person, one tab)
     deltas_per_second: int = 4  # coalesced deltas (`kallo.services.replies` pacing)
     saves_per_second: int = 2  # progress saves, 2 UpdateItem each
-    rest_per_answer: int = 2  # Get a Convo + Query Convo Steps around an answer (console, SDKs)
-    rest_dynamodb_calls: float = 3.5  # Get a Convo 3, Query Convo Steps 4 (bench.aws_calls)
+    rest_per_answer: int = len(REST_READS)  # Get a Convo + Query Convo Steps around an answer
     message_lambda_ms: int = 60  # WsConvoNewStepFunction, 512 MB, warm
     worker_overhead_ms: int = 500  # the worker beyond the model's stream, 1024 MB
     rest_lambda_ms: int = 40  # a REST function, 512 MB, warm; its authorizer the same, 1024 MB
@@ -90,7 +94,9 @@ def answered_message(a: Assumptions) -> dict[str, float]:
     calls["UpdateItem"] += int(a.generation_seconds * a.saves_per_second * 2)
     calls["BatchWriteItem"] += 2  # the answer's words, 25 a request
     posts = (MESSAGE["Post"] // 3 + broadcasts + deltas) * a.connections
-    rru = sum(calls[op] * units for op, units in a.rru) + a.rest_per_answer * a.rest_dynamodb_calls
+    # The REST reads around the answer (`rest_per_answer` of them): a read unit or so per call.
+    rest_calls = sum(REST_READS.values()) * a.rest_per_answer / len(REST_READS)
+    rru = sum(calls[op] * units for op, units in a.rru) + rest_calls
     wru = sum(calls[op] * units for op, units in a.wru) + a.rest_per_answer * 1  # authorizer's rate count
     gb_seconds = (
         0.5 * a.message_lambda_ms / 1000
@@ -162,8 +168,8 @@ def fixed_monthly(alarms: int = 10, dashboards: int = 1, secrets: int = 2) -> fl
     )
 
 
-def measure() -> None:
-    """Count the WebSocket flows again (bench.aws_calls) and use those counts."""
+def measured() -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """The message's, the answer's and the REST reads' calls, counted again (bench.aws_calls)."""
     from bench import aws_calls
 
     def counts(name: str) -> Counter[str]:
@@ -175,10 +181,21 @@ def measure() -> None:
     after = counts("convoNewStep, no reply: next message after 3 s")
     with_reply = counts("convoNewStep with a reply: next message within 3 s")
     without = counts("convoNewStep, no reply: next message within 3 s")
-    MESSAGE.clear()
-    MESSAGE.update(after + (with_reply - without))
-    ANSWER.clear()
-    ANSWER.update(counts("LLM step worker: a short answer"))
+    reads = Counter()
+    for name in REST_READS:
+        _, _, detail = aws_calls.measure(name)
+        reads[name] = sum(int(n) for op, n in re.findall(r"(\w+) x(\d+)", detail) if op in DYNAMODB_READS)
+    return after + (with_reply - without), counts("LLM step worker: a short answer"), reads
+
+
+DYNAMODB_READS = ("GetItem", "BatchGetItem", "Query")
+
+
+def measure() -> None:
+    """Count the flows again (bench.aws_calls) and use those counts."""
+    for recorded, counted in zip((MESSAGE, ANSWER, REST_READS), measured(), strict=True):
+        recorded.clear()
+        recorded.update(counted)
 
 
 def table(rows: dict[str, float], total_label: str = "**total**") -> list[str]:
@@ -192,11 +209,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--measure", action="store_true", help="count the WebSocket flows again first")
+    parser.add_argument("--measure", action="store_true", help="count the flows again first")
     if parser.parse_args().measure:
         measure()
     a, u = Assumptions(), Usage()
-    print(f"Calls per answered message: message {dict(MESSAGE)}; answer {dict(ANSWER)}\n")
+    print(f"Calls per answered message: message {dict(MESSAGE)}; answer {dict(ANSWER)}")
+    print(f"DynamoDB calls of the REST reads around it: {dict(REST_READS)}\n")
     print("1,000 answered messages:\n")
     print("\n".join(table({k: v * 1000 for k, v in answered_message(a).items()})))
     print("\nA month:\n")

@@ -67,15 +67,17 @@ def test_the_three_schemes_connect_and_the_connection_is_stored(svc, aws_calls):
     jwt = token_for(svc, user)
     aws_calls.reset()
     assert connect("k1=", {"x-api-key": key}, {"convoId": convo_id}) == {"statusCode": 200}
-    # The key, the caller's own grant on the convo (a viewer's: enough), the two connection items.
+    # The key, the convo's structural grants with the caller's own (a viewer's: enough) in one Query,
+    # the two connection items.
     assert dict(aws_calls.calls) == {
         "dynamodb:GetItem": 1,
-        "dynamodb:BatchGetItem": 1,
+        "dynamodb:Query": 1,
         "dynamodb:TransactWriteItems": 1,
     }
     aws_calls.reset()
     assert connect("k2=", {"x-api-key": key}, {"convoId": convo_id}) == {"statusCode": 200}
-    # The key is kept for a minute (revocation bound): the grant and the write alone.
+    # The key is kept for a minute (revocation bound), the convo's chain remembered: the grants in one
+    # BatchGetItem, and the write.
     assert dict(aws_calls.calls) == {"dynamodb:BatchGetItem": 1, "dynamodb:TransactWriteItems": 1}
     assert connect("b1=", {"Authorization": f"Bearer {jwt}"}, {"convoId": convo_id}) == {"statusCode": 200}
     assert connect("t1=", {}, {"convoId": convo_id, "token": jwt}) == {"statusCode": 200}
@@ -87,7 +89,7 @@ def test_the_three_schemes_connect_and_the_connection_is_stored(svc, aws_calls):
     assert connections.get("b1=")["convoId"] == convo_id
 
 
-def test_a_team_member_without_a_grant_of_their_own_gets_the_whole_check(svc, aws_calls):
+def test_a_team_member_connects_with_two_calls_from_a_cold_process_and_a_warm_one(svc, aws_calls):
     account, key = svc
     owner = make_user(admin=account)
     team = make_object("team", ref_of(owner))
@@ -98,14 +100,10 @@ def test_a_team_member_without_a_grant_of_their_own_gets_the_whole_check(svc, aw
     access.forget_edges()  # a process that has checked nothing
     aws_calls.reset()
     assert connect("m1=", {"x-api-key": key}, {"convoId": convo_id}) == {"statusCode": 200}
-    # No grant on the convo (BatchGetItem): the convo's structural grants (its owner grant carries the
-    # topic's edges as a hint), the grants on the rest of the chain with the topic's owner grant, the
-    # connection.
-    assert dict(aws_calls.calls) == {
-        "dynamodb:BatchGetItem": 2,
-        "dynamodb:Query": 1,
-        "dynamodb:TransactWriteItems": 1,
-    }
+    # The convo's structural grants with the member's own (none) in one Query: its owner grant carries
+    # the topic's edges as a hint, so the topic's grant to the team and the member's grant on the team
+    # are the connection's transaction's conditions.
+    assert dict(aws_calls.calls) == {"dynamodb:Query": 1, "dynamodb:TransactWriteItems": 1}
     aws_calls.reset()
     assert connect("m2=", {"x-api-key": key}, {"convoId": convo_id}) == {"statusCode": 200}
     # The process remembers the convo's chain: its edges' grants and the member's on every object of
@@ -130,6 +128,131 @@ def test_a_remembered_chain_lets_in_no_one_its_grants_no_longer_do(svc):
     table().delete(keys.grant_key(convo, topic))
     grant(convo, owner, "owner")
     refused(connect("r4=", {"x-api-key": key}, {"convoId": convo.id}), 404, "not_found")
+
+
+def team_convo(account) -> tuple:
+    """A team of its own (`account` a member), its topic, and a convo of the topic made as Create a
+    Convo makes it (its owner grant carries the topic's edges as a hint)."""
+    owner = make_user(admin=account)
+    team = make_object("team", ref_of(owner))
+    grant(team, account, "member")
+    topic = make_object("topic", team)
+    convo = Ref("convo", convos.create_convo(Access(owner), ConvoCreate(), topic_id=topic.id)["id"])
+    return owner, team, topic, convo
+
+
+def stored(connection_id: str) -> bool:
+    return connections.get(connection_id) is not None
+
+
+def test_a_removed_member_is_refused_by_the_write_and_nothing_is_stored(svc, aws_calls):
+    """ATTACK (I8): from a cold process, a member's grants are conditions of the connection's write; a
+    member removed from the team, or a convo moved out of the team's topic, makes the write fail, and
+    the whole check refuses them: no connection item is left."""
+    account, key = svc
+    owner, team, topic, convo = team_convo(account)
+    connect("w0=", {"x-api-key": key}, {"convoId": str(uuid4())})  # the key is read and kept
+    table().delete(keys.grant_key(team, ref_of(account)))
+    access.forget_edges()
+    aws_calls.reset()
+    refused(connect("w1=", {"x-api-key": key}, {"convoId": convo.id}), 404, "not_found")
+    # The Query, the write refused by its conditions, then the rest of the whole check.
+    assert dict(aws_calls.calls) == {
+        "dynamodb:Query": 2,
+        "dynamodb:TransactWriteItems": 1,
+        "dynamodb:BatchGetItem": 1,
+    }
+    assert not stored("w1=") and connections.of_convo(convo.id) == []
+    grant(team, account, "viewer")  # a viewer of the team views its topics' convos
+    access.forget_edges()
+    assert connect("w2=", {"x-api-key": key}, {"convoId": convo.id}) == {"statusCode": 200}
+    table().delete(keys.grant_key(convo, topic))
+    grant(convo, owner, "owner")
+    for cold in (True, False):  # the old chain remembered, or not
+        if cold:
+            access.forget_edges()
+        refused(connect("w3=", {"x-api-key": key}, {"convoId": convo.id}), 404, "not_found")
+        assert not stored("w3=")
+
+
+def test_a_hint_naming_another_tenants_team_lets_no_one_in(aws, aws_calls):
+    """ATTACK (I1, I8): a convo whose owner grant's hint names another tenant's team (a stale or forged
+    hint) admits no member of that team: the topic's grant to the team is a condition of the write,
+    it does not exist, and the whole check refuses. The hint only ever named what to check."""
+    mine, _ = make_service_account("mine")
+    theirs, their_key = make_service_account("theirs")
+    _, _, topic, convo = team_convo(mine)
+    their_team = make_object("team", ref_of(theirs))
+    hinted = table().get(keys.grant_key(convo, topic))
+    table().put({**hinted, "chainHint": [f"team#{their_team.id}"]})
+    connect("h0=", {"x-api-key": their_key}, {"convoId": str(uuid4())})
+    access.forget_edges()
+    aws_calls.reset()
+    refused(connect("h1=", {"x-api-key": their_key}, {"convoId": convo.id}), 404, "not_found")
+    assert aws_calls["dynamodb:TransactWriteItems"] == 1  # refused by its conditions: nothing written
+    assert not stored("h1=") and connections.of_convo(convo.id) == []
+    # From a process that now remembers the hinted edge too.
+    refused(connect("h2=", {"x-api-key": their_key}, {"convoId": convo.id}), 404, "not_found")
+    assert not stored("h2=")
+
+
+def test_someone_on_the_topic_but_not_in_its_team_gets_the_whole_check(svc, aws_calls):
+    """The write supposes the team: a participant of the topic who is not in it is let in by the whole
+    check after the write is refused."""
+    account, key = svc
+    owner = make_user(admin=account)
+    team = make_object("team", ref_of(owner))
+    topic = make_object("topic", team)
+    grant(topic, account, "participant")
+    convo = convos.create_convo(Access(owner), ConvoCreate(), topic_id=topic.id)["id"]
+    connect("p0=", {"x-api-key": key}, {"convoId": str(uuid4())})
+    access.forget_edges()
+    aws_calls.reset()
+    assert connect("p1=", {"x-api-key": key}, {"convoId": convo}) == {"statusCode": 200}
+    assert dict(aws_calls.calls) == {
+        "dynamodb:Query": 2,
+        "dynamodb:TransactWriteItems": 2,
+        "dynamodb:BatchGetItem": 1,
+    }
+    assert stored("p1=")
+
+
+def test_a_team_scoped_token_is_checked_on_its_scope_from_a_cold_process(svc, aws_calls):
+    """I3 (scope): a token scoped to the member's team reaches the team's topic's convo; one scoped to
+    another team of theirs does not, though the write's conditions (the team path) would hold."""
+    account, _ = svc
+    member = make_user(admin=account)
+    _, team, _, convo = team_convo(account)
+    grant(team, member, "member")
+    other = make_object("team", ref_of(member))
+    scoped = token_for(svc, member, scope=[{"type": "team", "id": team.id}])
+    elsewhere = token_for(svc, member, scope=[{"type": "team", "id": other.id}])
+    for cold in (True, False):
+        if cold:
+            access.forget_edges()
+        answer = connect("s1=", {"Authorization": f"Bearer {elsewhere}"}, {"convoId": convo.id})
+        refused(answer, 404, "not_found")
+        assert not stored("s1=")
+        assert connect("s2=", {"Authorization": f"Bearer {scoped}"}, {"convoId": convo.id}) == {
+            "statusCode": 200
+        }
+    access.forget_edges()
+    aws_calls.reset()
+    assert connect("s3=", {"Authorization": f"Bearer {scoped}"}, {"convoId": convo.id}) == {"statusCode": 200}
+    # The scope needs the topic's grant to the team to be an owner grant: a condition of the write.
+    assert dict(aws_calls.calls) == {"dynamodb:Query": 1, "dynamodb:TransactWriteItems": 1}
+    # ATTACK (I3): a topic merely shared with the team (its grant to the team a member's, not an owner's)
+    # is not the team's: the write's condition fails, and the whole check refuses the team's token.
+    sharer = make_user(admin=account)
+    shared = make_object("topic", ref_of(sharer))
+    grant(shared, team, "member")
+    convo_of_shared = convos.create_convo(Access(sharer), ConvoCreate(), topic_id=shared.id)
+    # Unscoped, the member views it through the team (so the refusal below is the scope's).
+    assert connect("s5=", {"x-api-key": svc[1]}, {"convoId": convo_of_shared["id"]}) == {"statusCode": 200}
+    access.forget_edges()
+    answer = connect("s4=", {"Authorization": f"Bearer {scoped}"}, {"convoId": convo_of_shared["id"]})
+    refused(answer, 404, "not_found")
+    assert not stored("s4=")
 
 
 def test_a_narrow_token_is_checked_on_its_scope_not_only_on_its_grant(svc):

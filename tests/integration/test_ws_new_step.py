@@ -6,7 +6,7 @@ from uuid import uuid4
 from kallo.store import connections, grants, objects, search, steps
 from kallo.store.keys import Ref
 from tests.support import ws
-from tests.support.world import grant, make_object, ref_of
+from tests.support.world import grant, make_object, make_user, ref_of
 
 sockets = ws.sockets
 
@@ -230,3 +230,86 @@ def test_costly_or_oversized_steps_are_refused_before_anything_is_stored(sockets
         assert (error["code"], error["requestId"]) == (code, f"c{position}"), error
     assert sockets.receivers == {room.owner_connection}
     assert steps.of_convo(room.convo_id).items == [] and ws.reply_jobs() == []
+
+
+def topic_convo(owner, defaults: dict) -> tuple[Ref, str]:
+    """A topic of the owner's with these defaults, and a convo of it made as Create a Convo makes it."""
+    from kallo.authz.access import Access
+    from kallo.models.convos import ConvoCreate
+    from kallo.services import convos
+
+    topic = make_object("topic", ref_of(owner), config={"defaults": defaults})
+    return topic, convos.create_convo(Access(owner), ConvoCreate(), topic_id=topic.id)["id"]
+
+
+def test_a_topics_default_reply_comes_with_the_connections_check(sockets, aws_calls):
+    """A step that leaves `reply` out in a topic's convo takes the topic's `config.defaults.reply` from
+    the item read with its connection's check (`kallo.realtime.audience`): 3 calls within 3 s of it, and
+    the check's BatchGetItem carries the topic after that (no GetItem either way)."""
+    from kallo.realtime import audience
+
+    owner = make_user()
+    _, convo_id = topic_convo(owner, {"reply": True})
+    mine = ws.connect(owner, convo_id)
+    ws.send(mine, "convoNewStep", {"content": {"text": "first"}})
+    aws_calls.reset()
+    ws.send(mine, "convoNewStep", {"content": {"text": "second"}, "config": {"reply": False}})
+    assert dict(aws_calls.calls) == {
+        "dynamodb:UpdateItem": 1,
+        "dynamodb:TransactWriteItems": 1,
+        "dynamodb:Query": 1,
+        "apigatewaymanagementapi:PostToConnection": 1,
+    }
+    ws.reply_jobs()  # the first step's
+    aws_calls.reset()
+    ws.send(mine, "convoNewStep", {"content": {"text": "within 3 s"}})
+    assert aws_calls["dynamodb:GetItem"] == 0
+    assert len(ws.reply_jobs()) == 1  # the topic's default, from the verdict's item
+    audience.forget()  # the verdict is 3 s old: the next message checks the connection again
+    aws_calls.reset()
+    ws.send(mine, "convoNewStep", {"content": {"text": "after 3 s"}})
+    # The check's BatchGetItem (grants, credentials, the topic), and the token budgets' (a reply, I10).
+    assert aws_calls["dynamodb:GetItem"] == 0 and aws_calls["dynamodb:BatchGetItem"] == 2
+    assert len(ws.reply_jobs()) == 1
+
+
+def test_a_change_of_the_topics_defaults_holds_once_the_verdict_is_checked_again(sockets):
+    """The topic's defaults are as old as the connection's verdict, at most `RECHECK_SECONDS` (3 s):
+    within them a message may still follow the old default; from the next check on, the new one."""
+    from kallo.realtime import audience
+
+    owner = make_user()
+    topic, convo_id = topic_convo(owner, {"reply": True})
+    mine = ws.connect(owner, convo_id)
+    ws.send(mine, "convoNewStep", {"content": {"text": "answer me"}})
+    assert len(ws.reply_jobs()) == 1
+    objects.update(topic, {"config": {"defaults": {"reply": False}}})  # another process's Update Topic
+    ws.send(mine, "convoNewStep", {"content": {"text": "within the bound"}})
+    assert len(ws.reply_jobs()) == 1  # the verdict's topic item, read less than 3 s ago
+    audience.forget()
+    ws.send(mine, "convoNewStep", {"content": {"text": "after it"}})
+    assert ws.reply_jobs() == []
+    objects.update(topic, {"config": {"defaults": {"reply": True}}})
+    audience.forget()
+    ws.send(mine, "convoNewStep", {"content": {"text": "and back"}})
+    assert len(ws.reply_jobs()) == 1
+
+
+def test_a_topics_defaults_never_answer_another_topics_convo(sockets, aws):
+    """ATTACK (I10, tenants): two tenants' topics, one answering by default, one not, their convos
+    checked in the same process within the same 3 s: each step follows its own convo's topic, so one
+    tenant's defaults never spend another's tokens, nor silence its answers."""
+    from kallo.realtime import audience
+
+    ours, theirs = make_user(), make_user()
+    _, answering = topic_convo(ours, {"reply": True})
+    _, quiet = topic_convo(theirs, {"reply": False})
+    on_answering, on_quiet = ws.connect(ours, answering), ws.connect(theirs, quiet)
+    for _ in range(2):  # a fresh verdict each, then both remembered
+        ws.send(on_answering, "convoNewStep", {"content": {"text": "ours"}})
+        ws.send(on_quiet, "convoNewStep", {"content": {"text": "theirs"}})
+        assert [j["convoId"] for j in ws.reply_jobs()] == [answering]
+    audience.forget()
+    ws.send(on_quiet, "convoNewStep", {"content": {"text": "theirs first"}})
+    ws.send(on_answering, "convoNewStep", {"content": {"text": "ours second"}})
+    assert [j["convoId"] for j in ws.reply_jobs()] == [answering]

@@ -507,6 +507,23 @@ def test_i8_finding8_a_revoked_viewer_hears_nothing(
     viewer.nothing_within(REVOCATION_SECONDS)
 
 
+def test_i8_a_member_removed_from_the_team_connects_no_more(
+    tenant_a: Tenant, tenant_b: Tenant, ws_connect: Connect
+) -> None:
+    """A team member connects to the team's topic's convo (its grants the conditions of the
+    connection's write); once removed from the team, the stack, which remembers the convo's chain and
+    its hint, refuses them at the handshake as it refuses the other tenant's user, who never was."""
+    a = tenant_a
+    member_id, member_token = a.new_user("team-member")
+    a.user.ok("PUT", f"/teams/{a.team_id}/users/{member_id}", 200, json={})
+    ws_connect(a.convo_id, headers=bearer(member_token["jwt"])).close()
+    a.user.ok("DELETE", f"/teams/{a.team_id}/users/{member_id}", 204)
+    for who in (bearer(member_token["jwt"]), tenant_b.user.headers, bearer(member_token["jwt"])):
+        with pytest.raises(InvalidStatus) as refusal:
+            ws_connect(a.convo_id, headers=who)
+        assert refusal.value.response.status_code == 404
+
+
 # --- I9 Outbound mail -----------------------------------------------------------------------------
 
 

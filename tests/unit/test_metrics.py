@@ -19,7 +19,7 @@ from kallo.llm import Usage
 from kallo.services import replies
 from kallo.settings import get_settings
 from tests.support.scripted_llm import Script
-from tests.unit.test_replies import play, scene, sent  # noqa: F401 (fixtures)
+from tests.unit.test_replies import nameless, play, scene, sent  # noqa: F401 (fixtures)
 
 NAMESPACE, SERVICE = "Kallo", "kallo-metrics-test"
 
@@ -91,6 +91,51 @@ def test_a_failed_answer_counts_a_failure_not_an_answer(scene, sent, emitted):  
     assert "Answers" not in found
     assert "CompletionLatency" in found
     assert "InputTokens" not in found  # the provider counted nothing: no token figures are made up
+
+
+def test_a_convo_name_counts_its_tokens_by_model_apart_from_the_answers(nameless, sent, emitted):  # noqa: F811
+    """Naming a nameless convo asks the answer's model for a title: its tokens are that model's too."""
+    answer, title = (
+        Script(["Blue light scatters"], usage=Usage(40, 4)),
+        Script(["Sky Colour"], usage=Usage(30, 2)),
+    )
+    with play(answer, title) as (_, model):
+        replies.answer(nameless.job(nameless.step("Why is the sky blue?"), model), queued_at=None)
+    documents = [d for d in emitted() if "InputTokens" in d]
+    assert [(d["model"], d["InputTokens"], d["OutputTokens"]) for d in documents] == [
+        (model, [40.0], [4.0]),
+        (model, [30.0], [2.0]),
+    ]
+    assert values(documents)["InputTokens"] == ([40.0, 30.0], "Count", {"service", "model"})
+
+
+def test_a_summary_counts_the_tokens_of_each_request_by_model(aws, emitted):
+    """A summary by sections asks once per section and once to combine: each request's tokens."""
+    from kallo.llm.embedded import CONTEXT_TOKENS
+    from kallo.services import summaries
+    from tests.support.scripted_llm import ScriptedLLM, installed
+    from tests.unit.test_summaries import long_text
+
+    scripted = ScriptedLLM(Script(["A short summary."], usage=Usage(100, 7)))
+    with installed(scripted, context_tokens=CONTEXT_TOKENS) as model:
+        summaries.generate("The pier closes at dusk.", model, deadline=time.monotonic() + 60)
+        [whole] = values(emitted())["InputTokens"][0]
+        assert whole == 100.0
+        summaries.generate(long_text(3000), model, deadline=time.monotonic() + 60)
+    requests = len(scripted.calls) - 1
+    documents = [d for d in emitted() if "InputTokens" in d]
+    assert requests > 2 and len(documents) == requests
+    assert {d["model"] for d in documents} == {model}
+    assert values(documents)["OutputTokens"] == ([7.0] * requests, "Count", {"service", "model"})
+
+
+def test_a_model_that_counts_nothing_emits_no_tokens(aws, emitted):
+    from kallo.services import summaries
+    from tests.support.scripted_llm import ScriptedLLM, installed
+
+    with installed(ScriptedLLM(Script(["A short summary."]))) as model:
+        summaries.generate("The pier closes at dusk.", model, deadline=time.monotonic() + 60)
+    assert "InputTokens" not in values(emitted())
 
 
 def test_a_throttled_request_counts_once(emitted):

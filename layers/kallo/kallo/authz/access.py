@@ -14,10 +14,18 @@ now (with the role it has now), and roles and scope only grow with edges (`great
 owner and dependent edges), so a stale or missing edge can only lead to a refusal, which then makes the
 whole check. Revocation bounds are unchanged: every grant a verdict rests on is read for it. What such
 a check reads is never kept as an object's structural grants (services read those as complete lists).
+
+Conditions instead of reads (`admission`, `$connect`): from a cold process, one Query reads an object's
+structural grants with the principal's own grant on it (`structural_with_own`); a convo's owner grant
+names its topic's edges (`chainHint`), so the path to the topic's team is known, and the grants on it
+that were not read become conditions of the write the permission allows (a transaction's checks), which
+then happens only if they stand at that moment: the bound is the same as a read's, or tighter. A failed
+condition writes nothing, and the caller makes the whole check.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Sequence
@@ -26,6 +34,7 @@ from typing import Any
 from kallo.auth.principal import Principal
 from kallo.authz.policy import (
     MAX_INHERITANCE_DEPTH,
+    ROLE_RANK,
     STRUCTURAL_GRANTEE_TYPES,
     ObjectType,
     Permission,
@@ -35,8 +44,8 @@ from kallo.authz.policy import (
     permissions_of,
 )
 from kallo.errors import Forbidden, NotFound
-from kallo.store import grants
-from kallo.store.keys import Ref, grant_key
+from kallo.store import grants, objects
+from kallo.store.keys import Ref, grant_key, object_key
 from kallo.store.table import table
 
 # Teams and users are never granted to other objects structurally, so they inherit nothing.
@@ -82,7 +91,12 @@ def chain_hint(obj: Ref, owner: Ref) -> dict[str, Any]:
     the topic's edges as remembered (read by the owner's check a moment before), else nothing. Written
     by Create a Convo and PUT grantees, read by `_take_hints`."""
     hint = edges_of(owner) if obj.type == ObjectType.convo and owner.type == ObjectType.topic else None
-    return {"chainHint": [f"{r.type}#{r.id}" for r in hint]} if hint else {}
+    return {"chainHint": hint_of(hint)} if hint else {}
+
+
+def hint_of(edges: Sequence[Ref]) -> list[str]:
+    """A `chainHint` value: the grantees of a topic's structural grants, as `type#id`."""
+    return [f"{r.type}#{r.id}" for r in edges]
 
 
 def _take_hints(found: list[dict[str, Any]]) -> None:
@@ -146,6 +160,22 @@ class Access:
                 _take_hints(self._structural[obj])
         return self._structural[obj]
 
+    def structural_with_own(self, obj: Ref) -> None:
+        """Read `obj`'s structural grants and the principal's own grant on it in ONE Query
+        (`grants.structural_and_own`), instead of a Query and a BatchGetItem: what `admission` needs
+        from a cold process. Both are this request's reads, kept as `structural_grants` and the
+        principal's grants would be."""
+        user_id = self.principal.user_id
+        if obj in self._structural or obj.type in _NON_INHERITING or self._offline or not user_id:
+            self.structural_grants(obj)
+            return
+        found = grants.structural_and_own(obj, Ref(ObjectType.user.value, user_id))
+        own = [g for g in found if g["granteeType"] == ObjectType.user.value]
+        self._structural[obj] = [g for g in found if g["granteeType"] in STRUCTURAL_GRANTEE_TYPES]
+        _remember_edges(obj, self._structural[obj])
+        _take_hints(self._structural[obj])
+        self._direct[obj] = Role(own[0]["role"]) if own and own[0]["granteeId"] == user_id else None
+
     def _chain(self, obj: Ref) -> list[Ref]:
         """`obj` and every object it inherits from, breadth first, up to the maximum depth."""
         return self._walk(obj, roles=None)
@@ -205,8 +235,15 @@ class Access:
         copy = Access(self.principal)
         copy._structural = dict(self._structural)
         copy._direct = dict(self._direct)
+        copy._objects = dict(self._objects)
         copy.remembered = True
         return copy
+
+    def item(self, ref: Ref) -> dict[str, Any] | None:
+        """The item of `ref` (public fields) as read with this Access's checks (`read`,
+        `preload_many(owner_item=True)`), None when none was. Not a permission: the caller says why the
+        item's age is fine for its use (a remembered Access's items are as old as its grants)."""
+        return self._objects.get(ref)
 
     def refresh(self) -> None:
         """Forget what was read, so the next check reads the grants afresh."""
@@ -344,6 +381,111 @@ class Access:
         }
         return permission in trial.permissions(obj)
 
+    def admission(self, obj: Ref, permission: Permission) -> list[dict[str, Any]] | None:
+        """The conditions under which the principal holds `permission` on `obj`, for a write that
+        needs it to carry as its transaction's checks (`grants.role_check`), instead of reading them:
+        [] when what this Access read already gives it; else, when `obj`'s chain is remembered, the
+        path to the first team the chain reaches (breadth first), each of its grants not read by this
+        Access (edges, and the principal's grant on the team) required to hold a role of at least the
+        least rank that gives the permission; None when there is no such path (the caller then checks
+        with reads).
+
+        Sound: the write happens only if every conditioned grant exists with such a role at that very
+        moment (a transaction's checks), and what was read counts as read, so the verdict rests on
+        grants that stand when the write is made, as `direct`'s does. The roles are found by
+        evaluating the ordinary check offline with each unread grant at that least rank (scope
+        included, which follows only owner and dependent edges: when the scope needs it, an edge is
+        supposed, and required, to be an owner grant); inherited roles only grow with the roles of
+        grants (`lesser`, `greater`) and scope with edges, and the permission must hold for every
+        role ranked above (else None), so any role the condition admits gives at least what the
+        trial found. A stale or wrong edge, a hint naming a team of
+        another tenant, a member removed: a condition fails, nothing is written, and the caller makes
+        the whole check."""
+        if not self.principal.user_id:
+            return None
+        me = Ref(ObjectType.user.value, self.principal.user_id)
+        if self._trial(obj, {}, {}).can(obj, permission):
+            return []
+        holding = [r for r in Role if permission in permissions_of(ObjectType(obj.type), r)]
+        if not holding:
+            return None
+        least = min(holding, key=lambda r: ROLE_RANK[r])
+        at_least = sorted(r.value for r in Role if ROLE_RANK[r] >= ROLE_RANK[least])
+        if any(Role(r) not in holding for r in at_least):
+            return None  # the permission is not monotone in rank on this type: no role condition fits
+        path = _path_to_team(obj, _remembered_chain(obj, complete=True))
+        if path is None:
+            return None
+        team = path[-1][1]
+        edges = [(node, grantee) for node, grantee in path if node not in self._structural]
+        own = None if team in self._direct else least
+        # An edge supposed at the least rank is followed by no scope: a token scoped to the team needs
+        # the edges to be owner grants (as a team's topic's is), so those are tried next, fewest first.
+        for owners in range(len(edges) + 1):
+            for owned in itertools.combinations(edges, owners):
+                supposed = {edge: Role.owner if edge in owned else least for edge in edges}
+                trial = self._trial(obj, supposed, {team: own} if own else {})
+                if trial.can(obj, permission):
+                    checks = [
+                        grants.role_check(
+                            node, grantee, [Role.owner.value] if (node, grantee) in owned else at_least
+                        )
+                        for node, grantee in edges
+                    ]
+                    return checks + ([grants.role_check(team, me, at_least)] if own is not None else [])
+            if least == Role.owner:
+                break
+        return None
+
+    def _trial(self, obj: Ref, edges: dict[tuple[Ref, Ref], Role], own: dict[Ref, Role]) -> Access:
+        """An Access that reads nothing: what this one read, plus the `edges` and the principal's `own`
+        grants as supposed (each with the role given); whatever was not read is absent."""
+        trial = Access(self.principal)
+        trial._offline = True
+        trial._structural = {node: list(found) for node, found in self._structural.items()}
+        for (node, grantee), role in edges.items():
+            supposed = {
+                "objectType": node.type,
+                "objectId": node.id,
+                "granteeType": grantee.type,
+                "granteeId": grantee.id,
+                "role": role.value,
+            }
+            trial._structural.setdefault(node, []).append(supposed)
+        trial._direct = {**self._direct, **own}
+        nodes = {
+            obj,
+            *trial._structural,
+            *(grants.grantee_ref(g) for gs in trial._structural.values() for g in gs),
+        }
+        for node in nodes:
+            trial._direct.setdefault(node, None)
+        return trial
+
+
+def _path_to_team(obj: Ref, chain: dict[Ref, tuple[Ref, ...]] | None) -> list[tuple[Ref, Ref]] | None:
+    """The edges from `obj` to the first team its remembered chain reaches, breadth first (None: none)."""
+    if chain is None:
+        return None
+    parent: dict[Ref, Ref] = {}
+    level = [obj]
+    while level:
+        following = []
+        for node in level:
+            for grantee in chain.get(node, ()):
+                if grantee == obj or grantee in parent:
+                    continue
+                parent[grantee] = node
+                if grantee.type == ObjectType.team:
+                    path, child = [], grantee
+                    while child != obj:
+                        path.append((parent[child], child))
+                        child = parent[child]
+                    return path[::-1]
+                following.append(grantee)
+        level = following
+    return None
+
 
 def preload_many(
     accesses: Sequence[Access],
@@ -351,12 +493,14 @@ def preload_many(
     *,
     structural: dict[Ref, list[dict[str, Any]]] | None = None,
     also: Sequence[dict[str, str]] = (),
+    owner_item: bool = False,
 ) -> list[dict[str, Any]]:
     """Read what checks on one object by many principals need, at the cost of one check: `obj`'s
     chain is walked once (one Query per node that can inherit, but for the nodes `structural` gives)
     and shared by every Access, and all the principals' grants on it come in one BatchGetItem, with
     the items of the keys `also` names, which are returned. (Used by broadcasts, which re-check every
-    connection of a convo, and their credentials.)"""
+    connection of a convo, and their credentials.) `owner_item`: when a topic owns `obj`, its item
+    comes in the same BatchGetItem and every Access keeps it (`Access.item`)."""
     if not accesses:
         return list(table().batch_get(also)) if also else []
     first = accesses[0]
@@ -372,8 +516,15 @@ def preload_many(
         if node not in a._direct
     }
     keys = [grant_key(o, g) for o, g in wanted]
-    read = table().batch_get([*keys, *also]) if keys or also else []
+    owner = grants.owner_of(first._structural.get(obj, [])) if owner_item else None
+    owners = [object_key(owner)] if owner is not None and owner.type == ObjectType.topic else []
+    read = table().batch_get([*keys, *owners, *also]) if keys or owners or also else []
     found = {(grants.object_ref(i), grants.grantee_ref(i)): i for i in read if i.get("entity") == "grant"}
+    if owner is not None and owners:
+        owned = next((i for i in read if i["PK"] == owners[0]["PK"] and i["SK"] == owners[0]["SK"]), None)
+        read = [i for i in read if i is not owned]
+        for access in accesses:
+            access._objects[owner] = objects.public(owned) if owned is not None else None
     for access in accesses:
         me = Ref("user", access.principal.user_id or "")
         for node in chain:

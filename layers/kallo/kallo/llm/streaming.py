@@ -93,8 +93,13 @@ class Producer:
                 return
 
 
-def collect(open_stream: Callable[[], Iterator[str | Usage]], *, seconds: float, limit: int) -> str:
-    """A whole (short) generation, at most `limit` characters, within `seconds`."""
+def collect(
+    open_stream: Callable[[], Iterator[str | Usage]], *, seconds: float, limit: int, model: str | None = None
+) -> str:
+    """A whole (short) generation, at most `limit` characters, within `seconds`. With `model` (the
+    `<provider>:<model id>` it came from), the tokens the provider counted are that model's
+    `InputTokens` and `OutputTokens` (`kallo.metrics`), as an answer's are: a convo's name and a
+    summary spend tokens too."""
     producer, text, deadline = Producer(open_stream), "", time.monotonic() + seconds
     try:
         while len(text) < limit:
@@ -109,4 +114,8 @@ def collect(open_stream: Callable[[], Iterator[str | Usage]], *, seconds: float,
                 break
     finally:
         producer.stop()
+    if model is not None and producer.usage is not None:
+        from kallo import metrics  # the callers that count (workers) load it anyway
+
+        metrics.tokens(model, producer.usage.input_tokens, producer.usage.output_tokens)
     return text[:limit]

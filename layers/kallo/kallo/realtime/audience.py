@@ -17,7 +17,9 @@ was made on are kept (the Access, handed out as a `snapshot`): a client message 
 evaluated on them, so a sender's permissions (`can_chat`, ...) are those read at most 3 s before, the
 same bound. A check of the `n` unremembered connections of one convo costs, whatever `n`: one Query per
 object of the convo's chain that can inherit (the convo, its topic) + 1 BatchGetItem (every principal's
-grants on that chain, and the access-token and API-key records of those that use one). The chain's
+grants on that chain, the access-token and API-key records of those that use one, and the item of the
+topic that owns the convo, kept with the verdict: a message's step that leaves `reply` out takes the
+topic's `config.defaults.reply` from it, `kallo.services.steps`, no older than the verdict). The chain's
 structural grants read by a check are reused by the next check of the same convo within
 `CHAIN_SECONDS` (1 s: the sender's check and its message's broadcast), which then costs the
 BatchGetItem alone.
@@ -117,7 +119,11 @@ def _check(convo_id: str, connections: list[tuple[Principal, dict[str, Any]]]) -
         chain = _chains.get(convo_id)
     recent = chain[1] if chain is not None and moment - chain[0] < CHAIN_SECONDS else None
     records = preload_many(
-        accesses, convo, structural=recent, also=credentials.record_keys(token_ids, key_hashes)
+        accesses,
+        convo,
+        structural=recent,
+        also=credentials.record_keys(token_ids, key_hashes),
+        owner_item=True,
     )
     if accesses:
         with _lock:

@@ -24,7 +24,8 @@ ownership chain that can inherit (the convo, its topic) plus one BatchGetItem, s
   convo's structural grants; a topic's convo's owner grant carries the topic's edges, `chainHint`,
   written by Create and by PUT grantees) + 1 BatchGetItem, so 3 for a convo a user owns and for a
   topic's; 4 for a topic's convo whose owner grant has no hint (written before hints) or whose hint
-  is stale (its topic moved since): the whole check. A refusal on the remembered
+  is stale (its topic moved since): the whole check. `python -m tools.backfill_chain_hints` (once
+  after deploying hints, and after moving topics) writes those hints. A refusal on the remembered
   chain adds its BatchGetItem to the whole check. Users: the check + 1 Query (`all`: up to 3 Queries, the owners' grants being already read).
 """
 

@@ -68,7 +68,12 @@ def name_convo(convo: dict[str, Any], plan: Plan, answer_text: str, listener: Li
         provider, generation = registry.provider_for(plan.model)
         generation = replace(generation, temperature=0.2, max_tokens=NAMING_TOKENS)
         name = clean_name(
-            collect(lambda: provider.stream(messages, generation), seconds=NAMING_SECONDS, limit=400)
+            collect(
+                lambda: provider.stream(messages, generation),
+                seconds=NAMING_SECONDS,
+                limit=400,
+                model=plan.model,
+            )
         )
     except Exception:
         logger.warning(

@@ -38,7 +38,9 @@ to about 95 distinct words), else BatchWriteItem (25 per request):
   budgets, I10); data sources named by the step add their checks. No id is looked up: I4 (ids), the
   server makes step ids. With the message's own costs (`kallo.websocket`), a step without a reply on
   a connection checked in the last 3 s is 3 DynamoDB calls: UpdateItem (the rate),
-  TransactWriteItems, Query (the connections).
+  TransactWriteItems, Query (the connections); in a topic's convo too when the step leaves `reply`
+  out: the topic's `defaults.reply` comes from the item read with the connection's check (`_replies`;
+  else 1 GetItem, for a caller whose Access was not checked by `kallo.realtime.audience`).
 - openings of a new convo (`add_openings`, n steps): the check + TransactWriteItems (their words in
   it when they fit) + n broadcasts.
 - step group of n: as one new step (one transaction, with the words of all steps when they fit), n
@@ -167,13 +169,18 @@ def _require_token_budget(actor: Actor, convo_id: str) -> str | None:
 def _replies(actor: Actor, convo_id: str, items: list[NewStep]) -> list[bool]:
     """Which new steps ask for an answer: a step's own `config.reply` when it gives one (`false`
     included), else the `config.defaults.reply` of the topic that owns the convo. The owner is known
-    from the grants the convo's check read; the topic item costs one GetItem, read only when some
-    step leaves `reply` out in a topic's convo."""
+    from the grants the convo's check read. The topic's item came with the connection's check
+    (`kallo.realtime.audience`, `Access.item`), so it is as old as that verdict, at most 3 s: a change
+    of the topic's defaults holds for every message from then on. That is no security decision (who
+    may write, and the token budgets when an answer is asked, I10, are checked on their own); else the
+    topic item costs one GetItem, read only when some step leaves `reply` out in a topic's convo."""
     own = [item.config.reply if item.config is not None else None for item in items]
     if all(reply is not None for reply in own):
         return [bool(reply) for reply in own]
     owner = grants.owner_of(actor.access.structural_grants(_convo(convo_id)))
-    topic = objects.get(owner) if owner is not None and owner.type == ObjectType.topic.value else None
+    topic = None
+    if owner is not None and owner.type == ObjectType.topic.value:
+        topic = actor.access.item(owner) or objects.get(owner)
     default = ((topic or {}).get("config") or {}).get("defaults", {}).get("reply") is True
     return [default if reply is None else bool(reply) for reply in own]
 

@@ -240,7 +240,9 @@ def _ask(model: str, instruction: str, content: str, max_tokens: int, deadline: 
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise TimeoutError("the summary took longer than the worker may run")
-    text = collect(lambda: provider.stream(messages, generation), seconds=remaining, limit=max_tokens * 8)
+    text = collect(
+        lambda: provider.stream(messages, generation), seconds=remaining, limit=max_tokens * 8, model=model
+    )
     text = tidy(text)
     if not text:
         raise ProviderError("the model returned no summary", public="the model returned no summary")

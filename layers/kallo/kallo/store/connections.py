@@ -20,7 +20,10 @@ from kallo.store.keys import Ref
 from kallo.store.table import table
 
 
-def put(connection: dict[str, Any], *, ttl: int) -> None:
+def put(connection: dict[str, Any], *, ttl: int, checks: Iterable[dict[str, Any]] = ()) -> None:
+    """Store a convo connection (both of its items), in one transaction with `checks` (conditions on
+    other items, e.g. the grants the connection is admitted on): if one fails, nothing is stored and
+    `Conflict` is raised."""
     convo = Ref("convo", connection["convoId"])
     own = {
         **keys.connection_key(connection["connectionId"]),
@@ -33,7 +36,7 @@ def put(connection: dict[str, Any], *, ttl: int) -> None:
         "entity": "connection",
         "ttl": ttl,
     }
-    table().transact([{"put": own}, {"put": {**in_convo, **connection}}])
+    table().transact([{"put": own}, {"put": {**in_convo, **connection}}, *checks])
 
 
 def put_stream(connection: dict[str, Any], *, ttl: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from kallo.errors import Conflict
 from kallo.store import keys, objects
 from kallo.store.keys import Ref
 from kallo.store.table import TRANSACT_LIMIT, Page, table
@@ -105,6 +106,27 @@ def role_check(obj: Ref, grantee: Ref, roles: Iterable[str]) -> dict[str, Any]:
 def structural(obj: Ref) -> list[dict[str, Any]]:
     """Grants whose grantee is a convo, team or topic: ownership by them, and dependent links."""
     return table().query_all(keys.object_pk(obj), between=keys.structural_grant_range())
+
+
+def structural_and_own(obj: Ref, user: Ref) -> list[dict[str, Any]]:
+    """The object's structural grants and the user's own grant on it, in one Query (access
+    pattern 4b): the structural grants sort first, then the user grants up to the user's own;
+    a filter keeps the structural ones and the user's (DynamoDB reads, and bills, the others between)."""
+    return table().query_all(
+        keys.object_pk(obj),
+        between=(keys.structural_grant_range()[0], keys.grant_sk(user)),
+        where_any=(("granteeType", "<>", "user"), ("granteeId", "=", user.id)),
+    )
+
+
+def set_chain_hint(convo: Ref, topic: Ref, hint: list[str]) -> bool:
+    """Write the `chainHint` of a convo's owner grant to a topic, only while that grant stands (False:
+    it is gone, or is no longer an owner grant). A migration's write (`tools.backfill_chain_hints`)."""
+    try:
+        table().update(keys.grant_key(convo, topic), {"chainHint": hint}, expect=(("role",), "owner"))
+    except Conflict:
+        return False
+    return True
 
 
 def of_object(

@@ -82,6 +82,7 @@ Access patterns
 | 2  | get many objects                             | BatchGetItem of (1)                                        | `objects.batch_get` |
 | 3  | a grantee's grant on an object               | PK=`OBJ#t#id`, SK=`GRANT#gt#gid`                           | `grants.get` |
 | 4  | an object's structural grants                | PK=`OBJ#t#id`, SK between `GRANT#` and `GRANT#topic#~`     | `grants.structural` |
+| 4b | an object's structural grants and one user's grant on it | PK=`OBJ#t#id`, SK between `GRANT#` and `GRANT#user#<userId>`, filter granteeType ≠ user or granteeId = userId | `grants.structural_and_own` |
 | 5  | an object's user grants (e.g. team members)  | PK=`OBJ#t#id`, SK begins_with `GRANT#user#`                | `grants.of_object` |
 | 6  | the objects a grantee holds grants on        | GSI1PK=`GRANTEE#gt#gid`, GSI1SK begins_with `<type>#`      | `grants.of_grantee` |
 | 7  | a user by OIDC identity / verified email / a service account's email | PK=`IDENTITY#iss#sub` / `EMAIL#email` / `LOCALEMAIL#svc#email`, SK=`#UNIQUE`, then (1) | `users.find_by_*` |

@@ -131,11 +131,13 @@ class Table:
         start_key: dict[str, Any] | None = None,
         newest_first: bool = False,
         where: tuple[str, Any] | None = None,
+        where_any: tuple[tuple[str, str, Any], ...] = (),
         consistent: bool = False,
     ) -> Page:
         """One page of a key-condition query on the table or GSI1 (`index="GSI1"`). `where=(name,
-        value)` keeps only the items whose attribute holds the value (a filter: DynamoDB still reads,
-        and bills, every item of the range); `consistent` reads the table strongly consistently."""
+        value)` keeps only the items whose attribute holds the value, `where_any=((name, "=" or "<>",
+        value), ...)` those that meet any of the comparisons (filters: DynamoDB still reads, and bills,
+        every item of the range); `consistent` reads the table strongly consistently."""
         pk_attr, sk_attr = ("GSI1PK", "GSI1SK") if index else ("PK", "SK")
         names = {"#pk": pk_attr}
         values: dict[str, Any] = {":pk": partition}
@@ -149,6 +151,14 @@ class Table:
         elif after is not None:
             condition += " AND #sk > :after"
             names["#sk"], values[":after"] = sk_attr, after
+        if where is not None and where_any:
+            raise ValueError("give where or where_any, not both")
+        either = []
+        for i, (name, operator, value) in enumerate(where_any):
+            if operator not in ("=", "<>"):
+                raise ValueError(f"unknown comparison {operator}")
+            names[f"#any{i}"], values[f":any{i}"] = name, value
+            either.append(f"#any{i} {operator} :any{i}")
         params: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": condition,
@@ -158,6 +168,8 @@ class Table:
         }
         if index:
             params["IndexName"] = index
+        if either:
+            params["FilterExpression"] = " OR ".join(either)
         if where is not None:
             params["FilterExpression"] = "#where = :where"
             names["#where"] = where[0]

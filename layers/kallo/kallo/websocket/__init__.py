@@ -56,7 +56,7 @@ from kallo import json_input, quotas, realtime
 from kallo.authz.access import Access, remembers
 from kallo.authz.policy import ObjectType, Permission
 from kallo.clock import epoch_seconds, iso, now, now_iso
-from kallo.errors import DomainError, PayloadTooLarge, TooManyRequests, Unprocessable
+from kallo.errors import Conflict, DomainError, PayloadTooLarge, TooManyRequests, Unprocessable
 from kallo.models.ws import PAYLOAD_TOO_LARGE, Envelope, ErrorMessage
 from kallo.realtime import audience, identifiers
 from kallo.services import steps
@@ -252,15 +252,22 @@ def connect(event: Event) -> Response:
     The connection stores its principal, so broadcasts and messages re-check it (I8).
 
     DynamoDB calls: the credential's read (none while `kallo.auth.authenticate` keeps it, a minute) +
-    1 BatchGetItem (`Access.direct`: the caller's own grant on the convo, and when the process
-    remembers the convo's chain, a minute, the caller's grants on all of it with the chain's edges,
-    read live; when that lets them view), else 1 Query (the convo's structural grants; its owner
-    grant's hint gives its topic's edges) and 1 BatchGetItem (the rest of the remembered chain), else
-    the whole check (1 Query more per object of the chain that can inherit + 1 BatchGetItem) + 1
-    TransactWriteItems (the connection's two items). So 2 for a caller who holds a grant on the
-    convo, and for a team member on a convo whose chain this process checked in the last minute; 4
-    for that member the first time (a topic's convo whose owner grant has the hint; 5 without), with
-    a credential used in the last minute."""
+    the check + 1 TransactWriteItems (the connection's two items). The check, when the process
+    remembers the convo's chain (a check in the last minute): 1 BatchGetItem (`Access.direct`: the
+    caller's grants on all of the chain with the chain's edges, read live). Else 1 Query (the convo's
+    structural grants and the caller's own grant on it, `Access.structural_with_own`; a topic's
+    convo's owner grant names its topic's edges, `chainHint`), and the rest of the check rides in the
+    write: the grants on the path to the chain's team that were not read (the topic's grant to the
+    team, the caller's membership) become conditions of the connection's transaction
+    (`Access.admission`), so the connection is stored only if they stand at that moment. So 2 for a
+    caller who holds a grant on the convo, and for a team member, whether or not this process
+    checked the convo's chain (a credential used in the last minute). More when a condition fails (a
+    team left, a topic moved, a hint stale: the whole check, 1 Query more per object of the chain that
+    can inherit + 1 BatchGetItem, then the write again; a refusal adds no write), and for a topic's
+    convo whose owner grant has no hint (the whole check: 4), or a caller who is on the topic but not
+    in the first team its hint names (5: a write refused, then the rest of the whole check and the
+    write). A token scoped to the team costs 2 too: its scope follows the topic's grant to the team,
+    which the write then requires to be an owner grant."""
     # Only $connect verifies credentials: the message routes need not pay for importing pyjwt.
     from kallo.auth import api_keys
     from kallo.auth.authenticate import authenticate, credential_from
@@ -284,14 +291,7 @@ def connect(event: Event) -> Response:
         return _refuse(400, "invalid_convo_id", "connect with ?convoId=<the convo's UUID>")
     convo, access = Ref(ObjectType.convo.value, convo_id), Access(principal)
     try:
-        # Whoever holds a grant of their own on the convo (its creator, anyone who wrote in it) is let
-        # in on that grant alone: one BatchGetItem; anyone else gets the whole check.
-        if not access.direct(convo, Permission.can_view):
-            # The convo's Query, which remembers its owner's edges from its owner grant's hint; then
-            # the rest of the chain in one BatchGetItem, or the whole check.
-            access.structural_grants(convo)
-            if not (remembers(convo) and access.direct(convo, Permission.can_view)):
-                access.require(convo, Permission.can_view)
+        checks = _admission(access, convo)
     except DomainError as error:
         logger.info("connection refused: convo not viewable", extra={"reason": error.message})
         return _refuse(404, "not_found", "not found")
@@ -307,8 +307,37 @@ def connect(event: Event) -> Response:
     if kind == "api_key":
         # Which key opened it (its hash, as stored): revoking the key ends the connection too (I8).
         connection["apiKeyHash"] = api_keys.hash_key(value)
-    connections.put(connection, ttl=epoch_seconds(now()) + get_settings().ws_connection_ttl_seconds)
+    ttl = epoch_seconds(now()) + get_settings().ws_connection_ttl_seconds
+    try:
+        connections.put(connection, ttl=ttl, checks=checks)
+    except Conflict:
+        if not checks:
+            raise
+        # A grant the admission supposed is gone or lower: the whole check decides, reading the grants
+        # the write supposed (what the Query read is this request's).
+        try:
+            access.require(convo, Permission.can_view)
+        except DomainError as error:
+            logger.info("connection refused: convo not viewable", extra={"reason": error.message})
+            return _refuse(404, "not_found", "not found")
+        connections.put(connection, ttl=ttl)
     return OK
+
+
+def _admission(access: Access, convo: Ref) -> list[dict[str, Any]]:
+    """`can_view` on the convo (I8), or the conditions its connection's write must carry
+    (`Access.admission`); raises `NotFound` when the caller may not view it. With the convo's chain
+    remembered, one BatchGetItem (`Access.direct`) or the whole check; else one Query, the convo's
+    structural grants with the caller's own (its hint remembers the topic's edges), then the caller's
+    own grant alone, or the path through the chain's team as conditions, or the whole check."""
+    if not remembers(convo):
+        access.structural_with_own(convo)
+        checks = access.admission(convo, Permission.can_view)
+        if checks is not None:
+            return checks
+    if not (remembers(convo) and access.direct(convo, Permission.can_view)):
+        access.require(convo, Permission.can_view)
+    return []
 
 
 def _connect_stream(event: Event, principal: Any, query: dict[str, Any]) -> Response:
