@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from kallo.auth import tokens
 from kallo.authz.access import Access
 from kallo.authz.policy import Permission
 from kallo.clock import epoch_seconds, iso, now
@@ -47,6 +46,10 @@ def create_access_token(access: Access, data: AccessTokenCreate) -> dict[str, An
     }
     # DynamoDB may drop the record once the token expires: from then on its `exp` refuses it anyway.
     credentials.put_access_token(record, ttl=epoch_seconds(data.expires_at))
+    # Imported here: only minting needs PyJWT (and the cryptography it loads, about 50 ms of CPU at
+    # cold start); Revoke Access Token deletes the record by id.
+    from kallo.auth import tokens
+
     jwt = tokens.mint(
         token_id=record["id"],
         user_id=data.user_id,
