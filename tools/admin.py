@@ -36,13 +36,43 @@ def stack_table_name(stack_name: str) -> str:
     raise LookupError(f"stack {stack_name} has no TableName output")
 
 
-def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m tools.admin", description=__doc__.split("\n\n")[0])
-    target = root.add_mutually_exclusive_group(required=True)
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """The options that say which deployment's table a command works on, and with which credentials
+    (`use_environment` and `use_table` apply them)."""
+    target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--table", help="the DynamoDB table's name")
     target.add_argument("--stack-name", help="the CloudFormation stack whose TableName output names it")
-    root.add_argument("--profile", help="AWS profile (default: the usual credential chain)")
-    root.add_argument("--region", help="AWS region (default: the profile's or AWS_DEFAULT_REGION)")
+    parser.add_argument("--profile", help="AWS profile (default: the usual credential chain)")
+    parser.add_argument("--region", help="AWS region (default: the profile's or AWS_DEFAULT_REGION)")
+
+
+def use_environment(arguments: argparse.Namespace) -> None:
+    """Apply the profile and region `add_target_options` took, and put the shared package (`kallo`) on
+    the import path."""
+    if arguments.profile:
+        os.environ["AWS_PROFILE"] = arguments.profile
+    if arguments.region:
+        os.environ["AWS_DEFAULT_REGION"] = arguments.region
+    # The shared package ships as a Lambda layer, not an installed distribution.
+    if str(LAYER) not in sys.path:
+        sys.path.insert(0, str(LAYER))
+
+
+def use_table(arguments: argparse.Namespace) -> None:
+    """Point the shared package at the table `add_target_options` named (after `use_environment`);
+    raises `LookupError` when the stack has no TableName output."""
+    from kallo import aws
+    from kallo.settings import get_settings
+
+    os.environ["KALLO_TABLE_NAME"] = arguments.table or stack_table_name(arguments.stack_name)
+    # The settings and clients are read once per process; start from this command's.
+    get_settings.cache_clear()
+    aws.reset_clients()
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m tools.admin", description=__doc__.split("\n\n")[0])
+    add_target_options(root)
     commands = root.add_subparsers(dest="command", required=True)
 
     create_account = commands.add_parser("create-service-account", help="create a service account")
@@ -87,22 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         bool(arguments.key) ^ bool(arguments.user_id and arguments.key_id)
     ):
         command_line.error("revoke-key needs either --key, or --user-id with --key-id")
-    if arguments.profile:
-        os.environ["AWS_PROFILE"] = arguments.profile
-    if arguments.region:
-        os.environ["AWS_DEFAULT_REGION"] = arguments.region
-    # The shared package ships as a Lambda layer, not an installed distribution.
-    if str(LAYER) not in sys.path:
-        sys.path.insert(0, str(LAYER))
-    from kallo import aws
+    use_environment(arguments)
     from kallo.errors import DomainError
-    from kallo.settings import get_settings
 
     try:
-        os.environ["KALLO_TABLE_NAME"] = arguments.table or stack_table_name(arguments.stack_name)
-        # The settings and clients are read once per process; start from this command's.
-        get_settings.cache_clear()
-        aws.reset_clients()
+        use_table(arguments)
         result = run(arguments)
     except (DomainError, LookupError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tools.admin import LAYER, stack_table_name
+from tools.admin import add_target_options, use_environment, use_table
 
 
 def _topic_owner_grants() -> Iterator[dict[str, Any]]:
@@ -86,26 +85,12 @@ def backfill(*, dry_run: bool = False) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.backfill_chain_hints", description=__doc__)
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--table", help="the DynamoDB table's name")
-    target.add_argument("--stack-name", help="the CloudFormation stack whose TableName output names it")
-    parser.add_argument("--profile", help="AWS profile (default: the usual credential chain)")
-    parser.add_argument("--region", help="AWS region (default: the profile's or AWS_DEFAULT_REGION)")
+    add_target_options(parser)
     parser.add_argument("--dry-run", action="store_true", help="count what would be written, write nothing")
     arguments = parser.parse_args(argv)
-    if arguments.profile:
-        os.environ["AWS_PROFILE"] = arguments.profile
-    if arguments.region:
-        os.environ["AWS_DEFAULT_REGION"] = arguments.region
-    if str(LAYER) not in sys.path:
-        sys.path.insert(0, str(LAYER))
-    from kallo import aws
-    from kallo.settings import get_settings
-
+    use_environment(arguments)
     try:
-        os.environ["KALLO_TABLE_NAME"] = arguments.table or stack_table_name(arguments.stack_name)
-        get_settings.cache_clear()
-        aws.reset_clients()
+        use_table(arguments)
         counts = backfill(dry_run=arguments.dry_run)
     except LookupError as error:
         print(f"error: {error}", file=sys.stderr)
