@@ -77,9 +77,10 @@ ONLY_IN = {
 _PROBE = "import importlib, json, sys; importlib.import_module(sys.argv[1]); print(json.dumps(sorted(sys.modules)))"
 
 
-def _loaded(module: str) -> set[str]:
+def _probe(source: str, *arguments: str) -> list[str]:
+    """The output lines of `source` run in a fresh interpreter with a function's environment."""
     run = subprocess.run(
-        [sys.executable, "-c", _PROBE, module],
+        [sys.executable, "-c", source, *arguments],
         env=environment(),
         cwd=ROOT,
         capture_output=True,
@@ -87,7 +88,11 @@ def _loaded(module: str) -> set[str]:
         check=False,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    return set(json.loads(run.stdout.strip().splitlines()[-1]))
+    return run.stdout.strip().splitlines()
+
+
+def _loaded(module: str) -> set[str]:
+    return set(json.loads(_probe(_PROBE, module)[-1]))
 
 
 @pytest.fixture(scope="module")
@@ -141,15 +146,6 @@ def test_no_api_model_is_built_at_import() -> None:
     """Building a model's validator costs about 1 ms of CPU; a function imports the models of its whole
     area (and the WebSocket messages) but validates one or two, which are built at their first use."""
     modules = ["compat.dify", "compat.gloo", "compat.pieces", "ws.convo_new_step", "users.update_user"]
-    run = subprocess.run(
-        [sys.executable, "-c", _UNBUILT, *modules],
-        env=environment(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    built, count = run.stdout.strip().splitlines()[-2:]
+    built, count = _probe(_UNBUILT, *modules)[-2:]
     assert int(count) > 40
     assert json.loads(built) == []
